@@ -1,0 +1,75 @@
+"""Moving tables between Arrow (staging, publishing) and pandas (SDV) without losing types.
+
+Two traps live here. SDV 2.0 silently samples ``datetime64[s|ms|us]`` columns as
+1970-01-01, while Arrow and Parquet hand back ``[us]``/``[ms]``: every date and timestamp
+is therefore converted to ``datetime64[ns]`` before training. And SDV returns floats for
+integer columns, datetimes for dates, and so on: the synthetic table is cast back to the
+exact Arrow schema of the extract, so consumers see the source's column types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def read_training_frame(path: str | Path) -> tuple[pd.DataFrame, pa.Schema]:
+    """Read staged Parquet as a DataFrame SDV trains correctly on, plus the source schema."""
+    table = pq.read_table(path)
+    return to_training_frame(table), table.schema
+
+
+def to_training_frame(table: pa.Table) -> pd.DataFrame:
+    """Convert an Arrow table to pandas with every temporal column as ``datetime64[ns]``."""
+    frame = table.to_pandas()
+    for field in table.schema:
+        if pa.types.is_date(field.type) or pa.types.is_timestamp(field.type):
+            values = pd.to_datetime(frame[field.name])
+            if getattr(values.dt, "tz", None) is not None:
+                values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+            frame[field.name] = values.astype("datetime64[ns]")
+    return frame
+
+
+def _column_to_arrow(series: pd.Series, target: pa.DataType) -> pa.Array:
+    if pa.types.is_integer(target):
+        numbers = pd.to_numeric(series, errors="coerce").round()
+        return pa.array(numbers.astype("Int64"), type=pa.int64()).cast(target, safe=False)
+    if pa.types.is_floating(target):
+        return pa.array(pd.to_numeric(series, errors="coerce"), type=target)
+    if pa.types.is_boolean(target):
+        mask = series.isna()
+        values = series.where(mask, series.astype(bool)).astype(object).where(~mask, None)
+        return pa.array(values, type=target)
+    if pa.types.is_date(target):
+        stamps = pd.to_datetime(series, errors="coerce")
+        return pa.array(stamps.dt.date.where(stamps.notna(), None), type=target)
+    if pa.types.is_timestamp(target):
+        stamps = pd.to_datetime(series, errors="coerce").astype("datetime64[ns]")
+        if target.tz is not None:
+            stamps = stamps.dt.tz_localize("UTC")
+        return pa.array(stamps, type=pa.timestamp("ns", tz=target.tz)).cast(target, safe=False)
+    values = series.astype(object).where(series.notna(), None)
+    values = values.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    return pa.array(values, type=target)
+
+
+def conform_to_schema(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Cast a sampled DataFrame to ``schema`` (same columns, order and types as the source)."""
+    missing = [f.name for f in schema if f.name not in frame.columns]
+    if missing:
+        raise ValueError(f"sampled data lacks columns {missing}")
+    arrays = [_column_to_arrow(frame[f.name].reset_index(drop=True), f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def frame_rows(frame: pd.DataFrame) -> set[tuple]:
+    """Rows as hashable tuples (NaN/None normalised), for exact-copy checks."""
+    normalised = frame.astype(object).where(frame.notna(), None)
+    return set(map(tuple, normalised.itertuples(index=False, name=None)))
+
+
+__all__ = ["conform_to_schema", "frame_rows", "read_training_frame", "to_training_frame"]

@@ -1,0 +1,84 @@
+"""The one function family that decides where outputs live.
+
+Every location is derived from (bucket, dataset, run), so a re-run of the same DAG run
+overwrites its own output and nothing else, and readers can always find a run's manifest
+without listing a folder::
+
+    s3://<bucket>/<dataset>/<run>/data.parquet      synthetic rows
+    s3://<bucket>/<dataset>/<run>/data.csv          (optional)
+    s3://<bucket>/<dataset>/<run>/metadata.json     SDV metadata, value-revealing keys removed
+    s3://<bucket>/<dataset>/<run>/manifest.json     written LAST: the run exists once it does
+    s3://<bucket>/<dataset>/latest.json             pointer to the newest published manifest
+    s3://<bucket>/_models/<dataset>/<run>/model.pkl fitted synthesizer (derived from real data)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+MODELS_PREFIX = "_models"
+
+
+def safe_key_part(value: str) -> str:
+    """Make a run id or dataset name safe as one S3 key segment (no '/', ':' or '+')."""
+    cleaned = _UNSAFE.sub("_", value.strip()).strip("._")
+    if not cleaned:
+        raise ValueError(f"{value!r} cannot be used as a path segment")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Keys of one published run of one dataset."""
+
+    bucket: str
+    dataset: str
+    run: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dataset", safe_key_part(self.dataset))
+        object.__setattr__(self, "run", safe_key_part(self.run))
+
+    @property
+    def run_prefix(self) -> str:
+        return f"{self.dataset}/{self.run}/"
+
+    def key(self, name: str) -> str:
+        return f"{self.run_prefix}{name}"
+
+    def data_key(self, fmt: str = "parquet") -> str:
+        return self.key(f"data.{fmt}")
+
+    @property
+    def metadata_key(self) -> str:
+        return self.key("metadata.json")
+
+    @property
+    def manifest_key(self) -> str:
+        return self.key("manifest.json")
+
+    @property
+    def latest_key(self) -> str:
+        return f"{self.dataset}/latest.json"
+
+    @property
+    def model_prefix(self) -> str:
+        return f"{MODELS_PREFIX}/{self.dataset}/{self.run}/"
+
+    @property
+    def model_key(self) -> str:
+        return f"{self.model_prefix}model.pkl"
+
+    @property
+    def model_info_key(self) -> str:
+        return f"{self.model_prefix}model.json"
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    @property
+    def dataset_uri(self) -> str:
+        """The dataset as a whole: the URI of its Airflow Asset."""
+        return f"s3://{self.bucket}/{self.dataset}/"

@@ -1,0 +1,216 @@
+"""The three ESL steps as plain functions: extract, synthesize, load.
+
+Operators, TaskFlow tasks, the ``@task.synthesize`` decorator and the demo all call these,
+so each rule (where files go, what is checked, what is recorded) exists once. Inputs and
+outputs are paths, plain values and an :class:`~airflow_synth.core.publish.ObjectStore`;
+the returned dicts are small and JSON-safe, made for XCom.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from airflow_synth.core.contract import TableContract, check_contract
+from airflow_synth.core.errors import ContractError
+from airflow_synth.core.extract import DEFAULT_BATCH_ROWS, stream_query_to_parquet
+from airflow_synth.core.frames import read_training_frame
+from airflow_synth.core.layout import DatasetLayout, safe_key_part
+from airflow_synth.core.manifest import build_manifest
+from airflow_synth.core.metadata import build_metadata, public_metadata
+from airflow_synth.core.publish import ObjectStore, json_bytes, publish_dataset
+from airflow_synth.core.sql import sql_hash
+from airflow_synth.core.synthesize import fit_synthesizer, library_versions, sample_to_parquet
+from airflow_synth.core.synthesizers import SynthesizerSpec
+
+log = logging.getLogger(__name__)
+
+REAL_FILE = "real.parquet"
+SYNTHETIC_FILE = "synthetic.parquet"
+METADATA_FILE = "metadata.json"
+OUTPUT_FORMATS = ("parquet", "csv")
+#: What of a synthesize result goes into the manifest (local staging paths never do).
+PUBLIC_SYNTHESIS_KEYS = (
+    "synthesizer",
+    "seed",
+    "rows",
+    "training_rows",
+    "model_uri",
+    "fit_seconds",
+    "sample_seconds",
+)
+
+
+def run_extract(
+    conn: Any,
+    sql: str,
+    staging_dir: Path,
+    *,
+    sql_name: str,
+    parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+    contract: TableContract | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> dict[str, Any]:
+    """Stream the query's rows into ``staging_dir`` and check them against the contract.
+
+    A contract violation deletes the staged rows before raising: nothing real is left
+    behind by a run that cannot go on.
+    """
+    staged = Path(staging_dir) / REAL_FILE
+    result = stream_query_to_parquet(
+        conn, sql, staged, parameters, batch_rows=batch_rows, sql_name=sql_name
+    )
+    if contract is not None:
+        try:
+            check_contract(contract, result.columns)
+        except ContractError:
+            staged.unlink(missing_ok=True)
+            raise
+    log.info(
+        "Extracted %d rows x %d columns from %s in %.1f s (%d bytes staged)",
+        result.rows,
+        len(result.columns),
+        sql_name,
+        result.seconds,
+        result.bytes,
+    )
+    return {
+        **result.to_xcom(),
+        "sql_file": sql_name,
+        "sql_sha256": sql_hash(sql),
+        "contract_file": contract.source if contract is not None else None,
+    }
+
+
+def run_synthesize(
+    staged_path: Path,
+    out_dir: Path,
+    *,
+    dataset: str,
+    spec: SynthesizerSpec,
+    num_rows: int | None = None,
+    seed: int | None = None,
+    contract: TableContract | None = None,
+    model_store: ObjectStore | None = None,
+    layout: DatasetLayout | None = None,
+) -> dict[str, Any]:
+    """Train ``spec`` on the staged rows, sample the synthetic table, save the model.
+
+    The synthetic Parquet has exactly the staged file's schema. The fitted model (which is
+    derived from real data) goes to ``model_store`` under the layout's model prefix, with
+    the library versions needed to load it again.
+    """
+    out_dir = Path(out_dir)
+    table = safe_key_part(dataset)
+    frame, schema = read_training_frame(staged_path)
+    metadata = build_metadata(frame, table, contract)
+    primary_key = metadata.to_dict()["tables"][table].get("primary_key")
+    synthesizer, fit_seconds = fit_synthesizer(frame, metadata, spec, table, seed=seed)
+    wanted = int(num_rows) if num_rows else len(frame)
+    rows, sample_seconds = sample_to_parquet(
+        synthesizer, wanted, schema, out_dir / SYNTHETIC_FILE, table, primary_key=primary_key
+    )
+    metadata_path = out_dir / METADATA_FILE
+    metadata_path.write_bytes(json_bytes(public_metadata(metadata)))
+    versions = library_versions()
+    model_uri = None
+    if model_store is not None and layout is not None:
+        model_uri = save_model(model_store, layout, synthesizer, out_dir, spec, seed, versions)
+    return {
+        "synthetic_uri": (out_dir / SYNTHETIC_FILE).resolve().as_uri(),
+        "metadata_uri": metadata_path.resolve().as_uri(),
+        "rows": rows,
+        "training_rows": len(frame),
+        "fit_seconds": round(fit_seconds, 3),
+        "sample_seconds": round(sample_seconds, 3),
+        "synthesizer": spec.describe(),
+        "seed": seed,
+        "model_uri": model_uri,
+        "versions": versions,
+    }
+
+
+def save_model(
+    store: ObjectStore,
+    layout: DatasetLayout,
+    synthesizer: Any,
+    work_dir: Path,
+    spec: SynthesizerSpec,
+    seed: int | None,
+    versions: Mapping[str, str],
+) -> str:
+    """Upload the fitted synthesizer and a small JSON describing how to load it."""
+    local = Path(work_dir) / "model.pkl"
+    synthesizer.save(str(local))
+    try:
+        store.put_file(local, layout.model_key)
+    finally:
+        local.unlink(missing_ok=True)
+    info = {
+        "dataset": layout.dataset,
+        "run": layout.run,
+        "synthesizer": spec.describe(),
+        "seed": seed,
+        "versions": dict(versions),
+        "load_with": "sdv.utils.load_synthesizer(path)",
+    }
+    store.put_bytes(json_bytes(info), layout.model_info_key)
+    log.info("Saved model to %s", layout.uri(layout.model_key))
+    return layout.uri(layout.model_key)
+
+
+def write_csv(parquet_path: Path, csv_path: Path) -> Path:
+    """Convert the synthetic Parquet to CSV batch by batch (bounded memory)."""
+    parquet = pq.ParquetFile(parquet_path)
+    with pacsv.CSVWriter(csv_path, parquet.schema_arrow) as writer:
+        for batch in parquet.iter_batches(batch_size=65_536):
+            writer.write_batch(batch)
+    return csv_path
+
+
+def run_load(
+    store: ObjectStore,
+    layout: DatasetLayout,
+    *,
+    synthetic_path: Path,
+    metadata_path: Path,
+    source: Mapping[str, Any],
+    synthesis: Mapping[str, Any],
+    timings: Mapping[str, float],
+    formats: Sequence[str] = ("parquet",),
+) -> dict[str, Any]:
+    """Publish the synthetic table, its metadata and the manifest (last)."""
+    started = time.monotonic()
+    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
+    if unknown or "parquet" not in formats:
+        raise ValueError(
+            f"output formats must include 'parquet' and be among {OUTPUT_FORMATS}; got {formats}"
+        )
+    synthetic_path = Path(synthetic_path)
+    files: dict[str, Path] = {"data.parquet": synthetic_path, "metadata.json": Path(metadata_path)}
+    if "csv" in formats:
+        files["data.csv"] = write_csv(synthetic_path, synthetic_path.with_suffix(".csv"))
+    parquet = pq.ParquetFile(synthetic_path)
+    manifest = build_manifest(
+        dataset=layout.dataset,
+        run=layout.run,
+        rows=parquet.metadata.num_rows,
+        schema=parquet.schema_arrow,
+        source=source,
+        synthesis={k: synthesis[k] for k in PUBLIC_SYNTHESIS_KEYS if k in synthesis},
+        timings={**timings, "load": time.monotonic() - started},
+        versions=synthesis.get("versions", {}),
+    )
+    published = publish_dataset(store, layout, files, manifest)
+    return {**published.to_xcom(), "dataset_uri": layout.dataset_uri}
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,202 @@
+"""Train a local SDV synthesizer and sample a synthetic table to Parquet.
+
+Training happens in this process only: no data and no model leaves the worker here.
+Long trainings log a heartbeat so an operator watching the task log knows it is alive,
+and sampling is done in batches written straight to Parquet, so the synthetic table never
+has to fit in memory at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from airflow_synth.core.frames import conform_to_schema
+from airflow_synth.core.synthesizers import SynthesizerSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SAMPLE_BATCH_ROWS = 50_000
+HEARTBEAT_SECONDS = 30.0
+
+
+@dataclass
+class SynthesisResult:
+    """What a synthesize step produced; ``to_xcom`` keeps it small and JSON-safe."""
+
+    path: Path
+    rows: int
+    fit_seconds: float
+    sample_seconds: float
+    synthesizer: dict[str, Any]
+    seed: int | None
+    training_rows: int
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "synthetic_uri": self.path.resolve().as_uri(),
+            "rows": self.rows,
+            "training_rows": self.training_rows,
+            "fit_seconds": round(self.fit_seconds, 3),
+            "sample_seconds": round(self.sample_seconds, 3),
+            "synthesizer": self.synthesizer,
+            "seed": self.seed,
+            "versions": self.versions,
+        }
+
+
+def library_versions() -> dict[str, str]:
+    """Versions recorded with every model and dataset, so results can be reproduced."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for dist in (
+        "airflow-synth",
+        "sdv",
+        "sdmetrics",
+        "rdt",
+        "pandas",
+        "pyarrow",
+        "apache-airflow-core",
+    ):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def seed_everything(seed: int | None) -> None:
+    """Seed Python, NumPy and (if loaded) torch: SDV's neural models are not seeded otherwise."""
+    if seed is None:
+        return
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch comes with SDV
+        return
+    torch.manual_seed(seed)
+
+
+def limit_torch_threads(threads: int | None) -> None:
+    """Cap torch's CPU threads: on small workers more threads than cores is 4x slower."""
+    if not threads:
+        return
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(threads)
+
+
+@contextmanager
+def heartbeat(what: str, every: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """Log "still <what>" every ``every`` seconds until the block ends."""
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            log.info("Still %s: %.0f s elapsed", what, time.monotonic() - started)
+
+    thread = threading.Thread(target=beat, name="airflow-synth-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=1)
+
+
+def fit_synthesizer(
+    frame: pd.DataFrame,
+    metadata: Any,
+    spec: SynthesizerSpec,
+    table_name: str,
+    seed: int | None = None,
+    torch_threads: int | None = None,
+) -> tuple[Any, float]:
+    """Fit ``spec`` on ``frame``; return the fitted synthesizer and the seconds it took."""
+    seed_everything(seed)
+    if spec.is_neural:
+        limit_torch_threads(torch_threads or max(1, (os.cpu_count() or 2) // 2))
+    synthesizer = spec.create(metadata)
+    log.info(
+        "Training %s on %d rows x %d columns (params %s)",
+        spec.name,
+        len(frame),
+        frame.shape[1],
+        spec.params or "defaults",
+    )
+    started = time.monotonic()
+    with heartbeat(f"training {spec.name}"):
+        synthesizer.fit({table_name: frame})
+    seconds = time.monotonic() - started
+    log.info("Trained %s in %.1f s", spec.name, seconds)
+    if seed is not None:
+        synthesizer._set_random_state(seed)  # noqa: SLF001 - SDV's only per-model seeding hook
+    return synthesizer, seconds
+
+
+def sample_to_parquet(
+    synthesizer: Any,
+    num_rows: int,
+    schema: pa.Schema,
+    out_path: str | Path,
+    table_name: str,
+    *,
+    primary_key: str | None = None,
+    batch_rows: int = DEFAULT_SAMPLE_BATCH_ROWS,
+) -> tuple[int, float]:
+    """Sample ``num_rows`` rows in batches into ``out_path`` with the source ``schema``.
+
+    Primary keys are kept unique across batches (a repeated key is dropped and re-sampled).
+    Returns (rows written, seconds).
+    """
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(out_path.name + ".partial")
+    started = time.monotonic()
+    written = 0
+    seen_keys: set[Any] = set()
+    empty_batches = 0
+    try:
+        with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
+            while written < num_rows:
+                want = min(batch_rows, num_rows - written)
+                frame = synthesizer.sample(num_rows=want)[table_name]
+                if primary_key:
+                    frame = frame[~frame[primary_key].isin(seen_keys)]
+                    frame = frame.drop_duplicates(subset=[primary_key])
+                    seen_keys.update(frame[primary_key].tolist())
+                if frame.empty:
+                    empty_batches += 1
+                    if empty_batches > 10:
+                        raise RuntimeError(
+                            f"Cannot sample new unique values for primary key {primary_key!r}: "
+                            "its id generator is exhausted. Widen the column's regex_format."
+                        )
+                    continue
+                writer.write_table(conform_to_schema(frame, schema))
+                written += len(frame)
+                log.info("Sampled %d / %d rows", written, num_rows)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, out_path)
+    return written, time.monotonic() - started
