@@ -1,0 +1,1 @@
+"""TaskFlow decorators registered with Airflow (``@task.synthesize``)."""

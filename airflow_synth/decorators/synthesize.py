@@ -1,0 +1,114 @@
+"""``@task.synthesize``: synthesize whatever DataFrame the decorated function returns.
+
+The function runs as usual (any Python that produces a DataFrame: a query, an API call,
+a file); its *real* return value is never pushed to XCom or logged. Instead the frame is
+staged privately, a local SDV synthesizer is trained on it, the synthetic table is
+published like any ESL load, and the task returns the small publication record::
+
+    @task.synthesize(dataset="customers", bucket="synthetic", aws_conn_id="synth_s3")
+    def customers():
+        return PostgresHook("crm").get_df("SELECT * FROM customers")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
+
+from airflow_synth.hooks.synth import DEFAULT_BUCKET, SynthHook
+from airflow_synth.operators.load import dataset_asset
+from airflow_synth.runtime import execute_synthesize_dataframe
+
+
+class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
+    """Runs the callable, then synthesizes and publishes its DataFrame."""
+
+    template_fields: Sequence[str] = (
+        "op_args",
+        "op_kwargs",
+        "dataset",
+        "synthesizer",
+        "synthesizer_params",
+        "num_rows",
+        "seed",
+    )
+    custom_operator_name = "@task.synthesize"
+
+    def __init__(
+        self,
+        *,
+        python_callable: Callable[..., Any],
+        op_args: Any,
+        op_kwargs: Any,
+        dataset: str,
+        synthesizer: str | None = None,
+        synthesizer_params: Mapping[str, Any] | str | None = None,
+        num_rows: int | str | None = None,
+        seed: int | str | None = None,
+        formats: Sequence[str] = ("parquet",),
+        aws_conn_id: str | None = None,
+        bucket: str | None = None,
+        synth_conn_id: str | None = None,
+        staging_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        parse_time_bucket = bucket or (None if synth_conn_id else DEFAULT_BUCKET)
+        if "outlets" not in kwargs and parse_time_bucket:
+            kwargs["outlets"] = [dataset_asset(parse_time_bucket, dataset)]
+        kwargs["show_return_value_in_logs"] = False  # the return value is real data
+        super().__init__(
+            kwargs_to_upstream={
+                "python_callable": python_callable,
+                "op_args": op_args,
+                "op_kwargs": op_kwargs,
+            },
+            python_callable=python_callable,
+            op_args=op_args,
+            op_kwargs=op_kwargs,
+            **kwargs,
+        )
+        self.dataset = dataset
+        self.synthesizer = synthesizer
+        self.synthesizer_params = synthesizer_params
+        self.num_rows = num_rows
+        self.seed = seed
+        self.formats = formats
+        self.aws_conn_id = aws_conn_id
+        self.bucket = bucket
+        self.synth_conn_id = synth_conn_id
+        self.staging_dir = staging_dir
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        frame = super().execute(context)
+        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        origin = f"{self.python_callable.__module__}.{self.python_callable.__qualname__}"
+        return execute_synthesize_dataframe(
+            context,
+            frame,
+            dataset=self.dataset,
+            hook=hook,
+            origin=origin,
+            synthesizer=self.synthesizer,
+            synthesizer_params=self.synthesizer_params,
+            num_rows=self.num_rows,
+            seed=self.seed,
+            formats=list(self.formats),
+            staging_dir=self.staging_dir,
+        )
+
+
+def synthesize_task(
+    python_callable: Callable[..., Any] | None = None,
+    multiple_outputs: bool | None = None,
+    **kwargs: Any,
+) -> TaskDecorator:
+    """``@task.synthesize(dataset=..., ...)``: see the module docstring."""
+    return task_decorator_factory(
+        python_callable=python_callable,
+        multiple_outputs=multiple_outputs,
+        decorated_operator_class=_SynthesizeDecoratedOperator,
+        **kwargs,
+    )

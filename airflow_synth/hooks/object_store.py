@@ -1,0 +1,98 @@
+"""The S3 side of publishing, through the Amazon provider's ``S3Hook``.
+
+:class:`S3ObjectStore` implements the core's small ``ObjectStore`` protocol over an
+Airflow AWS connection, so credentials, endpoint (MinIO, SeaweedFS) and retries are
+whatever the connection says, and the core never sees a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+from airflow_synth.core.errors import ConnectionConfigError, PublishError
+
+
+class S3ObjectStore:
+    """Object store over one bucket of an Airflow AWS connection."""
+
+    def __init__(self, aws_conn_id: str, bucket: str) -> None:
+        self.aws_conn_id = aws_conn_id
+        self.bucket = bucket
+        self._hook: S3Hook | None = None
+
+    @property
+    def hook(self) -> S3Hook:
+        if self._hook is None:
+            self._hook = S3Hook(aws_conn_id=self.aws_conn_id)
+        return self._hook
+
+    def check(self) -> None:
+        """Fail early, naming the connection, if the bucket cannot be reached."""
+        try:
+            self.hook.get_conn().head_bucket(Bucket=self.bucket)
+        except Exception as exc:  # AirflowNotFoundException, botocore errors, ...
+            raise ConnectionConfigError(
+                describe_s3_failure(self.aws_conn_id, self.bucket, exc)
+            ) from exc
+
+    def put_file(self, path: Path, key: str) -> None:
+        self.hook.load_file(str(path), key=key, bucket_name=self.bucket, replace=True)
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        self.hook.load_bytes(data, key=key, bucket_name=self.bucket, replace=True)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        client = self.hook.get_conn()
+        try:
+            return client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None
+
+    def size(self, key: str) -> int | None:
+        head = self.hook.head_object(key=key, bucket_name=self.bucket)
+        return None if head is None else int(head["ContentLength"])
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted(self.hook.list_keys(bucket_name=self.bucket, prefix=prefix))
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if keys:
+            self.hook.delete_objects(bucket=self.bucket, keys=keys)
+
+    def download(self, key: str, path: Path) -> Path:
+        data = self.get_bytes(key)
+        if data is None:
+            raise PublishError(f"s3://{self.bucket}/{key} does not exist")
+        Path(path).write_bytes(data)
+        return Path(path)
+
+
+def describe_s3_failure(aws_conn_id: str, bucket: str, exc: Exception) -> str:
+    """An actionable message for the ways reaching a bucket fails."""
+    text = str(exc)
+    code = _error_code(exc)
+    if type(exc).__name__ == "AirflowNotFoundException" or "isn't defined" in text:
+        fix = (
+            f"Create the Airflow connection {aws_conn_id!r} (type 'Amazon Web Services'; for "
+            "MinIO/SeaweedFS set extra endpoint_url), e.g. with the environment variable "
+            f"AIRFLOW_CONN_{aws_conn_id.upper()}. See the README, 'Connections'."
+        )
+    elif code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"}:
+        fix = f"Check the access key and secret of connection {aws_conn_id!r}."
+    elif code in {"NoSuchBucket", "404"}:
+        fix = f"Create bucket {bucket!r} or point the task at an existing bucket."
+    else:
+        fix = f"Check the endpoint_url and credentials of connection {aws_conn_id!r}."
+    return f"Cannot use bucket {bucket!r} through connection {aws_conn_id!r}: {text}\n{fix}"
+
+
+def _error_code(exc: Exception) -> str | None:
+    response: Any = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code"))
+    return None

@@ -1,0 +1,126 @@
+"""``SynthHook``: the synthesizer side of airflow-synth, configured by one connection.
+
+A ``synth`` connection holds the defaults a platform team sets once: which AWS connection
+and bucket receive synthetic data and models, and the default synthesizer and its
+parameters. Arguments given to an operator win over the connection, and the connection
+is optional: without it, the hook uses the explicit arguments alone.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from airflow_synth.core.errors import ConnectionConfigError
+from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.core.synthesizers import (
+    DEFAULT_SYNTHESIZER,
+    SynthesizerSpec,
+    resolve_synthesizer,
+)
+from airflow_synth.hooks.object_store import S3ObjectStore
+
+DEFAULT_AWS_CONN_ID = "aws_default"
+DEFAULT_BUCKET = "synthetic"
+
+
+class SynthHook(BaseHook):
+    """Resolve object store, bucket and synthesizer defaults for ESL tasks.
+
+    :param synth_conn_id: optional ``synth`` connection with defaults in its extra
+        (``aws_conn_id``, ``bucket``, ``synthesizer``, ``synthesizer_params``).
+    :param aws_conn_id: AWS connection of the object store (overrides the connection).
+    :param bucket: bucket for synthetic data and models (overrides the connection).
+    """
+
+    conn_name_attr = "synth_conn_id"
+    default_conn_name = "synth_default"
+    conn_type = "synth"
+    hook_name = "Synthetic data (airflow-synth)"
+
+    def __init__(
+        self,
+        synth_conn_id: str | None = None,
+        *,
+        aws_conn_id: str | None = None,
+        bucket: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.synth_conn_id = synth_conn_id
+        self._aws_conn_id = aws_conn_id
+        self._bucket = bucket
+
+    @cached_property
+    def settings(self) -> dict[str, Any]:
+        """The ``synth`` connection's extra as a dict ({} when no connection is used)."""
+        if not self.synth_conn_id:
+            return {}
+        try:
+            conn = self.get_connection(self.synth_conn_id)
+        except Exception as exc:
+            raise ConnectionConfigError(
+                f"Airflow connection {self.synth_conn_id!r} (type 'synth') is not defined: {exc}. "
+                "Create it, or leave synth_conn_id unset and pass aws_conn_id= and bucket=."
+            ) from exc
+        if conn.conn_type not in ("synth", None, ""):
+            raise ConnectionConfigError(
+                f"Connection {self.synth_conn_id!r} has type {conn.conn_type!r}; "
+                "airflow-synth needs a connection of type 'synth' here."
+            )
+        extra = conn.extra_dejson or {}
+        params = extra.get("synthesizer_params")
+        if isinstance(params, str):
+            try:
+                extra["synthesizer_params"] = json.loads(params or "{}")
+            except json.JSONDecodeError as exc:
+                raise ConnectionConfigError(
+                    f"Connection {self.synth_conn_id!r}: synthesizer_params is not JSON: {exc}"
+                ) from exc
+        return extra
+
+    @property
+    def aws_conn_id(self) -> str:
+        return self._aws_conn_id or self.settings.get("aws_conn_id") or DEFAULT_AWS_CONN_ID
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket or self.settings.get("bucket") or DEFAULT_BUCKET
+
+    def get_conn(self) -> S3ObjectStore:
+        """The object store synthetic data and models go to."""
+        return S3ObjectStore(self.aws_conn_id, self.bucket)
+
+    def layout(self, dataset: str, run: str) -> DatasetLayout:
+        return DatasetLayout(bucket=self.bucket, dataset=dataset, run=run)
+
+    def synthesizer_spec(
+        self, name: str | None = None, params: dict[str, Any] | None = None
+    ) -> SynthesizerSpec:
+        """Validated synthesizer: explicit name/params, else the connection's defaults."""
+        chosen = name or self.settings.get("synthesizer") or DEFAULT_SYNTHESIZER
+        merged = dict(self.settings.get("synthesizer_params") or {}) if not name else {}
+        merged.update(params or {})
+        return resolve_synthesizer(chosen, merged)
+
+    def load_model(self, dataset: str, run: str, work_dir: Path) -> Any:
+        """Download and load a model saved by a synthesize step (to sample more rows later)."""
+        from sdv.utils import load_synthesizer
+
+        layout = self.layout(dataset, run)
+        local = self.get_conn().download(layout.model_key, Path(work_dir) / "model.pkl")
+        try:
+            return load_synthesizer(str(local))
+        finally:
+            local.unlink(missing_ok=True)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Used by the UI's *Test* button: can the bucket be reached?"""
+        try:
+            self.get_conn().check()
+        except ConnectionConfigError as exc:
+            return False, str(exc)
+        return True, f"Bucket {self.bucket!r} reachable through {self.aws_conn_id!r}."

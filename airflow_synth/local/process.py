@@ -1,0 +1,99 @@
+"""Process helpers shared by the local servers: liveness, polling, stopping, log tails."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+class LocalStackError(RuntimeError):
+    """A local server could not be set up, started or stopped; the message says what to fix."""
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether ``pid`` is a live process (a zombie counts as dead).
+
+    A server started by this very process (the pytest session) becomes a zombie after it
+    exits until it is reaped; ``os.kill(pid, 0)`` would still succeed, so reap it here.
+    """
+    if not pid or pid <= 0:
+        return False
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    fields = stat.rsplit(")", 1)[-1].split()
+    return not (fields and fields[0] in ("Z", "X"))
+
+
+def process_cmdline(pid: int) -> str:
+    """The command line of ``pid`` ("" if unknown), to tell our server from a reused pid."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def _signal(pid: int, sig: int) -> None:
+    """Signal the whole process group when ``pid`` leads one (servers we start do)."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def terminate(pid: int, *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
+    """Stop ``pid`` with ``sig``, falling back to SIGKILL after ``timeout`` seconds.
+
+    Returns True when the process ended on the first signal, False when it had to be killed.
+    """
+    if not pid_alive(pid):
+        return True
+    _signal(pid, sig)
+    if wait_until(lambda: not pid_alive(pid), timeout):
+        return True
+    _signal(pid, signal.SIGKILL)
+    if not wait_until(lambda: not pid_alive(pid), 10.0):
+        raise LocalStackError(f"process {pid} survived SIGKILL")
+    return False
+
+
+def log_tail(path: Path, lines: int = 30, start: int = 0) -> str:
+    """The last ``lines`` lines of a log file from byte ``start`` on, for error messages."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read()
+    except OSError as exc:
+        return f"(no log at {path}: {exc})"
+    text = data.decode(errors="replace").rstrip()
+    if not text:
+        return f"(log {path} is empty)"
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,8 @@
+"""Classic operators for the ESL steps (thin shells over :mod:`airflow_synth.runtime`)."""
+
+from airflow_synth.operators.cleanup import ESLCleanupOperator
+from airflow_synth.operators.extract import ESLExtractOperator
+from airflow_synth.operators.load import ESLLoadOperator
+from airflow_synth.operators.synthesize import ESLSynthesizeOperator
+
+__all__ = ["ESLCleanupOperator", "ESLExtractOperator", "ESLLoadOperator", "ESLSynthesizeOperator"]

@@ -1,0 +1,31 @@
+"""Remove the run's staged real rows, whatever happened to the run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_synth.runtime import execute_cleanup
+
+
+class ESLCleanupOperator(BaseOperator):
+    """Delete ``<staging root>/<dag>/<run>/<dataset>``.
+
+    Use it as a *teardown* task (the TaskGroup factory does): Airflow runs teardowns even
+    when upstream tasks failed, and a teardown's result does not decide the run's state.
+    The folder is derived from the DAG, run and dataset, not read from XCom, so it is found
+    even when the extract failed before pushing anything.
+    """
+
+    template_fields: Sequence[str] = ("dataset",)
+    ui_color = "#f1f3f4"
+
+    def __init__(self, *, dataset: str, staging_dir: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.staging_dir = staging_dir
+
+    def execute(self, context: Any) -> bool:
+        return execute_cleanup(context, dataset=self.dataset, staging_dir=self.staging_dir)

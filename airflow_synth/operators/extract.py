@@ -1,0 +1,63 @@
+"""Extract a feature table from Postgres into the run's private staging folder."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_synth.runtime import AUTO, execute_extract
+
+
+class ESLExtractOperator(BaseOperator):
+    """Run a SQL file through a Postgres connection and stage the rows as Parquet.
+
+    The SQL file is rendered with the DAG's Jinja environment (``{{ ds }}``, params,
+    macros); values in ``parameters`` are bound by the driver as ``%(name)s``. The rows are
+    streamed to Parquet with bounded memory, checked against the contract file beside the
+    SQL, and only the staging URI, row count and schema go to XCom.
+
+    :param sql_file: path of the SQL file, absolute or relative to ``$SYNTH_SQL_DIR``, the
+        DAG's ``template_searchpath`` or the DAG folder.
+    :param dataset: name of the synthetic dataset (used in staging and output paths).
+    :param postgres_conn_id: Airflow connection of the source database.
+    :param parameters: values bound to ``%(name)s`` placeholders (templated).
+    :param contract_file: ``"auto"`` (``<sql>.contract.yaml`` if present), a path, or None.
+    :param staging_dir: staging root (default ``$SYNTH_STAGING_DIR`` or the temp dir).
+    """
+
+    template_fields: Sequence[str] = ("sql_file", "dataset", "parameters")
+    template_fields_renderers = {"parameters": "json"}
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        sql_file: str,
+        dataset: str,
+        postgres_conn_id: str = "postgres_default",
+        parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        contract_file: str | None = AUTO,
+        staging_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sql_file = sql_file
+        self.dataset = dataset
+        self.postgres_conn_id = postgres_conn_id
+        self.parameters = parameters
+        self.contract_file = contract_file
+        self.staging_dir = staging_dir
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return execute_extract(
+            context,
+            sql_file=self.sql_file,
+            dataset=self.dataset,
+            postgres_conn_id=self.postgres_conn_id,
+            render=lambda text: self.render_template(text, context),
+            parameters=self.parameters,
+            contract_file=self.contract_file,
+            staging_dir=self.staging_dir,
+        )

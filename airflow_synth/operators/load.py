@@ -1,0 +1,72 @@
+"""Publish the synthetic table to S3: data, metadata, manifest (last), latest pointer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import Asset, BaseOperator
+
+from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.hooks.synth import DEFAULT_BUCKET, SynthHook
+from airflow_synth.runtime import execute_load
+
+
+def dataset_asset(bucket: str, dataset: str) -> Asset:
+    """The Airflow Asset of a published synthetic dataset (schedule downstream DAGs on it)."""
+    uri = DatasetLayout(bucket=bucket, dataset=dataset, run="any").dataset_uri
+    return Asset(uri=uri, name=f"synthetic/{dataset}", group="synthetic")
+
+
+class ESLLoadOperator(BaseOperator):
+    """Publish a synthesize task's output under ``s3://<bucket>/<dataset>/<run>/``.
+
+    The manifest is written after every data file, so readers never see a partial run,
+    then ``<dataset>/latest.json`` is moved to it. The task's outlet is the dataset's
+    Asset, and the Asset event carries the manifest URI.
+
+    :param extract: the extract task's XCom (for lineage in the manifest).
+    :param synthesis: the synthesize task's XCom.
+    :param formats: ``("parquet",)`` or ``("parquet", "csv")``.
+    """
+
+    template_fields: Sequence[str] = ("extract", "synthesis", "dataset", "formats")
+    ui_color = "#e6f4ea"
+
+    def __init__(
+        self,
+        *,
+        extract: Any,
+        synthesis: Any,
+        dataset: str,
+        formats: Sequence[str] = ("parquet",),
+        aws_conn_id: str | None = None,
+        bucket: str | None = None,
+        synth_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # The Asset must be known at parse time: without an explicit bucket it is the
+        # default bucket, unless a synth connection (read only at run time) decides it.
+        parse_time_bucket = bucket or (None if synth_conn_id else DEFAULT_BUCKET)
+        if "outlets" not in kwargs and parse_time_bucket:
+            kwargs["outlets"] = [dataset_asset(parse_time_bucket, dataset)]
+        super().__init__(**kwargs)
+        self.extract = extract
+        self.synthesis = synthesis
+        self.dataset = dataset
+        self.formats = formats
+        self.aws_conn_id = aws_conn_id
+        self.bucket = bucket
+        self.synth_conn_id = synth_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        formats = [self.formats] if isinstance(self.formats, str) else list(self.formats)
+        return execute_load(
+            context,
+            extract=self.extract,
+            synthesis=self.synthesis,
+            dataset=self.dataset,
+            hook=hook,
+            formats=formats,
+        )

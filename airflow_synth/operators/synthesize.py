@@ -1,0 +1,77 @@
+"""Train a local SDV synthesizer on the staged rows and sample the synthetic table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.runtime import execute_synthesize
+
+
+class ESLSynthesizeOperator(BaseOperator):
+    """Fit ``synthesizer`` on the extract's staged rows, sample, and save the model.
+
+    Training runs in the worker process: real rows never leave it. The fitted model is
+    stored under ``s3://<bucket>/_models/<dataset>/<run>/`` with the SDV version.
+
+    :param extract: the extract task's XCom (``ESLExtractOperator(...).output``).
+    :param dataset: dataset name, as given to the extract.
+    :param synthesizer: ``gaussian_copula`` (default), ``ctgan``, ``tvae`` or ``copulagan``.
+    :param synthesizer_params: SDV parameters of that synthesizer, e.g. ``{"epochs": 50}``.
+    :param num_rows: rows to sample; empty or 0 means as many as were extracted.
+    :param seed: makes the run reproducible (numpy, torch and SDV sampling are seeded).
+    :param aws_conn_id: AWS connection of the bucket (default from ``synth_conn_id``).
+    :param bucket: bucket for models and data (default from ``synth_conn_id``).
+    :param synth_conn_id: optional ``synth`` connection with defaults.
+    """
+
+    template_fields: Sequence[str] = (
+        "extract",
+        "dataset",
+        "synthesizer",
+        "synthesizer_params",
+        "num_rows",
+        "seed",
+    )
+    ui_color = "#fce8e6"
+
+    def __init__(
+        self,
+        *,
+        extract: Any,
+        dataset: str,
+        synthesizer: str | None = None,
+        synthesizer_params: Mapping[str, Any] | str | None = None,
+        num_rows: int | str | None = None,
+        seed: int | str | None = None,
+        aws_conn_id: str | None = None,
+        bucket: str | None = None,
+        synth_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.extract = extract
+        self.dataset = dataset
+        self.synthesizer = synthesizer
+        self.synthesizer_params = synthesizer_params
+        self.num_rows = num_rows
+        self.seed = seed
+        self.aws_conn_id = aws_conn_id
+        self.bucket = bucket
+        self.synth_conn_id = synth_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        return execute_synthesize(
+            context,
+            extract=self.extract,
+            dataset=self.dataset,
+            hook=hook,
+            synthesizer=self.synthesizer,
+            synthesizer_params=self.synthesizer_params,
+            num_rows=self.num_rows,
+            seed=self.seed,
+        )

@@ -1,0 +1,318 @@
+"""Airflow-facing shells of the ESL steps, shared by operators, TaskFlow tasks and decorators.
+
+Each function takes the task context plus the task's arguments, turns Airflow things
+(connections, the run id, the DAG's template search path, Jinja rendering) into plain
+values, and calls :mod:`airflow_synth.core.steps`. Keeping this in one module means the
+classic operators and the TaskFlow tasks cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow_synth.core.contract import TableContract, contract_path_for, load_contract
+from airflow_synth.core.errors import ConnectionConfigError, SynthesizerConfigError
+from airflow_synth.core.sql import read_sql_file, resolve_sql_file
+from airflow_synth.core.staging import path_from_uri, remove_staging, run_staging_dir
+from airflow_synth.core.steps import run_extract, run_load, run_synthesize
+from airflow_synth.hooks.object_store import describe_s3_failure
+from airflow_synth.hooks.synth import SynthHook
+
+log = logging.getLogger(__name__)
+
+SQL_DIR_ENV = "SYNTH_SQL_DIR"
+AUTO = "auto"
+
+
+def _dag_and_run(context: Mapping[str, Any]) -> tuple[str, str]:
+    return context["dag"].dag_id, context["run_id"]
+
+
+def sql_search_dirs(context: Mapping[str, Any]) -> list[str]:
+    """Where relative SQL file names are looked up, in order."""
+    dag = context.get("dag")
+    dirs: list[str] = []
+    if os.environ.get(SQL_DIR_ENV):
+        dirs.append(os.environ[SQL_DIR_ENV])
+    searchpath = getattr(dag, "template_searchpath", None) or []
+    dirs.extend([searchpath] if isinstance(searchpath, str) else list(searchpath))
+    fileloc = getattr(dag, "fileloc", None)
+    if fileloc:
+        dirs.append(str(Path(fileloc).parent))
+    return dirs
+
+
+def staging_dir_for(
+    context: Mapping[str, Any], dataset: str, base: str | None = None, create: bool = True
+) -> Path:
+    """The run's private staging folder: derived from (dag, run, dataset), never from XCom."""
+    dag_id, run_id = _dag_and_run(context)
+    return run_staging_dir(dag_id, run_id, dataset, base=base, create=create)
+
+
+def as_int(value: Any, name: str) -> int | None:
+    """Accept ints, numeric strings (Jinja renders strings) and empty values (-> None)."""
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise SynthesizerConfigError(f"{name} must be a whole number, got {value!r}.") from exc
+    if number < 0:
+        raise SynthesizerConfigError(f"{name} must not be negative, got {value!r}.")
+    return number
+
+
+def as_dict(value: Any, name: str) -> dict[str, Any]:
+    """Accept dicts or JSON text (how params arrive when templates render to strings)."""
+    if value in (None, ""):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise SynthesizerConfigError(f"{name} must be a JSON object, got {value!r}.") from exc
+    if not isinstance(value, Mapping):
+        raise SynthesizerConfigError(f"{name} must be a mapping, got {value!r}.")
+    return dict(value)
+
+
+def resolve_contract(sql_path: Path, contract_file: str | None) -> TableContract | None:
+    """``auto``: use ``<sql>.contract.yaml`` if it exists; a path: it must exist; None: none."""
+    if contract_file is None:
+        return None
+    if contract_file == AUTO:
+        candidate = contract_path_for(sql_path)
+        if not candidate.is_file():
+            log.warning("No contract file %s: sdtypes will be detected from the data", candidate)
+            return None
+        return load_contract(candidate)
+    path = Path(contract_file)
+    if not path.is_absolute():
+        path = sql_path.parent / path
+    return load_contract(path)
+
+
+def postgres_connection(postgres_conn_id: str) -> Any:
+    """A DB-API connection from ``PostgresHook``, with errors that name the connection."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    try:
+        return PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    except Exception as exc:
+        if type(exc).__name__ == "AirflowNotFoundException" or "isn't defined" in str(exc):
+            fix = (
+                f"Create the Airflow connection {postgres_conn_id!r} (type 'Postgres'), e.g. "
+                f"with AIRFLOW_CONN_{postgres_conn_id.upper()}=postgresql://user:pass@host:5432/db"
+            )
+        else:
+            fix = f"Check host, port, database and credentials of connection {postgres_conn_id!r}."
+        raise ConnectionConfigError(
+            f"Cannot connect to Postgres through connection {postgres_conn_id!r}: {exc}\n{fix}"
+        ) from exc
+
+
+def execute_extract(
+    context: Mapping[str, Any],
+    *,
+    sql_file: str,
+    dataset: str,
+    postgres_conn_id: str,
+    render: Callable[[str], str],
+    parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+    contract_file: str | None = AUTO,
+    staging_dir: str | None = None,
+) -> dict[str, Any]:
+    """Render the SQL file with Airflow's Jinja, extract to private staging, check contract."""
+    sql_path = resolve_sql_file(sql_file, sql_search_dirs(context))
+    contract = resolve_contract(sql_path, contract_file)
+    sql = render(read_sql_file(sql_path))
+    conn = postgres_connection(postgres_conn_id)
+    target = staging_dir_for(context, dataset, staging_dir)
+    try:
+        result = run_extract(
+            conn, sql, target, sql_name=str(sql_path), parameters=parameters, contract=contract
+        )
+    except BaseException:
+        remove_staging(target, base=staging_dir)  # a failed extract leaves nothing behind
+        raise
+    finally:
+        conn.close()
+    return {**result, "postgres_conn_id": postgres_conn_id, "staging_dir": str(target)}
+
+
+def execute_synthesize(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    dataset: str,
+    hook: SynthHook,
+    synthesizer: str | None = None,
+    synthesizer_params: Any = None,
+    num_rows: Any = None,
+    seed: Any = None,
+) -> dict[str, Any]:
+    """Validate settings first (cheap), then train, sample and save the model."""
+    spec = hook.synthesizer_spec(synthesizer, as_dict(synthesizer_params, "synthesizer_params"))
+    rows = as_int(num_rows, "num_rows") or None  # 0 or empty: as many as extracted
+    seed_value = as_int(seed, "seed")
+    store = hook.get_conn()
+    store.check()  # fail before an expensive training if the model can't be saved
+    contract_file = extract.get("contract_file")
+    contract = load_contract(contract_file) if contract_file else None
+    staged = path_from_uri(extract["staging_uri"])
+    _, run_id = _dag_and_run(context)
+    return run_synthesize(
+        staged,
+        staged.parent,
+        dataset=dataset,
+        spec=spec,
+        num_rows=rows,
+        seed=seed_value,
+        contract=contract,
+        model_store=store,
+        layout=hook.layout(dataset, run_id),
+    )
+
+
+def execute_load(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    synthesis: Mapping[str, Any],
+    dataset: str,
+    hook: SynthHook,
+    formats: Sequence[str] = ("parquet",),
+) -> dict[str, Any]:
+    """Publish data, metadata and manifest; attach the manifest to the Asset event."""
+    _, run_id = _dag_and_run(context)
+    layout = hook.layout(dataset, run_id)
+    source = {
+        "postgres_conn_id": extract.get("postgres_conn_id"),
+        "sql_file": Path(extract["sql_file"]).name,
+        "sql_sha256": extract.get("sql_sha256"),
+        "contract_file": Path(extract["contract_file"]).name
+        if extract.get("contract_file")
+        else None,
+        "rows_extracted": extract.get("rows"),
+    }
+    timings = {
+        "extract": extract.get("seconds", 0.0),
+        "fit": synthesis.get("fit_seconds", 0.0),
+        "sample": synthesis.get("sample_seconds", 0.0),
+    }
+    store = hook.get_conn()
+    try:
+        result = run_load(
+            store,
+            layout,
+            synthetic_path=path_from_uri(synthesis["synthetic_uri"]),
+            metadata_path=path_from_uri(synthesis["metadata_uri"]),
+            source=source,
+            synthesis=synthesis,
+            timings=timings,
+            formats=formats,
+        )
+    except ConnectionConfigError:
+        raise
+    except Exception as exc:
+        if type(exc).__module__.startswith(("botocore", "airflow")):
+            raise ConnectionConfigError(
+                describe_s3_failure(hook.aws_conn_id, hook.bucket, exc)
+            ) from exc
+        raise
+    _attach_asset_event(context, layout.dataset_uri, result)
+    return result
+
+
+def _attach_asset_event(context: Mapping[str, Any], uri: str, result: Mapping[str, Any]) -> None:
+    """Put the manifest URI on the Asset event so downstream DAGs know what to read."""
+    events = context.get("outlet_events")
+    if events is None:
+        return
+    from airflow.sdk import Asset
+
+    try:
+        events[Asset(uri)].extra = {"manifest_uri": result["manifest_uri"], "rows": result["rows"]}
+    except (KeyError, TypeError):  # the task declared no such outlet
+        log.debug("no outlet %s on this task; no asset event extra set", uri)
+
+
+def execute_cleanup(
+    context: Mapping[str, Any], *, dataset: str, staging_dir: str | None = None
+) -> bool:
+    """Delete the run's staged rows (real and synthetic); True if something was removed."""
+    target = staging_dir_for(context, dataset, staging_dir, create=False)
+    removed = remove_staging(target, base=staging_dir)
+    log.info("%s staging folder %s", "Removed" if removed else "No", target)
+    return removed
+
+
+def execute_synthesize_dataframe(
+    context: Mapping[str, Any],
+    frame: Any,
+    *,
+    dataset: str,
+    hook: SynthHook,
+    origin: str,
+    synthesizer: str | None = None,
+    synthesizer_params: Any = None,
+    num_rows: Any = None,
+    seed: Any = None,
+    formats: Sequence[str] = ("parquet",),
+    staging_dir: str | None = None,
+) -> dict[str, Any]:
+    """Synthesize and publish a DataFrame produced in the task itself (``@task.synthesize``).
+
+    The real frame is staged privately only for the duration of this call.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airflow_synth.core.errors import EmptyExtractError, SynthError
+    from airflow_synth.core.steps import REAL_FILE
+
+    if not isinstance(frame, pd.DataFrame):
+        raise SynthError(
+            f"@task.synthesize: {origin} must return a pandas DataFrame, got "
+            f"{type(frame).__name__}. Return the table to synthesize."
+        )
+    if frame.empty:
+        raise EmptyExtractError(f"@task.synthesize: {origin} returned an empty DataFrame.")
+    target = staging_dir_for(context, dataset, staging_dir)
+    try:
+        staged = target / REAL_FILE
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), staged)
+        extract = {
+            "staging_uri": staged.resolve().as_uri(),
+            "rows": len(frame),
+            "seconds": 0.0,
+            "contract_file": None,
+            "source": {"python_callable": origin},
+        }
+        synthesis = execute_synthesize(
+            context,
+            extract=extract,
+            dataset=dataset,
+            hook=hook,
+            synthesizer=synthesizer,
+            synthesizer_params=synthesizer_params,
+            num_rows=num_rows,
+            seed=seed,
+        )
+        return execute_load(
+            context,
+            extract=extract,
+            synthesis=synthesis,
+            dataset=dataset,
+            hook=hook,
+            formats=formats,
+        )
+    finally:
+        remove_staging(target, base=staging_dir)

@@ -1,0 +1,101 @@
+"""One call that adds extract -> synthesize -> load (+ staging teardown) to any DAG.
+
+Like astronomer-cosmos' ``DbtTaskGroup``, the ready-made DAGs in ``dags/`` and a user's own
+DAG are built from the same small :class:`ESLConfig`, so there is one way to wire the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow.sdk import TaskGroup
+
+from airflow_synth.operators import (
+    ESLCleanupOperator,
+    ESLExtractOperator,
+    ESLLoadOperator,
+    ESLSynthesizeOperator,
+)
+from airflow_synth.runtime import AUTO
+
+
+@dataclass(frozen=True)
+class ESLConfig:
+    """Everything that defines one feature table's ESL chain.
+
+    String fields may be Jinja templates (``"{{ params.rows }}"``), rendered at run time.
+    """
+
+    dataset: str
+    sql_file: str
+    postgres_conn_id: str = "postgres_default"
+    aws_conn_id: str | None = None
+    bucket: str | None = None
+    synth_conn_id: str | None = None
+    synthesizer: str | None = None
+    synthesizer_params: Mapping[str, Any] | str | None = None
+    num_rows: int | str | None = None
+    seed: int | str | None = None
+    parameters: Mapping[str, Any] | Sequence[Any] | None = None
+    contract_file: str | None = AUTO
+    formats: Sequence[str] = ("parquet",)
+    staging_dir: str | None = None
+    task_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def esl_task_group(
+    config: ESLConfig, group_id: str | None = None, **group_kwargs: Any
+) -> TaskGroup:
+    """Add the ESL chain for ``config`` to the current DAG and return its TaskGroup.
+
+    Tasks: ``extract`` (a setup), ``synthesize``, ``load`` and ``cleanup_staging`` (a
+    teardown: it deletes the run's staged real rows whether the run succeeded or failed,
+    without deciding the run's state).
+    """
+    common = dict(config.task_kwargs)
+    store = {
+        "aws_conn_id": config.aws_conn_id,
+        "bucket": config.bucket,
+        "synth_conn_id": config.synth_conn_id,
+    }
+    with TaskGroup(group_id or f"esl_{config.dataset}", **group_kwargs) as group:
+        extract = ESLExtractOperator(
+            task_id="extract",
+            sql_file=config.sql_file,
+            dataset=config.dataset,
+            postgres_conn_id=config.postgres_conn_id,
+            parameters=config.parameters,
+            contract_file=config.contract_file,
+            staging_dir=config.staging_dir,
+            **common,
+        )
+        synthesize = ESLSynthesizeOperator(
+            task_id="synthesize",
+            extract=extract.output,
+            dataset=config.dataset,
+            synthesizer=config.synthesizer,
+            synthesizer_params=config.synthesizer_params,
+            num_rows=config.num_rows,
+            seed=config.seed,
+            **store,
+            **common,
+        )
+        load = ESLLoadOperator(
+            task_id="load",
+            extract=extract.output,
+            synthesis=synthesize.output,
+            dataset=config.dataset,
+            formats=config.formats,
+            **store,
+            **common,
+        )
+        cleanup = ESLCleanupOperator(
+            task_id="cleanup_staging",
+            dataset=config.dataset,
+            staging_dir=config.staging_dir,
+            **common,
+        )
+        extract >> synthesize >> load >> cleanup.as_teardown(setups=extract)
+    return group
