@@ -156,9 +156,16 @@ def execute_synthesize(
     synthesizer_params: Any = None,
     num_rows: Any = None,
     seed: Any = None,
+    epochs: Any = None,
 ) -> dict[str, Any]:
     """Validate settings first (cheap), then train, sample and save the model."""
-    spec = hook.synthesizer_spec(synthesizer, as_dict(synthesizer_params, "synthesizer_params"))
+    params = as_dict(synthesizer_params, "synthesizer_params")
+    spec = hook.synthesizer_spec(synthesizer, params)
+    epochs_value = as_int(epochs, "epochs")
+    if epochs_value and spec.is_neural and "epochs" not in params:
+        spec = hook.synthesizer_spec(spec.name, {**params, "epochs": epochs_value})
+    elif epochs_value and not spec.is_neural:
+        log.info("epochs=%s ignored: %s is not trained in epochs", epochs_value, spec.name)
     rows = as_int(num_rows, "num_rows") or None  # 0 or empty: as many as extracted
     seed_value = as_int(seed, "seed")
     store = hook.get_conn()
@@ -264,6 +271,7 @@ def execute_synthesize_dataframe(
     synthesizer_params: Any = None,
     num_rows: Any = None,
     seed: Any = None,
+    epochs: Any = None,
     formats: Sequence[str] = ("parquet",),
     staging_dir: str | None = None,
 ) -> dict[str, Any]:
@@ -305,6 +313,7 @@ def execute_synthesize_dataframe(
             synthesizer_params=synthesizer_params,
             num_rows=num_rows,
             seed=seed,
+            epochs=epochs,
         )
         return execute_load(
             context,

@@ -34,6 +34,7 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
         "synthesizer_params",
         "num_rows",
         "seed",
+        "epochs",
     )
     custom_operator_name = "@task.synthesize"
 
@@ -48,6 +49,7 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
         synthesizer_params: Mapping[str, Any] | str | None = None,
         num_rows: int | str | None = None,
         seed: int | str | None = None,
+        epochs: int | str | None = None,
         formats: Sequence[str] = ("parquet",),
         aws_conn_id: str | None = None,
         bucket: str | None = None,
@@ -75,6 +77,7 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
         self.synthesizer_params = synthesizer_params
         self.num_rows = num_rows
         self.seed = seed
+        self.epochs = epochs
         self.formats = formats
         self.aws_conn_id = aws_conn_id
         self.bucket = bucket
@@ -95,6 +98,7 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
             synthesizer_params=self.synthesizer_params,
             num_rows=self.num_rows,
             seed=self.seed,
+            epochs=self.epochs,
             formats=list(self.formats),
             staging_dir=self.staging_dir,
         )

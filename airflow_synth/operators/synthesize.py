@@ -23,6 +23,8 @@ class ESLSynthesizeOperator(BaseOperator):
     :param synthesizer_params: SDV parameters of that synthesizer, e.g. ``{"epochs": 50}``.
     :param num_rows: rows to sample; empty or 0 means as many as were extracted.
     :param seed: makes the run reproducible (numpy, torch and SDV sampling are seeded).
+    :param epochs: training epochs for neural synthesizers (ignored by gaussian_copula);
+        an ``epochs`` key in ``synthesizer_params`` wins.
     :param aws_conn_id: AWS connection of the bucket (default from ``synth_conn_id``).
     :param bucket: bucket for models and data (default from ``synth_conn_id``).
     :param synth_conn_id: optional ``synth`` connection with defaults.
@@ -35,6 +37,7 @@ class ESLSynthesizeOperator(BaseOperator):
         "synthesizer_params",
         "num_rows",
         "seed",
+        "epochs",
     )
     ui_color = "#fce8e6"
 
@@ -47,6 +50,7 @@ class ESLSynthesizeOperator(BaseOperator):
         synthesizer_params: Mapping[str, Any] | str | None = None,
         num_rows: int | str | None = None,
         seed: int | str | None = None,
+        epochs: int | str | None = None,
         aws_conn_id: str | None = None,
         bucket: str | None = None,
         synth_conn_id: str | None = None,
@@ -59,6 +63,7 @@ class ESLSynthesizeOperator(BaseOperator):
         self.synthesizer_params = synthesizer_params
         self.num_rows = num_rows
         self.seed = seed
+        self.epochs = epochs
         self.aws_conn_id = aws_conn_id
         self.bucket = bucket
         self.synth_conn_id = synth_conn_id
@@ -74,4 +79,5 @@ class ESLSynthesizeOperator(BaseOperator):
             synthesizer_params=self.synthesizer_params,
             num_rows=self.num_rows,
             seed=self.seed,
+            epochs=self.epochs,
         )

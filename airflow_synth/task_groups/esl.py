@@ -38,6 +38,7 @@ class ESLConfig:
     synthesizer_params: Mapping[str, Any] | str | None = None
     num_rows: int | str | None = None
     seed: int | str | None = None
+    epochs: int | str | None = None
     parameters: Mapping[str, Any] | Sequence[Any] | None = None
     contract_file: str | None = AUTO
     formats: Sequence[str] = ("parquet",)
@@ -79,6 +80,7 @@ def esl_task_group(
             synthesizer_params=config.synthesizer_params,
             num_rows=config.num_rows,
             seed=config.seed,
+            epochs=config.epochs,
             **store,
             **common,
         )

@@ -51,6 +51,7 @@ def synthesize_table(
     synthesizer_params: Mapping[str, Any] | str | None = None,
     num_rows: int | str | None = None,
     seed: int | str | None = None,
+    epochs: int | str | None = None,
     aws_conn_id: str | None = None,
     bucket: str | None = None,
     synth_conn_id: str | None = None,
@@ -65,6 +66,7 @@ def synthesize_table(
         synthesizer_params=synthesizer_params,
         num_rows=num_rows,
         seed=seed,
+        epochs=epochs,
     )
 
 

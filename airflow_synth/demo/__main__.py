@@ -1,0 +1,3 @@
+from airflow_synth.demo.runner import main
+
+raise SystemExit(main())
