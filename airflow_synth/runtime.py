@@ -4,6 +4,9 @@ Each function takes the task context plus the task's arguments, turns Airflow th
 (connections, the run id, the DAG's template search path, Jinja rendering) into plain
 values, and calls :mod:`airflow_synth.core.steps`. Keeping this in one module means the
 classic operators and the TaskFlow tasks cannot drift apart.
+
+Heavy libraries (SDV, pandas) are imported inside the functions, at run time: DAG files
+import this module, and the DAG processor must parse them in well under a second.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from airflow_synth.core.contract import TableContract, contract_path_for, load_c
 from airflow_synth.core.errors import ConnectionConfigError, SynthesizerConfigError
 from airflow_synth.core.sql import read_sql_file, resolve_sql_file
 from airflow_synth.core.staging import path_from_uri, remove_staging, run_staging_dir
-from airflow_synth.core.steps import run_extract, run_load, run_synthesize
 from airflow_synth.hooks.object_store import describe_s3_failure
 from airflow_synth.hooks.synth import SynthHook
 
@@ -132,6 +134,8 @@ def execute_extract(
     sql_path = resolve_sql_file(sql_file, sql_search_dirs(context))
     contract = resolve_contract(sql_path, contract_file)
     sql = render(read_sql_file(sql_path))
+    from airflow_synth.core.steps import run_extract
+
     conn = postgres_connection(postgres_conn_id)
     target = staging_dir_for(context, dataset, staging_dir)
     try:
@@ -159,6 +163,8 @@ def execute_synthesize(
     epochs: Any = None,
 ) -> dict[str, Any]:
     """Validate settings first (cheap), then train, sample and save the model."""
+    from airflow_synth.core.steps import run_synthesize
+
     params = as_dict(synthesizer_params, "synthesizer_params")
     spec = hook.synthesizer_spec(synthesizer, params)
     epochs_value = as_int(epochs, "epochs")
@@ -197,6 +203,8 @@ def execute_load(
     formats: Sequence[str] = ("parquet",),
 ) -> dict[str, Any]:
     """Publish data, metadata and manifest; attach the manifest to the Asset event."""
+    from airflow_synth.core.steps import run_load
+
     _, run_id = _dag_and_run(context)
     layout = hook.layout(dataset, run_id)
     source = {

@@ -1,0 +1,68 @@
+# airflow-synth: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PG_BIN ?= /usr/lib/postgresql/15/bin
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+.PHONY: help install prereqs demo test lint airflow stack-up stack-down stack-env bench clean
+
+help:
+	@echo "make demo    install into .venv/ and run the ESL demo end to end (local PostgreSQL + S3)"
+	@echo "make test    run the whole test suite (unit, integration, DAG tests)"
+	@echo "make airflow start the Airflow UI on the local stack (login admin/admin)"
+	@echo "make bench   run the benchmarks in benchmarks/"
+	@echo "make stack-up / stack-down / stack-env   manage the local PostgreSQL + S3 server"
+
+# PostgreSQL 15 server binaries: installed with apt when missing (root only).
+prereqs:
+	@if [ ! -x "$(PG_BIN)/initdb" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "Installing PostgreSQL 15 server binaries with apt ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
+	  else \
+	    echo "PostgreSQL 15 binaries not found in $(PG_BIN): run 'sudo apt-get install postgresql-15' (or set PG_BIN / SYNTH_PG_BIN)."; exit 1; \
+	  fi; \
+	fi
+
+# The virtual environment. torch is installed first and pinned: a bare `torch` requirement
+# would pull several GB of CUDA packages. constraints.txt pins a set known to work together.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: prereqs $(STAMP)
+
+demo: install
+	$(PY) -m airflow_synth.demo $(DEMO_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+airflow: install
+	$(PY) -m airflow_synth.demo.standalone
+
+stack-up: install
+	$(PY) -m airflow_synth.local up
+
+stack-down: install
+	$(PY) -m airflow_synth.local down
+
+stack-env: install
+	@$(PY) -m airflow_synth.local env
+
+bench: install
+	$(PY) -m benchmarks
+
+clean: stack-down
+	rm -rf .local

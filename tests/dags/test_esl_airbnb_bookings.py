@@ -1,0 +1,153 @@
+"""The ready-made ESL DAG end to end on the real PostgreSQL and S3 server (``dag.test()``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_synth.core.layout import DatasetLayout
+
+pytestmark = pytest.mark.dags
+
+BUCKET = "synthetic"
+DATASET = "airbnb_bookings"
+FEATURE_SQL = Path(__file__).resolve().parents[2] / "sql/features/session_features_by_user.sql"
+
+# Postgres result type -> the Arrow type the published column must have (written
+# independently of airflow_synth's own mapping, so a wrong mapping there fails here).
+EXPECTED_ARROW = {
+    "varchar": "string",
+    "text": "string",
+    "bpchar": "string",
+    "int8": "int64",
+    "int4": "int32",
+    "float8": "double",
+    "date": "date32[day]",
+    "timestamp": "timestamp[us]",
+    "bool": "bool",
+}
+
+
+def s3_json(s3_client, key: str) -> dict[str, Any]:
+    return json.loads(s3_client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def s3_table(s3_client, key: str, fmt: str = "parquet") -> pa.Table:
+    body = io.BytesIO(s3_client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    return pq.read_table(body) if fmt == "parquet" else pacsv.read_csv(body)
+
+
+def real_feature_table(dsn: str) -> tuple[list[tuple[str, str]], list[tuple]]:
+    """The feature query's columns (name, pg type) and rows, straight from Postgres."""
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(FEATURE_SQL.read_text())
+        columns = [(d.name, conn.adapters.types.get(d.type_code).name) for d in cur.description]
+        return columns, cur.fetchall()
+
+
+@pytest.fixture(scope="module")
+def bookings_run(seeded_source, project_dag, s3_client) -> Any:
+    dag_run = project_dag("esl_airbnb_bookings").test(
+        run_conf={"rows": 0, "synthesizer": "gaussian_copula", "seed": 11, "csv": True}
+    )
+    return dag_run
+
+
+def test_the_run_succeeds(bookings_run) -> None:
+    assert bookings_run.state == "success"
+
+
+def test_published_table_has_the_sources_columns_types_and_row_count(
+    bookings_run, s3_client, source_dsn: str
+) -> None:
+    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
+    manifest = s3_json(s3_client, layout.manifest_key)
+    table = s3_table(s3_client, layout.data_key("parquet"))
+    columns, rows = real_feature_table(source_dsn)
+
+    assert table.num_rows == len(rows) == manifest["rows"]
+    assert table.column_names == [name for name, _ in columns]
+    assert [str(f.type) for f in table.schema] == [EXPECTED_ARROW[t] for _, t in columns]
+    assert [c["name"] for c in manifest["columns"]] == table.column_names
+    assert manifest["source"]["rows_extracted"] == len(rows)
+    assert manifest["source"]["postgres_conn_id"] == "userbookings_db"
+    assert "password" not in json.dumps(manifest["source"]).lower()
+
+
+def test_no_real_row_or_id_is_copied_verbatim(bookings_run, s3_client, source_dsn: str) -> None:
+    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
+    synthetic = s3_table(s3_client, layout.data_key("parquet")).to_pylist()
+    columns, real_rows = real_feature_table(source_dsn)
+    names = [name for name, _ in columns]
+    real_ids = {row[0] for row in real_rows}
+    real_without_id = {row[1:] for row in real_rows}
+    synthetic_without_id = {tuple(r[n] for n in names[1:]) for r in synthetic}
+
+    assert not real_ids & {r["user_id"] for r in synthetic}
+    assert not real_without_id & synthetic_without_id
+    # and the synthetic table is not degenerate: categories and numbers vary like the real ones
+    assert len({r["country_destination"] for r in synthetic}) > 3
+    assert len({r["n_actions"] for r in synthetic}) > 20
+
+
+def test_manifest_is_complete_and_latest_points_at_it(bookings_run, s3_client) -> None:
+    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
+    manifest = s3_json(s3_client, layout.manifest_key)
+    latest = s3_json(s3_client, layout.latest_key)
+
+    assert latest["manifest_uri"] == layout.uri(layout.manifest_key)
+    assert manifest["synthesis"]["synthesizer"]["name"] == "gaussian_copula"
+    assert manifest["synthesis"]["seed"] == 11
+    assert manifest["versions"]["sdv"].startswith("2.")
+    assert set(manifest["timings_seconds"]) >= {"extract", "fit", "sample", "load"}
+    assert len(manifest["source"]["sql_sha256"]) == 64
+    published = {f["name"] for f in manifest["files"]}
+    assert published == {"data.parquet", "data.csv", "metadata.json"}
+    for entry in manifest["files"]:
+        head = s3_client.head_object(Bucket=BUCKET, Key=entry["uri"].split(f"{BUCKET}/", 1)[1])
+        assert head["ContentLength"] == entry["bytes"]
+    model_info = s3_json(s3_client, layout.model_info_key)
+    assert model_info["versions"]["sdv"] == manifest["versions"]["sdv"]
+    assert manifest["synthesis"]["model_uri"] == layout.uri(layout.model_key)
+
+
+def test_csv_copy_matches_the_parquet(bookings_run, s3_client) -> None:
+    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
+    parquet = s3_table(s3_client, layout.data_key("parquet"))
+    csv = s3_table(s3_client, layout.data_key("csv"), fmt="csv")
+    assert csv.num_rows == parquet.num_rows
+    assert csv.column_names == parquet.column_names
+    assert csv.column("user_id").to_pylist() == parquet.column("user_id").to_pylist()
+
+
+def test_published_metadata_reveals_no_real_extremes(bookings_run, s3_client) -> None:
+    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
+    metadata = s3_json(s3_client, layout.metadata_key)
+    columns = metadata["tables"][DATASET]["columns"]
+    assert columns["user_id"]["sdtype"] == "id"
+    assert metadata["tables"][DATASET]["primary_key"] == "user_id"
+    text = json.dumps(metadata)
+    assert "range_min" not in text and "range_values" not in text
+
+
+def test_staged_real_rows_are_gone_after_the_run(bookings_run) -> None:
+    staging = Path(os.environ["SYNTH_STAGING_DIR"]) / "esl_airbnb_bookings"
+    leftovers = [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else []
+    assert leftovers == []
+
+
+def test_rows_param_controls_the_published_row_count(seeded_source, project_dag, s3_client) -> None:
+    dag_run = project_dag("esl_airbnb_bookings").test(run_conf={"rows": 123, "seed": 1})
+    assert dag_run.state == "success"
+    layout = DatasetLayout(BUCKET, DATASET, dag_run.run_id)
+    assert s3_table(s3_client, layout.data_key("parquet")).num_rows == 123
+    assert s3_json(s3_client, layout.latest_key)["run"] == layout.run
