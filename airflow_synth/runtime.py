@@ -207,15 +207,7 @@ def execute_load(
 
     _, run_id = _dag_and_run(context)
     layout = hook.layout(dataset, run_id)
-    source = {
-        "postgres_conn_id": extract.get("postgres_conn_id"),
-        "sql_file": Path(extract["sql_file"]).name,
-        "sql_sha256": extract.get("sql_sha256"),
-        "contract_file": Path(extract["contract_file"]).name
-        if extract.get("contract_file")
-        else None,
-        "rows_extracted": extract.get("rows"),
-    }
+    source = {**_source_lineage(extract), "rows_extracted": extract.get("rows")}
     timings = {
         "extract": extract.get("seconds", 0.0),
         "fit": synthesis.get("fit_seconds", 0.0),
@@ -243,6 +235,19 @@ def execute_load(
         raise
     _attach_asset_event(context, layout.dataset_uri, result)
     return result
+
+
+def _source_lineage(extract: Mapping[str, Any]) -> dict[str, Any]:
+    """Where the real rows came from, for the manifest: names and hashes, no credentials."""
+    if extract.get("source"):
+        return dict(extract["source"])
+    contract = extract.get("contract_file")
+    return {
+        "postgres_conn_id": extract.get("postgres_conn_id"),
+        "sql_file": Path(extract["sql_file"]).name,
+        "sql_sha256": extract.get("sql_sha256"),
+        "contract_file": Path(contract).name if contract else None,
+    }
 
 
 def _attach_asset_event(context: Mapping[str, Any], uri: str, result: Mapping[str, Any]) -> None:

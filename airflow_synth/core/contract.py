@@ -8,6 +8,7 @@ changed" from a silently different synthetic dataset into a failed run with a re
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,8 @@ def parse_contract(raw: Any, source: str = "<inline>") -> TableContract:
                 f"{source}: column {name!r} has type {logical!r}; use one of {LOGICAL_TYPES}."
             )
         sdtype = item.get("sdtype")
-        pii = bool(item.get("pii", False))
+        # ``sdtype: pii`` is the contract's way to say "PII of no particular kind".
+        pii = bool(item.get("pii", False)) or sdtype == "pii"
         if sdtype is not None and sdtype not in SDTYPES and not pii:
             raise ContractError(
                 f"{source}: column {name!r} has sdtype {sdtype!r}; use one of {SDTYPES} "
@@ -153,7 +155,8 @@ def contract_diff(contract: TableContract, actual: Sequence[tuple[str, str]]) ->
     """Differences between the contract and the query's columns, one readable line each.
 
     Empty when they agree. Lines start with ``+`` (returned but not promised), ``-``
-    (promised but not returned), ``~`` (retyped) or ``>`` (order changed).
+    (promised but not returned), ``~`` (retyped), ``=`` (returned more than once, e.g. a
+    join selecting two ``id`` columns) or ``>`` (order changed).
     """
     promised = {c.name: c.type for c in contract.columns}
     returned = dict(actual)
@@ -172,6 +175,8 @@ def contract_diff(contract: TableContract, actual: Sequence[tuple[str, str]]) ->
         for name, kind in returned.items()
         if name in promised and promised[name] != kind
     ]
+    counts = Counter(name for name, _ in actual)
+    lines += [f"= {name}: returned {n} times by the query" for name, n in counts.items() if n > 1]
     common_promised = [n for n in promised if n in returned]
     common_returned = [n for n in returned if n in promised]
     if not lines and common_promised != common_returned:

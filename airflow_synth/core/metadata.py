@@ -33,13 +33,15 @@ def build_metadata(
 ) -> Metadata:
     """Detect SDV metadata for ``frame`` and apply the contract's overrides."""
     metadata = Metadata.detect_from_dataframes({table_name: frame})
-    if contract is not None:
-        for column in contract.columns:
-            _apply_column(metadata, table_name, frame, column)
-        if contract.primary_key:
-            metadata.set_primary_key(contract.primary_key, table_name=table_name)
     try:
+        if contract is not None:
+            for column in contract.columns:
+                _apply_column(metadata, table_name, frame, column)
+            if contract.primary_key:
+                metadata.set_primary_key(contract.primary_key, table_name=table_name)
         metadata.validate()
+    except ContractError:
+        raise
     except Exception as exc:  # SDV raises InvalidMetadataError with a list of problems
         where = f" (contract {contract.source})" if contract is not None else ""
         raise ContractError(f"SDV rejected the table metadata{where}: {exc}") from exc
@@ -51,7 +53,9 @@ def _apply_column(metadata: Metadata, table: str, frame: pd.DataFrame, column: A
         raise ContractError(f"contract column {column.name!r} is not in the extracted data")
     kwargs: dict[str, Any] = {}
     if column.pii:
-        sdtype = column.pii_sdtype or "id"
+        # Without a specific PII sdtype (email, name...) SDV's generic PII sdtype is
+        # "unknown": it generates fresh anonymised values. ("id" rejects the pii flag.)
+        sdtype = column.pii_sdtype or "unknown"
         kwargs["pii"] = True
     elif column.sdtype:
         sdtype = column.sdtype

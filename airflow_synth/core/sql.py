@@ -42,8 +42,8 @@ def read_sql_file(path: str | Path) -> str:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SqlFileError(f"Cannot read SQL file {path}: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:  # a latin-1 file fails here, not in the DB
+        raise SqlFileError(f"Cannot read SQL file {path} (as UTF-8 text): {exc}") from exc
     if not strip_sql_comments(text).strip():
         raise SqlFileError(f"SQL file {path} is empty: write the SELECT that extracts the table.")
     return text

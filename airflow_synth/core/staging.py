@@ -55,7 +55,8 @@ def remove_staging(path: str | Path, base: str | Path | None = None) -> bool:
     existed = path.exists()
     shutil.rmtree(path, ignore_errors=True)
     for parent in (path.parent, path.parent.parent):
-        if parent != root and parent.is_dir() and not any(parent.iterdir()):
+        # only folders strictly inside the root: never the root, never above it
+        if root in parent.parents and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
     return existed
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,9 +53,12 @@ class SynthesizerSpec:
 
     def create(self, metadata: Any) -> Any:
         """Instantiate the SDV synthesizer for ``metadata``."""
+        cls = self.load_class()
+        from sdv.errors import SynthesizerInputError  # SDV's own; not a ValueError
+
         try:
-            return self.load_class()(metadata, **self.params)
-        except (TypeError, ValueError) as exc:
+            return cls(metadata, **self.params)
+        except (TypeError, ValueError, SynthesizerInputError) as exc:
             raise SynthesizerConfigError(
                 f"Synthesizer {self.name!r} rejected its parameters {self.params}: {exc}"
             ) from exc
@@ -84,7 +88,7 @@ def _check_value(name: str, param: str, value: Any, default: Any) -> Any:
             raise SynthesizerConfigError(f"{where} must be a whole number, got {value!r}.")
         try:
             number = int(value)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # "abc", NaN, infinity
             raise SynthesizerConfigError(f"{where} must be a whole number, got {value!r}.") from exc
         if number != float(value) or number <= 0:
             raise SynthesizerConfigError(f"{where} must be a positive whole number, got {value!r}.")
@@ -94,8 +98,10 @@ def _check_value(name: str, param: str, value: Any, default: Any) -> Any:
             number = float(value)
         except (TypeError, ValueError) as exc:
             raise SynthesizerConfigError(f"{where} must be a number, got {value!r}.") from exc
-        if number < 0:
-            raise SynthesizerConfigError(f"{where} must not be negative, got {value!r}.")
+        if not math.isfinite(number) or number < 0:
+            raise SynthesizerConfigError(
+                f"{where} must be a finite, non-negative number, got {value!r}."
+            )
         return number
     if isinstance(default, tuple):
         if not isinstance(value, list | tuple) or not all(
@@ -116,7 +122,7 @@ def resolve_synthesizer(
     name: str | None = None, params: Mapping[str, Any] | None = None
 ) -> SynthesizerSpec:
     """Validate a synthesizer name and its parameters; raise a helpful error if wrong."""
-    name = (name or DEFAULT_SYNTHESIZER).strip().lower()
+    name = (name or "").strip().lower() or DEFAULT_SYNTHESIZER  # a blank form field: default
     if name not in SYNTHESIZERS:
         close = difflib.get_close_matches(name, SYNTHESIZERS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""

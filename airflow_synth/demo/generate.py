@@ -498,8 +498,8 @@ def _ages(rng: np.random.Generator, gender_unknown: np.ndarray) -> np.ndarray:
     plausible = np.minimum(np.round(18 + rng.gamma(2.6, 6.3, n)), 99.0)
     kind = rng.random(n)
     share = AGE_IMPLAUSIBLE_SHARE
-    tiny = kind < 0.05 * share
-    over_100 = (kind >= 0.05 * share) & (kind < 0.65 * share)
+    tiny = kind < 0.15 * share
+    over_100 = (kind >= 0.15 * share) & (kind < 0.65 * share)
     birth_year = (kind >= 0.65 * share) & (kind < share)
     age = plausible.copy()
     age[tiny] = rng.integers(1, 5, tiny.sum())
@@ -517,6 +517,8 @@ def _ages(rng: np.random.Generator, gender_unknown: np.ndarray) -> np.ndarray:
 
 def _calibrated_probability(logit: np.ndarray, target: float) -> np.ndarray:
     """Shift ``logit`` so the mean probability is ``target`` (bisection on the intercept)."""
+    if logit.size == 0:
+        return logit
     lo, hi = -20.0, 20.0
     for _ in range(60):
         mid = (lo + hi) / 2
@@ -662,81 +664,85 @@ def session_counts(
     return counts.astype(np.int64)
 
 
-def _categorical(values: Sequence, codes: np.ndarray) -> pd.Categorical:
-    """A pandas Categorical from codes into ``values``, where a None value becomes NaN."""
-    values = list(values)
-    if None in values:
-        none = values.index(None)
-        kept = [v for v in values if v is not None]
-        remap = np.asarray([-1 if v is None else kept.index(v) for v in values])
-        return pd.Categorical.from_codes(np.where(codes == none, -1, remap[codes]), kept)
-    return pd.Categorical.from_codes(codes, values)
+def _combo_categories(position: int) -> tuple[list[str], np.ndarray]:
+    """Categories of one field of ACTION_COMBOS and each combination's code (None -> -1)."""
+    values = [combo[position] for combo in ACTION_COMBOS]
+    categories = [v for v in dict.fromkeys(values) if v is not None]
+    return categories, np.asarray([-1 if v is None else categories.index(v) for v in values])
+
+
+# Session categories and, per action combination, its codes and log-seconds mean.
+_ACTIONS, _COMBO_ACTION = _combo_categories(0)
+_ACTION_TYPES, _COMBO_TYPE = _combo_categories(1)
+_ACTION_DETAILS, _COMBO_DETAIL = _combo_categories(2)
+_COMBO_LOG_MEAN = np.asarray([_SECS_LOG_MEAN_BY_ACTION_TYPE[c[1]] for c in ACTION_COMBOS])
+_COMBO_CUMULATIVE = {
+    booker: np.cumsum(weights / weights.sum())
+    for booker, weights in (
+        (False, np.asarray([c[3] for c in ACTION_COMBOS])),
+        (True, np.asarray([c[4] for c in ACTION_COMBOS])),
+    )
+}
+_SESSION_DEVICES = list(
+    dict.fromkeys(
+        [*(d for dist in MAIN_SESSION_DEVICE_BY_FIRST_DEVICE.values() for d in dist)]
+        + list(OTHER_SESSION_DEVICE)
+    )
+)
 
 
 def _session_block(
     rng: np.random.Generator,
     user_index: np.ndarray,
-    user_id_dtype: pd.CategoricalDtype,
     booked: np.ndarray,
     first_device: np.ndarray,
-) -> pd.DataFrame:
-    """Session rows for the users ``user_index`` (one entry per row, grouped by user)."""
+) -> dict[str, np.ndarray]:
+    """Session rows for ``user_index`` (one entry per row, ascending): codes and seconds."""
     n = user_index.shape[0]
     # Per-user effects, then broadcast to rows.
     users_in_block, row_user = np.unique(user_index, return_inverse=True)
     m = users_in_block.shape[0]
-    devices = list(MAIN_SESSION_DEVICE_BY_FIRST_DEVICE)
     main_values, main = _sample_given(
-        rng, MAIN_SESSION_DEVICE_BY_FIRST_DEVICE, first_device[users_in_block], devices
+        rng,
+        MAIN_SESSION_DEVICE_BY_FIRST_DEVICE,
+        first_device[users_in_block],
+        list(MAIN_SESSION_DEVICE_BY_FIRST_DEVICE),
     )
     loyalty = rng.beta(*_DEVICE_LOYALTY_BETA, m)
     speed = rng.normal(0.0, _SECS_USER_SD, m)
     row_booked = booked[user_index]
 
     # Actions: consistent (action, type, detail) triples, weighted by booker or not.
-    combos = np.asarray([c[3] for c in ACTION_COMBOS]), np.asarray([c[4] for c in ACTION_COMBOS])
     u = rng.random(n)
     combo = np.empty(n, dtype=np.int64)
-    for is_booker, weights in ((False, combos[0]), (True, combos[1])):
+    for is_booker, cumulative in _COMBO_CUMULATIVE.items():
         rows = row_booked == is_booker
-        cum = np.cumsum(weights / weights.sum())
-        combo[rows] = np.minimum(np.searchsorted(cum, u[rows], side="right"), len(cum) - 1)
-
-    actions = list(dict.fromkeys(c[0] for c in ACTION_COMBOS))
-    types = list(dict.fromkeys(c[1] for c in ACTION_COMBOS))
-    details = list(dict.fromkeys(c[2] for c in ACTION_COMBOS))
-    action = np.asarray([actions.index(c[0]) for c in ACTION_COMBOS])[combo]
-    action_type = np.asarray([types.index(c[1]) for c in ACTION_COMBOS])[combo]
-    action_detail = np.asarray([details.index(c[2]) for c in ACTION_COMBOS])[combo]
+        combo[rows] = np.searchsorted(cumulative, u[rows], side="right")
+    combo = np.minimum(combo, len(ACTION_COMBOS) - 1)
 
     # Devices: mostly the user's main device, sometimes another one.
-    device_values = list(dict.fromkeys([*main_values, *OTHER_SESSION_DEVICE]))
-    main_code = np.asarray([device_values.index(v) for v in main_values])[main][row_user]
-    other_values, _ = _probs(OTHER_SESSION_DEVICE)
-    other_code = np.asarray([device_values.index(v) for v in other_values])[
+    main_code = np.asarray([_SESSION_DEVICES.index(v) for v in main_values])[main][row_user]
+    other_code = np.asarray([_SESSION_DEVICES.index(v) for v in OTHER_SESSION_DEVICE])[
         _sample(rng, OTHER_SESSION_DEVICE, n)
     ]
     device = np.where(rng.random(n) < loyalty[row_user], main_code, other_code)
 
     # Seconds: log-normal by action type and user, long-tailed, capped, ~1% missing.
-    log_mean = np.asarray([_SECS_LOG_MEAN_BY_ACTION_TYPE[t] for t in types])[action_type]
-    secs = np.floor(np.exp(rng.normal(log_mean + speed[row_user], _SECS_LOG_SD)))
+    secs = np.floor(np.exp(rng.normal(_COMBO_LOG_MEAN[combo] + speed[row_user], _SECS_LOG_SD)))
     secs = np.minimum(secs, MAX_SECS_ELAPSED)
     secs[rng.random(n) < _SECS_NULL_SHARE] = np.nan
 
     # Shuffle each user's actions (rows stay grouped by user, as in sessions.csv).
     order = np.lexsort((rng.random(n), user_index))
-    return pd.DataFrame(
-        {
-            "user_id": pd.Categorical.from_codes(user_index[order], dtype=user_id_dtype),
-            "action": _categorical(actions, action[order]),
-            "action_type": _categorical(types, action_type[order]),
-            "action_detail": _categorical(details, action_detail[order]),
-            "device_type": _categorical(device_values, device[order]),
-            "secs_elapsed": secs[order],
-        },
-        columns=list(SESSION_COLUMNS),
-    )
+    combo = combo[order]
+    return {
+        "user_id": user_index[order],
+        "action": _COMBO_ACTION[combo],
+        "action_type": _COMBO_TYPE[combo],
+        "action_detail": _COMBO_DETAIL[combo],
+        "device_type": device[order],
+        "secs_elapsed": secs[order],
+    }
 
 
 def iter_sessions(
@@ -761,44 +767,56 @@ def iter_sessions(
     user_ids = pd.Index(users["id"].astype(str))
     if not user_ids.is_unique:
         raise ValueError("users['id'] must be unique")
-    user_id_dtype = pd.CategoricalDtype(user_ids)
+    # Built once: pandas hashes categories whenever dtypes are compared or concatenated,
+    # which is what made a per-batch pd.concat slow with many users.
+    dtypes = {
+        "user_id": pd.CategoricalDtype(user_ids),
+        "action": pd.CategoricalDtype(_ACTIONS),
+        "action_type": pd.CategoricalDtype(_ACTION_TYPES),
+        "action_detail": pd.CategoricalDtype(_ACTION_DETAILS),
+        "device_type": pd.CategoricalDtype(_SESSION_DEVICES),
+    }
     counts = session_counts(users, seed, avg_sessions_per_user)
     booked = users["country_destination"].to_numpy() != "NDF"
-    first_device_values = list(MAIN_SESSION_DEVICE_BY_FIRST_DEVICE)
-    first_device_raw = users["first_device_type"].to_numpy()
-    unknown_device = ~np.isin(first_device_raw, first_device_values)
-    first_device = np.where(
-        unknown_device,
-        first_device_values.index("Other/Unknown"),
-        pd.Categorical(first_device_raw, categories=first_device_values).codes,
-    )
+    known_devices = list(MAIN_SESSION_DEVICE_BY_FIRST_DEVICE)
+    first_device = pd.Categorical(users["first_device_type"], categories=known_devices).codes
+    first_device = np.where(first_device < 0, known_devices.index("Other/Unknown"), first_device)
 
     # Contiguous blocks of users holding about _BLOCK_ROWS rows each.
     ends = np.cumsum(counts)
     block_of_user = (ends - counts) // _BLOCK_ROWS
     boundaries = np.flatnonzero(np.diff(block_of_user)) + 1
-    starts = np.concatenate([[0], boundaries])
-    stops = np.concatenate([boundaries, [len(users)]])
+    starts = np.concatenate([[0], boundaries]).astype(np.int64)
+    stops = np.concatenate([boundaries, [len(users)]]).astype(np.int64)
 
-    pending: list[pd.DataFrame] = []
+    pending: list[dict[str, np.ndarray]] = []
     pending_rows = 0
     for block_number, (start, stop) in enumerate(zip(starts, stops, strict=True)):
         user_index = np.repeat(np.arange(start, stop), counts[start:stop])
         if user_index.shape[0] == 0:
             continue
         rng = _rng(seed, _STREAM_SESSION_BLOCK, block_number)
-        pending.append(_session_block(rng, user_index, user_id_dtype, booked, first_device))
+        pending.append(_session_block(rng, user_index, booked, first_device))
         pending_rows += user_index.shape[0]
         if pending_rows >= batch_rows:
-            merged = _concat(pending)
+            merged = {c: np.concatenate([p[c] for p in pending]) for c in SESSION_COLUMNS}
             full = pending_rows - pending_rows % batch_rows
             for offset in range(0, full, batch_rows):
-                yield merged.iloc[offset : offset + batch_rows].reset_index(drop=True)
-            pending = [merged.iloc[full:].reset_index(drop=True)] if full < pending_rows else []
+                yield _sessions_frame(merged, slice(offset, offset + batch_rows), dtypes)
+            pending = [{c: v[full:] for c, v in merged.items()}] if full < pending_rows else []
             pending_rows -= full
     if pending_rows:
-        yield _concat(pending)
+        merged = {c: np.concatenate([p[c] for p in pending]) for c in SESSION_COLUMNS}
+        yield _sessions_frame(merged, slice(0, pending_rows), dtypes)
 
 
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+def _sessions_frame(
+    columns: dict[str, np.ndarray], rows: slice, dtypes: dict[str, pd.CategoricalDtype]
+) -> pd.DataFrame:
+    data = {
+        name: pd.Categorical.from_codes(columns[name][rows], dtype=dtypes[name])
+        if name in dtypes
+        else columns[name][rows].copy()
+        for name in SESSION_COLUMNS
+    }
+    return pd.DataFrame(data, columns=list(SESSION_COLUMNS))

@@ -7,15 +7,18 @@ in its own transaction, and record it with a checksum in a history table; a re-r
 nothing, and an applied file that was edited afterwards stops everything with an error
 naming the file, because the database no longer matches what the file says.
 
-The history table is ``synth_schema_history`` (not Flyway's ``flyway_schema_history``,
-whose checksum algorithm we do not reproduce), in the connection's current schema.
+The history table is ``synth_schema_history`` in the connection's current schema. Its
+checksums are computed exactly as Flyway computes them, and versions that Flyway itself
+applied (successful rows of ``flyway_schema_history``, e.g. from the docker-compose
+``flyway`` service) count as applied too: running both tools on one database neither
+applies a file twice nor misses an edited one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from psycopg import sql
 from airflow_synth.core.errors import SynthError
 
 HISTORY_TABLE = "synth_schema_history"
+FLYWAY_HISTORY_TABLE = "flyway_schema_history"
 
 #: Flyway's versioned-migration naming: V1__x.sql, V2_1__y.sql (version 2.1), V3.2__z.sql.
 _FILE_PATTERN = re.compile(r"^V(?P<version>\d+(?:[._]\d+)*)__(?P<description>\w[\w.-]*)\.sql$")
@@ -45,7 +49,7 @@ class Migration:
     description: str
     script: str
     path: Path
-    checksum: str
+    checksum: int
     sql: str
 
     @property
@@ -53,10 +57,17 @@ class Migration:
         return tuple(int(part) for part in self.version.split("."))
 
 
-def checksum(text: str) -> str:
-    """SHA-256 of a script with line endings normalised (a CRLF checkout is no change)."""
-    normalised = text.removeprefix("\ufeff").replace("\r\n", "\n")
-    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+def checksum(text: str) -> int:
+    """Flyway's checksum of a script: CRC-32 over its lines without line breaks, signed.
+
+    Same algorithm as Flyway's ``ChecksumCalculator`` (``BufferedReader.readLine`` per line,
+    BOM dropped, ``java.util.zip.CRC32``, cast to ``int``), so it can be compared with
+    ``flyway_schema_history.checksum``; line endings (a CRLF checkout) do not change it.
+    """
+    crc = 0
+    for line in re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff")):
+        crc = zlib.crc32(line.encode("utf-8"), crc)
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
 def discover_migrations(migrations_dir: str | Path) -> list[Migration]:
@@ -114,8 +125,17 @@ def require_no_open_transaction(conn: psycopg.Connection, what: str) -> None:
         )
 
 
-def _history(conn: psycopg.Connection) -> dict[str, tuple[str, str, object]]:
-    rows = conn.execute(
+def _history(conn: psycopg.Connection) -> dict[str, tuple[str, int | None, object]]:
+    """Applied versions -> (script, checksum, when), from our table and Flyway's."""
+    rows = []
+    if conn.execute("SELECT to_regclass(%s)", (FLYWAY_HISTORY_TABLE,)).fetchone()[0]:
+        rows += conn.execute(
+            sql.SQL(
+                "SELECT version, script, checksum, installed_on FROM {} "
+                "WHERE success AND type = 'SQL' AND version IS NOT NULL"
+            ).format(sql.Identifier(FLYWAY_HISTORY_TABLE))
+        ).fetchall()
+    rows += conn.execute(
         sql.SQL("SELECT version, script, checksum, applied_at FROM {}").format(
             sql.Identifier(HISTORY_TABLE)
         )
@@ -135,7 +155,7 @@ def _validate(migrations: list[Migration], applied: dict, folder: Path) -> None:
         if migration.checksum != digest:
             raise MigrationError(
                 f"{migration.path} was changed after it was applied on {applied_at} "
-                f"(recorded checksum {digest[:12]}…, file now {migration.checksum[:12]}…). "
+                f"(recorded checksum {digest}, file now {migration.checksum}). "
                 "Applied migrations must not be edited: restore the file and put the change "
                 "in a new V<n>__<what>.sql."
             )
@@ -172,7 +192,7 @@ def apply_migrations(conn: psycopg.Connection, migrations_dir: str | Path) -> li
                     version      varchar PRIMARY KEY,
                     description  varchar NOT NULL,
                     script       varchar NOT NULL,
-                    checksum     varchar NOT NULL,
+                    checksum     integer NOT NULL,
                     applied_at   timestamptz NOT NULL DEFAULT now(),
                     execution_ms integer NOT NULL
                 )

@@ -84,7 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         os.environ.update(env)  # before Airflow is imported
         step = time.monotonic()
-        seed = _seed_source(stack, project, args)
+        seed = seed_source(
+            stack,
+            project,
+            users=args.users,
+            sessions_per_user=args.sessions_per_user,
+            seed=args.seed,
+        )
         timings["seed"] = time.monotonic() - step
         step = time.monotonic()
         ensure_airflow_db(env)
@@ -112,7 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.stop()
 
 
-def _seed_source(stack: Any, project: Path, args: argparse.Namespace) -> Any:
+def seed_source(
+    stack: Any,
+    project: Path,
+    *,
+    users: int = 10_000,
+    sessions_per_user: float = 100,
+    seed: int = 42,
+) -> Any:
+    """Apply the source migrations and seed the demo data (both no-ops when done already)."""
     from airflow_synth.demo.migrations import apply_migrations
     from airflow_synth.demo.seed import seed_demo_database
 
@@ -121,15 +135,15 @@ def _seed_source(stack: Any, project: Path, args: argparse.Namespace) -> Any:
         if applied:
             print(f"[demo] applied migrations: {', '.join(applied)}", flush=True)
         print(
-            f"[demo] seeding {args.users} users x ~{args.sessions_per_user:g} sessions "
+            f"[demo] seeding {users} users x ~{sessions_per_user:g} sessions "
             "(skipped if already seeded) ...",
             flush=True,
         )
         return seed_demo_database(
             conn,
-            n_users=args.users,
-            avg_sessions_per_user=args.sessions_per_user,
-            seed=args.seed,
+            n_users=users,
+            avg_sessions_per_user=sessions_per_user,
+            seed=seed,
         )
 
 

@@ -38,13 +38,35 @@ def pid_alive(pid: int | None) -> bool:
     return not (fields and fields[0] in ("Z", "X"))
 
 
-def process_cmdline(pid: int) -> str:
-    """The command line of ``pid`` ("" if unknown), to tell our server from a reused pid."""
+def process_argv(pid: int) -> list[str]:
+    """The argument vector of ``pid`` ([] if unknown), to tell our server from a reused pid."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+        return []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def process_cmdline(pid: int) -> str:
+    """The command line of ``pid`` as one string ("" if unknown)."""
+    return " ".join(process_argv(pid))
+
+
+def find_processes(match: Callable[[list[str]], bool]) -> list[int]:
+    """Pids of live processes whose argument vector satisfies ``match`` (Linux /proc)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    own = os.getpid()
+    found = []
+    for entry in entries:
+        if entry.isdigit() and int(entry) != own:
+            pid = int(entry)
+            argv = process_argv(pid)
+            if argv and match(argv) and pid_alive(pid):
+                found.append(pid)
+    return sorted(found)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

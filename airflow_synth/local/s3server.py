@@ -9,12 +9,15 @@ to free loopback ports so that several stacks can run side by side.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +38,9 @@ from airflow_synth.local.ports import (
 )
 from airflow_synth.local.process import (
     LocalStackError,
+    find_processes,
     log_tail,
-    pid_alive,
-    process_cmdline,
+    process_argv,
     terminate,
     wait_until,
 )
@@ -60,6 +63,10 @@ _INTERNAL_PORT_FLAGS = {
 # Env vars `weed mini` reads as defaults for flags we do not want set from the caller's shell.
 _WEED_ENV_DROP = ("S3_BUCKET", "S3_TABLE_BUCKET", "S3_EXTERNAL_URL", "AWS_SESSION_TOKEN")
 _MAX_SOCKET_PATH = 100
+# How `weed mini` reports a port lost to another process between our check and its bind.
+_PORT_TAKEN = ("Port allocation failed", "address already in use")
+# Loopback requests must not go through an HTTP proxy from the environment.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def weed_binary() -> Path:
@@ -132,25 +139,38 @@ class LocalS3Server:
         return f"http://{self.host}:{self.port}"
 
     # ------------------------------------------------------------------ clients
-    def client(self, *, access_key: str | None = None, secret_key: str | None = None) -> BaseClient:
+    def client(
+        self,
+        *,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        config: Config | None = None,
+    ) -> BaseClient:
         """A boto3 S3 client for this server (path-style, so bucket names need no DNS).
 
         ``access_key``/``secret_key`` override the server's credentials, e.g. to prove that
-        a wrong key is rejected.
+        a wrong key is rejected; ``config`` is merged over the defaults.
         """
+        defaults = Config(
+            s3={"addressing_style": "path"},
+            signature_version="s3v4",
+            connect_timeout=5,
+            read_timeout=60,
+            retries={"max_attempts": 3, "mode": "standard"},
+        )
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
             aws_access_key_id=access_key or self.access_key,
             aws_secret_access_key=secret_key or self.secret_key,
             region_name=self.region,
-            config=Config(
-                s3={"addressing_style": "path"},
-                signature_version="s3v4",
-                connect_timeout=5,
-                read_timeout=60,
-                retries={"max_attempts": 3, "mode": "standard"},
-            ),
+            config=defaults.merge(config) if config else defaults,
+        )
+
+    def _probe_client(self) -> BaseClient:
+        """A client that gives up fast, so readiness polling never blocks on one request."""
+        return self.client(
+            config=Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 1})
         )
 
     def create_bucket(self, name: str) -> bool:
@@ -172,22 +192,36 @@ class LocalS3Server:
         return True
 
     # ------------------------------------------------------------------ state
+    def _weed_pids(self) -> list[int]:
+        """Live ``weed`` processes serving this data dir, found by their command line.
+
+        The state file alone is not enough: it can be stale or lost (a crashed ``up``, a
+        deleted ``stack.json``), and a second ``weed`` on the same folder would corrupt it.
+        """
+        marker = f"-dir={self.data_dir}"
+        return find_processes(lambda argv: Path(argv[0]).name == "weed" and marker in argv)
+
     @property
     def pid(self) -> int | None:
         """Pid of the live ``weed`` process of this state dir, if any."""
         if self._proc is not None and self._proc.poll() is None:
             return self._proc.pid
-        pid = read_section(self.state_dir, SECTION).get("pid")
-        if pid and pid_alive(pid) and "weed" in process_cmdline(pid):
-            return int(pid)
-        return None
+        pids = self._weed_pids()
+        saved = read_section(self.state_dir, SECTION).get("pid")
+        if saved in pids:
+            return int(saved)
+        return pids[0] if pids else None
 
     def is_running(self) -> bool:
         """True when our ``weed`` process lives and its S3 port accepts connections."""
-        if self.pid is None:
+        pid = self.pid
+        if pid is None:
             return False
-        port = read_section(self.state_dir, SECTION).get("port") or self.port
-        return bool(port) and is_port_open(port, self.host)
+        prefix = "-s3.port="
+        flags = [arg for arg in process_argv(pid) if arg.startswith(prefix)]
+        if flags and flags[-1][len(prefix) :].isdigit():
+            self.port = int(flags[-1][len(prefix) :])
+        return self.port is not None and is_port_open(self.port, self.host)
 
     def _answers(self, client: BaseClient) -> tuple[bool, str]:
         """Whether ListBuckets succeeds with our credentials (the real readiness signal)."""
@@ -197,6 +231,33 @@ class LocalS3Server:
             return False, str(exc)
         except BotoCoreError as exc:
             return False, str(exc)
+        return True, ""
+
+    def _volumes_registered(self, master_port: int, expected: int) -> tuple[bool, str]:
+        """Whether the master knows a volume server and all ``expected`` volumes on disk.
+
+        After a restart ListBuckets (filer metadata) can succeed seconds before the volume
+        server's heartbeat tells the master where the volumes are; until then every object
+        read fails with InternalError. A fresh server needs one volume server registered
+        before its first write.
+        """
+        url = f"http://{self.host}:{master_port}/dir/status"
+        try:
+            with _NO_PROXY.open(url, timeout=1) as response:
+                topology = json.load(response).get("Topology") or {}
+        except (OSError, ValueError) as exc:
+            return False, f"master {url}: {exc}"
+        nodes = [
+            node
+            for center in topology.get("DataCenters") or []
+            for rack in center.get("Racks") or []
+            for node in rack.get("DataNodes") or []
+        ]
+        if not nodes:
+            return False, "no volume server registered with the master yet"
+        known = sum(int(node.get("Volumes") or 0) for node in nodes)
+        if known < expected:
+            return False, f"the master knows {known} of {expected} volumes so far"
         return True, ""
 
     # ------------------------------------------------------------------ ports
@@ -256,20 +317,25 @@ class LocalS3Server:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Start ``weed mini`` and wait until ListBuckets succeeds; no-op if it runs."""
-        if self.is_running():
-            saved_port = read_section(self.state_dir, SECTION).get("port")
-            if self._explicit_port and self._explicit_port != saved_port:
+        pid = self.pid
+        if pid is not None:  # a weed of this data dir lives: adopt it, never start a twin
+            if not wait_until(self.is_running, self.start_timeout, interval=0.1):
                 raise LocalStackError(
-                    f"S3 server already runs on port {saved_port}, not {self._explicit_port}: "
+                    f"weed (pid {pid}) of {self.state_dir} runs but its S3 port does not "
+                    f"answer; stop() it or see {self.log_path}"
+                )
+            if self._explicit_port and self._explicit_port != self.port:
+                raise LocalStackError(
+                    f"S3 server already runs on port {self.port}, not {self._explicit_port}: "
                     "stop() it first"
                 )
-            self.port = saved_port
-            ok, why = self._answers(self.client())
+            ok, why = self._answers(self._probe_client())
             if not ok:
                 raise LocalStackError(
                     f"an S3 server of {self.state_dir} runs on {self.endpoint_url} but refuses "
                     f"our credentials (started with other keys?): {why}"
                 )
+            update_section(self.state_dir, SECTION, {"port": self.port, "pid": pid})
             logger.info("S3 server already running on %s", self.endpoint_url)
             return
         weed = weed_binary()
@@ -313,7 +379,8 @@ class LocalS3Server:
             SECTION,
             {"port": s3_port, "internal_ports": ports, "pid": proc.pid},
         )
-        client = self.client()
+        client = self._probe_client()
+        expected_volumes = len(list(self.data_dir.glob("*.dat")))
         last_error = "S3 port not open yet"
 
         def ready() -> bool:
@@ -323,13 +390,16 @@ class LocalS3Server:
             if not is_port_open(s3_port, self.host):
                 return False
             ok, last_error = self._answers(client)
+            if ok:  # S3 answers before the master knows where the data lives
+                ok, last_error = self._volumes_registered(ports["master"], expected_volumes)
             return ok
 
         wait_until(ready, self.start_timeout, interval=0.1)
         if proc.poll() is not None:
             tail = log_tail(self.log_path, start=log_start)
+            self._remove_grpc_sockets()
             update_section(self.state_dir, SECTION, {"pid": None})
-            if not self._explicit_port and "address already in use" in tail.lower():
+            if not self._explicit_port and any(m in tail for m in _PORT_TAKEN):
                 logger.info("S3 server lost a port to another process; retrying")
                 return False
             raise LocalStackError(
@@ -347,19 +417,42 @@ class LocalS3Server:
 
     def stop(self) -> None:
         """SIGTERM (weed flushes and exits in ~1-3 s), SIGKILL after ``stop_timeout``."""
-        pid = self.pid
-        if pid is not None:
+        pids = set(self._weed_pids())
+        if self._proc is not None and self._proc.poll() is None:
+            pids.add(self._proc.pid)
+        for pid in sorted(pids):
             began = time.monotonic()
             graceful = terminate(pid, timeout=self.stop_timeout)
             logger.info(
-                "S3 server stopped in %.1fs%s",
+                "S3 server (pid %s) stopped in %.1fs%s",
+                pid,
                 time.monotonic() - began,
                 "" if graceful else " (killed)",
             )
         if self._proc is not None:
             self._proc.wait()
             self._proc = None
+        self._remove_grpc_sockets()
         update_section(self.state_dir, SECTION, {"pid": None})
+
+    def _remove_grpc_sockets(self) -> None:
+        """Delete the ``/tmp/seaweedfs-*-grpc-<port>.sock`` files weed leaves behind.
+
+        ``weed mini`` has no flag to move them; only sockets of our own ports that nothing
+        listens on any more are removed.
+        """
+        ports = read_section(self.state_dir, SECTION).get("internal_ports") or {}
+        grpc = {
+            f"{name}-grpc": ports.get(f"{name}_grpc")
+            for name in ("master", "volume", "filer", "s3")
+        }
+        if ports.get("admin"):
+            grpc["admin-grpc"] = ports["admin"] + GRPC_PORT_OFFSET
+        for kind, port in grpc.items():
+            sock = Path("/tmp") / f"seaweedfs-{kind}-{port}.sock"
+            if port and sock.is_socket() and is_port_free(port, self.host):
+                with contextlib.suppress(OSError):
+                    sock.unlink()
 
     def destroy(self) -> None:
         """Stop the server and delete its data, log and saved state."""

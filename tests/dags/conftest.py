@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dagtest_helpers import load_dag_module
 
 from airflow_synth.local import LocalStack
-from dagtest_helpers import load_dag_module
 
 #: Small demo source: big enough for SDV to learn something, small enough for ~2 s fits.
 SOURCE_USERS = 300
 SOURCE_SESSIONS_PER_USER = 15
 SOURCE_SEED = 7
-
 
 
 @pytest.fixture(scope="session")

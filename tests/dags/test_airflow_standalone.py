@@ -28,6 +28,7 @@ from airflow_synth.local.ports import find_free_port
 pytestmark = pytest.mark.dags
 
 DAG_ID = "esl_airbnb_bookings"
+SYNTHESIZER = "gaussian_copula"
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +70,19 @@ def test_trigger_through_the_rest_api_runs_and_publishes(airflow_api, s3_client)
     assert response.status_code == 200
     run = session.post(
         f"{base}/api/v2/dags/{DAG_ID}/dagRuns",
-        json={"logical_date": None, "conf": {"rows": 40, "seed": 2, "synthesizer": "gaussian_copula"}},
+        json={
+            "logical_date": None,
+            "conf": {"rows": 40, "seed": 2, "synthesizer": "gaussian_copula"},
+        },
         timeout=30,
     ).json()
     run_id = run["dag_run_id"]
 
     state, deadline = None, time.monotonic() + 420
     while time.monotonic() < deadline:
-        state = session.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", timeout=30).json()["state"]
+        state = session.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", timeout=30).json()[
+            "state"
+        ]
         if state in ("success", "failed"):
             break
         time.sleep(3)

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from dagtest_helpers import DAG_FILES, load_dag_module
 
 pytestmark = pytest.mark.dags

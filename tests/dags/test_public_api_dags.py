@@ -9,9 +9,9 @@ from pathlib import Path
 import psycopg
 import pyarrow.parquet as pq
 import pytest
+from dagtest_helpers import load_dag_module
 
 from airflow_synth.core.layout import DatasetLayout
-from dagtest_helpers import load_dag_module
 
 pytestmark = pytest.mark.dags
 
@@ -48,7 +48,11 @@ def test_taskflow_tasks_render_jinja_bind_parameters_and_publish(
     assert manifest["rows"] == 80
     table = _table(s3_client, layout.data_key("parquet"))
     assert table.column_names == [
-        "user_id", "gender", "age", "signup_method", "date_account_created",
+        "user_id",
+        "gender",
+        "age",
+        "signup_method",
+        "date_account_created",
     ]
     assert "google" not in set(table.column("signup_method").to_pylist())
     assert {f["name"] for f in manifest["files"]} == {"data.parquet", "data.csv", "metadata.json"}
@@ -63,7 +67,13 @@ def test_synthesize_decorator_publishes_the_functions_dataframe(
     manifest = _manifest(s3_client, layout)
     table = _table(s3_client, layout.data_key("parquet"))
     assert table.num_rows == 60 == manifest["rows"]
-    assert table.column_names == ["id", "gender", "age", "country_destination", "date_account_created"]
+    assert table.column_names == [
+        "id",
+        "gender",
+        "age",
+        "country_destination",
+        "date_account_created",
+    ]
     assert "python_callable" in manifest["source"]
     with psycopg.connect(source_dsn) as conn:
         real_ids = {r[0] for r in conn.execute("SELECT id FROM users")}

@@ -35,7 +35,9 @@ with DAG(
     published >> cleanup_staging(dataset="taskflow_users").as_teardown(setups=staged)
 
 
-with DAG(dag_id="api_synthesize_decorator", schedule=None, start_date=datetime(2026, 1, 1)) as deco_dag:
+with DAG(
+    dag_id="api_synthesize_decorator", schedule=None, start_date=datetime(2026, 1, 1)
+) as deco_dag:
 
     @task.synthesize(dataset="decorated_users", num_rows=60, seed=3, **STORE)
     def users_frame():
@@ -48,7 +50,9 @@ with DAG(dag_id="api_synthesize_decorator", schedule=None, start_date=datetime(2
     users_frame()
 
 
-with DAG(dag_id="api_decorator_wrong_return", schedule=None, start_date=datetime(2026, 1, 1)) as bad_deco:
+with DAG(
+    dag_id="api_decorator_wrong_return", schedule=None, start_date=datetime(2026, 1, 1)
+) as bad_deco:
 
     @task.synthesize(dataset="decorated_wrong", **STORE)
     def not_a_frame():

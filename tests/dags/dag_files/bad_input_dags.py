@@ -1,4 +1,4 @@
-"""One DAG per kind of bad input; tests/dags/test_bad_input.py runs each and expects a clean failure."""
+"""One DAG per kind of bad input; test_bad_input.py runs each and expects a clean failure."""
 
 from __future__ import annotations
 
@@ -35,8 +35,6 @@ for case, overrides in CASES.items():
         "bucket": "synthetic",
         **overrides,
     }
-    with DAG(
-        dag_id=f"bad_input_{case}", schedule=None, start_date=datetime(2026, 1, 1)
-    ) as dag:
+    with DAG(dag_id=f"bad_input_{case}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         esl_task_group(ESLConfig(dataset=f"bad_{case}", **settings), group_id="esl")
     globals()[f"dag_{case}"] = dag

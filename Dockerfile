@@ -1,0 +1,40 @@
+# Airflow image for the docker-compose stack: the official Airflow 3.3 image plus airflow-synth.
+#
+# Build:  docker compose build        (docker-compose.yaml tags it airflow-synth:local)
+# The official image installs Python packages as the `airflow` user (PIP_USER=true) and expects
+# to run with group 0, so everything copied here is owned by airflow:0 and group-writable where
+# the running user must write.
+FROM apache/airflow:3.3.2-python3.11
+
+USER airflow
+
+# SDV depends on torch. A bare `torch` requirement resolves to the CUDA build (several GB of
+# nvidia-* wheels); the synthesizers here run on CPU, so install the CPU wheel first and let the
+# package install below find the requirement already satisfied.
+RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+
+# Only what the build of the distribution needs, so edits to DAGs or SQL do not invalidate this
+# (slow) layer. README.md is the project's `readme`, setuptools reads it while building.
+COPY --chown=airflow:0 pyproject.toml README.md /opt/airflow/airflow-synth/
+COPY --chown=airflow:0 airflow_synth/ /opt/airflow/airflow-synth/airflow_synth/
+# Pinning apache-airflow to the image's own version stops pip from up- or downgrading Airflow
+# while it resolves our dependencies (the official image's documented practice).
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/airflow/airflow-synth
+
+# The ready-made DAGs, the SQL (feature queries and Flyway migrations) and the UI plugin are baked
+# in so the image works on its own; docker-compose.yaml bind-mounts the same folders over them
+# for live editing.
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 sql/ /opt/airflow/sql/
+COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+
+# staging/ holds *real* rows between extract and synthesize: private to the Airflow user and
+# group 0 (the image runs with an arbitrary UID but always GID 0). auth/ holds the simple auth
+# manager's password file written by airflow-init. Creating them here gives fresh named
+# volumes mounted on these paths the same owner and mode.
+RUN mkdir -p /opt/airflow/staging /opt/airflow/auth /opt/airflow/logs \
+    && chmod 0770 /opt/airflow/staging \
+    && chmod 0775 /opt/airflow/auth
+
+ENV SYNTH_SQL_DIR=/opt/airflow/sql \
+    SYNTH_STAGING_DIR=/opt/airflow/staging

@@ -1,0 +1,471 @@
+"""Atomic publishing to an object store (airflow_synth.core.publish, steps.run_load).
+
+Consumers only ever go through a manifest (or the ``latest`` pointer), so the rules under
+test are: the manifest is written last, a failure before it leaves no manifest, and a
+re-publish of the same run hides it first and removes files the new version does not have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_synth.core.errors import PublishError, SynthError
+from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.core.publish import (
+    MANIFEST_VERSION,
+    FileObjectStore,
+    PublishedDataset,
+    json_bytes,
+    publish_dataset,
+    read_latest,
+    read_manifest,
+    sha256_file,
+)
+from airflow_synth.core.steps import run_load
+
+pytestmark = pytest.mark.unit
+
+
+class RecordingStore(FileObjectStore):
+    """A FileObjectStore that records every write and delete, in order."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.calls: list[tuple[str, str]] = []
+        self.manifest_seen_during_upload: list[bool] = []
+        self.watch_manifest: str | None = None
+
+    def put_file(self, path: Path, key: str) -> None:
+        if self.watch_manifest is not None:
+            self.manifest_seen_during_upload.append(self.get_bytes(self.watch_manifest) is not None)
+        self.calls.append(("put_file", key))
+        FileObjectStore.put_bytes(self, Path(path).read_bytes(), key)  # not recorded twice
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        self.calls.append(("put_bytes", key))
+        super().put_bytes(data, key)
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        self.calls.extend(("delete", k) for k in keys)
+        super().delete_keys(keys)
+
+
+class FailingStore(FileObjectStore):
+    """Fails when uploading one particular key (a dropped connection mid-publish)."""
+
+    def __init__(self, root: Path, fail_on: str) -> None:
+        super().__init__(root)
+        self.fail_on = fail_on
+
+    def put_file(self, path: Path, key: str) -> None:
+        if key.endswith(self.fail_on):
+            raise ConnectionResetError("connection reset by peer")
+        super().put_file(path, key)
+
+
+class TruncatingStore(FileObjectStore):
+    """Stores fewer bytes than it was given for one key (a silently truncated upload)."""
+
+    def __init__(self, root: Path, truncate: str) -> None:
+        super().__init__(root)
+        self.truncate = truncate
+
+    def put_file(self, path: Path, key: str) -> None:
+        data = Path(path).read_bytes()
+        self.put_bytes(data[:-3] if key.endswith(self.truncate) else data, key)
+
+
+@pytest.fixture
+def layout() -> DatasetLayout:
+    return DatasetLayout("synthetic", "users", "manual__2024-03-01T10:00:00+00:00")
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    """Three local files of different sizes, as the load step would publish them."""
+    src = tmp_path / "src"
+    src.mkdir()
+    contents = {
+        "data.parquet": b"PAR1" + bytes(range(256)) * 4 + b"PAR1",
+        "data.csv": b"id,age\n1,30\n2,41\n",
+        "metadata.json": b'{"tables": {}}',
+    }
+    out = {}
+    for name, data in contents.items():
+        (src / name).write_bytes(data)
+        out[name] = src / name
+    return out
+
+
+MANIFEST = {"dataset": "users", "rows": 2, "source": {"conn_id": "userbookings_db"}}
+
+
+# --------------------------------------------------------------------------------------------
+# FileObjectStore
+# --------------------------------------------------------------------------------------------
+def test_file_store_round_trip(tmp_path: Path) -> None:
+    store = FileObjectStore(tmp_path / "bucket")
+    assert store.get_bytes("a/b.txt") is None
+    assert store.size("a/b.txt") is None
+    store.put_bytes(b"hello", "a/b.txt")
+    store.put_bytes(b"x" * 10, "a/c/d.bin")
+    store.put_bytes(b"top", "ab.txt")
+    assert store.get_bytes("a/b.txt") == b"hello"
+    assert store.size("a/c/d.bin") == 10
+    assert store.list_keys("a/") == ["a/b.txt", "a/c/d.bin"]
+    assert store.list_keys("a") == ["a/b.txt", "a/c/d.bin", "ab.txt"]
+    assert store.list_keys("zzz") == []
+    store.put_bytes(b"bye", "a/b.txt")  # overwrite
+    assert store.get_bytes("a/b.txt") == b"bye"
+    assert not list((tmp_path / "bucket").rglob("*.tmp"))
+    store.delete_keys(["a/b.txt", "never/there"])
+    assert store.list_keys("") == ["a/c/d.bin", "ab.txt"]
+
+
+def test_file_store_put_file_copies_bytes(tmp_path: Path, files: dict[str, Path]) -> None:
+    store = FileObjectStore(tmp_path / "bucket")
+    store.put_file(files["data.csv"], "x/data.csv")
+    assert store.get_bytes("x/data.csv") == files["data.csv"].read_bytes()
+    assert files["data.csv"].exists()  # a copy, not a move
+
+
+# --------------------------------------------------------------------------------------------
+# publish_dataset: happy path
+# --------------------------------------------------------------------------------------------
+def test_publish_uploads_files_and_a_complete_manifest(
+    tmp_path: Path, layout: DatasetLayout, files: dict[str, Path]
+) -> None:
+    store = FileObjectStore(tmp_path / "bucket")
+    published = publish_dataset(store, layout, files, MANIFEST)
+
+    for name, path in files.items():
+        assert store.get_bytes(layout.key(name)) == path.read_bytes()
+    manifest = read_manifest(store, layout)
+    assert manifest is not None
+    assert manifest["manifest_version"] == MANIFEST_VERSION
+    assert manifest["dataset"] == "users" and manifest["rows"] == 2
+    assert manifest["source"] == {"conn_id": "userbookings_db"}
+    assert [f["name"] for f in manifest["files"]] == ["data.parquet", "data.csv", "metadata.json"]
+    for entry in manifest["files"]:
+        data = files[entry["name"]].read_bytes()
+        assert entry["bytes"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["uri"] == f"s3://synthetic/{layout.key(entry['name'])}"
+    published_at = datetime.fromisoformat(manifest["published_at"])
+    assert published_at.tzinfo is not None
+    assert abs((datetime.now(UTC) - published_at).total_seconds()) < 60
+
+    assert published.manifest_uri == layout.uri(layout.manifest_key)
+    assert published.data_uris == {e["name"]: e["uri"] for e in manifest["files"]}
+    assert published.latest_uri == "s3://synthetic/users/latest.json"
+    assert published.rows == 2
+    assert published.seconds >= 0
+
+
+def test_manifest_is_written_after_every_file_and_latest_after_it(
+    tmp_path: Path, layout: DatasetLayout, files: dict[str, Path]
+) -> None:
+    store = RecordingStore(tmp_path / "bucket")
+    publish_dataset(store, layout, files, MANIFEST)
+    writes = [key for op, key in store.calls if op.startswith("put")]
+    assert writes == [
+        layout.key("data.parquet"),
+        layout.key("data.csv"),
+        layout.key("metadata.json"),
+        layout.manifest_key,
+        layout.latest_key,
+    ]
+
+
+def test_latest_points_at_the_manifest(
+    tmp_path: Path, layout: DatasetLayout, files: dict[str, Path]
+) -> None:
+    store = FileObjectStore(tmp_path / "bucket")
+    assert read_latest(store, "users") is None
+    publish_dataset(store, layout, files, MANIFEST)
+    latest = read_latest(store, "users")
+    manifest = read_manifest(store, layout)
+    assert latest is not None and manifest is not None
+    assert latest["manifest_uri"] == "s3://synthetic/" + layout.manifest_key
+    assert latest["run"] == layout.run
+    assert latest["dataset"] == "users"
+    assert latest["published_at"] == manifest["published_at"]
+    # the pointer resolves: strip the bucket and read the key it names
+    key = latest["manifest_uri"].removeprefix("s3://synthetic/")
+    assert json.loads(store.get_bytes(key) or b"null") == manifest
+
+
+def test_latest_moves_to_the_newest_run_and_old_runs_stay(
+    tmp_path: Path, files: dict[str, Path]
+) -> None:
+    store = FileObjectStore(tmp_path / "bucket")
+    first = DatasetLayout("synthetic", "users", "run1")
+    second = DatasetLayout("synthetic", "users", "run10")
+    publish_dataset(store, first, files, MANIFEST)
+    publish_dataset(store, second, {"data.parquet": files["data.parquet"]}, MANIFEST)
+    assert (read_latest(store, "users") or {})["run"] == "run10"
+    # run10's publish did not touch run1 even though "run1" is a string prefix of "run10"
+    assert read_manifest(store, first) is not None
+    assert store.get_bytes(first.key("data.csv")) == files["data.csv"].read_bytes()
+
+
+def test_update_latest_false_leaves_the_pointer_alone(
+    tmp_path: Path, files: dict[str, Path]
+) -> None:
+    store = FileObjectStore(tmp_path / "bucket")
+    current = DatasetLayout("synthetic", "users", "current")
+    backfill = DatasetLayout("synthetic", "users", "backfill")
+    publish_dataset(store, current, files, MANIFEST)
+    publish_dataset(store, backfill, files, MANIFEST, update_latest=False)
+    assert read_manifest(store, backfill) is not None
+    assert (read_latest(store, "users") or {})["run"] == "current"
+
+
+# --------------------------------------------------------------------------------------------
+# publish_dataset: failures
+# --------------------------------------------------------------------------------------------
+def test_failure_mid_upload_leaves_no_manifest_and_names_the_file(
+    tmp_path: Path, layout: DatasetLayout, files: dict[str, Path]
+) -> None:
+    store = FailingStore(tmp_path / "bucket", fail_on="data.csv")
+    with pytest.raises(PublishError) as err:
+        publish_dataset(store, layout, files, MANIFEST)
+    message = str(err.value)
+    assert "Uploading data.csv to s3://synthetic/" + layout.key("data.csv") in message
+    assert "connection reset by peer" in message
+    assert "no manifest was written" in message
+    assert isinstance(err.value.__cause__, ConnectionResetError)
+    assert isinstance(err.value, SynthError)
+    # the file before the failure was uploaded, but nothing makes the run visible
+    assert store.get_bytes(layout.key("data.parquet")) is not None
+    assert read_manifest(store, layout) is None
+    assert read_latest(store, "users") is None
+    assert layout.manifest_key not in store.list_keys("")
+
+
+def test_truncated_upload_is_detected_before_the_manifest(
+    tmp_path: Path, layout: DatasetLayout, files: dict[str, Path]
+) -> None:
+    store = TruncatingStore(tmp_path / "bucket", truncate="metadata.json")
+    with pytest.raises(PublishError) as err:
+        publish_dataset(store, layout, files, MANIFEST)
+    expected = files["metadata.json"].stat().st_size
+    assert f"has {expected - 3} bytes after upload, expected {expected}" in str(err.value)
+    assert layout.key("metadata.json") in str(err.value)
+    assert read_manifest(store, layout) is None
+    assert read_latest(store, "users") is None
+
+
+# --------------------------------------------------------------------------------------------
+# publish_dataset: re-publishing the same run
+# --------------------------------------------------------------------------------------------
+def test_republish_removes_stale_files_and_hides_the_run_while_rewriting(
+    tmp_path: Path, layout: DatasetLayout, files: dict[str, Path]
+) -> None:
+    store = RecordingStore(tmp_path / "bucket")
+    publish_dataset(store, layout, files, MANIFEST)
+    store.put_bytes(b"left over", layout.key("old-report.html"))  # a file of an older version
+    other = DatasetLayout("synthetic", "users", "another-run")
+    publish_dataset(store, other, files, MANIFEST, update_latest=False)
+    store.calls.clear()
+    store.watch_manifest = layout.manifest_key
+
+    smaller = {"data.parquet": files["data.parquet"], "metadata.json": files["metadata.json"]}
+    publish_dataset(store, layout, smaller, {**MANIFEST, "rows": 5})
+
+    # the old manifest went first, before any upload, so readers never saw a mix
+    assert store.calls[0] == ("delete", layout.manifest_key)
+    assert store.manifest_seen_during_upload == [False, False]
+    assert store.list_keys(layout.run_prefix) == sorted(
+        [layout.key("data.parquet"), layout.key("metadata.json"), layout.manifest_key]
+    )
+    manifest = read_manifest(store, layout) or {}
+    assert manifest["rows"] == 5
+    assert [f["name"] for f in manifest["files"]] == ["data.parquet", "metadata.json"]
+    # another run of the same dataset is untouched
+    assert len(store.list_keys(other.run_prefix)) == 4
+
+
+def test_failed_republish_leaves_the_run_hidden_not_half_old(
+    tmp_path: Path, layout: DatasetLayout, files: dict[str, Path]
+) -> None:
+    good = FileObjectStore(tmp_path / "bucket")
+    publish_dataset(good, layout, files, MANIFEST)
+    assert read_manifest(good, layout) is not None
+    failing = FailingStore(tmp_path / "bucket", fail_on="metadata.json")
+    with pytest.raises(PublishError, match="Uploading metadata.json"):
+        publish_dataset(failing, layout, files, MANIFEST)
+    assert read_manifest(good, layout) is None
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------
+def test_sha256_file_matches_hashlib_for_multi_chunk_file(tmp_path: Path) -> None:
+    path = tmp_path / "big.bin"
+    data = bytes(range(256)) * (5 * 4096 + 7)  # > 1 MiB chunk size
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_json_bytes_serialises_dates_and_keeps_order() -> None:
+    data = {"z": 1, "when": date(2024, 2, 29), "a": [Path("/x")]}
+    decoded = json.loads(json_bytes(data))
+    assert list(decoded) == ["z", "when", "a"]
+    assert decoded["when"] == "2024-02-29"
+    assert decoded["a"] == ["/x"]
+
+
+def test_published_dataset_to_xcom_is_json_safe() -> None:
+    published = PublishedDataset("s3://b/m", {"data.parquet": "s3://b/d"}, "s3://b/l", 3, 1.23456)
+    xcom = published.to_xcom()
+    assert json.loads(json.dumps(xcom)) == {
+        "manifest_uri": "s3://b/m",
+        "data_uris": {"data.parquet": "s3://b/d"},
+        "latest_uri": "s3://b/l",
+        "rows": 3,
+        "seconds": 1.235,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# run_load (steps): the load step on top of publish_dataset
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def synthetic(tmp_path: Path) -> tuple[Path, Path, pa.Table]:
+    table = pa.table(
+        {
+            "id": pa.array([3, 1, 2], pa.int64()),
+            "country": pa.array(["DE", None, "FR"], pa.string()),
+            "seen": pa.array(
+                [datetime(2024, 1, 1, 12), None, datetime(2023, 5, 1)], pa.timestamp("us")
+            ),
+        }
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    pq.write_table(table, work / "synthetic.parquet")
+    (work / "metadata.json").write_text('{"tables": {"users": {}}}', encoding="utf-8")
+    return work / "synthetic.parquet", work / "metadata.json", table
+
+
+SYNTHESIS: dict[str, Any] = {
+    "synthetic_uri": "file:///private/staging/synthetic.parquet",
+    "metadata_uri": "file:///private/staging/metadata.json",
+    "synthesizer": {"name": "gaussian_copula", "params": {}},
+    "seed": 7,
+    "rows": 3,
+    "training_rows": 300,
+    "model_uri": None,
+    "fit_seconds": 1.0,
+    "sample_seconds": 0.1,
+    "versions": {"sdv": "2.0.0"},
+}
+
+
+def test_run_load_publishes_parquet_csv_and_a_manifest_without_private_paths(
+    tmp_path: Path, layout: DatasetLayout, synthetic: tuple[Path, Path, pa.Table]
+) -> None:
+    parquet_path, metadata_path, table = synthetic
+    store = FileObjectStore(tmp_path / "bucket")
+    result = run_load(
+        store,
+        layout,
+        synthetic_path=parquet_path,
+        metadata_path=metadata_path,
+        source={"conn_id": "userbookings_db", "sql_file": "features/users.sql"},
+        synthesis=SYNTHESIS,
+        timings={"extract": 1.23456, "synthesize": 2},
+        formats=("parquet", "csv"),
+    )
+    assert result["dataset_uri"] == "s3://synthetic/users/"
+    assert set(result["data_uris"]) == {"data.parquet", "metadata.json", "data.csv"}
+
+    published = pq.read_table(store._path(layout.data_key()))
+    assert published.equals(table)
+    # Arrow writes null as an empty field and "" as a quoted empty string: both survive
+    csv_table = pacsv.read_csv(
+        store._path(layout.data_key("csv")),
+        convert_options=pacsv.ConvertOptions(
+            strings_can_be_null=True, quoted_strings_can_be_null=False
+        ),
+    )
+    assert csv_table.column("id").to_pylist() == [3, 1, 2]
+    assert csv_table.column("country").to_pylist() == ["DE", None, "FR"]
+
+    manifest = read_manifest(store, layout) or {}
+    assert manifest["rows"] == 3
+    assert [c["name"] for c in manifest["columns"]] == ["id", "country", "seen"]
+    assert manifest["columns"][2] == {
+        "name": "seen",
+        "arrow_type": "timestamp[us]",
+        "logical_type": "timestamp",
+    }
+    assert "file://" not in json.dumps(manifest)  # staging paths never leave the worker
+    assert set(manifest["synthesis"]) == {
+        "synthesizer",
+        "seed",
+        "rows",
+        "training_rows",
+        "model_uri",
+        "fit_seconds",
+        "sample_seconds",
+    }
+    assert manifest["versions"] == {"sdv": "2.0.0"}
+    assert manifest["timings_seconds"]["extract"] == 1.235
+    assert manifest["timings_seconds"]["synthesize"] == 2.0
+    assert manifest["timings_seconds"]["load"] >= 0
+    assert manifest["run"] == layout.run and manifest["dataset"] == "users"
+
+
+def test_run_load_parquet_only_by_default(
+    tmp_path: Path, layout: DatasetLayout, synthetic: tuple[Path, Path, pa.Table]
+) -> None:
+    parquet_path, metadata_path, _ = synthetic
+    store = FileObjectStore(tmp_path / "bucket")
+    run_load(
+        store,
+        layout,
+        synthetic_path=parquet_path,
+        metadata_path=metadata_path,
+        source={},
+        synthesis=SYNTHESIS,
+        timings={},
+    )
+    assert store.list_keys(layout.run_prefix) == sorted(
+        [layout.data_key(), layout.metadata_key, layout.manifest_key]
+    )
+
+
+@pytest.mark.parametrize("formats", [("csv",), ("parquet", "xlsx"), ()])
+def test_run_load_rejects_bad_formats_before_uploading(
+    tmp_path: Path,
+    layout: DatasetLayout,
+    synthetic: tuple[Path, Path, pa.Table],
+    formats: tuple[str, ...],
+) -> None:
+    parquet_path, metadata_path, _ = synthetic
+    store = FileObjectStore(tmp_path / "bucket")
+    with pytest.raises(ValueError, match="must include 'parquet'"):
+        run_load(
+            store,
+            layout,
+            synthetic_path=parquet_path,
+            metadata_path=metadata_path,
+            source={},
+            synthesis=SYNTHESIS,
+            timings={},
+            formats=formats,
+        )
+    assert store.list_keys("") == []
