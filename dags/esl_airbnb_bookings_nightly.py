@@ -2,7 +2,7 @@
 
 Same chain and settings form as ``esl_airbnb_bookings``; each night publishes a new run
 and moves ``s3://synthetic/airbnb_bookings/latest.json`` to it. Downstream DAGs can be
-scheduled on the Asset ``s3://synthetic/airbnb_bookings/``.
+scheduled on the Asset ``s3://synthetic/airbnb_bookings``.
 """
 
 from __future__ import annotations

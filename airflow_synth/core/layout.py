@@ -80,5 +80,6 @@ class DatasetLayout:
 
     @property
     def dataset_uri(self) -> str:
-        """The dataset as a whole: the URI of its Airflow Asset."""
-        return f"s3://{self.bucket}/{self.dataset}/"
+        """The dataset as a whole: the URI of its Airflow Asset (no trailing slash, as
+        Airflow normalises Asset URIs)."""
+        return f"s3://{self.bucket}/{self.dataset}"

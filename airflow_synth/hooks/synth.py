@@ -71,7 +71,10 @@ class SynthHook(BaseHook):
                 f"Connection {self.synth_conn_id!r} has type {conn.conn_type!r}; "
                 "airflow-synth needs a connection of type 'synth' here."
             )
-        extra = conn.extra_dejson or {}
+        raw = conn.extra_dejson or {}
+        # The connection form stores fields either plainly or as ``extra__synth__<field>``.
+        prefix = f"extra__{self.conn_type}__"
+        extra = {k.removeprefix(prefix): v for k, v in raw.items() if v not in (None, "")}
         params = extra.get("synthesizer_params")
         if isinstance(params, str):
             try:

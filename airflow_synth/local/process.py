@@ -35,7 +35,14 @@ def pid_alive(pid: int | None) -> bool:
     except OSError:
         return True
     fields = stat.rsplit(")", 1)[-1].split()
-    return not (fields and fields[0] in ("Z", "X"))
+    if not (fields and fields[0] in ("Z", "X")):
+        return True
+    # A multi-threaded process (Go's weed) shows its leader as a zombie while other threads
+    # still exit and still hold its sockets: dead only once no other thread is left.
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False
 
 
 def process_argv(pid: int) -> list[str]:

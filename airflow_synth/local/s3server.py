@@ -67,6 +67,20 @@ _MAX_SOCKET_PATH = 100
 _PORT_TAKEN = ("Port allocation failed", "address already in use")
 # Loopback requests must not go through an HTTP proxy from the environment.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# Components whose gRPC unix socket weed puts in /tmp as seaweedfs-<name>-grpc-<port>.sock.
+_GRPC_COMPONENTS = ("master", "volume", "filer", "s3")
+
+
+def _ports_from_argv(argv: list[str]) -> dict[str, int]:
+    """The internal ports of a running weed, read back from its command line."""
+    flags = {flag: name for name, flag in _INTERNAL_PORT_FLAGS.items()}
+    flags["-admin.port"] = "admin"
+    ports = {}
+    for arg in argv:
+        flag, _, value = arg.partition("=")
+        if flag in flags and value.isdigit():
+            ports[flags[flag]] = int(value)
+    return ports
 
 
 def weed_binary() -> Path:
@@ -291,6 +305,9 @@ class LocalS3Server:
     def _command(self, weed: Path, s3_port: int, ports: dict[str, int]) -> list[str]:
         cmd = [
             str(weed),
+            # glog writes its INFO log files to /tmp by default; keep them in the state dir
+            # (rotated by weed). Warnings and errors also reach stderr, i.e. weed.log.
+            f"-logdir={self.base_dir / 'glog'}",
             "mini",
             f"-dir={self.data_dir}",
             f"-master.dir={self.base_dir / 'master'}",
@@ -339,7 +356,7 @@ class LocalS3Server:
             logger.info("S3 server already running on %s", self.endpoint_url)
             return
         weed = weed_binary()
-        for directory in (self.data_dir, self.base_dir / "master"):
+        for directory in (self.data_dir, self.base_dir / "master", self.base_dir / "glog"):
             directory.mkdir(parents=True, exist_ok=True)
         saved = read_section(self.state_dir, SECTION)
         began = time.monotonic()
@@ -397,7 +414,7 @@ class LocalS3Server:
         wait_until(ready, self.start_timeout, interval=0.1)
         if proc.poll() is not None:
             tail = log_tail(self.log_path, start=log_start)
-            self._remove_grpc_sockets()
+            self._remove_sockets(self._grpc_sockets(ports))
             update_section(self.state_dir, SECTION, {"pid": None})
             if not self._explicit_port and any(m in tail for m in _PORT_TAKEN):
                 logger.info("S3 server lost a port to another process; retrying")
@@ -420,7 +437,9 @@ class LocalS3Server:
         pids = set(self._weed_pids())
         if self._proc is not None and self._proc.poll() is None:
             pids.add(self._proc.pid)
+        sockets = self._grpc_sockets(read_section(self.state_dir, SECTION).get("internal_ports"))
         for pid in sorted(pids):
+            sockets |= self._grpc_sockets(_ports_from_argv(process_argv(pid)))
             began = time.monotonic()
             graceful = terminate(pid, timeout=self.stop_timeout)
             logger.info(
@@ -432,25 +451,33 @@ class LocalS3Server:
         if self._proc is not None:
             self._proc.wait()
             self._proc = None
-        self._remove_grpc_sockets()
+        self._remove_sockets(sockets)
         update_section(self.state_dir, SECTION, {"pid": None})
 
-    def _remove_grpc_sockets(self) -> None:
-        """Delete the ``/tmp/seaweedfs-*-grpc-<port>.sock`` files weed leaves behind.
+    @staticmethod
+    def _grpc_sockets(ports: dict[str, int] | None) -> set[tuple[Path, int]]:
+        """The ``/tmp/seaweedfs-*-grpc-<port>.sock`` files a weed with these ports creates.
 
-        ``weed mini`` has no flag to move them; only sockets of our own ports that nothing
-        listens on any more are removed.
+        ``weed mini`` has no flag to move them and leaves some behind when it exits.
         """
-        ports = read_section(self.state_dir, SECTION).get("internal_ports") or {}
-        grpc = {
-            f"{name}-grpc": ports.get(f"{name}_grpc")
-            for name in ("master", "volume", "filer", "s3")
-        }
+        ports = ports or {}
+        grpc = {f"{name}-grpc": ports.get(f"{name}_grpc") for name in _GRPC_COMPONENTS}
         if ports.get("admin"):
             grpc["admin-grpc"] = ports["admin"] + GRPC_PORT_OFFSET
-        for kind, port in grpc.items():
-            sock = Path("/tmp") / f"seaweedfs-{kind}-{port}.sock"
-            if port and sock.is_socket() and is_port_free(port, self.host):
+        return {
+            (Path("/tmp") / f"seaweedfs-{kind}-{port}.sock", port)
+            for kind, port in grpc.items()
+            if port
+        }
+
+    def _remove_sockets(self, sockets: set[tuple[Path, int]]) -> None:
+        """Delete leftover sockets whose port nothing listens on any more."""
+        deadline = time.monotonic() + 2.0  # the kernel may need a moment to free the ports
+        for sock, port in sockets:
+            if not sock.is_socket():
+                continue
+            remaining = max(0.0, deadline - time.monotonic())
+            if wait_until(lambda p=port: is_port_free(p, self.host), remaining):
                 with contextlib.suppress(OSError):
                     sock.unlink()
 

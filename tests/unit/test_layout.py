@@ -73,8 +73,8 @@ def test_uris(layout: DatasetLayout) -> None:
     assert layout.uri(layout.manifest_key) == (
         "s3://synthetic/user_features/scheduled__2024-01-01T00_00_00_00_00/manifest.json"
     )
-    assert layout.dataset_uri == "s3://synthetic/user_features/"
-    assert layout.uri(layout.latest_key).startswith(layout.dataset_uri)
+    assert layout.dataset_uri == "s3://synthetic/user_features"
+    assert layout.uri(layout.latest_key).startswith(layout.dataset_uri + "/")
 
 
 def test_models_and_pointer_live_outside_the_run_folder(layout: DatasetLayout) -> None:

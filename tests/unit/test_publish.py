@@ -389,7 +389,7 @@ def test_run_load_publishes_parquet_csv_and_a_manifest_without_private_paths(
         timings={"extract": 1.23456, "synthesize": 2},
         formats=("parquet", "csv"),
     )
-    assert result["dataset_uri"] == "s3://synthetic/users/"
+    assert result["dataset_uri"] == "s3://synthetic/users"
     assert set(result["data_uris"]) == {"data.parquet", "metadata.json", "data.csv"}
 
     published = pq.read_table(store._path(layout.data_key()))
