@@ -28,6 +28,10 @@ class ContractError(SynthError):
     """The schema contract is invalid or disagrees with the query's columns."""
 
 
+class DataError(SynthError):
+    """The extracted data holds values the synthesizer cannot model (e.g. year 9999)."""
+
+
 class SynthesizerConfigError(SynthError):
     """Unknown synthesizer name or a bad synthesizer parameter."""
 

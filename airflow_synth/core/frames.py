@@ -15,6 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from airflow_synth.core.errors import DataError
+
 
 def read_training_frame(path: str | Path) -> tuple[pd.DataFrame, pa.Schema]:
     """Read staged Parquet as a DataFrame SDV trains correctly on, plus the source schema."""
@@ -27,7 +29,14 @@ def to_training_frame(table: pa.Table) -> pd.DataFrame:
     frame = table.to_pandas()
     for field in table.schema:
         if pa.types.is_date(field.type) or pa.types.is_timestamp(field.type):
-            values = pd.to_datetime(frame[field.name])
+            try:
+                values = pd.to_datetime(frame[field.name])
+            except (pd.errors.OutOfBoundsDatetime, OverflowError) as exc:
+                raise DataError(
+                    f"Column {field.name!r} holds dates outside 1677-2262 ({exc}), which "
+                    "pandas and SDV cannot represent. Map such sentinels to NULL in the SQL, "
+                    f"e.g. NULLIF({field.name}, '9999-12-31'), or clip them."
+                ) from exc
             if getattr(values.dt, "tz", None) is not None:
                 values = values.dt.tz_convert("UTC").dt.tz_localize(None)
             frame[field.name] = values.astype("datetime64[ns]")

@@ -123,6 +123,9 @@ def publish_dataset(
     publication time, because only this function knows what was actually uploaded.
     """
     started = time.monotonic()
+    missing = [str(path) for path in files.values() if not Path(path).is_file()]
+    if missing:  # checked before anything changes, so a published run stays intact
+        raise PublishError(f"Cannot publish {layout.run_prefix}: missing local files {missing}")
     manifest_key = layout.manifest_key
     store.delete_keys([manifest_key])  # hide the run while it is (re)written
     wanted = {layout.key(name) for name in files}

@@ -220,3 +220,11 @@ def test_frame_rows_normalises_missing_values() -> None:
     assert rows == {(1.0, "x"), (None, None)}
     assert rows == frame_rows(other)
     assert frame_rows(pd.DataFrame({"a": [2.0], "b": ["x"]})).isdisjoint(rows)
+
+
+def test_dates_pandas_cannot_hold_fail_with_a_fix_naming_the_column() -> None:
+    from airflow_synth.core.errors import DataError
+
+    table = pa.table({"valid_to": pa.array([date(2020, 1, 1), date(9999, 12, 31)])})
+    with pytest.raises(DataError, match=r"'valid_to'.*NULLIF\(valid_to, '9999-12-31'\)"):
+        to_training_frame(table)

@@ -469,3 +469,14 @@ def test_run_load_rejects_bad_formats_before_uploading(
             formats=formats,
         )
     assert store.list_keys("") == []
+
+
+def test_a_missing_local_file_fails_before_the_published_run_is_touched(tmp_path: Path) -> None:
+    store = FileObjectStore(tmp_path / "bucket")
+    layout = DatasetLayout("synthetic", "users", "run1")
+    data = tmp_path / "data.parquet"
+    data.write_bytes(b"x" * 10)
+    publish_dataset(store, layout, {"data.parquet": data}, {"rows": 1})
+    with pytest.raises(PublishError, match="missing local files"):
+        publish_dataset(store, layout, {"data.parquet": tmp_path / "gone.parquet"}, {"rows": 1})
+    assert store.get_bytes(layout.manifest_key) is not None
