@@ -1,42 +1,50 @@
-"""Synthetic Airbnb bookings, on demand: press Trigger, pick rows/synthesizer/epochs/seed.
+"""Synthetic Airbnb bookings: on demand, and refreshed every night.
 
-Extracts ``sql/features/session_features_by_user.sql`` from the ``userbookings_db``
-connection, trains a local SDV synthesizer, and publishes the synthetic table to
-``s3://synthetic/airbnb_bookings/<run>/`` (connection ``synth_s3``).
+``esl_airbnb_bookings``: press Trigger, pick rows / synthesizer / epochs / seed.
+``esl_airbnb_bookings_nightly``: the same chain at 02:00 UTC, no catch-up; each night
+publishes a new run and moves ``s3://synthetic/airbnb_bookings/latest.json`` to it.
+
+Both extract ``sql/features/session_features_by_user.sql`` through the ``userbookings_db``
+connection, train a local SDV synthesizer, and publish to ``s3://synthetic/airbnb_bookings/``
+(connection ``synth_s3``). Downstream DAGs can be scheduled on the Asset
+``s3://synthetic/airbnb_bookings``.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG
-
-from airflow_synth.params import config_from_params, esl_params
-from airflow_synth.task_groups import esl_task_group
+from airflow_synth.dag_factory import esl_dag
 
 SQL_DIR = os.environ.get("SYNTH_SQL_DIR") or str(Path(__file__).resolve().parent.parent / "sql")
 
-with DAG(
-    dag_id="esl_airbnb_bookings",
+AIRBNB_BOOKINGS = {
+    "dataset": "airbnb_bookings",
+    "sql_file": "features/session_features_by_user.sql",
+    "postgres_conn_id": "userbookings_db",
+    "aws_conn_id": "synth_s3",
+    "bucket": "synthetic",
+}
+
+dag = esl_dag(
+    "esl_airbnb_bookings",
+    AIRBNB_BOOKINGS,
+    sql_dirs=[SQL_DIR],
     description="Extract -> synthesize -> load the Airbnb bookings feature table",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    template_searchpath=[SQL_DIR],
-    render_template_as_native_obj=True,
-    params=esl_params(),
     tags=["airflow-synth", "esl", "demo"],
     doc_md=__doc__,
-) as dag:
-    esl_task_group(
-        config_from_params(
-            dataset="airbnb_bookings",
-            sql_file="features/session_features_by_user.sql",
-            postgres_conn_id="userbookings_db",
-            aws_conn_id="synth_s3",
-            bucket="synthetic",
-        ),
-        group_id="esl",
-    )
+)
+
+nightly_dag = esl_dag(
+    "esl_airbnb_bookings_nightly",
+    AIRBNB_BOOKINGS,
+    schedule="0 2 * * *",
+    sql_dirs=[SQL_DIR],
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=5)},
+    description="Nightly synthetic refresh of the Airbnb bookings feature table",
+    tags=["airflow-synth", "esl", "nightly"],
+    doc_md=__doc__,
+)

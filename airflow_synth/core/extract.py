@@ -8,8 +8,10 @@ bound by the driver (``%(name)s`` placeholders), never formatted into the SQL te
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +49,9 @@ _ARROW_BY_OID: dict[int, pa.DataType] = {
     1043: pa.string(),
 }
 _NUMERIC_OID = 1700
+_JSON_OIDS = (114, 3802)  # json, jsonb: psycopg parses them; write them back as JSON text
+# What a named cursor puts before the query: ``DECLARE "name" CURSOR [WITHOUT HOLD] FOR ``.
+_DECLARE_PREFIX = re.compile(r"\s*DECLARE\s.*?\sCURSOR\s(?:.*?\s)?FOR\s", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ def arrow_schema_for(description: Sequence[Any]) -> pa.Schema:
 def _column_array(values: Sequence[Any], arrow_type: pa.DataType, oid: int) -> pa.Array:
     if oid == _NUMERIC_OID:
         values = [None if v is None else float(v) for v in values]
+    elif oid in _JSON_OIDS:  # str() would give a Python repr ({'a': True}), not JSON
+        values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
     elif pa.types.is_string(arrow_type) and oid not in _ARROW_BY_OID:
         values = [None if v is None else str(v) for v in values]
     return pa.array(values, type=arrow_type)
@@ -123,7 +130,7 @@ def stream_query_to_parquet(
                 cursor.execute(sql, parameters or None)
                 first = cursor.fetchmany(batch_rows)
             except Exception as exc:  # driver errors differ between psycopg 2 and 3
-                raise _extract_error(exc, sql, sql_name) from exc
+                raise _extract_error(exc, sql, sql_name, _sent_statement(cursor)) from exc
             description = cursor.description
             schema = arrow_schema_for(description)
             oids = [col.type_code for col in description]
@@ -169,11 +176,44 @@ def _end_transaction(conn: Any) -> None:
         log.debug("rollback after extract failed", exc_info=True)
 
 
-def _extract_error(exc: Exception, sql: str, sql_name: str) -> ExtractError:
+def _sent_statement(cursor: Any) -> str | None:
+    """The statement text the server received, if the driver tells (psycopg 2 and 3)."""
+    sent = getattr(cursor, "query", None)  # psycopg2
+    if sent is None:
+        sent = getattr(getattr(cursor, "_query", None), "query", None)  # psycopg 3
+    if isinstance(sent, bytes):
+        sent = sent.decode("utf-8", errors="replace")
+    return sent if isinstance(sent, str) else None
+
+
+def _locate(sql: str, position: int, sent: str | None) -> str:
+    """Where ``position`` (counted by Postgres in the statement it received) is in ``sql``.
+
+    A named cursor sends ``DECLARE "..." CURSOR FOR <query>``, with ``%(x)s`` turned into
+    ``$1``, so the raw position points too far (on a later line, or past the end). Line
+    numbers are counted in the received query (the prefix and placeholders hold no
+    newline), and the line shown is the one of the SQL file.
+    """
+    prefix = _DECLARE_PREFIX.match(sent) if sent else None
+    if sent is None or prefix is None:
+        return error_line(sql, position)
+    body, position = sent[prefix.end() :], position - prefix.end()
+    where = error_line(body, position)
+    if not where:
+        return ""
+    line_no = body[: position - 1].count("\n") + 1
+    lines = sql.splitlines()
+    text = lines[line_no - 1].strip() if line_no <= len(lines) else ""
+    return f"{where.split(': ', 1)[0]}: {text}"
+
+
+def _extract_error(
+    exc: Exception, sql: str, sql_name: str, sent: str | None = None
+) -> ExtractError:
     diag = getattr(exc, "diag", None)
     message = getattr(diag, "message_primary", None) or str(exc).strip()
     position = getattr(diag, "statement_position", None)
-    where = error_line(sql, int(position)) if position else ""
+    where = _locate(sql, int(position), sent) if position else ""
     hint = getattr(diag, "message_hint", None)
     text = f"The query in {sql_name} failed in the database: {message}"
     if where:

@@ -178,7 +178,7 @@ def test_parsing_a_dag_file_imports_no_heavy_library() -> None:
         "import runpy, sys; runpy.run_path(sys.argv[1]); "
         "print(','.join(m for m in ('sdv', 'torch', 'pandas', 'sdmetrics') if m in sys.modules))"
     )
-    for name in ("esl_airbnb_bookings.py", "esl_airbnb_bookings_nightly.py"):
+    for name in ("esl_airbnb_bookings.py", "seed_userbookings_db.py"):
         out = (
             subprocess.run(
                 [sys.executable, "-c", code, str(PROJECT / "dags" / name)],
