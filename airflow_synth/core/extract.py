@@ -141,7 +141,10 @@ def stream_query_to_parquet(
                 rows_written += len(batch)
                 if rows_written % (batch_rows * 10) == 0:
                     log.info("Extracted %d rows so far from %s", rows_written, sql_name)
-                batch = cursor.fetchmany(batch_rows)
+                try:  # a row can still fail mid-stream (division by zero, a bad cast, ...)
+                    batch = cursor.fetchmany(batch_rows)
+                except Exception as exc:
+                    raise _extract_error(exc, sql, sql_name, _sent_statement(cursor)) from exc
         writer.close()
         writer = None
     except BaseException:

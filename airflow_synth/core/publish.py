@@ -116,13 +116,16 @@ def publish_dataset(
     manifest: Mapping[str, Any],
     *,
     update_latest: bool = True,
+    load_started: float | None = None,
 ) -> PublishedDataset:
     """Upload ``files`` (name in the run folder -> local path), then the manifest, then latest.
 
-    ``manifest`` is completed here with the file list (size, sha256, URI) and the
-    publication time, because only this function knows what was actually uploaded.
+    ``manifest`` is completed here with the file list (size, sha256, URI), the publication
+    time and ``timings_seconds.load`` (from ``load_started``, a ``time.monotonic()`` value,
+    up to the manifest write), because only this function knows what was actually uploaded.
     """
     started = time.monotonic()
+    load_started = started if load_started is None else load_started
     missing = [str(path) for path in files.values() if not Path(path).is_file()]
     if missing:  # checked before anything changes, so a published run stays intact
         raise PublishError(f"Cannot publish {layout.run_prefix}: missing local files {missing}")
@@ -153,9 +156,12 @@ def publish_dataset(
             {"name": name, "uri": layout.uri(key), "bytes": expected, "sha256": sha256_file(path)}
         )
     published_at = datetime.now(UTC).isoformat()
+    timings = {**manifest.get("timings_seconds", {})}
+    timings["load"] = round(time.monotonic() - load_started, 3)
     full_manifest = {
         "manifest_version": MANIFEST_VERSION,
         **manifest,
+        "timings_seconds": timings,
         "files": entries,
         "published_at": published_at,
     }

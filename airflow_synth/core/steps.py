@@ -205,10 +205,10 @@ def run_load(
         schema=parquet.schema_arrow,
         source=source,
         synthesis={k: synthesis[k] for k in PUBLIC_SYNTHESIS_KEYS if k in synthesis},
-        timings={**timings, "load": time.monotonic() - started},
+        timings=timings,
         versions=synthesis.get("versions", {}),
     )
-    published = publish_dataset(store, layout, files, manifest)
+    published = publish_dataset(store, layout, files, manifest, load_started=started)
     return {**published.to_xcom(), "dataset_uri": layout.dataset_uri}
 
 
