@@ -40,5 +40,9 @@ class ConnectionConfigError(SynthError):
     """An Airflow connection is missing or of the wrong kind."""
 
 
+class QualityGateError(SynthError):
+    """The synthetic table missed a fidelity or privacy threshold; nothing is published."""
+
+
 class PublishError(SynthError):
     """Publishing to the object store failed; the dataset stays unpublished."""

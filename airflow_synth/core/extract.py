@@ -141,10 +141,7 @@ def stream_query_to_parquet(
                 rows_written += len(batch)
                 if rows_written % (batch_rows * 10) == 0:
                     log.info("Extracted %d rows so far from %s", rows_written, sql_name)
-                try:  # a row can still fail mid-stream (division by zero, a bad cast, ...)
-                    batch = cursor.fetchmany(batch_rows)
-                except Exception as exc:
-                    raise _extract_error(exc, sql, sql_name, _sent_statement(cursor)) from exc
+                batch = cursor.fetchmany(batch_rows)
         writer.close()
         writer = None
     except BaseException:

@@ -13,7 +13,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from airflow_synth.core.errors import DataError
 from airflow_synth.core.frames import conform_to_schema
 from airflow_synth.core.synthesizers import SynthesizerSpec
 
@@ -162,10 +163,15 @@ def sample_to_parquet(
     *,
     primary_key: str | None = None,
     batch_rows: int = DEFAULT_SAMPLE_BATCH_ROWS,
+    row_filter: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    max_filtered_share: float = 0.5,
 ) -> tuple[int, float]:
     """Sample ``num_rows`` rows in batches into ``out_path`` with the source ``schema``.
 
     Primary keys are kept unique across batches (a repeated key is dropped and re-sampled).
+    ``row_filter`` (the privacy filters) may drop rows from each batch; they are replaced
+    by new samples, unless the filters drop more than ``max_filtered_share`` of everything
+    sampled, which means the model reproduces real rows: then :class:`DataError` is raised.
     Returns (rows written, seconds).
     """
     out_path = Path(out_path)
@@ -175,11 +181,23 @@ def sample_to_parquet(
     written = 0
     seen_keys: set[Any] = set()
     empty_batches = 0
+    sampled = filtered = 0
     try:
         with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
             while written < num_rows:
                 want = min(batch_rows, num_rows - written)
                 frame = synthesizer.sample(num_rows=want)[table_name]
+                sampled += len(frame)
+                if row_filter is not None:
+                    kept = row_filter(frame)
+                    filtered += len(frame) - len(kept)
+                    frame = kept
+                    if filtered > max_filtered_share * max(sampled, num_rows):
+                        raise DataError(
+                            f"The privacy filters removed {filtered} of {sampled} sampled rows "
+                            f"(more than {max_filtered_share:.0%}): the model reproduces real "
+                            "rows. Nothing was published; use another synthesizer or settings."
+                        )
                 if primary_key:
                     frame = frame[~frame[primary_key].isin(seen_keys)]
                     frame = frame.drop_duplicates(subset=[primary_key])

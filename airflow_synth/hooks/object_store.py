@@ -33,6 +33,9 @@ class S3ObjectStore:
     def check(self) -> None:
         """Fail early, naming the connection, if the bucket cannot be reached."""
         try:
+            # Look the connection up first: for a missing one, AwsBaseHook only warns and
+            # falls back to boto3's default credentials and endpoint (real AWS).
+            self.hook.get_connection(self.aws_conn_id)
             self.hook.get_conn().head_bucket(Bucket=self.bucket)
         except Exception as exc:  # AirflowNotFoundException, botocore errors, ...
             raise ConnectionConfigError(
