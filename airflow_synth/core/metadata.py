@@ -9,6 +9,7 @@ anything is published, so the published metadata describes the schema, not the p
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
@@ -16,6 +17,12 @@ from sdv.metadata import Metadata
 
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.errors import ContractError
+
+log = logging.getLogger(__name__)
+
+#: A text column with at least this many rows and this share of distinct values is an id.
+IDENTIFIER_MIN_ROWS = 50
+IDENTIFIER_UNIQUE_SHARE = 0.9
 
 #: Keys of SDV column metadata that reveal real values and so never leave the worker.
 PRIVATE_COLUMN_KEYS = (
@@ -33,6 +40,11 @@ def build_metadata(
 ) -> Metadata:
     """Detect SDV metadata for ``frame`` and apply the contract's overrides."""
     metadata = Metadata.detect_from_dataframes({table_name: frame})
+    declared = set(contract.column_names) if contract is not None else set()
+    for column in identifier_like_columns(frame, metadata, table_name):
+        if column not in declared:
+            log.info("Column %r looks like a free-text identifier: generated fresh", column)
+            metadata.update_column(column, table_name=table_name, sdtype="id")
     try:
         if contract is not None:
             for column in contract.columns:
@@ -46,6 +58,25 @@ def build_metadata(
         where = f" (contract {contract.source})" if contract is not None else ""
         raise ContractError(f"SDV rejected the table metadata{where}: {exc}") from exc
     return metadata
+
+
+def identifier_like_columns(frame: pd.DataFrame, metadata: Metadata, table: str) -> list[str]:
+    """Text columns SDV calls categorical but whose values are (almost) all distinct.
+
+    Such columns (customer codes, order numbers, free-text ids) identify people; learning
+    them as categories would replay real values, so they are generated fresh instead.
+    """
+    columns = metadata.to_dict()["tables"][table]["columns"]
+    found = []
+    for name, spec in columns.items():
+        if spec.get("sdtype") != "categorical" or frame[name].dtype != object:
+            continue
+        values = frame[name].dropna()
+        if len(values) >= IDENTIFIER_MIN_ROWS and values.nunique() >= IDENTIFIER_UNIQUE_SHARE * len(
+            values
+        ):
+            found.append(name)
+    return found
 
 
 def _apply_column(metadata: Metadata, table: str, frame: pd.DataFrame, column: Any) -> None:

@@ -1,0 +1,888 @@
+"""One self-contained HTML page that says whether a synthetic table is faithful and private.
+
+The page is published next to the data and opened by people who were not at the run, often
+offline or behind a proxy, so it depends on nothing: inline CSS, inline SVG plots, no
+scripts, no fonts, no links to load; a Content-Security-Policy meta tag forbids the browser
+to fetch anything even if a value slipped through. It is a few hundred kB at most.
+
+What the page may show about the real data (it sits beside data meant to be shared):
+
+* **Aggregates only.** Histogram shares, category shares, correlations, scores. No real row,
+  no real id or PII value (id/PII columns are listed as "generated fresh, not compared").
+* **Rare categories are suppressed.** A category value appears as a bar label only when at
+  least ``min_count`` (default 5) real rows hold it, in the rows the page is computed from;
+  rarer values are pooled into "other (rare)" (k-anonymity style), together with synthetic
+  values the real rows never hold. Beyond the 15 most frequent, the rest are pooled into
+  "other". Category values are user data: every one is HTML-escaped.
+* **No real extremes.** Histogram axes span the real 1st to 99th percentile (a wider share
+  for small tables, so that at least ``min_count`` real rows lie at or beyond each end): the
+  real minimum and maximum, often one person's value, are never printed; values beyond fall
+  into the open-ended edge bins, labelled "≤" and "≥".
+
+The plots use at most ``max_rows`` rows per side, drawn uniformly with ``seed``, as the
+fidelity scores do.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from airflow_synth.core.fidelity import filter_counts, subsample
+
+KINDS = ("numerical", "categorical", "datetime", "boolean", "id", "pii")
+#: categories held by fewer real rows than this are never named on the page
+MIN_CATEGORY_COUNT = 5
+TOP_CATEGORIES = 15
+HISTOGRAM_BINS = 30
+TAIL_QUANTILE = 0.01
+OTHER = "other"
+OTHER_RARE = "other (rare)"
+MISSING = "(missing)"
+REAL_COLOR = "#4c78a8"
+SYNTH_COLOR = "#f58518"
+CORRELATED_KINDS = ("numerical", "datetime", "boolean")
+
+_NONE = object()  # a missing value's key (a category could literally be "(missing)")
+
+
+def render_report(
+    *,
+    quality: Mapping[str, Any],
+    privacy: Mapping[str, Any] | None,
+    settings: Mapping[str, Any],
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    kinds: Mapping[str, str],
+    title: str,
+    gates: Sequence[Mapping[str, Any]] | None = None,
+    filters: Mapping[str, Any] | None = None,
+    max_rows: int = 50_000,
+    seed: int = 0,
+    min_count: int = MIN_CATEGORY_COUNT,
+) -> str:
+    """The report page as one HTML string (write it with UTF-8).
+
+    ``quality`` is :func:`airflow_synth.core.fidelity.fidelity_report`'s body, ``privacy``
+    the privacy figures (``exact_match_rate``, ``dcr_share``, ``nndr: {median}``; ``None`` when
+    not measured), ``kinds`` column -> kind (see
+    :func:`airflow_synth.core.fidelity.column_kinds`). ``settings`` is shown as a table;
+    its keys ``dataset``, ``run``, ``synthesizer``, ``parameters``, ``seed`` and ``rows``
+    (when present) also make the header. ``filters`` (``{name: rows dropped}``) defaults to
+    the privacy report's ``filtered``.
+    """
+    unknown = {k for k in kinds.values() if k not in KINDS}
+    if unknown:
+        raise ValueError(f"unknown column kinds {sorted(unknown)}; use one of {KINDS}")
+    if filters is None and privacy:
+        filters = privacy.get("filtered")
+    real_s = subsample(real, max_rows, seed)
+    synth_s = subsample(synthetic, max_rows, seed)
+    body = [
+        _header(title, settings, quality, real, synthetic),
+        _verdict(gates),
+        _fidelity(quality, kinds),
+        _distributions(real_s, synth_s, kinds, quality, min_count),
+        _correlations(real_s, synth_s, kinds, min_count),
+        _privacy(privacy, filters),
+        _settings(settings),
+        "<footer>Made by airflow-synth. This page is self-contained (nothing is loaded from "
+        "the network) and shows only aggregates of the real data: no real row, no id or "
+        f"PII value, no category held by fewer than {min_count} real rows, no real minimum "
+        "or maximum.</footer>",
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
+        + "\n".join(body)
+        + "</main></body></html>\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# aggregates (the only things computed from real rows)
+# --------------------------------------------------------------------------------------------
+def histogram(
+    real: pd.Series,
+    synthetic: pd.Series,
+    kind: str,
+    *,
+    bins: int = HISTOGRAM_BINS,
+    min_count: int = MIN_CATEGORY_COUNT,
+) -> dict[str, Any]:
+    """Shares per shared bin, between real percentiles (never the real min/max).
+
+    Returns ``edges`` (floats; datetimes as ns since the epoch), ``real`` and ``synthetic``
+    shares of non-missing values per bin (edge bins hold everything beyond), ``missing``
+    shares per side, ``step`` (the whole-number width of each bin when every real value is
+    a whole number, else 0: no bin then straddles a value) and ``date_only`` (a datetime
+    column without times of day).
+    """
+    r_all, s_all = _as_float(real, kind), _as_float(synthetic, kind)
+    r, s = r_all[~np.isnan(r_all)], s_all[~np.isnan(s_all)]
+    out: dict[str, Any] = {
+        "missing": {
+            "real": _share(len(r_all) - len(r), len(r_all)),
+            "synthetic": _share(len(s_all) - len(s), len(s_all)),
+        },
+        "edges": [],
+        "real": [],
+        "synthetic": [],
+        "step": 0,
+        "date_only": kind == "datetime" and bool(np.all(np.mod(r, 86_400e9) == 0)),
+    }
+    if len(r) == 0:
+        return out
+    q = min(0.25, max(TAIL_QUANTILE, min_count / len(r)))
+    lo, hi = (float(v) for v in np.quantile(r, [q, 1 - q]))
+    if kind == "numerical" and bool(np.all(np.mod(r, 1) == 0)):
+        lo, hi = math.floor(lo), math.ceil(hi)
+        step = max(1, math.ceil((hi - lo + 1) / bins))
+        count = math.ceil((hi - lo + 1) / step)
+        edges = lo - 0.5 + step * np.arange(count + 1, dtype=float)
+        out["step"] = step
+    else:
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, bins + 1)
+    out["edges"] = edges.tolist()
+    out["real"] = _bin_shares(r, edges)
+    out["synthetic"] = _bin_shares(s, edges)
+    return out
+
+
+def category_shares(
+    real: pd.Series,
+    synthetic: pd.Series,
+    *,
+    top: int = TOP_CATEGORIES,
+    min_count: int = MIN_CATEGORY_COUNT,
+) -> list[tuple[str, float, float]]:
+    """(label, real share, synthetic share) rows, most frequent real category first.
+
+    Only categories held by at least ``min_count`` real rows are named; the rest of the top
+    ``top`` are pooled into "other", rare ones (and values the real rows lack) into
+    "other (rare)"; missing values are "(missing)".
+    """
+    r_keys, s_keys = _category_keys(real), _category_keys(synthetic)
+    counts = r_keys.value_counts(dropna=False)
+    eligible = [(k, int(n)) for k, n in counts.items() if k is not _NONE and n >= min_count]
+    eligible.sort(key=lambda kv: (-kv[1], str(kv[0])))
+    shown = [k for k, _ in eligible[:top]]
+    shown_set, others = set(shown), {k for k, _ in eligible[top:]}
+
+    def label_of(key: Any) -> str:
+        if key is _NONE:
+            return MISSING
+        if key in shown_set:
+            return key
+        return OTHER if key in others else OTHER_RARE
+
+    r_share = _label_shares(r_keys, label_of)
+    s_share = _label_shares(s_keys, label_of)
+    rows = []
+    for label in [*shown, OTHER, OTHER_RARE, MISSING]:
+        rs, ss = float(r_share.get(label, 0.0)), float(s_share.get(label, 0.0))
+        if label in shown_set or rs > 0 or ss > 0:
+            rows.append((label, rs, ss))
+    return rows
+
+
+def correlation_matrices(
+    real: pd.DataFrame, synthetic: pd.DataFrame, kinds: Mapping[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pearson correlations of numerical, datetime and boolean columns, real and synthetic."""
+    columns = [
+        c for c, k in kinds.items() if k in CORRELATED_KINDS and c in real and c in synthetic
+    ]
+    if len(columns) < 2:
+        return pd.DataFrame(), pd.DataFrame()
+
+    def numeric(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({c: _as_float(frame[c], kinds[c]) for c in columns})
+
+    with np.errstate(all="ignore"):
+        return numeric(real).corr(), numeric(synthetic).corr()
+
+
+def cramers_v_matrices(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    kinds: Mapping[str, str],
+    min_count: int = MIN_CATEGORY_COUNT,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cramér's V between categorical columns (top categories, rare ones pooled)."""
+    columns = [c for c, k in kinds.items() if k == "categorical" and c in real and c in synthetic]
+    if len(columns) < 2:
+        return pd.DataFrame(), pd.DataFrame()
+    r_codes, s_codes = {}, {}
+    for column in columns:
+        labels = [
+            label
+            for label, _, _ in category_shares(real[column], synthetic[column], min_count=min_count)
+        ]
+        r_codes[column] = _codes(real[column], labels)
+        s_codes[column] = _codes(synthetic[column], labels)
+    r_m = pd.DataFrame(np.eye(len(columns)), index=columns, columns=columns)
+    s_m = r_m.copy()
+    for i, a in enumerate(columns):
+        for b in columns[i + 1 :]:
+            r_m.loc[a, b] = r_m.loc[b, a] = _cramers_v(r_codes[a], r_codes[b])
+            s_m.loc[a, b] = s_m.loc[b, a] = _cramers_v(s_codes[a], s_codes[b])
+    return r_m, s_m
+
+
+def _as_float(series: pd.Series, kind: str) -> np.ndarray:
+    if kind == "datetime":
+        stamps = series
+        if not pd.api.types.is_datetime64_any_dtype(series):
+            stamps = pd.to_datetime(series, errors="coerce")
+        if getattr(stamps.dt, "tz", None) is not None:
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        values = stamps.to_numpy(dtype="datetime64[ns]").astype("int64").astype(float)
+        values[stamps.isna().to_numpy()] = np.nan
+        return values
+    if kind == "boolean":
+        keys = _category_keys(series)
+        return keys.map({"True": 1.0, "False": 0.0}).astype(float).to_numpy()
+    return pd.to_numeric(series, errors="coerce").astype(float).to_numpy()
+
+
+def _bin_shares(values: np.ndarray, edges: np.ndarray) -> list[float]:
+    if len(values) == 0:
+        return [0.0] * (len(edges) - 1)
+    clipped = np.clip(values, edges[0], edges[-1])
+    counts, _ = np.histogram(clipped, bins=edges)
+    return (counts / len(values)).tolist()
+
+
+def _category_key(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return _NONE
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return _NONE
+        if float(value).is_integer():
+            return str(int(value))
+    return str(value)
+
+
+def _category_keys(series: pd.Series) -> pd.Series:
+    """Values as comparable strings (1 and 1.0 alike, True as "True"); missing as _NONE.
+
+    Each distinct value is converted once (factorize), so 50k rows cost milliseconds.
+    """
+    codes, uniques = pd.factorize(series.astype(object), use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = [_category_key(u) for u in uniques]
+    table[-1] = _NONE  # code -1 (missing) picks the last entry
+    return pd.Series(table[codes], index=series.index, dtype=object)
+
+
+def _label_shares(keys: pd.Series, label_of: Any) -> dict[str, float]:
+    """Share of rows per label, mapping each distinct key once."""
+    shares: dict[str, float] = {}
+    if len(keys) == 0:
+        return shares
+    for key, count in keys.value_counts(dropna=False).items():
+        label = label_of(key)
+        shares[label] = shares.get(label, 0.0) + count / len(keys)
+    return shares
+
+
+def _codes(series: pd.Series, labels: list[str]) -> np.ndarray:
+    """Integer codes: one per named category, one for every unnamed value, one for missing."""
+    named = {
+        label: i for i, label in enumerate(labels) if label not in (OTHER, OTHER_RARE, MISSING)
+    }
+    unnamed, missing = len(labels), len(labels) + 1
+    codes, uniques = pd.factorize(_category_keys(series))
+    lookup = [missing if k is _NONE else named.get(k, unnamed) for k in uniques]
+    return np.asarray(lookup, dtype=np.int64)[codes]
+
+
+def _cramers_v(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) == 0:
+        return float("nan")
+    na, nb = int(a.max()) + 1, int(b.max()) + 1
+    table = np.bincount(a * nb + b, minlength=na * nb).reshape(na, nb).astype(float)
+    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
+    k = min(table.shape)
+    if k < 2:
+        return float("nan")
+    n = table.sum()
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / n
+    chi2 = float(((table - expected) ** 2 / expected).sum())
+    return math.sqrt(chi2 / (n * (k - 1)))
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------------
+def _header(
+    title: str,
+    settings: Mapping[str, Any],
+    quality: Mapping[str, Any],
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+) -> str:
+    synthesizer = settings.get("synthesizer")
+    params = settings.get("parameters", settings.get("synthesizer_params"))
+    if isinstance(synthesizer, Mapping):
+        params = params if params is not None else synthesizer.get("params")
+        synthesizer = synthesizer.get("name", json.dumps(synthesizer, default=str))
+    facts = [
+        ("dataset", settings.get("dataset")),
+        ("run", settings.get("run", settings.get("run_id"))),
+        ("synthesizer", synthesizer),
+        ("parameters", _plain(params) if params not in (None, {}) else "defaults"),
+        ("seed", settings.get("seed")),
+        ("real rows (training)", settings.get("training_rows", len(real))),
+        ("synthetic rows", settings.get("rows", len(synthetic))),
+        ("columns", real.shape[1]),
+    ]
+    items = "".join(
+        f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in facts if v is not None
+    )
+    rows = quality.get("rows_evaluated") or {}
+    note = ""
+    if rows.get("subsampled"):
+        note = (
+            f'<p class="note">Scores and plots use a uniform sample of {_e(rows.get("real"))} '
+            f"real and {_e(rows.get('synthetic'))} synthetic rows.</p>"
+        )
+    return f'<header><h1>{_e(title)}</h1><dl class="facts">{items}</dl>{note}</header>'
+
+
+def _verdict(gates: Sequence[Mapping[str, Any]] | None) -> str:
+    if not gates:
+        return (
+            '<section id="verdict"><h2>Verdict</h2><p class="badge none">No gates were '
+            "evaluated for this run.</p></section>"
+        )
+    failed = [g for g in gates if not g.get("passed")]
+    if failed:
+        badge = f'<p class="badge fail">FAIL: {len(failed)} of {len(gates)} gates missed</p>'
+    else:
+        badge = f'<p class="badge pass">PASS: all {len(gates)} gates met</p>'
+    rows = "".join(
+        f'<tr><td class="{"pass" if g.get("passed") else "fail"}">'
+        f"{'PASS' if g.get('passed') else 'FAIL'}</td><td>{_e(g.get('metric'))}</td>"
+        f'<td class="num">{_e(_fmt(g.get("value")))}</td>'
+        f"<td>{'>=' if g.get('kind') == 'min' else '<='} {_e(_fmt(g.get('threshold'), None))}"
+        f"</td></tr>"
+        for g in gates
+    )
+    return (
+        f'<section id="verdict"><h2>Verdict</h2>{badge}<table><thead><tr><th>verdict</th>'
+        f"<th>metric</th><th>value</th><th>must be</th></tr></thead><tbody>{rows}</tbody>"
+        "</table></section>"
+    )
+
+
+def _fidelity(quality: Mapping[str, Any], kinds: Mapping[str, str]) -> str:
+    props = quality.get("properties") or {}
+    diag = quality.get("diagnostic") or {}
+    cards = [
+        ("overall quality", quality.get("score"), "mean of the two properties below"),
+        ("column shapes", props.get("column_shapes"), "each column's distribution"),
+        ("column pair trends", props.get("column_pair_trends"), "every pair's correlation"),
+        ("diagnostic: validity", diag.get("data_validity"), "ranges, categories, keys"),
+        ("diagnostic: structure", diag.get("data_structure"), "same columns"),
+    ]
+    tiles = "".join(
+        f'<div class="tile"><div class="big {_grade(v)}">{_e(_fmt(v, 2))}</div>'
+        f"<div>{_e(name)}</div><small>{_e(hint)}</small></div>"
+        for name, v, hint in cards
+    )
+    rows = "".join(
+        f"<tr><td>{_e(c.get('column'))}</td><td>{_e(kinds.get(c.get('column'), ''))}</td>"
+        f"<td>{_e(c.get('metric'))}</td>{_score_cell(c.get('score'))}</tr>"
+        for c in quality.get("columns") or []
+    )
+    pairs = (quality.get("pairs") or [])[:10]
+    pair_rows = "".join(
+        f"<tr><td>{_e(p.get('column_1'))} × {_e(p.get('column_2'))}</td>"
+        f"<td>{_e(p.get('metric'))}</td>{_score_cell(p.get('score'))}"
+        f'<td class="num">{_e(_fmt(p.get("real_correlation"), 2, "–"))}</td>'
+        f'<td class="num">{_e(_fmt(p.get("synthetic_correlation"), 2, "–"))}</td></tr>'
+        for p in pairs
+    )
+    not_scored = quality.get("columns_not_scored") or []
+    skipped = (
+        f"<p>Not scored (ids and PII are generated fresh): {_e(', '.join(map(str, not_scored)))}"
+        "</p>"
+        if not_scored
+        else ""
+    )
+    empty = quality.get("columns_empty_in_synthetic") or []
+    if empty:
+        skipped += (
+            '<p class="poor">Empty in the synthetic table (scored 0): '
+            f"{_e(', '.join(map(str, empty)))}</p>"
+        )
+    n_pairs = len(quality.get("pairs") or [])
+    return (
+        '<section id="fidelity"><h2>Fidelity</h2><p>SDV quality report against the real '
+        "training rows (1 = indistinguishable). Column shapes compare each column's "
+        "distribution (KS complement for numbers and dates, TV complement for categories); "
+        f"column pair trends compare all {n_pairs} column pairs (correlation or contingency "
+        f'similarity).</p><div class="tiles">{tiles}</div>{skipped}'
+        '<div class="cols"><div><h3>Columns, worst first</h3><table><thead><tr><th>column</th>'
+        f"<th>kind</th><th>metric</th><th>score</th></tr></thead><tbody>{rows}</tbody></table>"
+        "</div><div><h3>Weakest column pairs</h3><table><thead><tr><th>pair</th><th>metric</th>"
+        "<th>score</th><th>real r</th><th>synth. r</th></tr></thead>"
+        f"<tbody>{pair_rows}</tbody></table></div></div></section>"
+    )
+
+
+def _distributions(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    kinds: Mapping[str, str],
+    quality: Mapping[str, Any],
+    min_count: int,
+) -> str:
+    scores = {c.get("column"): c.get("score") for c in quality.get("columns") or []}
+    cards, fresh, absent = [], [], []
+    for column, kind in kinds.items():
+        if kind in ("id", "pii"):
+            fresh.append(column)
+            continue
+        if column not in real.columns or column not in synthetic.columns:
+            absent.append(column)
+            continue
+        if kind in ("numerical", "datetime"):
+            agg = histogram(real[column], synthetic[column], kind, min_count=min_count)
+            svg = _histogram_svg(agg, kind, column)
+            missing = agg["missing"]
+        else:
+            rows = category_shares(real[column], synthetic[column], min_count=min_count)
+            svg = _bars_svg(rows, column)
+            missing = None
+        extra = ""
+        if missing and (missing["real"] or missing["synthetic"]):
+            extra = (
+                f"<small>missing: real {_pct(missing['real'])}, synthetic "
+                f"{_pct(missing['synthetic'])}</small>"
+            )
+        score = scores.get(column)
+        cards.append(
+            f'<figure class="card"><figcaption><b>{_e(column)}</b> <span class="kind">'
+            f'{_e(kind)}</span> <span class="score {_grade(score)}">{_e(_fmt(score, 3))}</span>'
+            f"</figcaption>{svg}{extra}</figure>"
+        )
+    notes = ""
+    if fresh:
+        notes += (
+            f"<p>Generated fresh, not compared (id / PII): {_e(', '.join(map(str, fresh)))}.</p>"
+        )
+    if absent:
+        notes += f"<p>Missing from the data, not plotted: {_e(', '.join(map(str, absent)))}.</p>"
+    return (
+        '<section id="distributions"><h2>Distributions: real vs synthetic</h2>'
+        f'<p class="legend"><i style="background:{REAL_COLOR}"></i>real '
+        f'<i style="background:{SYNTH_COLOR}"></i>synthetic. Shares of non-missing values. '
+        f"Histogram axes span the real 1st-99th percentile; edge bins hold everything beyond. "
+        f"Categories held by fewer than {min_count} real rows are pooled into "
+        f'"{OTHER_RARE}".</p>{notes}<div class="grid">{"".join(cards)}</div></section>'
+    )
+
+
+def _correlations(
+    real: pd.DataFrame, synthetic: pd.DataFrame, kinds: Mapping[str, str], min_count: int
+) -> str:
+    parts = []
+    r, s = correlation_matrices(real, synthetic, kinds)
+    if not r.empty:
+        parts.append(
+            "<h3>Numerical, date and boolean columns (Pearson r)</h3>"
+            + _matrix_trio(r, s, signed=True)
+        )
+    r, s = cramers_v_matrices(real, synthetic, kinds, min_count)
+    if not r.empty:
+        parts.append("<h3>Categorical columns (Cramér's V)</h3>" + _matrix_trio(r, s, signed=False))
+    if not parts:
+        parts.append("<p>Fewer than two comparable columns: no correlations to compare.</p>")
+    return (
+        '<section id="correlations"><h2>Pair correlations</h2><p>Real and synthetic '
+        "correlation matrices and their absolute difference; a faithful copy keeps the "
+        "difference pale (below 0.1).</p>" + "".join(parts) + "</section>"
+    )
+
+
+_PRIVACY_TEXT = {
+    "exact_match_rate": (
+        "exact-match rate",
+        "Share of synthetic rows identical to a real training row; the target is 0, "
+        "because a copied row may be a real person's record.",
+    ),
+    "dcr_share": (
+        "DCR share",
+        "Share of synthetic rows closer to a training row than to a held-out real row; "
+        "about 0.5 means the model did not memorise, towards 1.0 it copies what it saw.",
+    ),
+    "nndr": (
+        "NNDR (median)",
+        "Distance to the closest real row divided by the distance to the second closest; "
+        "near 0 a synthetic row sits on one real person, near 1 among many.",
+    ),
+}
+_FILTER_TEXT = {
+    "similarity": "Synthetic rows dropped (and re-sampled) because they copied or nearly "
+    "copied a real training row.",
+    "outlier": "Synthetic rows dropped (and re-sampled) because they were outliers in the "
+    "real data's space, which can single out real people.",
+}
+
+
+def _privacy(privacy: Mapping[str, Any] | None, filters: Mapping[str, Any] | None) -> str:
+    rows = []
+    if privacy:
+        for key, (name, sentence) in _PRIVACY_TEXT.items():
+            value = privacy.get(key)
+            if isinstance(value, Mapping):
+                value = value.get("median")
+            shown = (
+                _pct(value)
+                if key == "exact_match_rate" and _num(value) is not None
+                else (_fmt(value, 3))
+            )
+            rows.append((name, shown, sentence))
+    for name, dropped in filter_counts(filters).items():
+        sentence = _FILTER_TEXT.get(
+            name, f"Synthetic rows the {name} filter dropped (and re-sampled) before publication."
+        )
+        rows.append((f"{name} filter", f"{dropped} rows", sentence))
+    if not rows:
+        return (
+            '<section id="privacy"><h2>Privacy</h2><p>Privacy was not measured for this run.'
+            "</p></section>"
+        )
+    body = "".join(
+        f'<tr><th>{_e(n)}</th><td class="num">{_e(v)}</td><td>{_e(s)}</td></tr>' for n, v, s in rows
+    )
+    extra = ""
+    if privacy:
+        known = set(_PRIVACY_TEXT)
+        others = {k: v for k, v in _flatten(privacy).items() if k.split(".")[0] not in known}
+        if others:
+            extra = f"<details><summary>All privacy figures</summary>{_kv_table(others)}</details>"
+    return (
+        '<section id="privacy"><h2>Privacy</h2><table class="privacy"><tbody>'
+        f"{body}</tbody></table>{extra}</section>"
+    )
+
+
+def _settings(settings: Mapping[str, Any]) -> str:
+    return f'<section id="settings"><h2>Settings</h2>{_kv_table(_flatten(settings))}</section>'
+
+
+# --------------------------------------------------------------------------------------------
+# SVG and table drawing
+# --------------------------------------------------------------------------------------------
+_W, _H, _L, _R, _T, _B = 460, 170, 44, 10, 10, 34
+
+
+def _histogram_svg(agg: Mapping[str, Any], kind: str, column: str) -> str:
+    edges, real, synth = agg["edges"], agg["real"], agg["synthetic"]
+    if not edges:
+        return _svg_message(f"{column}: no real values to compare")
+    n = len(real)
+    top = max([*real, *synth, 1e-9]) * 1.1
+    plot_w, plot_h = _W - _L - _R, _H - _T - _B
+    bw = plot_w / n
+    base = _T + plot_h
+
+    def y(share: float) -> float:
+        return base - share / top * plot_h
+
+    parts = [f'<line x1="{_L}" y1="{base}" x2="{_W - _R}" y2="{base}" class="axis"/>']
+    for i, (rs, ss) in enumerate(zip(real, synth, strict=True)):
+        x = _L + i * bw
+        label = _bin_label(edges, i, kind, agg["step"], agg["date_only"])
+        parts.append(
+            f'<rect x="{x + 0.5:.1f}" y="{y(rs):.1f}" width="{max(bw - 1, 0.5):.1f}" '
+            f'height="{base - y(rs):.1f}" fill="{REAL_COLOR}" fill-opacity="0.6">'
+            f"<title>{_e(label)}: real {_pct(rs)}, synthetic {_pct(ss)}</title></rect>"
+        )
+    step = [f"M{_L},{base}"]
+    for i, ss in enumerate(synth):
+        step.append(f"L{_L + i * bw:.1f},{y(ss):.1f}L{_L + (i + 1) * bw:.1f},{y(ss):.1f}")
+    step.append(f"L{_W - _R},{base}")
+    parts.append(f'<path d="{"".join(step)}" fill="none" stroke="{SYNTH_COLOR}" stroke-width="2"/>')
+    parts.append(f'<text x="{_L - 4}" y="{_T + 8}" class="t" text-anchor="end">{_pct(top)}</text>')
+    parts.append(f'<text x="{_L - 4}" y="{base}" class="t" text-anchor="end">0</text>')
+    date_only = agg["date_only"]
+    if agg["step"]:
+        left, right = (
+            _bin_label(edges, 0, kind, agg["step"]),
+            _bin_label(edges, n - 1, kind, agg["step"]),
+        )
+        mid = _fmt_value(round((edges[0] + edges[-1]) / 2), kind)
+    else:
+        left = "≤ " + _fmt_value(edges[0], kind, date_only)
+        right = "≥ " + _fmt_value(edges[-1], kind, date_only)
+        mid = _fmt_value((edges[0] + edges[-1]) / 2, kind, date_only)
+    for x, anchor, text in (
+        (_L, "start", left),
+        ((_L + _W - _R) / 2, "middle", mid),
+        (_W - _R, "end", right),
+    ):
+        parts.append(
+            f'<text x="{x:.1f}" y="{base + 16}" class="t" text-anchor="{anchor}">{_e(text)}</text>'
+        )
+    return _svg(_W, _H, column, "".join(parts))
+
+
+def _bars_svg(rows: list[tuple[str, float, float]], column: str) -> str:
+    if not rows:
+        return _svg_message(f"{column}: no values to compare")
+    label_w, text_w, row_h, bar_h = 150, 96, 22, 8
+    plot_w = _W - label_w - text_w
+    top = max(max(r, s) for _, r, s in rows) or 1.0
+    height = len(rows) * row_h + 6
+    parts = []
+    for i, (label, rs, ss) in enumerate(rows):
+        y0 = 3 + i * row_h
+        short = label if len(label) <= 22 else label[:21] + "…"
+        cls = ' class="t pooled"' if label in (OTHER, OTHER_RARE, MISSING) else ' class="t"'
+        parts.append(
+            f"<g><title>{_e(label)}: real {_pct(rs)}, synthetic {_pct(ss)}</title>"
+            f'<text x="{label_w - 6}" y="{y0 + 13}" text-anchor="end"{cls}>{_e(short)}</text>'
+            f'<rect x="{label_w}" y="{y0 + 2}" width="{rs / top * plot_w:.1f}" height="{bar_h}" '
+            f'fill="{REAL_COLOR}"/><rect x="{label_w}" y="{y0 + 2 + bar_h}" '
+            f'width="{ss / top * plot_w:.1f}" height="{bar_h}" fill="{SYNTH_COLOR}"/>'
+            f'<text x="{label_w + plot_w + 4}" y="{y0 + 13}" class="t">{_pct(rs)} / {_pct(ss)}'
+            "</text></g>"
+        )
+    return _svg(_W, height, column, "".join(parts))
+
+
+def _svg(width: int, height: int, label: str, inner: str) -> str:
+    return (
+        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{_e(label)}: real vs synthetic">{inner}</svg>'
+    )
+
+
+def _svg_message(text: str) -> str:
+    return _svg(_W, 40, text, f'<text x="8" y="24" class="t">{_e(text)}</text>')
+
+
+def _matrix_trio(real: pd.DataFrame, synthetic: pd.DataFrame, *, signed: bool) -> str:
+    synthetic = synthetic.reindex(index=real.index, columns=real.columns)
+    diff = (real - synthetic).abs()
+    return (
+        '<div class="mats">'
+        f"<div><h4>real</h4>{_matrix_table(real, signed)}</div>"
+        f"<div><h4>synthetic</h4>{_matrix_table(synthetic, signed)}</div>"
+        f"<div><h4>|real − synthetic|</h4>{_matrix_table(diff, None)}</div></div>"
+    )
+
+
+def _matrix_table(matrix: pd.DataFrame, signed: bool | None) -> str:
+    names = [str(c) for c in matrix.columns]
+    head = "".join(f'<th class="v"><span>{_e(n)}</span></th>' for n in names)
+    body = []
+    for i, row_name in enumerate(names):
+        cells = []
+        for j in range(len(names)):
+            value = _num(matrix.iat[i, j])
+            colour = _cell_colour(value, signed)
+            text = "–" if value is None else f"{value + 0.0:.2f}".replace("-0.00", "0.00")
+            cells.append(
+                f'<td style="background:{colour}" title="{_e(row_name)} × {_e(names[j])}">'
+                f"{text}</td>"
+            )
+        body.append(f"<tr><th>{_e(row_name)}</th>{''.join(cells)}</tr>")
+    return (
+        f'<table class="mat"><thead><tr><th></th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _cell_colour(value: float | None, signed: bool | None) -> str:
+    if value is None:
+        return "#eeeeee"
+    if signed is None:  # difference: white -> red at 0.5 and above
+        t = min(abs(value) / 0.5, 1.0)
+        return _mix((255, 255, 255), (214, 39, 40), t)
+    if signed and value < 0:
+        return _mix((255, 255, 255), (33, 102, 172), min(-value, 1.0))
+    return _mix((255, 255, 255), (178, 24, 43) if signed else (84, 39, 143), min(value, 1.0))
+
+
+def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> str:
+    r, g, bl = (round(x + (y - x) * t * 0.85) for x, y in zip(a, b, strict=True))
+    return f"#{r:02x}{g:02x}{bl:02x}"
+
+
+def _kv_table(values: Mapping[str, Any]) -> str:
+    if not values:
+        return "<p>None.</p>"
+    rows = "".join(
+        f"<tr><th>{_e(k)}</th><td><code>{_e(_plain(v))}</code></td></tr>" for k, v in values.items()
+    )
+    return f'<table class="kv"><tbody>{rows}</tbody></table>'
+
+
+# --------------------------------------------------------------------------------------------
+# formatting
+# --------------------------------------------------------------------------------------------
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _fmt(value: Any, digits: int | None = 4, missing: str = "n/a") -> str:
+    number = _num(value)
+    if number is None:
+        return missing
+    return f"{number:g}" if digits is None else f"{number:.{digits}f}"
+
+
+def _pct(value: Any) -> str:
+    number = _num(value)
+    if number is None:
+        return "n/a"
+    return f"{number * 100:.1f}%" if number * 100 >= 0.1 or number == 0 else f"{number * 100:.2g}%"
+
+
+def _grade(score: Any) -> str:
+    number = _num(score)
+    if number is None:
+        return "na"
+    return "good" if number >= 0.8 else "fair" if number >= 0.6 else "poor"
+
+
+def _score_cell(score: Any) -> str:
+    number = _num(score)
+    width = 0 if number is None else max(0.0, min(number, 1.0)) * 100
+    return (
+        f'<td class="num {_grade(score)}"><span class="bar" style="width:{width:.0f}px">'
+        f"</span>{_e(_fmt(score, 3))}</td>"
+    )
+
+
+def _fmt_value(value: float, kind: str, date_only: bool = False) -> str:
+    if kind == "datetime":
+        stamp = pd.Timestamp(int(value))
+        return stamp.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M")
+    size = abs(value)
+    if size == 0:
+        return "0"
+    if size >= 1e9 or size < 1e-3:
+        return f"{value:.3g}"
+    if size >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}" if size >= 1 else f"{value:.3g}"
+
+
+def _bin_label(
+    edges: Sequence[float], i: int, kind: str, step: int, date_only: bool = False
+) -> str:
+    if step:
+        first, last = _fmt_value(edges[i] + 0.5, kind), _fmt_value(edges[i + 1] - 0.5, kind)
+        if i == 0:
+            return f"≤ {last}"
+        if i == len(edges) - 2:
+            return f"≥ {first}"
+        return first if step == 1 else f"{first} to {last}"
+    lo, hi = _fmt_value(edges[i], kind, date_only), _fmt_value(edges[i + 1], kind, date_only)
+    if i == 0:
+        return f"< {hi}"
+    return f"≥ {lo}" if i == len(edges) - 2 else f"{lo} to {hi}"
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str, sort_keys=True)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+_CSS = """
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",
+Roboto,sans-serif;color:#1d2330;background:#f5f6f8}main{max-width:1180px;margin:0 auto;
+padding:20px 24px 40px}h1{font-size:24px;margin:0 0 10px}h2{font-size:19px;margin:0 0 10px;
+border-bottom:2px solid #e2e5ea;padding-bottom:4px}h3{font-size:15px;margin:16px 0 6px}
+h4{font-size:13px;margin:4px 0}header,section{background:#fff;border-radius:8px;
+padding:16px 20px;margin:0 0 16px;box-shadow:0 1px 2px rgba(0,0,0,.06)}
+.facts{display:flex;flex-wrap:wrap;gap:6px 22px;margin:0}.facts dt{font-size:11px;
+color:#6b7280;text-transform:uppercase;letter-spacing:.04em}.facts dd{margin:0;
+font-weight:600;max-width:560px;overflow-wrap:anywhere}.note{color:#6b7280}
+table{border-collapse:collapse;margin:4px 0}th,td{padding:3px 8px;border-bottom:1px solid #eceef2;
+text-align:left;vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums;
+white-space:nowrap}.badge{display:inline-block;padding:6px 14px;border-radius:6px;
+font-weight:700;font-size:16px;margin:0 0 8px}.badge.pass{background:#e3f4e6;color:#1b5e20}
+.badge.fail{background:#fde7e7;color:#b71c1c}.badge.none{background:#eef0f3;color:#444}
+td.pass{color:#1b5e20;font-weight:700}td.fail{color:#b71c1c;font-weight:700}
+.tiles{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}.tile{border:1px solid #e2e5ea;
+border-radius:8px;padding:8px 14px;min-width:150px}.tile small{color:#6b7280}
+.big{font-size:28px;font-weight:700}.good{color:#1b7a30}.fair{color:#b86200}.poor{color:#c62828}
+.na{color:#888}.cols{display:flex;flex-wrap:wrap;gap:24px}.bar{display:inline-block;height:8px;
+background:currentColor;opacity:.35;margin-right:6px;vertical-align:middle}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:12px}
+.card{margin:0;border:1px solid #e2e5ea;border-radius:8px;padding:8px 10px}.card svg{display:block;
+max-width:100%;height:auto}.card small{color:#6b7280}.kind{font-size:11px;color:#6b7280;
+border:1px solid #d5d9e0;border-radius:4px;padding:0 4px}.score{float:right;font-weight:700}
+.legend i{display:inline-block;width:12px;height:12px;border-radius:2px;margin:0 4px 0 10px;
+vertical-align:-1px}.legend i:first-child{margin-left:0}
+svg .t{font-size:11px;fill:#374151}svg .pooled{font-style:italic;fill:#6b7280}
+svg .axis{stroke:#9ca3af}.mats{display:flex;flex-wrap:wrap;gap:16px;overflow-x:auto}
+table.mat td{width:38px;text-align:center;font-size:11px;padding:3px 2px;border:1px solid #fff}
+table.mat th{font-size:11px;font-weight:600;white-space:nowrap;max-width:140px;overflow:hidden;
+text-overflow:ellipsis}table.mat th.v{vertical-align:bottom;padding:2px}
+table.mat th.v span{writing-mode:vertical-rl;transform:rotate(180deg);max-height:110px;
+overflow:hidden;text-overflow:ellipsis;display:inline-block}
+table.kv th{font-weight:600;white-space:nowrap}table.kv code{overflow-wrap:anywhere}
+table.privacy th{white-space:nowrap}
+details{margin-top:10px}summary{cursor:pointer;font-weight:600}
+footer{color:#6b7280;font-size:12px;padding:4px 4px}
+"""
+
+__all__ = [
+    "category_shares",
+    "correlation_matrices",
+    "cramers_v_matrices",
+    "histogram",
+    "render_report",
+]

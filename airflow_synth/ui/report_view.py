@@ -1,0 +1,78 @@
+"""A small FastAPI app, mounted in the Airflow API server by a plugin, that shows reports.
+
+``GET /synth/report?dag_id=..&run_id=..&task_id=..`` looks up the task's XCom (written by
+the ESL load step: the published ``report.html`` URI and the AWS connection id), reads the
+object through ``S3Hook`` and returns it. Only reports that a task recorded can be shown,
+only to a logged-in user allowed to read that DAG, and with a Content-Security-Policy that
+forbids scripts and network access from the page.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
+
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+app = FastAPI(title="airflow-synth reports", docs_url=None, redoc_url=None)
+
+
+def report_location(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
+    """The published report's S3 URI and connection, from the task's return XCom."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = XComModel.get_many(
+            run_id=run_id,
+            key="return_value",
+            dag_ids=dag_id,
+            task_ids=task_id,
+            map_indexes=map_index,
+        )
+        row = session.scalars(query).first()
+        value = XComModel.deserialize_value(row) if row is not None else None
+    if not isinstance(value, dict) or not value.get("report_uri"):
+        raise HTTPException(404, f"No published report for {dag_id} / {run_id} / {task_id}.")
+    return value
+
+
+def read_report(uri: str, aws_conn_id: str) -> str:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    if not uri.startswith("s3://") or not uri.endswith("/report.html"):
+        raise HTTPException(400, "not a report URI")
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return S3Hook(aws_conn_id=aws_conn_id).read_key(key=key, bucket_name=bucket)
+
+
+def _authorized(user: Any, dag_id: str) -> bool:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    return get_auth_manager().is_authorized_dag(
+        method="GET", user=user, details=DagDetails(id=dag_id)
+    )
+
+
+def _build_routes() -> None:
+    from airflow.api_fastapi.core_api.security import get_user
+
+    @app.get("/report", response_class=HTMLResponse)
+    async def report(
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        user: Annotated[Any, Depends(get_user)],
+        map_index: int = -1,
+    ) -> HTMLResponse:
+        if not _authorized(user, dag_id):
+            raise HTTPException(403, f"Not allowed to read DAG {dag_id}.")
+        location = report_location(dag_id, run_id, task_id, map_index)
+        html = read_report(location["report_uri"], location.get("aws_conn_id") or "aws_default")
+        return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})
+
+
+_build_routes()
