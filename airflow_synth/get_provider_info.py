@@ -72,6 +72,7 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
+        "extra-links": ["airflow_synth.ui.links.SyntheticReportLink"],
         "task-decorators": [
             {
                 "name": "synthesize",

@@ -12,8 +12,19 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.synthesizers import DEFAULT_SYNTHESIZER, SYNTHESIZERS
 from airflow_synth.task_groups.esl import ESLConfig
+
+#: Trigger-form params that feed the synthesize step's ``checks``.
+CHECK_PARAMS = (
+    "holdout_share",
+    "similarity_filter",
+    "outlier_filter",
+    "min_quality",
+    "max_exact_match_rate",
+    "max_dcr_share",
+)
 
 
 def esl_params(
@@ -23,8 +34,14 @@ def esl_params(
     epochs: int = 100,
     seed: int | None = 42,
     csv: bool = False,
+    holdout_share: float = CheckSettings.holdout_share,
+    similarity_filter: bool = CheckSettings.similarity_filter,
+    outlier_filter: bool = CheckSettings.outlier_filter,
+    min_quality: float | None = CheckSettings.min_quality,
+    max_exact_match_rate: float | None = CheckSettings.max_exact_match_rate,
+    max_dcr_share: float | None = CheckSettings.max_dcr_share,
 ) -> dict[str, Param]:
-    """Params for the Trigger form: rows, synthesizer, epochs, seed, CSV output."""
+    """Params for the Trigger form: what to generate, then the privacy and quality checks."""
     return {
         "rows": Param(
             rows,
@@ -54,6 +71,51 @@ def esl_params(
             description="Same seed + same data + same settings = same synthetic table.",
         ),
         "csv": Param(csv, type="boolean", title="Also publish CSV"),
+        "holdout_share": Param(
+            holdout_share,
+            type="number",
+            minimum=0,
+            maximum=0.9,
+            title="Holdout share",
+            description="Real rows kept out of training to measure privacy against (0.2 = 20%).",
+        ),
+        "similarity_filter": Param(
+            similarity_filter,
+            type="boolean",
+            title="Similarity filter",
+            description="Remove synthetic rows that copy or nearly copy a real row.",
+        ),
+        "outlier_filter": Param(
+            outlier_filter,
+            type="boolean",
+            title="Outlier filter",
+            description="Remove synthetic rows that are outliers in the real data's space.",
+        ),
+        "min_quality": Param(
+            min_quality,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            title="Gate: minimum quality score",
+            description="Fail (publish nothing) below this SDV quality score. Empty = off.",
+        ),
+        "max_exact_match_rate": Param(
+            max_exact_match_rate,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            title="Gate: maximum exact-match rate",
+            description="Fail if more than this share of rows copy a real row. Empty = off.",
+        ),
+        "max_dcr_share": Param(
+            max_dcr_share,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            title="Gate: maximum DCR share",
+            description="0.5 is ideal; higher means rows sit closer to training rows than "
+            "to unseen ones (memorisation). Empty = off.",
+        ),
     }
 
 
@@ -65,5 +127,6 @@ def config_from_params(dataset: str, sql_file: str, **settings: Any) -> ESLConfi
         "seed": "{{ params.seed }}",
         "epochs": "{{ params.epochs }}",
         "formats": "{{ ['parquet', 'csv'] if params.csv else ['parquet'] }}",
+        "checks": {name: "{{ params." + name + " }}" for name in CHECK_PARAMS},
     }
     return ESLConfig(dataset=dataset, sql_file=sql_file, **{**templated, **settings})

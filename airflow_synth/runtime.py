@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.contract import TableContract, contract_path_for, load_contract
 from airflow_synth.core.errors import ConnectionConfigError, SynthesizerConfigError
 from airflow_synth.core.sql import read_sql_file, resolve_sql_file
@@ -161,8 +162,9 @@ def execute_synthesize(
     num_rows: Any = None,
     seed: Any = None,
     epochs: Any = None,
+    checks: Mapping[str, Any] | str | None = None,
 ) -> dict[str, Any]:
-    """Validate settings first (cheap), then train, sample and save the model."""
+    """Validate settings first (cheap), then train, sample, check and save the model."""
     from airflow_synth.core.steps import run_synthesize
 
     params = as_dict(synthesizer_params, "synthesizer_params")
@@ -172,6 +174,7 @@ def execute_synthesize(
         spec = hook.synthesizer_spec(spec.name, {**params, "epochs": epochs_value})
     elif epochs_value and not spec.is_neural:
         log.info("epochs=%s ignored: %s is not trained in epochs", epochs_value, spec.name)
+    check_settings = CheckSettings.from_mapping(as_dict(checks, "checks"))
     rows = as_int(num_rows, "num_rows") or None  # 0 or empty: as many as extracted
     seed_value = as_int(seed, "seed")
     store = hook.get_conn()
@@ -190,6 +193,7 @@ def execute_synthesize(
         contract=contract,
         model_store=store,
         layout=hook.layout(dataset, run_id),
+        checks=check_settings,
     )
 
 
@@ -220,6 +224,9 @@ def execute_load(
             layout,
             synthetic_path=path_from_uri(synthesis["synthetic_uri"]),
             metadata_path=path_from_uri(synthesis["metadata_uri"]),
+            reports={
+                name: path_from_uri(uri) for name, uri in synthesis.get("report_uris", {}).items()
+            },
             source=source,
             synthesis=synthesis,
             timings=timings,
@@ -234,7 +241,7 @@ def execute_load(
             ) from exc
         raise
     _attach_asset_event(context, layout.dataset_uri, result)
-    return result
+    return {**result, "aws_conn_id": hook.aws_conn_id}
 
 
 def _source_lineage(extract: Mapping[str, Any]) -> dict[str, Any]:
@@ -285,6 +292,7 @@ def execute_synthesize_dataframe(
     num_rows: Any = None,
     seed: Any = None,
     epochs: Any = None,
+    checks: Mapping[str, Any] | str | None = None,
     formats: Sequence[str] = ("parquet",),
     staging_dir: str | None = None,
 ) -> dict[str, Any]:
@@ -327,6 +335,7 @@ def execute_synthesize_dataframe(
             num_rows=num_rows,
             seed=seed,
             epochs=epochs,
+            checks=checks,
         )
         return execute_load(
             context,

@@ -48,6 +48,9 @@ os.environ["SYNTH_TEST_SQL_DIR"] = str(PROJECT / "tests" / "dags" / "sql")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("SYNTH_KEEP_TEST_HOME"):  # debugging: keep Airflow logs and staging
+        print(f"\nkept the session's Airflow home and staging under {SESSION_ROOT}")
+        return
     shutil.rmtree(SESSION_ROOT, ignore_errors=True)
 
 

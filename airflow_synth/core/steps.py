@@ -18,6 +18,8 @@ from typing import Any
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from airflow_synth.core.assessment import REPORT_FILE, SyntheticAssessor
+from airflow_synth.core.checks import CheckSettings, enforce_gates, split_holdout
 from airflow_synth.core.contract import TableContract, check_contract
 from airflow_synth.core.errors import ContractError
 from airflow_synth.core.extract import DEFAULT_BATCH_ROWS, stream_query_to_parquet
@@ -42,9 +44,15 @@ PUBLIC_SYNTHESIS_KEYS = (
     "seed",
     "rows",
     "training_rows",
+    "holdout_rows",
     "model_uri",
     "fit_seconds",
     "sample_seconds",
+    "checks_seconds",
+    "scores",
+    "filters",
+    "gates",
+    "checks",
 )
 
 
@@ -100,25 +108,52 @@ def run_synthesize(
     contract: TableContract | None = None,
     model_store: ObjectStore | None = None,
     layout: DatasetLayout | None = None,
+    checks: CheckSettings | None = None,
 ) -> dict[str, Any]:
-    """Train ``spec`` on the staged rows, sample the synthetic table, save the model.
+    """Train on the staged rows (minus a holdout), sample, assess, then save the model.
 
-    The synthetic Parquet has exactly the staged file's schema. The fitted model (which is
-    derived from real data) goes to ``model_store`` under the layout's model prefix, with
-    the library versions needed to load it again.
+    The synthetic Parquet has exactly the staged file's schema. Sampled batches pass the
+    privacy filters; the final table gets its fidelity and privacy reports and the gates
+    decide: a failed gate raises :class:`QualityGateError` after the reports are written
+    and summarised in the log, and before the model is saved, so nothing leaves the run.
     """
+    checks = checks or CheckSettings()
     out_dir = Path(out_dir)
     table = safe_key_part(dataset)
     frame, schema = read_training_frame(staged_path)
-    metadata = build_metadata(frame, table, contract)
+    train, holdout = split_holdout(frame, checks.holdout_share, seed)
+    log.info("Training on %d rows, %d held out to measure privacy", len(train), len(holdout))
+    metadata = build_metadata(train, table, contract)
     primary_key = metadata.to_dict()["tables"][table].get("primary_key")
-    synthesizer, fit_seconds = fit_synthesizer(frame, metadata, spec, table, seed=seed)
+    assessor = SyntheticAssessor(train, holdout, metadata, table, checks, seed=seed or 0)
+    synthesizer, fit_seconds = fit_synthesizer(train, metadata, spec, table, seed=seed)
     wanted = int(num_rows) if num_rows else len(frame)
     rows, sample_seconds = sample_to_parquet(
-        synthesizer, wanted, schema, out_dir / SYNTHETIC_FILE, table, primary_key=primary_key
+        synthesizer,
+        wanted,
+        schema,
+        out_dir / SYNTHETIC_FILE,
+        table,
+        primary_key=primary_key,
+        row_filter=assessor.row_filter if assessor.filtering else None,
+        max_filtered_share=checks.max_filtered_share,
     )
+    synthetic, _ = read_training_frame(out_dir / SYNTHETIC_FILE)
+    settings = {
+        "dataset": dataset,
+        "run": layout.run if layout is not None else None,
+        "synthesizer": spec.describe(),
+        "seed": seed,
+        "rows": rows,
+        "training_rows": len(train),
+        "holdout_rows": len(holdout),
+    }
+    assessment = assessor.assess(synthetic, out_dir, settings, title=f"{dataset}: synthetic copy")
+    for line in assessment.summary_lines():
+        log.info(line)
     metadata_path = out_dir / METADATA_FILE
     metadata_path.write_bytes(json_bytes(public_metadata(metadata)))
+    enforce_gates(assessment.gates, where=f"Dataset {dataset!r}")
     versions = library_versions()
     model_uri = None
     if model_store is not None and layout is not None:
@@ -126,13 +161,20 @@ def run_synthesize(
     return {
         "synthetic_uri": (out_dir / SYNTHETIC_FILE).resolve().as_uri(),
         "metadata_uri": metadata_path.resolve().as_uri(),
+        "report_uris": {name: path.resolve().as_uri() for name, path in assessment.files.items()},
         "rows": rows,
-        "training_rows": len(frame),
+        "training_rows": len(train),
+        "holdout_rows": len(holdout),
         "fit_seconds": round(fit_seconds, 3),
         "sample_seconds": round(sample_seconds, 3),
+        "checks_seconds": round(assessment.seconds, 3),
         "synthesizer": spec.describe(),
         "seed": seed,
         "model_uri": model_uri,
+        "scores": assessment.scores(),
+        "filters": assessment.filters,
+        "gates": [g.to_dict() for g in assessment.gates],
+        "checks": checks.to_dict(),
         "versions": versions,
     }
 
@@ -185,8 +227,13 @@ def run_load(
     synthesis: Mapping[str, Any],
     timings: Mapping[str, float],
     formats: Sequence[str] = ("parquet",),
+    reports: Mapping[str, Path] | None = None,
 ) -> dict[str, Any]:
-    """Publish the synthetic table, its metadata and the manifest (last)."""
+    """Publish the synthetic table, its metadata, its reports and the manifest (last).
+
+    ``reports`` maps file names (``quality.json``, ``privacy.json``, ``report.html``) to
+    local paths; the manifest links each one under ``reports``.
+    """
     started = time.monotonic()
     unknown = [f for f in formats if f not in OUTPUT_FORMATS]
     if unknown or "parquet" not in formats:
@@ -197,6 +244,7 @@ def run_load(
     files: dict[str, Path] = {"data.parquet": synthetic_path, "metadata.json": Path(metadata_path)}
     if "csv" in formats:
         files["data.csv"] = write_csv(synthetic_path, synthetic_path.with_suffix(".csv"))
+    files.update({name: Path(path) for name, path in (reports or {}).items()})
     parquet = pq.ParquetFile(synthetic_path)
     manifest = build_manifest(
         dataset=layout.dataset,
@@ -207,9 +255,11 @@ def run_load(
         synthesis={k: synthesis[k] for k in PUBLIC_SYNTHESIS_KEYS if k in synthesis},
         timings=timings,
         versions=synthesis.get("versions", {}),
+        extra={"reports": {name: layout.uri(layout.key(name)) for name in reports or {}}},
     )
     published = publish_dataset(store, layout, files, manifest, load_started=started)
-    return {**published.to_xcom(), "dataset_uri": layout.dataset_uri}
+    report_uri = layout.uri(layout.key(REPORT_FILE)) if REPORT_FILE in (reports or {}) else None
+    return {**published.to_xcom(), "dataset_uri": layout.dataset_uri, "report_uri": report_uri}
 
 
 def load_json(path: Path) -> dict[str, Any]:

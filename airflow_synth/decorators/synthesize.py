@@ -21,6 +21,7 @@ from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_d
 from airflow_synth.hooks.synth import DEFAULT_BUCKET, SynthHook
 from airflow_synth.operators.load import dataset_asset
 from airflow_synth.runtime import execute_synthesize_dataframe
+from airflow_synth.ui.links import SyntheticReportLink
 
 
 class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
@@ -35,8 +36,10 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
         "num_rows",
         "seed",
         "epochs",
+        "checks",
     )
     custom_operator_name = "@task.synthesize"
+    operator_extra_links = (SyntheticReportLink(),)
 
     def __init__(
         self,
@@ -50,6 +53,7 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
         num_rows: int | str | None = None,
         seed: int | str | None = None,
         epochs: int | str | None = None,
+        checks: Mapping[str, Any] | str | None = None,
         formats: Sequence[str] = ("parquet",),
         aws_conn_id: str | None = None,
         bucket: str | None = None,
@@ -78,6 +82,7 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
         self.num_rows = num_rows
         self.seed = seed
         self.epochs = epochs
+        self.checks = checks
         self.formats = formats
         self.aws_conn_id = aws_conn_id
         self.bucket = bucket
@@ -88,7 +93,7 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
         frame = super().execute(context)
         hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
         origin = f"{self.python_callable.__module__}.{self.python_callable.__qualname__}"
-        return execute_synthesize_dataframe(
+        result = execute_synthesize_dataframe(
             context,
             frame,
             dataset=self.dataset,
@@ -99,9 +104,12 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
             num_rows=self.num_rows,
             seed=self.seed,
             epochs=self.epochs,
+            checks=self.checks,
             formats=list(self.formats),
             staging_dir=self.staging_dir,
         )
+        self._report_published = bool(result.get("report_uri"))  # read by the extra link
+        return result
 
 
 def synthesize_task(

@@ -10,6 +10,7 @@ from airflow.sdk import Asset, BaseOperator
 from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.hooks.synth import DEFAULT_BUCKET, SynthHook
 from airflow_synth.runtime import execute_load
+from airflow_synth.ui.links import SyntheticReportLink
 
 
 def dataset_asset(bucket: str, dataset: str) -> Asset:
@@ -23,7 +24,8 @@ class ESLLoadOperator(BaseOperator):
 
     The manifest is written after every data file, so readers never see a partial run,
     then ``<dataset>/latest.json`` is moved to it. The task's outlet is the dataset's
-    Asset, and the Asset event carries the manifest URI.
+    Asset, and the Asset event carries the manifest URI. The task instance gets a
+    "Synthetic data report" link that opens the published ``report.html``.
 
     :param extract: the extract task's XCom (for lineage in the manifest).
     :param synthesis: the synthesize task's XCom.
@@ -32,6 +34,7 @@ class ESLLoadOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("extract", "synthesis", "dataset", "formats")
     ui_color = "#e6f4ea"
+    operator_extra_links = (SyntheticReportLink(),)
 
     def __init__(
         self,
@@ -62,7 +65,7 @@ class ESLLoadOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
         formats = [self.formats] if isinstance(self.formats, str) else list(self.formats)
-        return execute_load(
+        result = execute_load(
             context,
             extract=self.extract,
             synthesis=self.synthesis,
@@ -70,3 +73,5 @@ class ESLLoadOperator(BaseOperator):
             hook=hook,
             formats=formats,
         )
+        self._report_published = bool(result.get("report_uri"))  # read by the extra link
+        return result

@@ -25,6 +25,8 @@ class ESLSynthesizeOperator(BaseOperator):
     :param seed: makes the run reproducible (numpy, torch and SDV sampling are seeded).
     :param epochs: training epochs for neural synthesizers (ignored by gaussian_copula);
         an ``epochs`` key in ``synthesizer_params`` wins.
+    :param checks: holdout, filters and gate thresholds (see ``CheckSettings``), e.g.
+        ``{"min_quality": 0.8, "max_dcr_share": 0.55, "outlier_filter": False}``.
     :param aws_conn_id: AWS connection of the bucket (default from ``synth_conn_id``).
     :param bucket: bucket for models and data (default from ``synth_conn_id``).
     :param synth_conn_id: optional ``synth`` connection with defaults.
@@ -38,6 +40,7 @@ class ESLSynthesizeOperator(BaseOperator):
         "num_rows",
         "seed",
         "epochs",
+        "checks",
     )
     ui_color = "#fce8e6"
 
@@ -51,6 +54,7 @@ class ESLSynthesizeOperator(BaseOperator):
         num_rows: int | str | None = None,
         seed: int | str | None = None,
         epochs: int | str | None = None,
+        checks: Mapping[str, Any] | str | None = None,
         aws_conn_id: str | None = None,
         bucket: str | None = None,
         synth_conn_id: str | None = None,
@@ -64,6 +68,7 @@ class ESLSynthesizeOperator(BaseOperator):
         self.num_rows = num_rows
         self.seed = seed
         self.epochs = epochs
+        self.checks = checks
         self.aws_conn_id = aws_conn_id
         self.bucket = bucket
         self.synth_conn_id = synth_conn_id
@@ -80,4 +85,5 @@ class ESLSynthesizeOperator(BaseOperator):
             num_rows=self.num_rows,
             seed=self.seed,
             epochs=self.epochs,
+            checks=self.checks,
         )

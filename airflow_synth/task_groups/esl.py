@@ -39,6 +39,7 @@ class ESLConfig:
     num_rows: int | str | None = None
     seed: int | str | None = None
     epochs: int | str | None = None
+    checks: Mapping[str, Any] | str | None = None
     parameters: Mapping[str, Any] | Sequence[Any] | None = None
     contract_file: str | None = AUTO
     formats: Sequence[str] = ("parquet",)
@@ -81,6 +82,7 @@ def esl_task_group(
             num_rows=config.num_rows,
             seed=config.seed,
             epochs=config.epochs,
+            checks=config.checks,
             **store,
             **common,
         )

@@ -52,6 +52,7 @@ def synthesize_table(
     num_rows: int | str | None = None,
     seed: int | str | None = None,
     epochs: int | str | None = None,
+    checks: Mapping[str, Any] | str | None = None,
     aws_conn_id: str | None = None,
     bucket: str | None = None,
     synth_conn_id: str | None = None,
@@ -67,6 +68,7 @@ def synthesize_table(
         num_rows=num_rows,
         seed=seed,
         epochs=epochs,
+        checks=checks,
     )
 
 

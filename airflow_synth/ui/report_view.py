@@ -7,10 +7,10 @@ only to a logged-in user allowed to read that DAG, and with a Content-Security-P
 forbids scripts and network access from the page.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI must see the real Annotated types.
 from typing import Annotated, Any
 
+from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 
@@ -57,22 +57,17 @@ def _authorized(user: Any, dag_id: str) -> bool:
     )
 
 
-def _build_routes() -> None:
-    from airflow.api_fastapi.core_api.security import get_user
-
-    @app.get("/report", response_class=HTMLResponse)
-    async def report(
-        dag_id: str,
-        run_id: str,
-        task_id: str,
-        user: Annotated[Any, Depends(get_user)],
-        map_index: int = -1,
-    ) -> HTMLResponse:
-        if not _authorized(user, dag_id):
-            raise HTTPException(403, f"Not allowed to read DAG {dag_id}.")
-        location = report_location(dag_id, run_id, task_id, map_index)
-        html = read_report(location["report_uri"], location.get("aws_conn_id") or "aws_default")
-        return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})
-
-
-_build_routes()
+@app.get("/report", response_class=HTMLResponse)
+async def report(
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    user: Annotated[Any, Depends(get_user)],
+    map_index: int = -1,
+) -> HTMLResponse:
+    """The published report.html of one ESL task instance."""
+    if not _authorized(user, dag_id):
+        raise HTTPException(403, f"Not allowed to read DAG {dag_id}.")
+    location = report_location(dag_id, run_id, task_id, map_index)
+    html = read_report(location["report_uri"], location.get("aws_conn_id") or "aws_default")
+    return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})

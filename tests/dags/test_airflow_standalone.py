@@ -91,3 +91,19 @@ def test_trigger_through_the_rest_api_runs_and_publishes(airflow_api, s3_client)
     layout = DatasetLayout("synthetic", "airbnb_bookings", run_id)
     body = s3_client.get_object(Bucket="synthetic", Key=layout.data_key())["Body"].read()
     assert pq.read_table(io.BytesIO(body)).num_rows == 40
+
+    # the load task's "Synthetic data report" extra link opens the published report
+    links = session.get(
+        f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/esl.load/links", timeout=30
+    ).json()["extra_links"]
+    assert "Synthetic data report" in links, links
+    link = links["Synthetic data report"]
+    assert link.startswith(f"{base}/synth/report?")
+    page = session.get(link, timeout=30)
+    assert page.status_code == 200
+    assert page.text.startswith("<!DOCTYPE html>")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    published = s3_client.get_object(Bucket="synthetic", Key=layout.key("report.html"))
+    assert page.text == published["Body"].read().decode("utf-8")
+    # ... and only for a logged-in user
+    assert requests.get(link, timeout=30).status_code in (401, 403)

@@ -111,7 +111,18 @@ def test_manifest_is_complete_and_latest_points_at_it(bookings_run, s3_client) -
     assert set(manifest["timings_seconds"]) >= {"extract", "fit", "sample", "load"}
     assert len(manifest["source"]["sql_sha256"]) == 64
     published = {f["name"] for f in manifest["files"]}
-    assert published == {"data.parquet", "data.csv", "metadata.json"}
+    assert published == {
+        "data.parquet",
+        "data.csv",
+        "metadata.json",
+        "quality.json",
+        "privacy.json",
+        "report.html",
+    }
+    assert manifest["reports"] == {
+        name: layout.uri(layout.key(name))
+        for name in ("quality.json", "privacy.json", "report.html")
+    }
     for entry in manifest["files"]:
         head = s3_client.head_object(Bucket=BUCKET, Key=entry["uri"].split(f"{BUCKET}/", 1)[1])
         assert head["ContentLength"] == entry["bytes"]
@@ -151,3 +162,38 @@ def test_rows_param_controls_the_published_row_count(seeded_source, project_dag,
     layout = DatasetLayout(BUCKET, DATASET, dag_run.run_id)
     assert s3_table(s3_client, layout.data_key("parquet")).num_rows == 123
     assert s3_json(s3_client, layout.latest_key)["run"] == layout.run
+
+
+def test_reports_are_published_with_scores_that_passed_the_gates(bookings_run, s3_client) -> None:
+    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
+    manifest = s3_json(s3_client, layout.manifest_key)
+    quality = s3_json(s3_client, layout.key("quality.json"))
+    privacy = s3_json(s3_client, layout.key("privacy.json"))
+    synthesis = manifest["synthesis"]
+
+    assert 0.7 <= quality["score"] <= 1 and quality["score"] == synthesis["scores"]["quality_score"]
+    assert len(quality["worst_columns"]) == 5
+    assert privacy["exact_match_rate"] <= 0.01
+    assert 0.3 < privacy["dcr_share"] <= 0.6
+    assert privacy["rows"]["holdout"] == synthesis["holdout_rows"] > 0
+    assert (
+        synthesis["training_rows"] + synthesis["holdout_rows"]
+        == manifest["source"]["rows_extracted"]
+    )
+    assert {g["metric"] for g in synthesis["gates"]} == {
+        "quality_score",
+        "exact_match_rate",
+        "dcr_share",
+    }
+    assert all(g["passed"] for g in synthesis["gates"])
+    assert set(synthesis["filters"]) == {"similarity", "outlier"}
+    html = s3_client.get_object(Bucket=BUCKET, Key=layout.key("report.html"))["Body"].read()
+    assert html.startswith(b"<!DOCTYPE html>") and b"dcr_share" in html.lower().replace(b" ", b"_")
+
+
+def test_load_task_records_the_report_for_the_extra_link(bookings_run) -> None:
+    ti = next(t for t in bookings_run.get_task_instances() if t.task_id == "esl.load")
+    value = ti.xcom_pull(task_ids="esl.load")
+    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
+    assert value["report_uri"] == layout.uri(layout.key("report.html"))
+    assert value["aws_conn_id"] == "synth_s3"

@@ -1,0 +1,352 @@
+"""Does the synthetic table leak real rows? Measure it, and filter the rows that would.
+
+A synthesizer can memorise: replay training rows, or produce rows so close to one real
+person that they identify them. We measure that against a *holdout* of real rows the
+model never saw: a synthetic row should be no closer to the training rows than a fresh
+real row is. Two filters (as Gretel's privacy filters) then drop the rows that fail:
+
+* *similarity*: rows that copy a training row exactly, or whose distance to the closest
+  training record (DCR) is below the ``similarity_quantile`` of the holdout rows' DCRs
+  (closer than 99% of genuinely new real rows are, by default);
+* *outlier*: rows whose DCR is above the ``outlier_quantile`` of the holdout rows' DCRs:
+  far from every real row, such rows stand out and help membership and attribute
+  inference (and are often implausible anyway).
+
+Columns listed in ``exclude`` (ids, PII, generated fresh) are left out of every distance
+and of exact matching. Distances are Euclidean on the encoding of
+:mod:`airflow_synth.core.privacy_encoding`, found exactly (not approximately) by
+:mod:`airflow_synth.core.privacy_neighbours`. Nearest neighbours of a synthetic table are
+computed once and cached by row content, so ``filter`` then ``report`` (on the same
+frame, or on the kept rows) search once; :meth:`PrivacyEvaluator.evaluate` does both.
+
+Keys of the report (``privacy.json``):
+
+* ``rows``: how many training, holdout, synthetic rows were measured, and the size of the
+  training sample used for ``dcr_share``.
+* ``exact_match_rate``: share of synthetic rows identical to some training row on all
+  non-excluded columns (NULL equals NULL); 0 is the target.
+* ``exact_match_rate_holdout``: the same against the holdout rows, for reference (real
+  data may repeat itself, e.g. when all columns are categorical).
+* ``dcr_share``: share of synthetic rows closer to a random training sample (as large as the
+  holdout) than to the holdout, ties counting half; 0.5 is ideal, near 1 means memorised.
+  A model that copied *all* training rows scores 0.5 + 0.5 * holdout / train, because only
+  the sampled copies are found closer.
+* ``dcr``: distance to the closest training record, 5th percentile, median and mean, of
+  the synthetic rows and of the holdout rows (the yardstick).
+* ``nndr``: median and 5th percentile of each synthetic row's nearest-neighbour distance
+  ratio (closest / second-closest training row); near 0 means a row sits on top of one real
+  row.
+* ``thresholds``: the DCR cut-offs of the two filters and the quantiles they come from.
+* ``filtered``: rows before filtering and rows dropped by each filter (set by
+  :meth:`PrivacyEvaluator.evaluate`, ``None`` from ``report`` alone).
+* ``encoding``: how columns were turned into numbers (no real values in it).
+* ``columns_used`` / ``columns_excluded``: the columns measured and those left out.
+* ``seconds``: wall time of this measurement; ``seconds_setup``: the one-off preparation
+  (encoding the real rows, the holdout's distances).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from airflow_synth.core.errors import DataError, SynthError
+from airflow_synth.core.privacy_encoding import EncodedRows, TableEncoder, check_kinds
+from airflow_synth.core.privacy_neighbours import NeighbourIndex, Segment
+
+#: Decimals kept in the report: enough for rates of one row in a million.
+_DECIMALS = 6
+
+
+class PrivacyConfigError(SynthError, ValueError):
+    """A privacy setting is out of range."""
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """What the privacy filters drop; the defaults follow Gretel's "medium" filters."""
+
+    #: Drop synthetic rows that copy or nearly copy a training row.
+    similarity_filter: bool = True
+    #: Drop synthetic rows that are outliers in the real data's space.
+    outlier_filter: bool = True
+    #: "Nearly copy": DCR to training below this quantile of the holdout rows' DCR to
+    #: training (plus every exact copy).
+    similarity_quantile: float = 0.01
+    #: "Outlier": DCR to training above this quantile of the holdout rows' DCR to training.
+    outlier_quantile: float = 0.995
+    #: One-hot width cap per categorical column (rarer values become "other").
+    max_categories: int = 30
+
+    def __post_init__(self) -> None:
+        for name in ("similarity_quantile", "outlier_quantile"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+                raise PrivacyConfigError(f"{name} must be a number in [0, 1], got {value!r}.")
+        if self.similarity_quantile >= self.outlier_quantile:
+            raise PrivacyConfigError(
+                f"similarity_quantile ({self.similarity_quantile}) must be below "
+                f"outlier_quantile ({self.outlier_quantile}), or every row would be dropped."
+            )
+        if not isinstance(self.max_categories, int) or self.max_categories < 1:
+            raise PrivacyConfigError(
+                f"max_categories must be a positive integer, got {self.max_categories!r}."
+            )
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    """The synthetic rows that passed, and how many rows each filter dropped."""
+
+    kept: pd.DataFrame
+    dropped: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """Per-row measurements of one synthetic frame."""
+
+    dcr: np.ndarray  # distance to the closest training row
+    nndr: np.ndarray  # closest / second closest training row (0 when both are 0)
+    closer_to_train: np.ndarray  # 1 closer to the train sample, 0.5 tie, 0 closer to holdout
+    exact_train: np.ndarray
+    exact_holdout: np.ndarray
+
+
+class PrivacyEvaluator:
+    """Privacy measurement and filters of synthetic tables against one train/holdout split.
+
+    ``kinds`` maps each measured column to ``numerical``, ``categorical``, ``datetime`` or
+    ``boolean`` (SDV sdtypes); every other column of ``train`` must be listed in
+    ``exclude``. Setting up encodes the real rows and computes each holdout row's DCR, which
+    defines the filter thresholds; ``seed`` fixes the training sample behind ``dcr_share``.
+    """
+
+    def __init__(
+        self,
+        train: pd.DataFrame,
+        holdout: pd.DataFrame,
+        kinds: Mapping[str, str],
+        *,
+        exclude: Sequence[str] = (),
+        settings: PrivacySettings = PrivacySettings(),  # noqa: B008 - frozen, safe default
+        seed: int = 0,
+    ) -> None:
+        started = time.perf_counter()
+        self.settings = settings
+        self.columns_excluded = [c for c in train.columns if c in set(exclude)]
+        kinds = check_kinds(kinds, exclude)
+        _check_columns(train, holdout, kinds, exclude)
+        self.columns_used = list(kinds)
+        if len(train) == 0 or len(holdout) == 0:
+            raise DataError(
+                f"Privacy needs real rows on both sides: got {len(train)} training and "
+                f"{len(holdout)} holdout rows. Hold out some rows (e.g. 20%) before training."
+            )
+        self.encoder = TableEncoder(train, kinds, max_categories=settings.max_categories)
+        train_rows = self.encoder.encode(train)
+        holdout_rows = self.encoder.encode(holdout)
+        self.n_train, self.n_holdout = len(train), len(holdout)
+        self._train_hashes = np.unique(train_rows.hashes)
+        self._holdout_hashes = np.unique(holdout_rows.hashes)
+
+        # Reference rows: [training sample | rest of training | holdout], so each question
+        # (nearest training rows, nearest in the sample, nearest in the holdout) is a range.
+        self.n_sample = min(self.n_train, self.n_holdout)
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(self.n_train)
+        reference = _concat(train_rows.take(order), holdout_rows)
+        self._index = NeighbourIndex(reference, [g.embedding for g in self.encoder.groups])
+        self._train = Segment(0, self.n_train, 2)
+        self._sample = Segment(0, self.n_sample, 1)
+        self._holdout = Segment(self.n_train, self.n_train + self.n_holdout, 1)
+
+        unique, inverse = np.unique(holdout_rows.hashes, return_inverse=True)
+        first = _first_positions(inverse, unique.size)
+        (nearest,) = self._index.query(holdout_rows.take(first), [Segment(0, self.n_train, 1)])
+        self.holdout_dcr = nearest.distances[:, 0].astype(np.float64)[inverse]
+        quantile = np.quantile
+        self.similarity_threshold = float(quantile(self.holdout_dcr, settings.similarity_quantile))
+        self.outlier_threshold = float(quantile(self.holdout_dcr, settings.outlier_quantile))
+        self._cache: tuple[np.ndarray, _Measured] | None = None
+        self.seconds_setup = time.perf_counter() - started
+
+    # -- public --------------------------------------------------------------------------
+
+    def filter(self, synthetic: pd.DataFrame) -> FilterResult:
+        """Drop the synthetic rows the enabled filters catch (similarity checked first)."""
+        similar, outlier = self._flags(self._measure(synthetic))
+        kept = synthetic.loc[~(similar | outlier)].reset_index(drop=True)
+        return FilterResult(kept, {"similarity": int(similar.sum()), "outlier": int(outlier.sum())})
+
+    def report(self, synthetic: pd.DataFrame) -> dict[str, Any]:
+        """The privacy report (``privacy.json`` body) of ``synthetic``; keys as documented."""
+        started = time.perf_counter()
+        measured = self._measure(synthetic)
+        return self._report(len(synthetic), measured, None, time.perf_counter() - started)
+
+    def evaluate(self, synthetic: pd.DataFrame) -> tuple[FilterResult, dict[str, Any]]:
+        """Filter, then report on the rows kept (what gets published), searching once."""
+        started = time.perf_counter()
+        measured = self._measure(synthetic)
+        similar, outlier = self._flags(measured)
+        keep = ~(similar | outlier)
+        dropped = {"similarity": int(similar.sum()), "outlier": int(outlier.sum())}
+        result = FilterResult(synthetic.loc[keep].reset_index(drop=True), dropped)
+        filtered = {"rows_before": len(synthetic), **dropped}
+        kept = _Measured(*(np.asarray(a)[keep] for a in vars(measured).values()))
+        report = self._report(int(keep.sum()), kept, filtered, time.perf_counter() - started)
+        return result, report
+
+    # -- measuring -----------------------------------------------------------------------
+
+    def _flags(self, measured: _Measured) -> tuple[np.ndarray, np.ndarray]:
+        n = measured.dcr.size
+        similar = np.zeros(n, dtype=bool)
+        if self.settings.similarity_filter:
+            similar = measured.exact_train | (measured.dcr < self.similarity_threshold)
+        outlier = np.zeros(n, dtype=bool)
+        if self.settings.outlier_filter:
+            outlier = (measured.dcr > self.outlier_threshold) & ~similar
+        return similar, outlier
+
+    def _measure(self, synthetic: pd.DataFrame) -> _Measured:
+        """Per-row measurements; distinct rows are searched once and cached by content."""
+        rows = self.encoder.encode(synthetic)
+        unique, inverse = np.unique(rows.hashes, return_inverse=True)
+        values = self._lookup(unique)
+        if values is None:
+            values = self._search(rows.take(_first_positions(inverse, unique.size)))
+            self._cache = (unique, values)
+        return _Measured(*(np.asarray(a)[inverse] for a in vars(values).values()))
+
+    def _lookup(self, unique: np.ndarray) -> _Measured | None:
+        if self._cache is None:
+            return None
+        cached, values = self._cache
+        pos = np.minimum(np.searchsorted(cached, unique), max(cached.size - 1, 0))
+        if cached.size == 0 or not np.array_equal(cached[pos], unique):
+            return None  # not a subset of the last frame: search again
+        return _Measured(*(np.asarray(a)[pos] for a in vars(values).values()))
+
+    def _search(self, rows: EncodedRows) -> _Measured:
+        train, sample, holdout = self._index.query(rows, [self._train, self._sample, self._holdout])
+        d1 = train.distances[:, 0].astype(np.float64)
+        d2 = train.distances[:, 1].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nndr = np.where(d2 > 0, d1 / d2, 0.0)  # both 0: on top of duplicated real rows
+        if self.n_train < 2:
+            nndr = np.full(d1.shape, np.nan)
+        to_sample = sample.distances[:, 0]
+        to_holdout = holdout.distances[:, 0]
+        closer = np.where(to_sample < to_holdout, 1.0, np.where(to_sample == to_holdout, 0.5, 0.0))
+        return _Measured(
+            dcr=d1,
+            nndr=nndr,
+            closer_to_train=closer,
+            exact_train=_member(rows.hashes, self._train_hashes),
+            exact_holdout=_member(rows.hashes, self._holdout_hashes),
+        )
+
+    def _report(
+        self, n: int, m: _Measured, filtered: dict[str, int] | None, seconds: float
+    ) -> dict[str, Any]:
+        return {
+            "rows": {
+                "train": self.n_train,
+                "holdout": self.n_holdout,
+                "synthetic": n,
+                "train_sample": self.n_sample,
+            },
+            "exact_match_rate": _mean(m.exact_train),
+            "exact_match_rate_holdout": _mean(m.exact_holdout),
+            "dcr_share": _mean(m.closer_to_train),
+            "dcr": {
+                "synthetic_to_train": _summary(m.dcr),
+                "holdout_to_train": _summary(self.holdout_dcr),
+            },
+            "nndr": {"median": _stat(m.nndr, 50), "p5": _stat(m.nndr, 5)},
+            "thresholds": {
+                "similarity_dcr": _number(self.similarity_threshold),
+                "outlier_dcr": _number(self.outlier_threshold),
+                "similarity_quantile": self.settings.similarity_quantile,
+                "outlier_quantile": self.settings.outlier_quantile,
+                "similarity_filter": self.settings.similarity_filter,
+                "outlier_filter": self.settings.outlier_filter,
+            },
+            "filtered": filtered,
+            "encoding": self.encoder.describe(),
+            "columns_used": list(self.columns_used),
+            "columns_excluded": list(self.columns_excluded),
+            "seconds": round(seconds, 3),
+            "seconds_setup": round(self.seconds_setup, 3),
+        }
+
+
+def _check_columns(
+    train: pd.DataFrame, holdout: pd.DataFrame, kinds: Mapping[str, str], exclude: Sequence[str]
+) -> None:
+    unknown = [c for c in kinds if c not in train.columns]
+    if unknown:
+        raise DataError(f"Columns {unknown} have a kind but are not in the training data.")
+    untyped = [c for c in train.columns if c not in kinds and c not in set(exclude)]
+    if untyped:
+        raise DataError(
+            f"Columns {untyped} have no kind for the privacy measurement. Give each one a "
+            "kind (numerical, categorical, datetime, boolean) or list it in `exclude`."
+        )
+    if not kinds:
+        raise DataError("Every column is excluded: there is nothing to measure privacy on.")
+    missing = [c for c in kinds if c not in holdout.columns]
+    if missing:
+        raise DataError(f"The holdout rows lack columns {missing} that training has.")
+
+
+def _concat(a: EncodedRows, b: EncodedRows) -> EncodedRows:
+    return EncodedRows(
+        np.concatenate([a.cont, b.cont]),
+        np.concatenate([a.codes, b.codes]),
+        np.concatenate([a.hashes, b.hashes]),
+    )
+
+
+def _first_positions(inverse: np.ndarray, size: int) -> np.ndarray:
+    """For ``np.unique(..., return_inverse=True)``: one row position per distinct value."""
+    first = np.empty(size, dtype=np.int64)
+    first[inverse[::-1]] = np.arange(inverse.size - 1, -1, -1)
+    return first
+
+
+def _member(hashes: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    if sorted_unique.size == 0:
+        return np.zeros(hashes.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_unique, hashes), sorted_unique.size - 1)
+    return sorted_unique[pos] == hashes
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN or infinity: those become null."""
+    value = float(value)
+    return round(value, _DECIMALS) if math.isfinite(value) else None
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return _number(np.mean(values)) if values.size else None
+
+
+def _stat(values: np.ndarray, percentile: float) -> float | None:
+    values = values[~np.isnan(values)] if values.size else values
+    return _number(np.percentile(values, percentile)) if values.size else None
+
+
+def _summary(values: np.ndarray) -> dict[str, float | None]:
+    return {"p5": _stat(values, 5), "median": _stat(values, 50), "mean": _mean(values)}
+
+
+__all__ = ["FilterResult", "PrivacyConfigError", "PrivacyEvaluator", "PrivacySettings"]

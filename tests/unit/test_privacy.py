@@ -1,0 +1,452 @@
+"""Privacy measurement and filters (airflow_synth.core.privacy and its two helpers).
+
+Each property a user relies on is pinned with a table whose right answer is known: a
+"synthesizer" that memorises its training rows must be caught; an independent sample from
+the same distribution must look like the holdout (DCR share 0.5) and pass the filters;
+impossible rows must be dropped as outliers; id columns, NULL spellings, unseen categories,
+datetime units and constant columns must not fool the measurement. The fast neighbour
+search is checked against brute force, path by path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import pairwise_distances
+
+import airflow_synth.core.privacy_neighbours as neighbours
+from airflow_synth.core.errors import DataError
+from airflow_synth.core.privacy import (
+    PrivacyConfigError,
+    PrivacyEvaluator,
+    PrivacySettings,
+)
+from airflow_synth.core.privacy_encoding import ONE_HOT_SCALE, TableEncoder
+from airflow_synth.core.privacy_neighbours import NeighbourIndex, Segment
+
+pytestmark = pytest.mark.unit
+
+KINDS = {
+    "age": "numerical",
+    "income": "numerical",
+    "city": "categorical",
+    "plan": "categorical",
+    "active": "boolean",
+    "signup": "datetime",
+}
+REPORT_KEYS = {
+    "rows",
+    "exact_match_rate",
+    "exact_match_rate_holdout",
+    "dcr_share",
+    "dcr",
+    "nndr",
+    "thresholds",
+    "filtered",
+    "encoding",
+    "columns_used",
+    "columns_excluded",
+    "seconds",
+    "seconds_setup",
+}
+
+
+def users(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """A small mixed table with correlations, NULLs and one id column."""
+    plan = rng.choice(["free", "pro", "team"], n, p=[0.6, 0.3, 0.1])
+    age = np.round(rng.normal(38, 11, n).clip(18, 90))
+    age[rng.random(n) < 0.1] = np.nan
+    income = np.round(rng.lognormal(10 + 0.3 * (plan != "free"), 0.5), 2)
+    city = rng.choice(["berlin", "paris", "rome", "oslo", "lima", None], n)
+    active = pd.array(rng.random(n) < 0.7, dtype="boolean")
+    active[rng.random(n) < 0.05] = pd.NA
+    signup = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 730 * 86400, n), "s")
+    signup = pd.Series(signup).where(rng.random(n) >= 0.05)
+    return pd.DataFrame(
+        {
+            "id": [f"u{v}" for v in rng.integers(0, 10**12, n)],
+            "age": age,
+            "income": income,
+            "city": city,
+            "plan": plan,
+            "active": active,
+            "signup": signup.astype("datetime64[ns]"),
+        }
+    )
+
+
+def split(seed: int = 1, train: int = 3000, holdout: int = 1000, synthetic: int = 3000):
+    """Train, holdout and an independent "synthetic" sample from one generator."""
+    rng = np.random.default_rng(seed)
+    return users(rng, train), users(rng, holdout), users(rng, synthetic)
+
+
+def evaluator(train, holdout, **kwargs) -> PrivacyEvaluator:
+    return PrivacyEvaluator(train, holdout, KINDS, exclude=["id"], **kwargs)
+
+
+def without_timing(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k not in ("seconds", "seconds_setup")}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return split()
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    train, holdout, _ = data
+    return evaluator(train, holdout)
+
+
+# -- the headline behaviours ----------------------------------------------------------------
+
+
+def test_memorising_synthesizer_is_caught_and_filtered():
+    train, holdout, _ = split(train=1500, holdout=1500)
+    ev = evaluator(train, holdout)
+    copies = train.sample(frac=1.0, random_state=3).assign(id=lambda f: f["id"] + "-new")
+    result, report = ev.evaluate(copies)
+    full = ev.report(copies)
+    assert full["exact_match_rate"] == 1.0
+    assert full["dcr_share"] >= 0.99  # sample == whole training set here
+    assert full["nndr"]["median"] == 0.0
+    assert full["dcr"]["synthetic_to_train"]["median"] == 0.0
+    assert result.dropped == {"similarity": len(copies), "outlier": 0}
+    assert result.kept.empty and list(result.kept.columns) == list(copies.columns)
+    assert report["filtered"] == {"rows_before": 1500, "similarity": 1500, "outlier": 0}
+    assert report["rows"]["synthetic"] == 0
+
+
+def test_memorising_with_a_larger_training_set_scores_as_documented():
+    train, holdout, _ = split(train=4000, holdout=1000)
+    report = evaluator(train, holdout).report(train)
+    # Only the sampled quarter of the copies is closer to the sample: 0.5 + 0.5 * 1/4.
+    assert report["dcr_share"] == pytest.approx(0.625, abs=0.03)
+    assert report["rows"]["train_sample"] == 1000
+
+
+def test_independent_sample_looks_like_the_holdout(data, fitted):
+    _, _, synthetic = data
+    result, report = fitted.evaluate(synthetic)
+    full = fitted.report(synthetic)
+    assert full["exact_match_rate"] == 0.0
+    assert full["exact_match_rate_holdout"] == 0.0
+    assert abs(full["dcr_share"] - 0.5) <= 0.05
+    assert 0.3 < full["nndr"]["median"] < 1.0
+    syn, hold = full["dcr"]["synthetic_to_train"], full["dcr"]["holdout_to_train"]
+    assert syn["median"] == pytest.approx(hold["median"], rel=0.25)
+    # The filters cut at the 1% and 99.5% holdout quantiles: a few percent at most.
+    assert result.dropped["similarity"] <= 0.03 * len(synthetic)
+    assert result.dropped["outlier"] <= 0.03 * len(synthetic)
+    assert len(result.kept) == len(synthetic) - sum(result.dropped.values())
+    assert report["rows"]["synthetic"] == len(result.kept)
+
+
+def test_rows_far_outside_the_data_are_dropped_as_outliers(data, fitted):
+    _, _, synthetic = data
+    weird = synthetic.head(20).assign(age=10_000.0)
+    weird.loc[weird.index[:5], "income"] = float("inf")
+    mixed = pd.concat([synthetic, weird], ignore_index=True)
+    result = fitted.filter(mixed)
+    assert result.dropped["outlier"] >= 20
+    assert not (result.kept["age"] == 10_000).any()
+    assert result.dropped["outlier"] <= 20 + 0.03 * len(synthetic)
+    kept_all = evaluator(*data[:2], settings=PrivacySettings(outlier_filter=False)).filter(mixed)
+    assert kept_all.dropped["outlier"] == 0
+    assert (kept_all.kept["age"] == 10_000).sum() == 20
+
+
+def test_similarity_filter_can_be_turned_off():
+    train, holdout, _ = split(train=800, holdout=800)
+    ev = evaluator(train, holdout, settings=PrivacySettings(similarity_filter=False))
+    result = ev.filter(train.head(100))
+    assert result.dropped["similarity"] == 0
+    assert len(result.kept) + result.dropped["outlier"] == 100
+
+
+def test_near_copies_are_dropped_even_when_not_identical(data, fitted):
+    train = data[0]
+    nudged = train.head(50).assign(income=lambda f: f["income"] + 0.01)  # not exact copies
+    report = fitted.report(nudged)
+    assert report["exact_match_rate"] == 0.0
+    assert report["dcr"]["synthetic_to_train"]["median"] < report["thresholds"]["similarity_dcr"]
+    assert fitted.filter(nudged).dropped["similarity"] == 50
+
+
+# -- what must not fool the measurement -----------------------------------------------------
+
+
+def test_excluded_id_columns_do_not_influence_anything(data):
+    train, holdout, synthetic = data
+    with_ids = evaluator(train, holdout).report(synthetic)
+    no_ids = PrivacyEvaluator(train.drop(columns="id"), holdout.drop(columns="id"), KINDS)
+    other_ids = synthetic.assign(id="same-for-everyone")
+    assert without_timing(no_ids.report(synthetic.drop(columns="id"))) == {
+        **without_timing(with_ids),
+        "columns_excluded": [],
+    }
+    assert without_timing(evaluator(train, holdout).report(other_ids)) == without_timing(with_ids)
+    assert with_ids["columns_excluded"] == ["id"] and "id" not in with_ids["columns_used"]
+    # An id-only difference is still an exact copy.
+    copies = train.head(10).assign(id=[f"fresh{i}" for i in range(10)])
+    assert evaluator(train, holdout).report(copies)["exact_match_rate"] == 1.0
+
+
+def test_null_equals_null_whatever_its_spelling(data, fitted):
+    train = data[0]
+    nulls = train[["age", "city", "active", "signup"]].isna()
+    rows = train[nulls.any(axis=1)].head(40)
+    assert nulls.loc[rows.index].all(axis=0).sum() == 0 and nulls.loc[rows.index].any().all()
+    respelled = pd.DataFrame(
+        {
+            "id": rows["id"],
+            "age": rows["age"].astype(object).where(rows["age"].notna(), None),
+            "income": rows["income"],
+            "city": rows["city"].astype(object).where(rows["city"].notna(), np.nan),
+            "plan": rows["plan"].astype("category"),
+            "active": rows["active"].astype(object).where(rows["active"].notna(), None),
+            "signup": rows["signup"].astype(object).where(rows["signup"].notna(), None),
+        }
+    )
+    report = fitted.report(respelled)
+    assert report["exact_match_rate"] == 1.0
+    assert report["dcr"]["synthetic_to_train"]["median"] == 0.0
+    # NaN has many bit patterns (0 * inf gives a negative one on x86): all are NULL.
+    age = rows["age"].to_numpy(dtype=np.float64, copy=True)
+    age[np.isnan(age)] = np.copysign(np.nan, -1.0)
+    assert fitted.report(rows.assign(age=age))["exact_match_rate"] == 1.0
+    # A value where the real row has NULL is a difference of at least the indicator's 1.
+    filled = rows.assign(age=40.0)
+    assert fitted.report(filled)["dcr"]["synthetic_to_train"]["p5"] > 0.0
+
+
+def test_categories_unseen_in_training_are_other():
+    train = pd.DataFrame({"colour": ["red", "blue", "green"] * 100, "n": np.arange(300.0)})
+    kinds = {"colour": "categorical", "n": "numerical"}
+    ev = PrivacyEvaluator(train, train.sample(100, random_state=0), kinds)
+    unseen = train.head(5).assign(colour="ultraviolet")
+    report = ev.report(unseen)
+    assert report["exact_match_rate"] == 0.0
+    # Same number, category mismatch: one-hot columns at 1/sqrt(2) make that exactly 1.
+    assert report["dcr"]["synthetic_to_train"]["median"] == pytest.approx(1.0, abs=1e-6)
+    enc = report["encoding"]["columns"]["colour"]
+    assert enc["categories_one_hot"] == 3 and enc["dimensions"] == 5  # + other + NULL
+
+
+def test_rare_categories_fold_into_other_but_still_count_for_exact_matches():
+    train = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 30 + ["c", "d", "e"] * 5, "x": 1.0})
+    ev = PrivacyEvaluator(
+        train, train.head(20), {"c": "categorical", "x": "numerical"},
+        settings=PrivacySettings(max_categories=2),
+    )  # fmt: skip
+    enc = ev.report(train.head(1))["encoding"]["columns"]["c"]
+    assert enc["categories_one_hot"] == 2 and enc["other_in_training"] is True
+    assert ev.report(pd.DataFrame({"c": ["zz"], "x": [1.0]}))["exact_match_rate"] == 0.0
+    assert ev.report(pd.DataFrame({"c": ["d"], "x": [1.0]}))["exact_match_rate"] == 1.0
+    # "zz" and "d" both encode as other: distance 0 to the real "d" rows.
+    assert ev.report(pd.DataFrame({"c": ["zz"], "x": [1.0]}))["dcr"]["synthetic_to_train"][
+        "median"
+    ] == pytest.approx(0.0)
+
+
+def test_datetimes_in_any_unit_or_zone_compare_as_instants():
+    days = pd.to_datetime(["2020-01-01", "2020-02-20", "2020-04-10"])  # a 100-day span
+    train = pd.DataFrame({"t": days.astype("datetime64[ns]")})
+    ev = PrivacyEvaluator(train, train, {"t": "datetime"})
+    as_us = pd.DataFrame({"t": days.astype("datetime64[us]")})
+    as_utc = pd.DataFrame({"t": days.tz_localize("UTC").tz_convert("Asia/Tokyo")})
+    as_text = pd.DataFrame({"t": ["2020-01-01", "2020-02-20", "2020-04-10"]})
+    for frame in (as_us, as_utc, as_text):
+        assert ev.report(frame)["exact_match_rate"] == 1.0
+    one_day_later = pd.DataFrame({"t": [pd.Timestamp("2020-01-02")]})
+    report = ev.report(one_day_later)
+    assert report["exact_match_rate"] == 0.0
+    assert report["dcr"]["synthetic_to_train"]["median"] == pytest.approx(0.01, rel=1e-4)
+    assert report["encoding"]["columns"]["t"]["unit"] == "epoch seconds"
+
+
+def test_a_constant_column_costs_nothing_until_it_changes():
+    rng = np.random.default_rng(5)
+    train = pd.DataFrame({"x": rng.random(500), "k": 7, "flag": True})
+    kinds = {"x": "numerical", "k": "numerical", "flag": "boolean"}
+    ev = PrivacyEvaluator(train, train.head(100), kinds)
+    same = ev.report(train.head(10))
+    assert same["exact_match_rate"] == 1.0 and same["dcr"]["synthetic_to_train"]["mean"] == 0.0
+    changed = ev.report(train.head(10).assign(k=8))
+    assert changed["dcr"]["synthetic_to_train"]["median"] == pytest.approx(1.0, abs=1e-6)
+    assert "constant" in changed["encoding"]["columns"]["k"]["scaling"]
+    flipped = ev.report(train.head(10).assign(flag=False))
+    assert flipped["dcr"]["synthetic_to_train"]["median"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_empty_synthetic_frame(fitted, data):
+    empty = data[2].head(0)
+    result, report = fitted.evaluate(empty)
+    assert result.kept.empty and result.dropped == {"similarity": 0, "outlier": 0}
+    alone = fitted.report(empty)
+    assert alone["rows"]["synthetic"] == 0
+    assert alone["exact_match_rate"] is None and alone["dcr_share"] is None
+    assert alone["dcr"]["synthetic_to_train"] == {"p5": None, "median": None, "mean": None}
+    assert alone["dcr"]["holdout_to_train"]["median"] > 0
+    json.dumps(report, allow_nan=False)
+
+
+def test_ties_in_dcr_share_count_half(data):
+    train, _, synthetic = data
+    # Holdout == training set (same size, so the sample is all of it): every row is exactly
+    # as close to the training sample as to the holdout.
+    report = evaluator(train, train.copy()).report(synthetic)
+    assert report["dcr_share"] == 0.5
+    assert report["exact_match_rate_holdout"] == report["exact_match_rate"] == 0.0
+
+
+def test_same_seed_same_report_and_the_seed_picks_the_sample():
+    train, holdout, _ = split(seed=2, train=2000, holdout=500, synthetic=0)
+    a = without_timing(evaluator(train, holdout, seed=7).report(train))
+    b = without_timing(evaluator(train, holdout, seed=7).report(train))
+    assert a == b
+    shares = {evaluator(train, holdout, seed=s).report(train)["dcr_share"] for s in range(4)}
+    assert len(shares) > 1  # the training sample behind dcr_share depends on the seed
+
+
+# -- report shape, settings, errors ---------------------------------------------------------
+
+
+def test_report_is_json_safe_with_stable_keys(fitted, data):
+    report = fitted.report(data[2])
+    assert set(report) == REPORT_KEYS
+    assert set(report["rows"]) == {"train", "holdout", "synthetic", "train_sample"}
+    assert set(report["dcr"]) == {"synthetic_to_train", "holdout_to_train"}
+    assert set(report["nndr"]) == {"median", "p5"}
+    assert report["filtered"] is None
+    text = json.dumps(report, allow_nan=False)
+    # The encoding description publishes no real value: no category, no range.
+    for secret in ("berlin", "lima", "free", "2021", "18.0"):
+        assert secret not in json.dumps(report["encoding"])
+    assert json.loads(text)["rows"]["train"] == 3000
+
+
+def test_filter_then_report_searches_once(monkeypatch, data):
+    train, holdout, synthetic = data
+    ev = evaluator(train, holdout)
+    calls = []
+    original = ev._index.query
+    monkeypatch.setattr(ev._index, "query", lambda *a, **k: calls.append(1) or original(*a, **k))
+    result = ev.filter(synthetic)
+    ev.report(synthetic)
+    ev.report(result.kept)  # a subset of the measured rows: still cached
+    assert len(calls) == 1
+    ev.report(synthetic.assign(age=synthetic["age"] + 1))
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"similarity_quantile": -0.1},
+        {"outlier_quantile": 1.5},
+        {"similarity_quantile": 0.5, "outlier_quantile": 0.4},
+        {"max_categories": 0},
+    ],
+)
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(PrivacyConfigError):
+        PrivacySettings(**kwargs)
+
+
+def test_bad_inputs_name_what_to_fix(data):
+    train, holdout, synthetic = data
+    with pytest.raises(DataError, match="no kind"):
+        PrivacyEvaluator(train, holdout, KINDS)  # id neither typed nor excluded
+    with pytest.raises(DataError, match="exclude"):
+        PrivacyEvaluator(train, holdout, {**KINDS, "id": "id"})
+    with pytest.raises(DataError, match="holdout"):
+        evaluator(train, holdout.head(0))
+    with pytest.raises(DataError, match="income"):
+        evaluator(train, holdout).report(synthetic.drop(columns="income"))
+
+
+# -- the encoding and the neighbour search --------------------------------------------------
+
+
+def test_encoding_matches_its_description():
+    train = pd.DataFrame(
+        {
+            "n": [0.0, 10.0, 5.0, np.nan],
+            "c": ["a", "b", "a", None],
+            "b": [True, False, True, None],
+        }
+    )
+    enc = TableEncoder(train, {"n": "numerical", "c": "categorical", "b": "boolean"})
+    rows = enc.encode(pd.DataFrame({"n": [2.5, np.nan, 1e300], "c": ["b", "zz", None],
+                                    "b": [False, None, True]}))  # fmt: skip
+    dense = enc.dense(rows)
+    s = ONE_HOT_SCALE
+    expected = [
+        # n scaled | n null | c: a, b, other, NULL | b: value, null
+        [0.25, 0, 0, s, 0, 0, 0, 0],
+        [0.5, 1, 0, 0, s, 0, 1, 1],  # NULL n -> median 5 -> 0.5; NULL bool -> median 1
+        [11.0, 0, 0, 0, 0, s, 1, 0],  # clipped at 1 + RANGE_MARGIN
+    ]
+    assert enc.dimensions == 8
+    np.testing.assert_allclose(dense, np.array(expected, dtype=np.float32), atol=1e-6)
+
+
+@pytest.mark.parametrize("dense_min", [1, 16_384, 10**9])
+@pytest.mark.parametrize("max_level", [0, 1, 4])
+def test_neighbour_search_is_exact(monkeypatch, dense_min, max_level):
+    monkeypatch.setattr(neighbours, "_DENSE_MIN_PAIRS", dense_min)
+    monkeypatch.setattr(neighbours, "_PAIR_CHUNK", 4096)  # many chunks
+    rng = np.random.default_rng(max_level + dense_min % 97)
+    train, holdout, synthetic = split(seed=int(rng.integers(100)), train=1200, holdout=400)
+    synthetic = pd.concat([synthetic.head(800), train.head(50)], ignore_index=True)
+    enc = TableEncoder(train, KINDS, max_categories=4)
+    ref = enc.encode(pd.concat([train, holdout], ignore_index=True))
+    query = enc.encode(synthetic)
+    index = NeighbourIndex(ref, [g.embedding for g in enc.groups], max_level=max_level)
+    segments = [Segment(0, 1200, 2), Segment(0, 400, 1), Segment(1200, 1600, 1)]
+    found = index.query(query, segments)
+    truth = pairwise_distances(enc.dense(query).astype(np.float64), enc.dense(ref).astype(float))
+    for seg, got in zip(segments, found, strict=True):
+        want = np.sort(truth[:, seg.start : seg.stop], axis=1)[:, : seg.k]
+        np.testing.assert_allclose(got.distances, want, atol=2e-5)
+        picked = truth[np.arange(len(truth))[:, None], got.indices]
+        np.testing.assert_allclose(picked, want, atol=2e-5)
+    assert np.all(found[0].distances[-50:, 0] == 0.0)  # copies: exactly 0, not ~1e-4
+
+
+def test_report_statistics_match_brute_force(data, fitted):
+    train, holdout, synthetic = data
+    enc = fitted.encoder
+    dense = {name: enc.dense(enc.encode(f)).astype(np.float64) for name, f in
+             (("train", train), ("holdout", holdout), ("syn", synthetic))}  # fmt: skip
+    to_train = pairwise_distances(dense["syn"], dense["train"])
+    nearest2 = np.sort(to_train, axis=1)[:, :2]
+    hold_dcr = pairwise_distances(dense["holdout"], dense["train"]).min(axis=1)
+    report = fitted.report(synthetic)
+    syn = report["dcr"]["synthetic_to_train"]
+    assert syn["median"] == pytest.approx(np.median(nearest2[:, 0]), abs=1e-5)
+    assert syn["mean"] == pytest.approx(nearest2[:, 0].mean(), abs=1e-5)
+    assert report["dcr"]["holdout_to_train"]["p5"] == pytest.approx(
+        np.percentile(hold_dcr, 5), abs=1e-5
+    )
+    nndr = np.where(nearest2[:, 1] > 0, nearest2[:, 0] / nearest2[:, 1], 0.0)
+    assert report["nndr"]["median"] == pytest.approx(np.median(nndr), abs=1e-4)
+    threshold = np.quantile(hold_dcr, 0.995)
+    assert report["thresholds"]["outlier_dcr"] == pytest.approx(threshold, abs=1e-5)
+    assert fitted.filter(synthetic).dropped["outlier"] == int((nearest2[:, 0] > threshold).sum())
+    assert math.isfinite(report["dcr_share"])
+
+
+def test_far_future_dates_in_microseconds_stay_in_the_future():
+    days = pd.to_datetime(["2020-01-01", "2020-04-10"]).astype("datetime64[ns]")
+    enc = TableEncoder(pd.DataFrame({"t": days}), {"t": "datetime"})
+    sentinel = pd.DataFrame({"t": np.array(["9999-12-31", "2020-01-01"], dtype="datetime64[us]")})
+    # Cast to [ns], 9999-12-31 would wrap to 1816 and clip to the bottom instead of the top.
+    np.testing.assert_allclose(enc.encode(sentinel).cont[:, 0], [11.0, 0.0])
