@@ -22,6 +22,7 @@ CHECK_PARAMS = (
     "similarity_filter",
     "outlier_filter",
     "min_quality",
+    "min_dependence",
     "max_exact_match_rate",
     "max_dcr_share",
 )
@@ -38,6 +39,7 @@ def esl_params(
     similarity_filter: bool = CheckSettings.similarity_filter,
     outlier_filter: bool = CheckSettings.outlier_filter,
     min_quality: float | None = CheckSettings.min_quality,
+    min_dependence: float | None = CheckSettings.min_dependence,
     max_exact_match_rate: float | None = CheckSettings.max_exact_match_rate,
     max_dcr_share: float | None = CheckSettings.max_dcr_share,
 ) -> dict[str, Param]:
@@ -98,6 +100,15 @@ def esl_params(
             maximum=1,
             title="Gate: minimum quality score",
             description="Fail (publish nothing) below this SDV quality score. Empty = off.",
+        ),
+        "min_dependence": Param(
+            min_dependence,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            title="Gate: minimum dependence preservation",
+            description="Share of the real table's strong relationships the synthetic table "
+            "keeps (0 = columns independent, 1 = all kept). Empty = off.",
         ),
         "max_exact_match_rate": Param(
             max_exact_match_rate,

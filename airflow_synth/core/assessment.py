@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from airflow_synth.core.checks import CheckSettings, GateVerdict, evaluate_gates
+from airflow_synth.core.dependence import dependence_preservation
 from airflow_synth.core.fidelity import column_kinds, fidelity_report, summary_lines
 from airflow_synth.core.privacy import PrivacyEvaluator, PrivacySettings
 from airflow_synth.core.publish import json_bytes
@@ -59,6 +60,7 @@ class Assessment:
             "column_shapes": props.get("column_shapes"),
             "column_pair_trends": props.get("column_pair_trends"),
             "diagnostic": (self.quality.get("diagnostic") or {}).get("score"),
+            "dependence_preservation": (self.quality.get("dependence") or {}).get("score"),
             "exact_match_rate": privacy.get("exact_match_rate"),
             "dcr_share": privacy.get("dcr_share"),
             "nndr_median": (privacy.get("nndr") or {}).get("median"),
@@ -124,6 +126,9 @@ class SyntheticAssessor:
         """Reports + gates for the final table; writes the three report files to ``out_dir``."""
         started = time.monotonic()
         quality = fidelity_report(self.train, synthetic, self.metadata, self.table, seed=self.seed)
+        quality["dependence"] = dependence_preservation(
+            self.train, synthetic, self.kinds, seed=self.seed
+        )
         privacy = None
         if self.privacy is not None:
             measured = synthetic

@@ -36,6 +36,9 @@ class CheckSettings:
     outlier_filter: bool = True
     #: gate: SDV quality score of the published table must be at least this
     min_quality: float | None = 0.7
+    #: gate: share of the real table's strong relationships the published table keeps (see
+    #: core/dependence.py); catches what SDV's score misses, e.g. independently shuffled columns
+    min_dependence: float | None = 0.25
     #: gate: share of published rows identical to a training row must be at most this
     max_exact_match_rate: float | None = 0.01
     #: gate: DCR share (0.5 ideal, 1.0 = every row closer to training than to holdout) at most
@@ -134,6 +137,12 @@ def evaluate_gates(
     privacy = privacy or {}
     wanted = [
         ("quality_score", quality.get("score"), settings.min_quality, "min"),
+        (
+            "dependence_preservation",
+            (quality.get("dependence") or {}).get("score", float("nan")),
+            settings.min_dependence,
+            "min",
+        ),
         ("exact_match_rate", privacy.get("exact_match_rate"), settings.max_exact_match_rate, "max"),
     ]
     if settings.holdout_share > 0:
@@ -145,7 +154,9 @@ def evaluate_gates(
             continue
         number = None if value is None or _is_nan(value) else float(value)
         interval = None
-        if number is None:
+        if metric == "dependence_preservation" and value is None:
+            passed = True  # the real table has no strong relationship to preserve
+        elif number is None:
             passed = False
         elif metric == "dcr_share" and measured_rows:
             # A share measured on n rows is noisy (+-0.15 at n=40): fail only when it is

@@ -25,8 +25,10 @@ Keys of the report (``privacy.json``):
   training sample used for ``dcr_share``.
 * ``exact_match_rate``: share of synthetic rows identical to some training row on all
   non-excluded columns (NULL equals NULL); 0 is the target.
-* ``exact_match_rate_holdout``: the same against the holdout rows, for reference (real
-  data may repeat itself, e.g. when all columns are categorical).
+* ``exact_match_rate_holdout``: the same against the holdout rows, for reference.
+* ``exact_match_rate_holdout_to_train``: share of holdout rows identical to some training
+  row: what fresh real rows score, so the fair yardstick for ``exact_match_rate`` when real
+  rows repeat themselves (few, coarse columns); 0 for tables with continuous columns.
 * ``dcr_share``: share of synthetic rows closer to a random training sample (as large as the
   holdout) than to the holdout, ties counting half; 0.5 is ideal, near 1 means memorised.
   A model that copied *all* training rows scores 0.5 + 0.5 * holdout / train, because only
@@ -36,7 +38,8 @@ Keys of the report (``privacy.json``):
 * ``nndr``: median and 5th percentile of each synthetic row's nearest-neighbour distance
   ratio (closest / second-closest training row); near 0 means a row sits on top of one real
   row.
-* ``thresholds``: the DCR cut-offs of the two filters and the quantiles they come from.
+* ``thresholds``: the DCR cut-offs of the two filters, the quantiles they come from and
+  whether each filter is on.
 * ``filtered``: rows before filtering and rows dropped by each filter (set by
   :meth:`PrivacyEvaluator.evaluate`, ``None`` from ``report`` alone).
 * ``encoding``: how columns were turned into numbers (no real values in it).
@@ -47,10 +50,10 @@ Keys of the report (``privacy.json``):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -62,13 +65,15 @@ from airflow_synth.core.privacy_neighbours import NeighbourIndex, Segment
 
 #: Decimals kept in the report: enough for rates of one row in a million.
 _DECIMALS = 6
+#: Distinct synthetic rows whose measurements are kept between calls (~35 bytes each).
+_CACHE_ROWS = 1_000_000
 
 
 class PrivacyConfigError(SynthError, ValueError):
     """A privacy setting is out of range."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class PrivacySettings:
     """What the privacy filters drop; the defaults follow Gretel's "medium" filters."""
 
@@ -100,7 +105,7 @@ class PrivacySettings:
             )
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class FilterResult:
     """The synthetic rows that passed, and how many rows each filter dropped."""
 
@@ -108,7 +113,7 @@ class FilterResult:
     dropped: dict[str, int]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _Measured:
     """Per-row measurements of one synthetic frame."""
 
@@ -155,6 +160,7 @@ class PrivacyEvaluator:
         self.n_train, self.n_holdout = len(train), len(holdout)
         self._train_hashes = np.unique(train_rows.hashes)
         self._holdout_hashes = np.unique(holdout_rows.hashes)
+        self.holdout_exact = float(_member(holdout_rows.hashes, self._train_hashes).mean())
 
         # Reference rows: [training sample | rest of training | holdout], so each question
         # (nearest training rows, nearest in the sample, nearest in the holdout) is a range.
@@ -171,9 +177,9 @@ class PrivacyEvaluator:
         first = _first_positions(inverse, unique.size)
         (nearest,) = self._index.query(holdout_rows.take(first), [Segment(0, self.n_train, 1)])
         self.holdout_dcr = nearest.distances[:, 0].astype(np.float64)[inverse]
-        quantile = np.quantile
-        self.similarity_threshold = float(quantile(self.holdout_dcr, settings.similarity_quantile))
-        self.outlier_threshold = float(quantile(self.holdout_dcr, settings.outlier_quantile))
+        dcr = self.holdout_dcr
+        self.similarity_threshold = float(np.quantile(dcr, settings.similarity_quantile))
+        self.outlier_threshold = float(np.quantile(dcr, settings.outlier_quantile))
         self._cache: tuple[np.ndarray, _Measured] | None = None
         self.seconds_setup = time.perf_counter() - started
 
@@ -200,7 +206,7 @@ class PrivacyEvaluator:
         dropped = {"similarity": int(similar.sum()), "outlier": int(outlier.sum())}
         result = FilterResult(synthetic.loc[keep].reset_index(drop=True), dropped)
         filtered = {"rows_before": len(synthetic), **dropped}
-        kept = _Measured(*(np.asarray(a)[keep] for a in vars(measured).values()))
+        kept = _take(measured, keep)
         report = self._report(int(keep.sum()), kept, filtered, time.perf_counter() - started)
         return result, report
 
@@ -217,23 +223,35 @@ class PrivacyEvaluator:
         return similar, outlier
 
     def _measure(self, synthetic: pd.DataFrame) -> _Measured:
-        """Per-row measurements; distinct rows are searched once and cached by content."""
+        """Per-row measurements. Distinct rows are searched once: results are cached by row
+        content (up to ``_CACHE_ROWS`` rows), so filtering batch after batch and then
+        reporting on the rows kept searches each row once."""
         rows = self.encoder.encode(synthetic)
         unique, inverse = np.unique(rows.hashes, return_inverse=True)
-        values = self._lookup(unique)
-        if values is None:
+        if self._cache is None:
             values = self._search(rows.take(_first_positions(inverse, unique.size)))
             self._cache = (unique, values)
-        return _Measured(*(np.asarray(a)[inverse] for a in vars(values).values()))
-
-    def _lookup(self, unique: np.ndarray) -> _Measured | None:
-        if self._cache is None:
-            return None
-        cached, values = self._cache
+            return _take(values, inverse)
+        cached, cached_values = self._cache
         pos = np.minimum(np.searchsorted(cached, unique), max(cached.size - 1, 0))
-        if cached.size == 0 or not np.array_equal(cached[pos], unique):
-            return None  # not a subset of the last frame: search again
-        return _Measured(*(np.asarray(a)[pos] for a in vars(values).values()))
+        hit = cached[pos] == unique if cached.size else np.zeros(unique.size, dtype=bool)
+        values = _take(cached_values, pos) if cached.size else None
+        if not hit.all():
+            first = _first_positions(inverse, unique.size)[~hit]
+            searched = self._search(rows.take(first))
+            values = searched if values is None else _join(values, searched, hit)
+            if cached.size + searched.dcr.size <= _CACHE_ROWS:
+                merged = np.concatenate([cached, unique[~hit]])
+                order = np.argsort(merged, kind="stable")
+                both = [
+                    np.concatenate(pair)
+                    for pair in zip(_fields(cached_values), _fields(searched), strict=True)
+                ]
+                self._cache = (merged[order], _take(_Measured(*both), order))
+            else:
+                self._cache = (unique, values)
+        assert values is not None
+        return _take(values, inverse)
 
     def _search(self, rows: EncodedRows) -> _Measured:
         train, sample, holdout = self._index.query(rows, [self._train, self._sample, self._holdout])
@@ -266,6 +284,7 @@ class PrivacyEvaluator:
             },
             "exact_match_rate": _mean(m.exact_train),
             "exact_match_rate_holdout": _mean(m.exact_holdout),
+            "exact_match_rate_holdout_to_train": _number(self.holdout_exact),
             "dcr_share": _mean(m.closer_to_train),
             "dcr": {
                 "synthetic_to_train": _summary(m.dcr),
@@ -287,6 +306,24 @@ class PrivacyEvaluator:
             "seconds": round(seconds, 3),
             "seconds_setup": round(self.seconds_setup, 3),
         }
+
+
+def _fields(m: _Measured) -> list[np.ndarray]:
+    return [getattr(m, f.name) for f in dataclasses.fields(m)]
+
+
+def _take(m: _Measured, idx: np.ndarray) -> _Measured:
+    return _Measured(*(a[idx] for a in _fields(m)))
+
+
+def _join(old: _Measured, new: _Measured, hit: np.ndarray) -> _Measured:
+    """Cached rows where ``hit``, newly searched rows (in order) elsewhere."""
+    parts = []
+    for a, b in zip(_fields(old), _fields(new), strict=True):
+        out = a.copy()
+        out[~hit] = b
+        parts.append(out)
+    return _Measured(*parts)
 
 
 def _check_columns(

@@ -1,7 +1,7 @@
 """Exact nearest neighbours for mixed tables, fast because most pairs are never compared.
 
 Brute force (every synthetic row against every real row, in ~130 one-hot-heavy
-dimensions) costs about 25 s for 50k x 50k rows on two cores: too slow to run on every
+dimensions) costs about 12-25 s for 50k x 40k rows on two cores: too slow to run on every
 synthetic table. The encoding (:mod:`airflow_synth.core.privacy_encoding`) has a structure
 that lets us skip almost all of that work *without approximating*:
 
@@ -17,9 +17,12 @@ every row not yet compared is at least that far. Typical DCRs are far below 1, s
 queries are final after level 0 or 1; the few left go to a blocked brute-force GEMM.
 
 Large join groups (a common pattern, or a table without categoricals) are computed as
-dense blocks; small ones as vectorised pair lists. Memory stays bounded by ``_PAIR_CHUNK``
-pairs and a few tiles of distances at a time. Returned distances are recomputed
-directly from the chosen pairs, so an exact copy has distance exactly 0.
+cache-sized GEMM tiles (or, in at most ``_KDTREE_MAX_DIMS`` continuous dimensions, by a
+k-d tree); small ones as vectorised pair lists. Memory stays bounded by ``_PAIR_CHUNK``
+pairs, a few tiles of distances and ``_SORTED_CACHE_BYTES`` of sorted keys. BLAS runs on
+one thread: OpenBLAS's threads spin on small GEMMs (16x slower on a busy 2-core machine).
+Returned distances are recomputed directly from the chosen pairs, so an exact copy has
+distance exactly 0.
 """
 
 from __future__ import annotations
@@ -41,9 +44,14 @@ MAX_LEVEL = 4
 _DENSE_MIN_PAIRS = 16_384
 #: Pairs handled at once in the pair-list path (~60 MB of temporaries at 14 dimensions).
 _PAIR_CHUNK = 1 << 20
+#: Big level-0 groups in at most this many continuous dimensions go to a k-d tree.
+_KDTREE_MAX_DIMS = 6
+_KDTREE_MIN_ROWS = 4096
 #: Dense distance tiles: 256 x 2048 float32 (2 MB) stay in a core's cache.
 _TILE_ROWS = 256
 _TILE_COLS = 2048
+#: Memory for sorted reference keys kept between queries (16 bytes per row and subset).
+_SORTED_CACHE_BYTES = 128 << 20
 #: Cost model of :meth:`NeighbourIndex._brute_is_cheaper` (seconds per unit of work).
 _SUBSET_SECONDS = 5e-4
 _SORT_SECONDS = 6e-8
@@ -57,7 +65,7 @@ _KEY_SEED = 20_261_101
 
 @dataclass(frozen=True)
 class Segment:
-    """Reference rows ``[start, stop)`` to search for the ``k`` (1 or 2) nearest."""
+    """Reference rows ``[start, stop)`` to search for the ``k`` nearest (k = 1 or 2 here)."""
 
     start: int
     stop: int
@@ -112,7 +120,7 @@ class _Rows:
 
 
 class NeighbourIndex:
-    """Exact k-nearest-neighbour search (k <= 2) over fixed reference rows."""
+    """Exact k-nearest-neighbour search over fixed reference rows, by segments."""
 
     def __init__(
         self, ref: EncodedRows, embeddings: Sequence[np.ndarray], *, max_level: int = MAX_LEVEL
@@ -143,8 +151,6 @@ class NeighbourIndex:
         best = [_Best(n, seg) for seg in segments]
         self.last_stats = {"queries": n, "open_after_level": [], "pairs": 0, "dense": 0}
         if n and len(self.ref):
-            # One BLAS thread: our GEMMs are many and small, and OpenBLAS's threads spin on
-            # them (measured 16x slower with 2 threads on a busy 2-core machine).
             with threadpool_limits(limits=1, user_api="blas"):
                 self._search(q, best)
         return [self._finish(q, b) for b in best]
@@ -188,11 +194,16 @@ class NeighbourIndex:
         return brute < joins
 
     def _sorted_keys(self, subset: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        if subset not in self._sorted:
-            keys = self._ref.key_without(subset)
-            perm = np.argsort(keys)
-            self._sorted[subset] = (keys[perm], perm)
-        return self._sorted[subset]
+        """Reference keys without ``subset``, sorted; kept for the next query while the
+        cache stays under ``_SORTED_CACHE_BYTES`` (level 3 alone can be 455 sorts)."""
+        if subset in self._sorted:
+            return self._sorted[subset]
+        keys = self._ref.key_without(subset)
+        perm = np.argsort(keys)
+        entry = (keys[perm], perm)
+        if (len(self._sorted) + 1) * len(self.ref) * 16 <= _SORTED_CACHE_BYTES:
+            self._sorted[subset] = entry
+        return entry
 
     def _join(
         self, q: _Rows, active: np.ndarray, subset: tuple[int, ...], best: list[_Best]
@@ -303,6 +314,11 @@ class NeighbourIndex:
         best: list[_Best],
     ) -> None:
         """One join group as tiles of squared distances (continuous part by GEMM)."""
+        dims = self._ref.cont.shape[1]
+        if not subset and 0 < dims <= _KDTREE_MAX_DIMS and refs.size >= _KDTREE_MIN_ROWS:
+            self.last_stats["kdtree"] = self.last_stats.get("kdtree", 0) + int(q_rows.size)
+            self._kdtree(q, q_rows, refs, best)
+            return
         self.last_stats["dense"] += int(q_rows.size * refs.size)
         ranges = [
             (*np.searchsorted(refs, [b.segment.start, b.segment.stop]).tolist(), b.segment.k)
@@ -324,6 +340,25 @@ class NeighbourIndex:
                       adjust)  # fmt: skip
         for b, (cand_d, cols) in zip(best, found, strict=True):
             b.offer(q_rows, cand_d, np.where(cols >= 0, refs[np.maximum(cols, 0)], -1))
+
+    def _kdtree(self, q: _Rows, q_rows: np.ndarray, refs: np.ndarray, best: list[_Best]) -> None:
+        """A big group in few continuous dimensions (a numbers-only table): a k-d tree
+        answers exactly in ~n log n where tiles would cost n^2 (10x faster at 4 dims)."""
+        from sklearn.neighbors import KDTree  # heavy import, needed for such tables only
+
+        queries = q.cont[q_rows].astype(np.float64)
+        for b in best:
+            c0, c1 = np.searchsorted(refs, [b.segment.start, b.segment.stop]).tolist()
+            if c0 == c1:
+                continue
+            k = min(b.segment.k, c1 - c0)
+            tree = KDTree(self._ref.cont[refs[c0:c1]].astype(np.float64))
+            dist, idx = tree.query(queries, k=k)
+            d2 = np.full((q_rows.size, b.segment.k), np.inf, dtype=np.float32)
+            found = np.full((q_rows.size, b.segment.k), -1, dtype=np.int64)
+            d2[:, :k] = dist**2
+            found[:, :k] = refs[c0 + idx]
+            b.offer(q_rows, d2, found)
 
     def _brute(self, q: EncodedRows, rows: np.ndarray, best: list[_Best]) -> None:
         """Every reference row for the queries the levels did not settle."""

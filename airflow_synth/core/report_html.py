@@ -89,6 +89,7 @@ def render_report(
         _verdict(gates),
         _fidelity(quality, kinds),
         _distributions(real_s, synth_s, kinds, quality, min_count),
+        _dependence(quality.get("dependence")),
         _correlations(real_s, synth_s, kinds, min_count),
         _privacy(privacy, filters),
         _settings(settings),
@@ -524,6 +525,36 @@ def _correlations(
         "correlation matrices and their absolute difference; a faithful copy keeps the "
         "difference pale (below 0.1).</p>" + "".join(parts) + "</section>"
     )
+
+
+def _dependence(dependence: Mapping[str, Any] | None) -> str:
+    """The strong real relationships and how much of each the synthetic table keeps."""
+    if not dependence:
+        return ""
+    intro = (
+        '<section id="dependence"><h2>Strong relationships</h2><p>Pairs of columns whose real '
+        f"bias-corrected Cramér's V is at least {_e(dependence.get('min_strength'))}, and "
+        "the share of that strength the synthetic table keeps (1 = reproduced, 0 = gone, "
+        "as if the columns were shuffled independently). Dependence preservation: <b>"
+        f"{_e(_fmt(dependence.get('score')))}</b>.</p>"
+    )
+    rows = "".join(
+        f"<tr><td>{_e(p['column_1'])} × {_e(p['column_2'])}</td>"
+        f"<td>{_e(_fmt(p['real_strength']))}</td><td>{_e(_fmt(p['synthetic_strength']))}</td>"
+        f"<td>{_e(_fmt(p['preserved']))}</td></tr>"
+        for p in dependence.get("pairs", [])
+    )
+    if not rows:
+        return intro + "<p>The real table has no strong relationship.</p></section>"
+    return (
+        intro + "<table><thead><tr><th>pair</th><th>real V</th><th>synthetic V</th>"
+        f"<th>preserved</th></tr></thead><tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _fmt(value: Any) -> str:
+    number = _num(value)
+    return "n/a" if number is None else f"{number:.3f}"
 
 
 _PRIVACY_TEXT = {

@@ -155,6 +155,29 @@ def _read_manifest(stack: Any, run_id: str) -> dict[str, Any]:
     return json.loads(body.read())
 
 
+def score_lines(synthesis: dict[str, Any]) -> list[str]:
+    """Fidelity, privacy, filter and gate lines of the summary."""
+    scores = synthesis.get("scores") or {}
+
+    def fmt(key: str) -> str:
+        value = scores.get(key)
+        return "n/a" if value is None else f"{value:.3f}"
+
+    filters = synthesis.get("filters") or {}
+    gates = synthesis.get("gates") or []
+    verdicts = ", ".join(f"{g['metric']} {'PASS' if g['passed'] else 'FAIL'}" for g in gates)
+    return [
+        f"fidelity             : quality {fmt('quality_score')} (shapes {fmt('column_shapes')}, "
+        f"pair trends {fmt('column_pair_trends')}), dependence {fmt('dependence_preservation')}"
+        f", diagnostic {fmt('diagnostic')}",
+        f"privacy              : exact-match rate {fmt('exact_match_rate')}, DCR share "
+        f"{fmt('dcr_share')}, NNDR median {fmt('nndr_median')}",
+        f"filters (rows drop.) : similarity {filters.get('similarity', 0)}, outlier "
+        f"{filters.get('outlier', 0)}",
+        f"gates                : {verdicts or 'none'}",
+    ]
+
+
 def summary(manifest: dict[str, Any], seed: Any, timings: dict[str, float]) -> str:
     """The closing summary of ``make demo``."""
     phases = manifest.get("timings_seconds", {})
@@ -172,11 +195,13 @@ def summary(manifest: dict[str, Any], seed: Any, timings: dict[str, float]) -> s
         f"synthesizer          : {synthesis.get('synthesizer', {}).get('name')} "
         f"{synthesis.get('synthesizer', {}).get('params') or ''} seed={synthesis.get('seed')}",
         f"rows published       : {manifest['rows']} ({len(manifest['columns'])} columns)",
+        *score_lines(synthesis),
         "time per phase (s)   : " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()),
         "demo overhead (s)    : " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
         f"dataset              : {files.get('data.parquet')}",
         f"manifest             : {manifest_uri}",
         f"model                : {synthesis.get('model_uri')}",
+        f"report               : {manifest.get('reports', {}).get('report.html')}",
         "=" * 72,
     ]
     return "\n".join(lines)

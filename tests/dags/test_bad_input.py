@@ -38,6 +38,11 @@ EXPECTED = {
             "~ age: contract says float, query returns string",
         ],
     ),
+    "quality_gate": (
+        "synthesize",
+        ["FAIL quality_score", "(must be >= 0.999)", "nothing was published"],
+    ),
+    "unknown_check": ("synthesize", ["Unknown check setting 'max_dcr'", "'max_dcr_share'"]),
 }
 
 

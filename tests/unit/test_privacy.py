@@ -42,6 +42,7 @@ REPORT_KEYS = {
     "rows",
     "exact_match_rate",
     "exact_match_rate_holdout",
+    "exact_match_rate_holdout_to_train",
     "dcr_share",
     "dcr",
     "nndr",
@@ -137,6 +138,7 @@ def test_independent_sample_looks_like_the_holdout(data, fitted):
     full = fitted.report(synthetic)
     assert full["exact_match_rate"] == 0.0
     assert full["exact_match_rate_holdout"] == 0.0
+    assert full["exact_match_rate_holdout_to_train"] == 0.0
     assert abs(full["dcr_share"] - 0.5) <= 0.05
     assert 0.3 < full["nndr"]["median"] < 1.0
     syn, hold = full["dcr"]["synthetic_to_train"], full["dcr"]["holdout_to_train"]
@@ -146,6 +148,24 @@ def test_independent_sample_looks_like_the_holdout(data, fitted):
     assert result.dropped["outlier"] <= 0.03 * len(synthetic)
     assert len(result.kept) == len(synthetic) - sum(result.dropped.values())
     assert report["rows"]["synthetic"] == len(result.kept)
+
+
+def test_exact_matches_of_coarse_tables_are_judged_against_fresh_real_rows():
+    rng = np.random.default_rng(8)
+
+    def coarse(n: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"plan": rng.choice(["free", "pro", "team"], n), "seats": rng.integers(1, 6, n)}
+        )
+
+    train, holdout, synthetic = coarse(2000), coarse(500), coarse(2000)
+    ev = PrivacyEvaluator(train, holdout, {"plan": "categorical", "seats": "numerical"})
+    report = ev.report(synthetic)
+    keys = {tuple(r) for r in train.itertuples(index=False)}
+    real_rate = np.mean([tuple(r) in keys for r in holdout.itertuples(index=False)])
+    assert report["exact_match_rate_holdout_to_train"] == pytest.approx(real_rate)
+    assert report["exact_match_rate"] == report["exact_match_rate_holdout_to_train"] == 1.0
+    assert report["dcr_share"] == 0.5  # every distance is 0 on both sides: all ties
 
 
 def test_rows_far_outside_the_data_are_dropped_as_outliers(data, fitted):
@@ -346,6 +366,28 @@ def test_filter_then_report_searches_once(monkeypatch, data):
     assert len(calls) == 2
 
 
+def test_batches_then_the_final_table_search_each_row_once(data):
+    """The pipeline filters batch by batch, then reports on all rows kept."""
+    train, holdout, synthetic = data
+    ev = evaluator(train, holdout)
+    first, second = synthetic.iloc[:1800], synthetic.iloc[1800:]
+    kept = [ev.filter(first).kept, ev.filter(second).kept]
+    assert ev._index.last_stats["queries"] == len(second)  # only the new rows
+    final = pd.concat(kept, ignore_index=True)
+    fresh = evaluator(train, holdout).report(final)
+    queries_before = ev._index.last_stats
+    cached = ev.report(final)
+    assert ev._index.last_stats is queries_before  # no search at all
+    assert without_timing(cached) == without_timing(fresh)
+    # Half known, half new: only the new half is searched, results still exact.
+    changed = first.head(300).assign(income=1.0)
+    partial = ev.report(pd.concat([first.head(300), changed], ignore_index=True))
+    distinct_new = len(changed.drop(columns="id").drop_duplicates())
+    assert ev._index.last_stats["queries"] == distinct_new
+    mixed = pd.concat([first.head(300), changed], ignore_index=True)
+    assert without_timing(partial) == without_timing(evaluator(train, holdout).report(mixed))
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -419,6 +461,28 @@ def test_neighbour_search_is_exact(monkeypatch, dense_min, max_level):
         picked = truth[np.arange(len(truth))[:, None], got.indices]
         np.testing.assert_allclose(picked, want, atol=2e-5)
     assert np.all(found[0].distances[-50:, 0] == 0.0)  # copies: exactly 0, not ~1e-4
+
+
+@pytest.mark.parametrize("kd_dims", [0, 6])
+def test_neighbour_search_is_exact_for_numbers_only(monkeypatch, kd_dims):
+    """One big pattern: answered by cache-sized GEMM tiles, or by a k-d tree."""
+    monkeypatch.setattr(neighbours, "_KDTREE_MAX_DIMS", kd_dims)
+    monkeypatch.setattr(neighbours, "_KDTREE_MIN_ROWS", 100)
+    monkeypatch.setattr(neighbours, "_TILE_ROWS", 64)  # many tiles, ragged edges
+    monkeypatch.setattr(neighbours, "_TILE_COLS", 300)
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(rng.normal(size=(3000, 3)) @ rng.normal(size=(3, 3)), columns=list("abc"))
+    frame.loc[rng.random(3000) < 0.02, "a"] = np.nan
+    enc = TableEncoder(frame.head(2000), dict.fromkeys("abc", "numerical"))
+    ref, query = enc.encode(frame.head(2500)), enc.encode(frame.tail(700))  # 200 copies
+    index = NeighbourIndex(ref, [g.embedding for g in enc.groups])
+    segments = [Segment(0, 2000, 2), Segment(0, 500, 1), Segment(2000, 2500, 1)]
+    found = index.query(query, segments)
+    assert ("kdtree" in index.last_stats) == bool(kd_dims)
+    truth = pairwise_distances(enc.dense(query).astype(np.float64), enc.dense(ref).astype(float))
+    for seg, got in zip(segments, found, strict=True):
+        want = np.sort(truth[:, seg.start : seg.stop], axis=1)[:, : seg.k]
+        np.testing.assert_allclose(got.distances, want, atol=2e-5)
 
 
 def test_report_statistics_match_brute_force(data, fitted):

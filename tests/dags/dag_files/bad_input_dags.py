@@ -26,6 +26,8 @@ CASES: dict[str, dict] = {
     "missing_postgres_connection": {"sql_file": FEATURES, "postgres_conn_id": "no_such_db"},
     "wrong_s3_credentials": {"sql_file": FEATURES, "aws_conn_id": "synth_s3_wrong_secret"},
     "contract_mismatch": {"sql_file": str(TEST_SQL / "contract_mismatch.sql")},
+    "quality_gate": {"sql_file": FEATURES, "checks": {"min_quality": 0.999}},
+    "unknown_check": {"sql_file": FEATURES, "checks": {"max_dcr": 0.5}},
 }
 
 for case, overrides in CASES.items():
