@@ -89,6 +89,7 @@ else:
     out.update(seconds=done - started, setup=setup - started, filter=filtered - setup,
                report=done - filtered, dropped=result.dropped,
                dcr_share=report["dcr_share"], exact_match_rate=report["exact_match_rate"],
+               dcr_share_full=report["dcr_share_full_train"],
                exact_match_rate_real=report["exact_match_rate_holdout_to_train"],
                stats=evaluator._index.last_stats)
 out["peak_mb"] = status_mb("VmHWM")
@@ -178,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{ours['seconds']:8.2f} s  peak {ours['peak_mb']:6.0f} MB "
                 f"(+{ours['peak_mb'] - ours['loaded_mb']:.0f} MB)  [setup {ours['setup']:.2f} s"
                 f", filter {ours['filter']:.2f} s, report {ours['report']:.2f} s; dropped "
-                f"{ours['dropped']}, dcr_share {ours['dcr_share']}, exact_match_rate "
+                f"{ours['dropped']}, dcr_share {ours['dcr_share']} (full train "
+                f"{ours['dcr_share_full']}), exact_match_rate "
                 f"{ours['exact_match_rate']} (fresh real rows {ours['exact_match_rate_real']})]"
             )
         print(f"search: {ours['stats']}")

@@ -158,10 +158,11 @@ def evaluate_gates(
             passed = True  # the real table has no strong relationship to preserve
         elif number is None:
             passed = False
-        elif metric == "dcr_share" and measured_rows:
+        elif metric == "dcr_share" and (privacy.get("dcr_share_ci95") or measured_rows):
             # A share measured on n rows is noisy (+-0.15 at n=40): fail only when it is
             # *significantly* above the threshold, i.e. even its lower 95% bound is.
-            interval = wilson_interval(number, measured_rows)
+            bounds = privacy.get("dcr_share_ci95") or wilson_interval(number, measured_rows)
+            interval = (float(bounds[0]), float(bounds[1]))
             passed = interval[0] <= threshold
         else:
             passed = number >= threshold if kind == "min" else number <= threshold

@@ -29,10 +29,21 @@ Keys of the report (``privacy.json``):
 * ``exact_match_rate_holdout_to_train``: share of holdout rows identical to some training
   row: what fresh real rows score, so the fair yardstick for ``exact_match_rate`` when real
   rows repeat themselves (few, coarse columns); 0 for tables with continuous columns.
-* ``dcr_share``: share of synthetic rows closer to a random training sample (as large as the
-  holdout) than to the holdout, ties counting half; 0.5 is ideal, near 1 means memorised.
-  A model that copied *all* training rows scores 0.5 + 0.5 * holdout / train, because only
-  the sampled copies are found closer.
+* ``dcr_share``: share of synthetic rows closer to the training rows than to the holdout
+  (a tie counts at its no-memorisation value), normalised for the sizes of the two sets: fresh rows land closer to
+  the training set with probability train / (train + holdout) (0.8 at a 20% holdout), and
+  that probability is mapped to 0.5 by re-weighting the odds (what the share would be with
+  equal-sized sets). 0.5 is ideal, 1.0 means every row copies training data.
+  ``dcr_share_ci95`` is its 95% (Wilson) interval; ``dcr_share_full_train`` and
+  ``dcr_share_full_train_expected`` are the raw share and its no-memorisation value.
+* ``dcr_share_sample``: the same comparison against a random training sample as large as
+  the holdout (MOSTLY AI's variant), for reference; it dilutes memorisation (a model that
+  copied all training rows scores only 0.5 + 0.5 * holdout / train).
+* ``dcr_share_full_train``: the same against the *whole* training set: a model that copies
+  training rows scores 1.0 whatever the split, fresh real rows score about
+  ``dcr_share_full_train_expected`` = train / (train + holdout) (exactly so for continuous
+  data; ties in coarse data move it towards 0.5). Gate on this one to catch memorising
+  with a small holdout (``dcr_share`` of a full copy is only 0.625 at a 20% holdout).
 * ``dcr``: distance to the closest training record, 5th percentile, median and mean, of
   the synthetic rows and of the holdout rows (the yardstick).
 * ``nndr``: median and 5th percentile of each synthetic row's nearest-neighbour distance
@@ -120,6 +131,7 @@ class _Measured:
     dcr: np.ndarray  # distance to the closest training row
     nndr: np.ndarray  # closest / second closest training row (0 when both are 0)
     closer_to_train: np.ndarray  # 1 closer to the train sample, 0.5 tie, 0 closer to holdout
+    closer_to_all_train: np.ndarray  # the same against the whole training set
     exact_train: np.ndarray
     exact_holdout: np.ndarray
 
@@ -263,11 +275,17 @@ class PrivacyEvaluator:
             nndr = np.full(d1.shape, np.nan)
         to_sample = sample.distances[:, 0]
         to_holdout = holdout.distances[:, 0]
-        closer = np.where(to_sample < to_holdout, 1.0, np.where(to_sample == to_holdout, 0.5, 0.0))
+        closer = _closer(to_sample, to_holdout)
         return _Measured(
             dcr=d1,
             nndr=nndr,
             closer_to_train=closer,
+            # a tie here carries no evidence: count it at its no-memorisation value
+            closer_to_all_train=_closer(
+                train.distances[:, 0],
+                to_holdout,
+                tie=self.n_train / (self.n_train + self.n_holdout),
+            ),
             exact_train=_member(rows.hashes, self._train_hashes),
             exact_holdout=_member(rows.hashes, self._holdout_hashes),
         )
@@ -285,7 +303,10 @@ class PrivacyEvaluator:
             "exact_match_rate": _mean(m.exact_train),
             "exact_match_rate_holdout": _mean(m.exact_holdout),
             "exact_match_rate_holdout_to_train": _number(self.holdout_exact),
-            "dcr_share": _mean(m.closer_to_train),
+            **_dcr_shares(
+                _mean(m.closer_to_all_train), self.n_train / (self.n_train + self.n_holdout), n
+            ),
+            "dcr_share_sample": _mean(m.closer_to_train),
             "dcr": {
                 "synthetic_to_train": _summary(m.dcr),
                 "holdout_to_train": _summary(self.holdout_dcr),
@@ -306,6 +327,44 @@ class PrivacyEvaluator:
             "seconds": round(seconds, 3),
             "seconds_setup": round(self.seconds_setup, 3),
         }
+
+
+def normalise_share(raw: float, expected: float) -> float:
+    """Re-weight a share whose no-memorisation value is ``expected`` so that value maps to
+    0.5 (equal odds), 1 stays 1 and 0 stays 0: what the share would be with training and
+    holdout sets of equal size."""
+    if expected <= 0 or expected >= 1:
+        return raw
+    odds_train, odds_holdout = raw / expected, (1 - raw) / (1 - expected)
+    return odds_train / (odds_train + odds_holdout) if odds_train + odds_holdout else 0.5
+
+
+def _dcr_shares(raw: float | None, expected: float, n: int) -> dict[str, Any]:
+    """``dcr_share`` (normalised, 0.5 ideal) with its 95% interval, and the raw numbers."""
+    if raw is None:
+        return {
+            "dcr_share": None,
+            "dcr_share_ci95": None,
+            "dcr_share_full_train": None,
+            "dcr_share_full_train_expected": expected,
+        }
+    from airflow_synth.core.checks import wilson_interval
+
+    low, high = wilson_interval(raw, n)
+    return {
+        "dcr_share": _number(normalise_share(raw, expected)),
+        "dcr_share_ci95": [
+            _number(normalise_share(low, expected)),
+            _number(normalise_share(high, expected)),
+        ],
+        "dcr_share_full_train": _number(raw),
+        "dcr_share_full_train_expected": _number(expected),
+    }
+
+
+def _closer(to_train: np.ndarray, to_holdout: np.ndarray, tie: float = 0.5) -> np.ndarray:
+    """1 where closer to the training rows, 0 where closer to the holdout, ``tie`` on ties."""
+    return np.where(to_train < to_holdout, 1.0, np.where(to_train == to_holdout, tie, 0.0))
 
 
 def _fields(m: _Measured) -> list[np.ndarray]:

@@ -44,6 +44,10 @@ REPORT_KEYS = {
     "exact_match_rate_holdout",
     "exact_match_rate_holdout_to_train",
     "dcr_share",
+    "dcr_share_ci95",
+    "dcr_share_sample",
+    "dcr_share_full_train",
+    "dcr_share_full_train_expected",
     "dcr",
     "nndr",
     "thresholds",
@@ -115,7 +119,7 @@ def test_memorising_synthesizer_is_caught_and_filtered():
     result, report = ev.evaluate(copies)
     full = ev.report(copies)
     assert full["exact_match_rate"] == 1.0
-    assert full["dcr_share"] >= 0.99  # sample == whole training set here
+    assert full["dcr_share"] >= 0.99 and full["dcr_share_sample"] >= 0.99
     assert full["nndr"]["median"] == 0.0
     assert full["dcr"]["synthetic_to_train"]["median"] == 0.0
     assert result.dropped == {"similarity": len(copies), "outlier": 0}
@@ -128,8 +132,13 @@ def test_memorising_with_a_larger_training_set_scores_as_documented():
     train, holdout, _ = split(train=4000, holdout=1000)
     report = evaluator(train, holdout).report(train)
     # Only the sampled quarter of the copies is closer to the sample: 0.5 + 0.5 * 1/4.
-    assert report["dcr_share"] == pytest.approx(0.625, abs=0.03)
+    assert report["dcr_share_sample"] == pytest.approx(0.625, abs=0.03)
+    # the normalised share sees every copy
+    assert report["dcr_share"] == 1.0 and report["dcr_share_ci95"][0] > 0.99
     assert report["rows"]["train_sample"] == 1000
+    # Against the whole training set every copy is closer: 1.0, where fresh rows score 0.8.
+    assert report["dcr_share_full_train"] == 1.0
+    assert report["dcr_share_full_train_expected"] == 0.8
 
 
 def test_independent_sample_looks_like_the_holdout(data, fitted):
@@ -140,6 +149,11 @@ def test_independent_sample_looks_like_the_holdout(data, fitted):
     assert full["exact_match_rate_holdout"] == 0.0
     assert full["exact_match_rate_holdout_to_train"] == 0.0
     assert abs(full["dcr_share"] - 0.5) <= 0.05
+    low, high = full["dcr_share_ci95"]
+    assert low < full["dcr_share"] < high and low < 0.5 < high
+    assert abs(full["dcr_share_sample"] - 0.5) <= 0.05
+    assert full["dcr_share_full_train_expected"] == 0.75  # 3000 / (3000 + 1000)
+    assert abs(full["dcr_share_full_train"] - 0.75) <= 0.05
     assert 0.3 < full["nndr"]["median"] < 1.0
     syn, hold = full["dcr"]["synthetic_to_train"], full["dcr"]["holdout_to_train"]
     assert syn["median"] == pytest.approx(hold["median"], rel=0.25)
@@ -331,7 +345,7 @@ def test_same_seed_same_report_and_the_seed_picks_the_sample():
     a = without_timing(evaluator(train, holdout, seed=7).report(train))
     b = without_timing(evaluator(train, holdout, seed=7).report(train))
     assert a == b
-    shares = {evaluator(train, holdout, seed=s).report(train)["dcr_share"] for s in range(4)}
+    shares = {evaluator(train, holdout, seed=s).report(train)["dcr_share_sample"] for s in range(4)}
     assert len(shares) > 1  # the training sample behind dcr_share depends on the seed
 
 
