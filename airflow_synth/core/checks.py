@@ -127,7 +127,9 @@ class GateVerdict:
         return f"{status} {self.metric} = {value} (must be {relation} {self.threshold:g})"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["interval"] = list(self.interval) if self.interval is not None else None
+        return data
 
 
 def evaluate_gates(

@@ -30,8 +30,8 @@ Keys of the report (``privacy.json``):
   row: what fresh real rows score, so the fair yardstick for ``exact_match_rate`` when real
   rows repeat themselves (few, coarse columns); 0 for tables with continuous columns.
 * ``dcr_share``: share of synthetic rows closer to the training rows than to the holdout
-  (a tie counts at its no-memorisation value), normalised for the sizes of the two sets: fresh rows land closer to
-  the training set with probability train / (train + holdout) (0.8 at a 20% holdout), and
+  (a tie counts at its no-memorisation value), normalised for the sizes of the two sets:
+  fresh rows land closer to the training set with probability train / (train + holdout) (0.8 at a 20% holdout), and
   that probability is mapped to 0.5 by re-weighting the odds (what the share would be with
   equal-sized sets). 0.5 is ideal, 1.0 means every row copies training data.
   ``dcr_share_ci95`` is its 95% (Wilson) interval; ``dcr_share_full_train`` and

@@ -182,6 +182,7 @@ def test_reports_are_published_with_scores_that_passed_the_gates(bookings_run, s
     )
     assert {g["metric"] for g in synthesis["gates"]} == {
         "quality_score",
+        "dependence_preservation",
         "exact_match_rate",
         "dcr_share",
     }

@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
+from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.errors import ConnectionConfigError, SynthesizerConfigError
 from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.params import CHECK_PARAMS
 from airflow_synth.runtime import as_dict, as_int
 
 pytestmark = pytest.mark.unit
@@ -156,7 +159,8 @@ def test_esl_dags_wire_the_chain_with_a_teardown_and_an_asset(dagbag, dag_id: st
     assert tasks["esl.synthesize"].upstream_task_ids == {"esl.extract"}
     assert "esl.synthesize" in tasks["esl.load"].upstream_task_ids
     assert [a.uri for a in tasks["esl.load"].outlets] == ["s3://synthetic/airbnb_bookings"]
-    assert set(dag.params) == {"rows", "synthesizer", "epochs", "seed", "csv"}
+    assert set(dag.params) == {"rows", "synthesizer", "epochs", "seed", "csv", *CHECK_PARAMS}
+    assert set(CHECK_PARAMS) <= {f.name for f in fields(CheckSettings)}
     assert dag.params.get_param("synthesizer").schema["enum"] == [
         "gaussian_copula",
         "ctgan",

@@ -184,7 +184,9 @@ def test_requested_row_count(first, real) -> None:
     result, synthetic, _ = first
     assert synthetic.num_rows == N_SYNTH
     assert result["rows"] == N_SYNTH
-    assert result["training_rows"] == N_REAL
+    # the default 20% holdout is kept out of training, to measure privacy against
+    assert result["training_rows"] + result["holdout_rows"] == N_REAL
+    assert result["holdout_rows"] == round(0.2 * N_REAL)
 
 
 def test_primary_keys_are_unique_and_never_real(first, real) -> None:
