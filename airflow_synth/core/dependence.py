@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 MEASURED_KINDS = ("numerical", "datetime", "boolean", "categorical")
+#: Below this many rows on either side the strengths are too noisy to compare: no score.
+MIN_ROWS = 300
 BINS = 10
 TOP_CATEGORIES = 20
 
@@ -87,7 +89,19 @@ def dependence_preservation(
     max_rows: int = 50_000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Score (0..1, or None without strong pairs) and the per-pair details, worst first."""
+    """Score (0..1, or None without strong pairs) and the per-pair details, worst first.
+
+    With fewer than :data:`MIN_ROWS` rows on either side the score is None too (``reason``
+    says why): Cramér's V of a 10x10 table on a few dozen rows is mostly noise.
+    """
+    if min(len(real), len(synthetic)) < MIN_ROWS:
+        return {
+            "score": None,
+            "min_strength": min_strength,
+            "pairs_measured": 0,
+            "pairs": [],
+            "reason": f"fewer than {MIN_ROWS} rows: relationships not measured",
+        }
     columns = [c for c, k in kinds.items() if k in MEASURED_KINDS and c in synthetic.columns]
     if len(real) > max_rows:
         real = real.sample(n=max_rows, random_state=seed)

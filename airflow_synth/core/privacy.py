@@ -31,9 +31,10 @@ Keys of the report (``privacy.json``):
   rows repeat themselves (few, coarse columns); 0 for tables with continuous columns.
 * ``dcr_share``: share of synthetic rows closer to the training rows than to the holdout
   (a tie counts at its no-memorisation value), normalised for the sizes of the two sets:
-  fresh rows land closer to the training set with probability train / (train + holdout) (0.8 at a 20% holdout), and
-  that probability is mapped to 0.5 by re-weighting the odds (what the share would be with
-  equal-sized sets). 0.5 is ideal, 1.0 means every row copies training data.
+  fresh rows land closer to the training set with probability train / (train + holdout)
+  (0.8 at a 20% holdout), and that probability is mapped to 0.5 by re-weighting the odds
+  (what the share would be with equal-sized sets). 0.5 is ideal, 1.0 means every row
+  copies training data.
   ``dcr_share_ci95`` is its 95% (Wilson) interval; ``dcr_share_full_train`` and
   ``dcr_share_full_train_expected`` are the raw share and its no-memorisation value.
 * ``dcr_share_sample``: the same comparison against a random training sample as large as

@@ -55,7 +55,14 @@ def test_taskflow_tasks_render_jinja_bind_parameters_and_publish(
         "date_account_created",
     ]
     assert "google" not in set(table.column("signup_method").to_pylist())
-    assert {f["name"] for f in manifest["files"]} == {"data.parquet", "data.csv", "metadata.json"}
+    assert {f["name"] for f in manifest["files"]} == {
+        "data.parquet",
+        "data.csv",
+        "metadata.json",
+        "quality.json",
+        "privacy.json",
+        "report.html",
+    }
 
 
 def test_synthesize_decorator_publishes_the_functions_dataframe(

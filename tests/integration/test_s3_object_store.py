@@ -363,7 +363,8 @@ def test_synth_hook_loads_a_model_saved_by_the_synthesize_step(
         layout=layout,
     )
     assert result["model_uri"] == f"s3://{BUCKET}/{layout.model_key}"
-    assert result["rows"] == 60 and result["training_rows"] == 200
+    assert result["rows"] == 60
+    assert result["training_rows"] + result["holdout_rows"] == 200  # 20% held out
     assert not (out_dir / "model.pkl").exists()  # the local copy is not kept
     assert keys_under(s3_client, layout.model_prefix) == sorted(
         [layout.model_key, layout.model_info_key]
