@@ -97,6 +97,8 @@ def test_gaussian_copula_passes_every_default_gate(staged: Path, tmp_path: Path)
     ]
     assert all(g["passed"] for g in result["gates"])
     assert result["holdout_rows"] == 240 and result["training_rows"] == 960
+    # rows the filters removed were replaced: the requested count (as extracted) is reached
+    assert result["rows"] == 1_200 and set(result["filters"]) == {"similarity", "outlier"}
     assert store.list_keys("_models/")  # the model is saved only after the gates passed
 
 
