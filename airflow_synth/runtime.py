@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 SQL_DIR_ENV = "SYNTH_SQL_DIR"
 AUTO = "auto"
+#: The synthesis settings every synthesizing task takes (templated, passed through as-is).
+SYNTHESIS_FIELDS = ("synthesizer", "synthesizer_params", "num_rows", "seed", "epochs", "checks")
 
 
 def _dag_and_run(context: Mapping[str, Any]) -> tuple[str, str]:

@@ -20,24 +20,14 @@ from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_d
 
 from airflow_synth.hooks.synth import DEFAULT_BUCKET, SynthHook
 from airflow_synth.operators.load import dataset_asset
-from airflow_synth.runtime import execute_synthesize_dataframe
+from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize_dataframe
 from airflow_synth.ui.links import SyntheticReportLink
 
 
 class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
     """Runs the callable, then synthesizes and publishes its DataFrame."""
 
-    template_fields: Sequence[str] = (
-        "op_args",
-        "op_kwargs",
-        "dataset",
-        "synthesizer",
-        "synthesizer_params",
-        "num_rows",
-        "seed",
-        "epochs",
-        "checks",
-    )
+    template_fields: Sequence[str] = ("op_args", "op_kwargs", "dataset", *SYNTHESIS_FIELDS)
     custom_operator_name = "@task.synthesize"
     operator_extra_links = (SyntheticReportLink(),)
 
@@ -99,12 +89,7 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
             dataset=self.dataset,
             hook=hook,
             origin=origin,
-            synthesizer=self.synthesizer,
-            synthesizer_params=self.synthesizer_params,
-            num_rows=self.num_rows,
-            seed=self.seed,
-            epochs=self.epochs,
-            checks=self.checks,
+            **{name: getattr(self, name) for name in SYNTHESIS_FIELDS},
             formats=list(self.formats),
             staging_dir=self.staging_dir,
         )

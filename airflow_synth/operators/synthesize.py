@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_synth.hooks.synth import SynthHook
-from airflow_synth.runtime import execute_synthesize
+from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize
 
 
 class ESLSynthesizeOperator(BaseOperator):
@@ -32,16 +32,7 @@ class ESLSynthesizeOperator(BaseOperator):
     :param synth_conn_id: optional ``synth`` connection with defaults.
     """
 
-    template_fields: Sequence[str] = (
-        "extract",
-        "dataset",
-        "synthesizer",
-        "synthesizer_params",
-        "num_rows",
-        "seed",
-        "epochs",
-        "checks",
-    )
+    template_fields: Sequence[str] = ("extract", "dataset", *SYNTHESIS_FIELDS)
     ui_color = "#fce8e6"
 
     def __init__(
@@ -80,10 +71,5 @@ class ESLSynthesizeOperator(BaseOperator):
             extract=self.extract,
             dataset=self.dataset,
             hook=hook,
-            synthesizer=self.synthesizer,
-            synthesizer_params=self.synthesizer_params,
-            num_rows=self.num_rows,
-            seed=self.seed,
-            epochs=self.epochs,
-            checks=self.checks,
+            **{name: getattr(self, name) for name in SYNTHESIS_FIELDS},
         )

@@ -18,7 +18,7 @@ from airflow_synth.operators import (
     ESLLoadOperator,
     ESLSynthesizeOperator,
 )
-from airflow_synth.runtime import AUTO
+from airflow_synth.runtime import AUTO, SYNTHESIS_FIELDS
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,7 @@ def esl_task_group(
             task_id="synthesize",
             extract=extract.output,
             dataset=config.dataset,
-            synthesizer=config.synthesizer,
-            synthesizer_params=config.synthesizer_params,
-            num_rows=config.num_rows,
-            seed=config.seed,
-            epochs=config.epochs,
-            checks=config.checks,
+            **{name: getattr(config, name) for name in SYNTHESIS_FIELDS},
             **store,
             **common,
         )
