@@ -32,6 +32,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_synth.operators.synthesize",
                     "airflow_synth.operators.load",
                     "airflow_synth.operators.cleanup",
+                    "airflow_synth.operators.health",
                 ],
             }
         ],

@@ -172,6 +172,8 @@ def publish_dataset(
             "run": layout.run,
             "manifest_uri": layout.uri(manifest_key),
             "published_at": published_at,
+            # the run before, so health checks can compare two publications
+            "previous_manifest_uri": _previous_manifest(store, layout),
         }
         store.put_bytes(json_bytes(pointer), layout.latest_key)
     log.info("Published %s (%d files)", layout.uri(manifest_key), len(entries))
@@ -182,6 +184,16 @@ def publish_dataset(
         rows=int(manifest.get("rows", 0)),
         seconds=time.monotonic() - started,
     )
+
+
+def _previous_manifest(store: ObjectStore, layout: DatasetLayout) -> str | None:
+    """The manifest the pointer names now, unless it is this run's own (a re-run)."""
+    current = read_latest(store, layout.dataset)
+    if current is None:
+        return None
+    if current.get("run") == layout.run:
+        return current.get("previous_manifest_uri")
+    return current.get("manifest_uri")
 
 
 def read_manifest(store: ObjectStore, layout: DatasetLayout) -> dict[str, Any] | None:

@@ -2,7 +2,14 @@
 
 from airflow_synth.operators.cleanup import ESLCleanupOperator
 from airflow_synth.operators.extract import ESLExtractOperator
+from airflow_synth.operators.health import ESLHealthCheckOperator
 from airflow_synth.operators.load import ESLLoadOperator
 from airflow_synth.operators.synthesize import ESLSynthesizeOperator
 
-__all__ = ["ESLCleanupOperator", "ESLExtractOperator", "ESLLoadOperator", "ESLSynthesizeOperator"]
+__all__ = [
+    "ESLCleanupOperator",
+    "ESLExtractOperator",
+    "ESLHealthCheckOperator",
+    "ESLLoadOperator",
+    "ESLSynthesizeOperator",
+]

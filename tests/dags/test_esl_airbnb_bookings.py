@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from dagtest_helpers import load_dag_module
 
 from airflow_synth.core.layout import DatasetLayout
 
@@ -198,3 +199,15 @@ def test_load_task_records_the_report_for_the_extra_link(bookings_run) -> None:
     layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
     assert value["report_uri"] == layout.uri(layout.key("report.html"))
     assert value["aws_conn_id"] == "synth_s3"
+
+
+def test_health_dag_passes_on_a_fresh_dataset_and_alerts_on_a_stale_one(
+    bookings_run, dags_folder: Path, capfd
+) -> None:
+    dags = load_dag_module(dags_folder / "esl_airbnb_bookings.py")
+    fresh = dags.health_dag.test(run_conf={"max_age_hours": 26, "max_quality_drop": 1.0})
+    assert fresh.state == "success"
+    capfd.readouterr()
+    stale = dags.health_dag.test(run_conf={"max_age_hours": 0, "max_quality_drop": 1.0})
+    assert stale.state == "failed"
+    assert "older than the limit of 0.0 h" in "".join(capfd.readouterr())

@@ -145,6 +145,7 @@ def test_every_ready_made_dag_imports(dagbag) -> None:
     assert set(dagbag.dag_ids) == {
         "esl_airbnb_bookings",
         "esl_airbnb_bookings_nightly",
+        "esl_airbnb_bookings_health",
         "seed_userbookings_db",
     }
 
