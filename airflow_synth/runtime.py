@@ -25,6 +25,7 @@ from airflow_synth.core.sql import read_sql_file, resolve_sql_file
 from airflow_synth.core.staging import path_from_uri, remove_staging, run_staging_dir
 from airflow_synth.hooks.object_store import describe_s3_failure
 from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.metrics import extract_metrics, load_metrics, synthesis_metrics
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ def execute_extract(
         raise
     finally:
         conn.close()
+    extract_metrics(dataset, result)
     return {**result, "postgres_conn_id": postgres_conn_id, "staging_dir": str(target)}
 
 
@@ -185,7 +187,7 @@ def execute_synthesize(
     contract = load_contract(contract_file) if contract_file else None
     staged = path_from_uri(extract["staging_uri"])
     _, run_id = _dag_and_run(context)
-    return run_synthesize(
+    synthesis = run_synthesize(
         staged,
         staged.parent,
         dataset=dataset,
@@ -197,6 +199,8 @@ def execute_synthesize(
         layout=hook.layout(dataset, run_id),
         checks=check_settings,
     )
+    synthesis_metrics(dataset, synthesis)
+    return synthesis
 
 
 def execute_load(
@@ -243,6 +247,7 @@ def execute_load(
             ) from exc
         raise
     _attach_asset_event(context, layout.dataset_uri, result)
+    load_metrics(dataset, result)
     return {**result, "aws_conn_id": hook.aws_conn_id}
 
 
