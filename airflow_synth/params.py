@@ -73,6 +73,13 @@ def esl_params(
             description="Same seed + same data + same settings = same synthetic table.",
         ),
         "csv": Param(csv, type="boolean", title="Also publish CSV"),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Extract at most 1,000 rows, train, compute the reports and log the "
+            "gate verdicts, but publish nothing.",
+        ),
         "holdout_share": Param(
             holdout_share,
             type="number",
@@ -139,5 +146,6 @@ def config_from_params(dataset: str, sql_file: str, **settings: Any) -> ESLConfi
         "epochs": "{{ params.epochs }}",
         "formats": "{{ ['parquet', 'csv'] if params.csv else ['parquet'] }}",
         "checks": {name: "{{ params." + name + " }}" for name in CHECK_PARAMS},
+        "dry_run": "{{ params.dry_run }}",
     }
     return ESLConfig(dataset=dataset, sql_file=sql_file, **{**templated, **settings})

@@ -33,6 +33,15 @@ SQL_DIR_ENV = "SYNTH_SQL_DIR"
 AUTO = "auto"
 #: The synthesis settings every synthesizing task takes (templated, passed through as-is).
 SYNTHESIS_FIELDS = ("synthesizer", "synthesizer_params", "num_rows", "seed", "epochs", "checks")
+#: Rows a dry run extracts and trains on.
+DRY_RUN_ROWS = 1_000
+
+
+def as_bool(value: Any) -> bool:
+    """Accept booleans and their rendered-template strings ("True", "false", "")."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return bool(value)
 
 
 def _dag_and_run(context: Mapping[str, Any]) -> tuple[str, str]:
@@ -133,8 +142,12 @@ def execute_extract(
     parameters: Mapping[str, Any] | Sequence[Any] | None = None,
     contract_file: str | None = AUTO,
     staging_dir: str | None = None,
+    dry_run: Any = False,
 ) -> dict[str, Any]:
     """Render the SQL file with Airflow's Jinja, extract to private staging, check contract."""
+    dry_run = as_bool(dry_run)
+    if dry_run:
+        log.warning("DRY RUN: extracting at most %d rows; nothing will be published", DRY_RUN_ROWS)
     sql_path = resolve_sql_file(sql_file, sql_search_dirs(context))
     contract = resolve_contract(sql_path, contract_file)
     sql = render(read_sql_file(sql_path))
@@ -144,7 +157,13 @@ def execute_extract(
     target = staging_dir_for(context, dataset, staging_dir)
     try:
         result = run_extract(
-            conn, sql, target, sql_name=str(sql_path), parameters=parameters, contract=contract
+            conn,
+            sql,
+            target,
+            sql_name=str(sql_path),
+            parameters=parameters,
+            contract=contract,
+            max_rows=DRY_RUN_ROWS if dry_run else None,
         )
     except BaseException:
         remove_staging(target, base=staging_dir)  # a failed extract leaves nothing behind
@@ -152,7 +171,12 @@ def execute_extract(
     finally:
         conn.close()
     extract_metrics(dataset, result)
-    return {**result, "postgres_conn_id": postgres_conn_id, "staging_dir": str(target)}
+    return {
+        **result,
+        "postgres_conn_id": postgres_conn_id,
+        "staging_dir": str(target),
+        "dry_run": dry_run,
+    }
 
 
 def execute_synthesize(
@@ -180,9 +204,12 @@ def execute_synthesize(
         log.info("epochs=%s ignored: %s is not trained in epochs", epochs_value, spec.name)
     check_settings = CheckSettings.from_mapping(as_dict(checks, "checks"))
     rows = as_int(num_rows, "num_rows") or None  # 0 or empty: as many as extracted
+    if as_bool(extract.get("dry_run")):
+        rows = min(rows or DRY_RUN_ROWS, DRY_RUN_ROWS)
     seed_value = as_int(seed, "seed")
     store = hook.get_conn()
     store.check()  # fail before an expensive training if the model can't be saved
+    dry_run = as_bool(extract.get("dry_run"))
     contract_file = extract.get("contract_file")
     contract = load_contract(contract_file) if contract_file else None
     staged = path_from_uri(extract["staging_uri"])
@@ -195,9 +222,10 @@ def execute_synthesize(
         num_rows=rows,
         seed=seed_value,
         contract=contract,
-        model_store=store,
+        model_store=None if dry_run else store,
         layout=hook.layout(dataset, run_id),
         checks=check_settings,
+        enforce_gates_=not dry_run,
     )
     synthesis_metrics(dataset, synthesis)
     return synthesis
@@ -215,6 +243,14 @@ def execute_load(
     """Publish data, metadata and manifest; attach the manifest to the Asset event."""
     from airflow_synth.core.steps import run_load
 
+    if as_bool(extract.get("dry_run")):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        log.warning(
+            "DRY RUN: nothing published (scores: %s); skipped so no Asset event is emitted",
+            synthesis.get("scores"),
+        )
+        raise AirflowSkipException("dry run: nothing published")
     _, run_id = _dag_and_run(context)
     layout = hook.layout(dataset, run_id)
     source = {**_source_lineage(extract), "rows_extracted": extract.get("rows")}

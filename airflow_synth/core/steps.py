@@ -65,12 +65,16 @@ def run_extract(
     parameters: Mapping[str, Any] | Sequence[Any] | None = None,
     contract: TableContract | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    max_rows: int | None = None,
 ) -> dict[str, Any]:
     """Stream the query's rows into ``staging_dir`` and check them against the contract.
 
     A contract violation deletes the staged rows before raising: nothing real is left
-    behind by a run that cannot go on.
+    behind by a run that cannot go on. ``max_rows`` (dry runs) bounds the extract by
+    wrapping the query in ``SELECT * FROM (...) LIMIT n``.
     """
+    if max_rows is not None:
+        sql = limit_query(sql, max_rows)
     staged = Path(staging_dir) / REAL_FILE
     result = stream_query_to_parquet(
         conn, sql, staged, parameters, batch_rows=batch_rows, sql_name=sql_name
@@ -97,6 +101,12 @@ def run_extract(
     }
 
 
+def limit_query(sql: str, max_rows: int) -> str:
+    """The query bounded to ``max_rows`` rows (trailing semicolons removed first)."""
+    body = sql.rstrip().rstrip(";").rstrip()
+    return f"SELECT * FROM (\n{body}\n) AS airflow_synth_bounded LIMIT {int(max_rows)}"
+
+
 def run_synthesize(
     staged_path: Path,
     out_dir: Path,
@@ -109,8 +119,11 @@ def run_synthesize(
     model_store: ObjectStore | None = None,
     layout: DatasetLayout | None = None,
     checks: CheckSettings | None = None,
+    enforce_gates_: bool = True,
 ) -> dict[str, Any]:
     """Train on the staged rows (minus a holdout), sample, assess, then save the model.
+
+    With ``enforce_gates_=False`` (dry runs) failed gates are logged, not raised.
 
     The synthetic Parquet has exactly the staged file's schema. Sampled batches pass the
     privacy filters; the final table gets its fidelity and privacy reports and the gates
@@ -153,7 +166,10 @@ def run_synthesize(
         log.info(line)
     metadata_path = out_dir / METADATA_FILE
     metadata_path.write_bytes(json_bytes(public_metadata(metadata)))
-    enforce_gates(assessment.gates, where=f"Dataset {dataset!r}")
+    if enforce_gates_:
+        enforce_gates(assessment.gates, where=f"Dataset {dataset!r}")
+    elif not assessment.passed:
+        log.warning("DRY RUN: a real run would stop here: %s", assessment.summary_lines()[-1])
     versions = library_versions()
     model_uri = None
     if model_store is not None and layout is not None:

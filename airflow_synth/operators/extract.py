@@ -25,9 +25,12 @@ class ESLExtractOperator(BaseOperator):
     :param parameters: values bound to ``%(name)s`` placeholders (templated).
     :param contract_file: ``"auto"`` (``<sql>.contract.yaml`` if present), a path, or None.
     :param staging_dir: staging root (default ``$SYNTH_STAGING_DIR`` or the temp dir).
+    :param dry_run: extract at most 1,000 rows; the rest of the chain then trains on them,
+        computes the reports, does not enforce the gates, saves no model and publishes
+        nothing (the load task is skipped, so no Asset event). Templated.
     """
 
-    template_fields: Sequence[str] = ("sql_file", "dataset", "parameters")
+    template_fields: Sequence[str] = ("sql_file", "dataset", "parameters", "dry_run")
     template_fields_renderers = {"parameters": "json"}
     ui_color = "#e8f0fe"
 
@@ -40,6 +43,7 @@ class ESLExtractOperator(BaseOperator):
         parameters: Mapping[str, Any] | Sequence[Any] | None = None,
         contract_file: str | None = AUTO,
         staging_dir: str | None = None,
+        dry_run: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -49,6 +53,7 @@ class ESLExtractOperator(BaseOperator):
         self.parameters = parameters
         self.contract_file = contract_file
         self.staging_dir = staging_dir
+        self.dry_run = dry_run
 
     def execute(self, context: Any) -> dict[str, Any]:
         return execute_extract(
@@ -60,4 +65,5 @@ class ESLExtractOperator(BaseOperator):
             parameters=self.parameters,
             contract_file=self.contract_file,
             staging_dir=self.staging_dir,
+            dry_run=self.dry_run,
         )

@@ -44,6 +44,7 @@ class ESLConfig:
     contract_file: str | None = AUTO
     formats: Sequence[str] = ("parquet",)
     staging_dir: str | None = None
+    dry_run: bool | str = False
     task_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -71,6 +72,7 @@ def esl_task_group(
             parameters=config.parameters,
             contract_file=config.contract_file,
             staging_dir=config.staging_dir,
+            dry_run=config.dry_run,
             **common,
         )
         synthesize = ESLSynthesizeOperator(

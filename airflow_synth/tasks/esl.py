@@ -26,6 +26,7 @@ def extract_table(
     parameters: Mapping[str, Any] | Sequence[Any] | None = None,
     contract_file: str | None = AUTO,
     staging_dir: str | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Extract a SQL file's result into private staging (see ``ESLExtractOperator``)."""
     context = get_current_context()
@@ -39,6 +40,7 @@ def extract_table(
         parameters=parameters,
         contract_file=contract_file,
         staging_dir=staging_dir,
+        dry_run=dry_run,
     )
 
 

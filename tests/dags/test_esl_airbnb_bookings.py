@@ -211,3 +211,21 @@ def test_health_dag_passes_on_a_fresh_dataset_and_alerts_on_a_stale_one(
     stale = dags.health_dag.test(run_conf={"max_age_hours": 0, "max_quality_drop": 1.0})
     assert stale.state == "failed"
     assert "older than the limit of 0.0 h" in "".join(capfd.readouterr())
+
+
+def test_dry_run_trains_and_reports_but_publishes_nothing(seeded_source, project_dag, s3_client):
+    dag_run = project_dag("esl_airbnb_bookings").test(
+        run_conf={"dry_run": True, "rows": 5000, "min_quality": 0.999}
+    )
+    assert dag_run.state == "success"  # a missed gate is reported, not enforced
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states["esl.synthesize"] == "success" and states["esl.load"] == "skipped"
+    synthesis = next(
+        ti for ti in dag_run.get_task_instances() if ti.task_id == "esl.synthesize"
+    ).xcom_pull(task_ids="esl.synthesize")
+    assert synthesis["rows"] <= 1_000  # capped at the dry-run size
+    assert synthesis["model_uri"] is None
+    assert not next(g for g in synthesis["gates"] if g["metric"] == "quality_score")["passed"]
+    layout = DatasetLayout(BUCKET, DATASET, dag_run.run_id)
+    for prefix in (layout.run_prefix, layout.model_prefix):
+        assert s3_client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("KeyCount", 0) == 0

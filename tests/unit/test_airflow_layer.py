@@ -160,7 +160,15 @@ def test_esl_dags_wire_the_chain_with_a_teardown_and_an_asset(dagbag, dag_id: st
     assert tasks["esl.synthesize"].upstream_task_ids == {"esl.extract"}
     assert "esl.synthesize" in tasks["esl.load"].upstream_task_ids
     assert [a.uri for a in tasks["esl.load"].outlets] == ["s3://synthetic/airbnb_bookings"]
-    assert set(dag.params) == {"rows", "synthesizer", "epochs", "seed", "csv", *CHECK_PARAMS}
+    assert set(dag.params) == {
+        "rows",
+        "synthesizer",
+        "epochs",
+        "seed",
+        "csv",
+        "dry_run",
+        *CHECK_PARAMS,
+    }
     assert set(CHECK_PARAMS) <= {f.name for f in fields(CheckSettings)}
     assert dag.params.get_param("synthesizer").schema["enum"] == [
         "gaussian_copula",

@@ -481,3 +481,11 @@ def test_synthesis_result_to_xcom(tmp_path: Path) -> None:
         "seed": None,
         "versions": {},
     }
+
+
+def test_limit_query_bounds_any_select() -> None:
+    from airflow_synth.core.steps import limit_query
+
+    bounded = limit_query("SELECT a FROM t WHERE x = %(x)s;\n", 50)
+    assert bounded.endswith("LIMIT 50")
+    assert "SELECT a FROM t WHERE x = %(x)s\n" in bounded and ";" not in bounded
