@@ -18,8 +18,8 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
 
-from airflow_synth.hooks.synth import DEFAULT_BUCKET, SynthHook
-from airflow_synth.operators.load import dataset_asset
+from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.operators.load import with_dataset_outlet
 from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize_dataframe
 from airflow_synth.ui.links import SyntheticReportLink
 
@@ -51,9 +51,7 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
         staging_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
-        parse_time_bucket = bucket or (None if synth_conn_id else DEFAULT_BUCKET)
-        if "outlets" not in kwargs and parse_time_bucket:
-            kwargs["outlets"] = [dataset_asset(parse_time_bucket, dataset)]
+        kwargs = with_dataset_outlet(kwargs, dataset, bucket, synth_conn_id)
         kwargs["show_return_value_in_logs"] = False  # the return value is real data
         super().__init__(
             kwargs_to_upstream={

@@ -19,6 +19,20 @@ def dataset_asset(bucket: str, dataset: str) -> Asset:
     return Asset(uri=uri, name=f"synthetic/{dataset}", group="synthetic")
 
 
+def with_dataset_outlet(
+    kwargs: dict[str, Any], dataset: str, bucket: str | None, synth_conn_id: str | None
+) -> dict[str, Any]:
+    """Operator kwargs with the dataset's Asset as outlet, unless outlets were given.
+
+    The Asset must be known at parse time: without an explicit bucket it is the default
+    bucket, unless a synth connection (read only at run time) decides it; then no outlet.
+    """
+    bucket = bucket or (None if synth_conn_id else DEFAULT_BUCKET)
+    if "outlets" not in kwargs and bucket:
+        kwargs = {**kwargs, "outlets": [dataset_asset(bucket, dataset)]}
+    return kwargs
+
+
 class ESLLoadOperator(BaseOperator):
     """Publish a synthesize task's output under ``s3://<bucket>/<dataset>/<run>/``.
 
@@ -48,12 +62,7 @@ class ESLLoadOperator(BaseOperator):
         synth_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        # The Asset must be known at parse time: without an explicit bucket it is the
-        # default bucket, unless a synth connection (read only at run time) decides it.
-        parse_time_bucket = bucket or (None if synth_conn_id else DEFAULT_BUCKET)
-        if "outlets" not in kwargs and parse_time_bucket:
-            kwargs["outlets"] = [dataset_asset(parse_time_bucket, dataset)]
-        super().__init__(**kwargs)
+        super().__init__(**with_dataset_outlet(kwargs, dataset, bucket, synth_conn_id))
         self.extract = extract
         self.synthesis = synthesis
         self.dataset = dataset
