@@ -168,8 +168,9 @@ def _table_columns(
         if oid.fetchone()[0] is None:
             raise SeedError(
                 f"{spec.source}: table {table!r} does not exist in database "
-                f"{conn.info.dbname!r}. The spec's migrations ({spec.migrations}) must create "
-                "it: add it to a new V<n>__*.sql file."
+                f"{conn.info.dbname!r}. Apply the spec's migrations ({spec.migrations}) first "
+                "(seed_database(migrate=True) or apply_migrations), or create the table in a "
+                "new V<n>__*.sql file there."
             )
         types = dict(
             conn.execute(

@@ -20,8 +20,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from airflow_synth.core.contract import contract_diff, contract_path_for, load_contract
-from airflow_synth.demo import seed as seed_module
-from airflow_synth.demo.generate import generate_users, iter_sessions, session_counts
+from airflow_synth.datagen import answer_key, generate_tables
+from airflow_synth.datagen import load as load_module
+from airflow_synth.demo.generate import demo_spec
 from airflow_synth.demo.migrations import (
     HISTORY_TABLE,
     MigrationError,
@@ -67,22 +68,40 @@ def fetch(dsn: str, query: str) -> list[tuple]:
 
 
 def schema_snapshot(dsn: str) -> dict[str, list[tuple]]:
-    """Tables, columns, indexes and constraints of the public schema."""
+    """Tables, columns, indexes and constraints of the public schema (without the loader's
+    own bookkeeping table ``synth_seed_info``, created on the first load)."""
     return {
         "columns": fetch(
             dsn,
             "SELECT table_name, ordinal_position, column_name, data_type, is_nullable "
-            "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2",
+            "FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND table_name <> 'synth_seed_info' ORDER BY 1, 2",
         ),
         "indexes": fetch(
-            dsn, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+            dsn,
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+            "AND tablename <> 'synth_seed_info' ORDER BY 1",
         ),
         "constraints": fetch(
             dsn,
             "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
-            "FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2",
+            "FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
+            "AND conrelid::regclass::text <> 'synth_seed_info' ORDER BY 1, 2",
         ),
     }
+
+
+def demo_tables(n_users: int, avg_sessions: float, seed: int) -> dict[str, pd.DataFrame]:
+    """The demo tables as seed_demo_database loads them, in memory."""
+    return generate_tables(
+        demo_spec(), seed=seed, rows={"users": n_users}, per_parent_mean={"sessions": avg_sessions}
+    )
+
+
+def seed_info(dsn: str, *columns: str) -> list[tuple]:
+    return fetch(
+        dsn, f"SELECT {', '.join(columns)} FROM synth_seed_info WHERE spec_name = 'userbookings'"
+    )
 
 
 def table_counts(dsn: str) -> tuple[int, int]:
@@ -235,27 +254,28 @@ def test_seeding_loads_once_and_a_second_call_is_a_no_op(
     schema = schema_snapshot(demo_dsn)
 
     first = seed_demo_database(conn, n_users=400, avg_sessions_per_user=15, seed=3)
-    users = generate_users(400, 3)
-    expected_sessions = int(session_counts(users, 3, 15).sum())
+    key = answer_key(demo_spec(), rows={"users": 400}, per_parent_mean={"sessions": 15})
+    per_user = key["sessions_per_user"].expected
+    expected_sessions = int((per_user["key"] * per_user["count"]).sum())
     assert first.loaded
     assert (first.n_users, first.n_sessions) == (400, expected_sessions)
     assert table_counts(demo_dsn) == (400, expected_sessions)
     assert schema_snapshot(demo_dsn) == schema  # foreign key and index are back
-    loaded_at = fetch(demo_dsn, "SELECT loaded_at FROM demo_seed_info")
+    loaded_at = seed_info(demo_dsn, "loaded_at")
 
     started = time.perf_counter()
     second = seed_demo_database(conn, n_users=400, avg_sessions_per_user=15, seed=3)
     assert not second.loaded
     assert (second.n_users, second.n_sessions) == (400, expected_sessions)
     assert time.perf_counter() - started < 1.0
-    assert fetch(demo_dsn, "SELECT loaded_at FROM demo_seed_info") == loaded_at
+    assert seed_info(demo_dsn, "loaded_at") == loaded_at
 
     assert seed_demo_database(
         conn, n_users=400, avg_sessions_per_user=15, seed=3, force=True
     ).loaded
     other = seed_demo_database(conn, n_users=50, avg_sessions_per_user=15, seed=3)
     assert other.loaded and table_counts(demo_dsn) == (50, other.n_sessions)
-    assert fetch(demo_dsn, "SELECT count(*), max(n_users) FROM demo_seed_info") == [(1, 50)]
+    assert seed_info(demo_dsn, "settings->'rows'->>'users'") == [("50",)]
 
 
 def test_seeding_reloads_when_the_tables_or_the_generator_changed(
@@ -267,9 +287,9 @@ def test_seeding_reloads_when_the_tables_or_the_generator_changed(
         other.execute("DELETE FROM sessions WHERE ctid IN (SELECT ctid FROM sessions LIMIT 1)")
     assert seed_demo_database(conn, n_users=60, avg_sessions_per_user=5, seed=1).loaded
 
-    monkeypatch.setattr(seed_module, "GENERATOR_VERSION", "test-next")
+    monkeypatch.setattr(load_module, "GENERATOR_VERSION", "test-next")
     assert seed_demo_database(conn, n_users=60, avg_sessions_per_user=5, seed=1).loaded
-    assert fetch(demo_dsn, "SELECT generator_version FROM demo_seed_info") == [("test-next",)]
+    assert seed_info(demo_dsn, "settings->>'generator_version'") == [("test-next",)]
 
 
 def test_a_failed_load_keeps_the_previous_data(
@@ -279,20 +299,23 @@ def test_a_failed_load_keeps_the_previous_data(
     seed_demo_database(conn, n_users=100, avg_sessions_per_user=10, seed=8)
     before = (
         table_counts(demo_dsn),
-        fetch(demo_dsn, "SELECT * FROM demo_seed_info"),
+        seed_info(demo_dsn, "*"),
         schema_snapshot(demo_dsn),
     )
+    generate = load_module.generate
 
     def breaks_halfway(*args, **kwargs):
-        yield next(iter_sessions(*args, **kwargs))
-        raise RuntimeError("generator broke")
+        for table, frame in generate(*args, **kwargs):
+            yield table, frame
+            if table == "sessions":
+                raise RuntimeError("generator broke")
 
-    monkeypatch.setattr(seed_module, "iter_sessions", breaks_halfway)
+    monkeypatch.setattr(load_module, "generate", breaks_halfway)
     with pytest.raises(RuntimeError, match="generator broke"):
         seed_demo_database(conn, n_users=300, avg_sessions_per_user=10, seed=9, batch_rows=100)
     after = (
         table_counts(demo_dsn),
-        fetch(demo_dsn, "SELECT * FROM demo_seed_info"),
+        seed_info(demo_dsn, "*"),
         schema_snapshot(demo_dsn),
     )
     assert after == before
@@ -386,8 +409,8 @@ def test_feature_query_matches_an_independent_pandas_computation(
 ) -> None:
     apply_migrations(conn, MIGRATIONS)
     seed_demo_database(conn, n_users=N_USERS, avg_sessions_per_user=AVG_SESSIONS, seed=SEED)
-    users = generate_users(N_USERS, SEED)
-    sessions = pd.concat(list(iter_sessions(users, SEED, AVG_SESSIONS)), ignore_index=True)
+    tables = demo_tables(N_USERS, AVG_SESSIONS, SEED)
+    users, sessions = tables["users"], tables["sessions"]
     users, sessions = add_edge_users(demo_dsn, users, sessions)
     expected = expected_features(users, sessions)
     assert (expected["n_actions"] == 0).sum() > len(EDGE_USERS)  # generated ones too
