@@ -20,6 +20,8 @@ engineer expects of a replace-style deploy:
 * **It never damages what it does not own.** Only the tables named in the set are dropped,
   never with CASCADE. A table outside the set with an FK into one of ours, or a view on one
   of ours, stops the load before anything is copied, with an error naming it.
+* **Grants survive.** Table privileges granted on the replaced tables (to testers, apps)
+  are granted again on the new ones.
 * **Bookkeeping.** Every load adds a row to ``<schema>._synth_loads`` (tables, row counts,
   order, replaced tables, seconds, and the caller's ``source`` dict as jsonb, e.g. the
   manifest URI and run id), so "what is in staging right now, and where did it come from"
@@ -814,6 +816,7 @@ def _swap(
     """
     schema = sql.Identifier(plan.schema)
     old = [t for t in reversed(plan.order) if t in existing]  # children first
+    grants = _table_grants(cur, existing)
     if old:
         cur.execute(
             sql.SQL("DROP TABLE {} RESTRICT").format(
@@ -826,6 +829,16 @@ def _swap(
                 schema, sql.Identifier(temp[table.name]), sql.Identifier(table.name)
             )
         )
+        for privilege, grantee, grantable in grants.get(table.name, ()):
+            cur.execute(
+                sql.SQL("GRANT {} ON {}.{} TO {}{}").format(
+                    sql.SQL(privilege),
+                    schema,
+                    sql.Identifier(table.name),
+                    sql.SQL("PUBLIC") if grantee is None else sql.Identifier(grantee),
+                    sql.SQL(" WITH GRANT OPTION" if grantable else ""),
+                )
+            )
         if not table.primary_key:
             continue
         # The PK index is a relation in the schema's namespace, so its usual name was taken
@@ -842,6 +855,36 @@ def _swap(
                     sql.Identifier(final),
                 )
             )
+
+
+def _table_grants(
+    cur: psycopg.Cursor, existing: Mapping[str, int]
+) -> dict[str, list[tuple[str, str | None, bool]]]:
+    """Table privileges granted on the old tables to others than their owner.
+
+    Testers and applications of a staging environment are granted access to its tables;
+    a replace that silently dropped those grants would break them after every load, so
+    the new tables get the same table-level grants (grantee None = PUBLIC). Column-level
+    grants are not carried over.
+    """
+    if not existing:
+        return {}
+    cur.execute(
+        """
+        SELECT c.relname, a.privilege_type,
+               CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
+               a.is_grantable
+          FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+         WHERE c.oid = ANY(%s::oid[]) AND a.grantee <> c.relowner
+         ORDER BY 1, 3, 2
+        """,
+        (list(existing.values()),),
+    )
+    grants: dict[str, list[tuple[str, str | None, bool]]] = {}
+    for relname, privilege, grantee, grantable in cur.fetchall():
+        if privilege in _PRIVILEGES:  # a fixed keyword list: safe to put into the SQL text
+            grants.setdefault(relname, []).append((privilege, grantee, grantable))
+    return grants
 
 
 def _load_error(

@@ -478,3 +478,28 @@ def test_connection_with_an_open_transaction_is_refused(dsn: str, tmp_path: Path
         with pytest.raises(TargetLoadError, match="commit or roll it back"):
             load_tables_into_postgres(conn, "intrans", _set(tmp_path, 1, 1, "v1"), [FK_SESSIONS])
     assert reader.execute("SELECT to_regnamespace('intrans')").fetchone()[0] is None
+
+
+def test_grants_on_replaced_tables_are_kept(dsn: str, tmp_path: Path, reader) -> None:  # noqa: ANN001
+    role = "target_load_tester"
+    reader.execute(f"DROP ROLE IF EXISTS {role}")
+    reader.execute(f"CREATE ROLE {role}")
+    try:
+        _load(dsn, "grants", _set(tmp_path, users=2, sessions_per_user=1, tag="v1"))
+        reader.execute(f"GRANT USAGE ON SCHEMA grants TO {role}")
+        reader.execute(f"GRANT SELECT ON grants.users TO {role}")
+        reader.execute(f"GRANT SELECT, INSERT ON grants.sessions TO {role} WITH GRANT OPTION")
+        reader.execute("GRANT SELECT ON grants.sessions TO PUBLIC")
+        query = (
+            "SELECT table_name, grantee, privilege_type, is_grantable"
+            " FROM information_schema.role_table_grants"
+            " WHERE table_schema = 'grants' AND grantee <> current_user ORDER BY 1, 2, 3"
+        )
+        before = reader.execute(query).fetchall()
+        assert len(before) == 4
+        _load(dsn, "grants", _set(tmp_path, users=3, sessions_per_user=1, tag="v2"))
+        assert reader.execute(query).fetchall() == before
+        assert _counts(reader, "grants") == (3, 3)
+    finally:
+        reader.execute(f"DROP OWNED BY {role}")
+        reader.execute(f"DROP ROLE {role}")
