@@ -78,11 +78,14 @@ DEFAULT_BATCH_ROWS = 50_000
 #: How long the final swap waits for readers holding the old tables before giving up.
 DEFAULT_LOCK_TIMEOUT_S = 60.0
 
-# A type name as written in CREATE TABLE: words, an optional (p[,s]) modifier, an optional
-# "with/without time zone" and an optional array suffix. Anything else (quotes, semicolons,
-# comments) is refused, since a type name cannot be quoted as an identifier.
+# A type name as written in CREATE TABLE: one (optionally schema-qualified) word or one of
+# the multi-word built-in names, an optional (p[,s]) modifier, an optional "with/without
+# time zone" and an optional array suffix. Anything else (quotes, semicolons, comments,
+# "text primary key", "int references t(1)") is refused: a type name cannot be quoted as an
+# identifier, so it must not be able to smuggle in more SQL.
 _PG_TYPE = re.compile(
-    r"^[A-Za-z_][A-Za-z0-9_]*(?: [A-Za-z_][A-Za-z0-9_]*)*"
+    r"^(?:double precision|character varying|bit varying"
+    r"|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)"
     r"(?:\s*\(\s*\d+\s*(?:,\s*-?\d+\s*)?\))?"
     r"(?: with(?:out)? time zone)?"
     r"(?:\[\])?$",
@@ -564,9 +567,12 @@ def load_tables_into_postgres(
                 if table.primary_key:
                     step = f"adding the primary key of table {table.name!r}"
                     _add_primary_key(cur, schema, temp[table.name], table, token)
+            fk_names: set[str] = set()
             for fk in plan.foreign_keys:
                 step = f"adding foreign key {fk.describe()}"
-                _add_foreign_key(cur, schema, temp, fk)
+                _add_foreign_key(
+                    cur, schema, temp, fk, _unique_name(_fk_constraint_name(fk), fk_names)
+                )
             for table in plan.tables:
                 step = f"analyzing table {table.name!r}"
                 cur.execute(
@@ -743,8 +749,19 @@ def _fk_constraint_name(fk: TargetForeignKey) -> str:
     return _fit_name(f"{fk.child}_{'_'.join(fk.child_columns)}", "fkey")
 
 
+def _unique_name(name: str, used: set[str]) -> str:
+    """``name``, or ``name`` with a counter when this load already used it (two FKs of one
+    table over columns whose names join the same way, e.g. ``(a_b)`` and ``(a, b)``)."""
+    candidate, n = name, 1
+    while candidate in used:
+        n += 1
+        candidate = _fit_name(name.removesuffix("_fkey"), f"fkey{n}")
+    used.add(candidate)
+    return candidate
+
+
 def _add_foreign_key(
-    cur: psycopg.Cursor, schema: str, temp: Mapping[str, str], fk: TargetForeignKey
+    cur: psycopg.Cursor, schema: str, temp: Mapping[str, str], fk: TargetForeignKey, name: str
 ) -> None:
     # Constraint names only need to be unique per table, so the final name is safe now.
     cur.execute(
@@ -753,7 +770,7 @@ def _add_foreign_key(
         ).format(
             sql.Identifier(schema),
             sql.Identifier(temp[fk.child]),
-            sql.Identifier(_fk_constraint_name(fk)),
+            sql.Identifier(name),
             sql.SQL(", ").join(sql.Identifier(c) for c in fk.child_columns),
             sql.Identifier(schema),
             sql.Identifier(temp[fk.parent]),

@@ -312,7 +312,10 @@ def test_rerun_replaces_the_previous_load_and_reports_it(dsn: str, tmp_path: Pat
     first = _set(tmp_path, users=3, sessions_per_user=2, tag="v1")
     second = _set(tmp_path, users=5, sessions_per_user=1, tag="v2")
     assert _load(dsn, "rerun", first).replaced == []
-    result = _load(dsn, "rerun", second, source={"run_id": "r2"})
+    with psycopg.connect(dsn, autocommit=True) as conn:  # autocommit callers work the same
+        result = load_tables_into_postgres(
+            conn, "rerun", second, [FK_SESSIONS], source={"run_id": "r2"}
+        )
     assert result.replaced == ["users", "sessions"]
     assert _counts(reader, "rerun") == (5, 5)  # replaced, not appended
     assert _rows(reader, "rerun", "users", "id") == _parquet_rows(second[1].path, "id")

@@ -25,11 +25,13 @@ from airflow_synth.core.target_load import (
     TargetTable,
     _csv_chunks,
     _fit_name,
+    _unique_name,
     advisory_lock_key,
     load_order,
     load_tables_into_postgres,
     plan_load,
     postgres_type_for,
+    validate_pg_type,
 )
 
 pytestmark = pytest.mark.unit
@@ -357,3 +359,45 @@ def test_result_to_xcom_is_plain_data() -> None:
         "rows": 7,
         "seconds": 1.235,
     }
+
+
+@pytest.mark.parametrize(
+    "pg_type",
+    [
+        "text",
+        "varchar(40)",
+        "numeric(12, 2)",
+        "double precision",
+        "character varying(10)",
+        "timestamp with time zone",
+        "timestamp(3) without time zone",
+        "public.citext",
+        "int[]",
+    ],
+)
+def test_pg_type_accepts_real_type_names(pg_type: str) -> None:
+    assert validate_pg_type(pg_type, "here") == pg_type
+
+
+@pytest.mark.parametrize(
+    "pg_type",
+    [
+        "int; DROP TABLE users",
+        "text primary key",
+        "int references users(1)",
+        "text default 'x'",
+        'text" , "y',
+        "int -- comment",
+        "",
+    ],
+)
+def test_pg_type_refuses_anything_that_could_add_sql(pg_type: str) -> None:
+    with pytest.raises(TargetLoadError, match="not a PostgreSQL type name"):
+        validate_pg_type(pg_type, "here")
+
+
+def test_unique_name_numbers_colliding_constraint_names() -> None:
+    used: set[str] = set()
+    assert _unique_name("t_a_b_fkey", used) == "t_a_b_fkey"
+    assert _unique_name("t_a_b_fkey", used) == "t_a_b_fkey2"
+    assert _unique_name("t_a_b_fkey", used) == "t_a_b_fkey3"
