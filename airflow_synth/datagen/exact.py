@@ -117,13 +117,13 @@ def gumbel(rng: np.random.Generator, n: int) -> np.ndarray:
 
 # --- unique pseudo-random ids ---------------------------------------------------------------
 
-_MASK26 = np.uint64((1 << 26) - 1)
 
-
-def permute_52bit(index: np.ndarray, key: int) -> np.ndarray:
-    """A keyed bijection of [0, 2**52): a 4-round Feistel network on two 26-bit halves."""
-    left = (index.astype(np.uint64) >> np.uint64(26)) & _MASK26
-    right = index.astype(np.uint64) & _MASK26
+def permute_bits(index: np.ndarray, key: int, half_bits: int) -> np.ndarray:
+    """A keyed bijection of [0, 2**(2*half_bits)): a 4-round Feistel network."""
+    mask = np.uint64((1 << half_bits) - 1)
+    shift = np.uint64(half_bits)
+    left = (index.astype(np.uint64) >> shift) & mask
+    right = index.astype(np.uint64) & mask
     keys = np.random.default_rng(key).integers(1, 1 << 31, size=4, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for round_key in keys:
@@ -131,8 +131,8 @@ def permute_52bit(index: np.ndarray, key: int) -> np.ndarray:
             mixed ^= mixed >> np.uint64(13)
             mixed = (mixed * np.uint64(0x85EBCA6B)) & np.uint64(0xFFFFFFFF)
             mixed ^= mixed >> np.uint64(16)
-            left, right = right, left ^ (mixed & _MASK26)
-    return (left << np.uint64(26)) | right
+            left, right = right, left ^ (mixed & mask)
+    return (left << shift) | right
 
 
 _ALPHABET = np.array(list("0123456789abcdefghijklmnopqrstuvwxyz"))
@@ -141,18 +141,20 @@ _ALPHABET = np.array(list("0123456789abcdefghijklmnopqrstuvwxyz"))
 def random_string_ids(index: np.ndarray, length: int, key: int) -> np.ndarray:
     """Distinct ids like 'gxn3p5htnn' for distinct row numbers (a bijection, no look-ups).
 
-    Row numbers are permuted within [0, 36**length) by cycle-walking the 52-bit Feistel
-    permutation, then written in base 36: unique by construction, random-looking, and
-    computable for any block of rows on its own.
+    Row numbers are permuted within [0, 36**length) by cycle-walking a Feistel permutation
+    of the smallest even number of bits holding 36**length (so at most ~4 rounds of walking
+    are needed on average), then written in base 36: unique by construction, random-looking,
+    and computable for any block of rows on its own.
     """
-    space = np.uint64(36**length)
-    if 36**length > 1 << 52:
+    space = 36**length
+    if space > 1 << 52:
         raise ValueError("random_string ids are at most 10 characters")
-    values = permute_52bit(index, key)
-    outside = values >= space
+    half_bits = (space.bit_length() + 1) // 2
+    values = permute_bits(index, key, half_bits)
+    outside = values >= np.uint64(space)
     while outside.any():
-        values[outside] = permute_52bit(values[outside], key)
-        outside = values >= space
+        values[outside] = permute_bits(values[outside], key, half_bits)
+        outside = values >= np.uint64(space)
     digits = np.empty((index.shape[0], length), dtype=np.int64)
     rest = values.copy()
     for position in range(length - 1, -1, -1):
