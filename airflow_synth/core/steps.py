@@ -173,7 +173,9 @@ def run_synthesize(
     versions = library_versions()
     model_uri = None
     if model_store is not None and layout is not None:
-        model_uri = save_model(model_store, layout, synthesizer, out_dir, spec, seed, versions)
+        model_uri = save_model(
+            model_store, layout, synthesizer, out_dir, spec.describe(), seed, versions
+        )
     return {
         "synthetic_uri": (out_dir / SYNTHETIC_FILE).resolve().as_uri(),
         "metadata_uri": metadata_path.resolve().as_uri(),
@@ -200,7 +202,7 @@ def save_model(
     layout: DatasetLayout,
     synthesizer: Any,
     work_dir: Path,
-    spec: SynthesizerSpec,
+    synthesizer_info: Mapping[str, Any],
     seed: int | None,
     versions: Mapping[str, str],
 ) -> str:
@@ -214,7 +216,7 @@ def save_model(
     info = {
         "dataset": layout.dataset,
         "run": layout.run,
-        "synthesizer": spec.describe(),
+        "synthesizer": dict(synthesizer_info),
         "seed": seed,
         "versions": dict(versions),
         "load_with": "sdv.utils.load_synthesizer(path)",

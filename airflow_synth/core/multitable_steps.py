@@ -1,0 +1,461 @@
+"""The multi-table ESL steps as plain functions: extract, synthesize, publish, load to a DB.
+
+Same contract as :mod:`airflow_synth.core.steps`: paths, plain values and an
+:class:`~airflow_synth.core.publish.ObjectStore` in; small JSON-safe dicts (for XCom) out.
+
+- **extract** streams each table (``SELECT *`` of a catalog table, or the table's SQL file)
+  to staged Parquet, and reads keys and foreign keys from the database catalog;
+- **synthesize** takes an integrity-preserving subset, fits HMA, samples, checks integrity,
+  computes the multi-table quality report and the per-table privacy figures, and applies the
+  gates before anything leaves the run;
+- **publish** uploads every table and report, then one manifest: the set exists for
+  consumers only once the manifest does, so they never see some tables without the others;
+- **load into Postgres** copies a published set into a target database/schema in one
+  transaction (parents first), replacing the previous load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+from psycopg import sql as pgsql
+
+from airflow_synth.core.assessment import SyntheticAssessor
+from airflow_synth.core.checks import CheckSettings, GateVerdict, enforce_gates
+from airflow_synth.core.errors import PublishError
+from airflow_synth.core.extract import DEFAULT_BATCH_ROWS, stream_query_to_parquet
+from airflow_synth.core.frames import conform_to_schema, to_training_frame
+from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.core.metadata import public_metadata
+from airflow_synth.core.multitable import (
+    SYNTHESIZER,
+    build_multitable_metadata,
+    cardinality_report,
+    check_integrity,
+    fit_hma,
+    multitable_quality,
+    sample_hma,
+)
+from airflow_synth.core.publish import ObjectStore, json_bytes, publish_dataset
+from airflow_synth.core.relations import TableSet, TableShape, build_table_set, read_catalog
+from airflow_synth.core.sql import read_sql_file, resolve_sql_file, sql_hash
+from airflow_synth.core.staging import path_from_uri
+from airflow_synth.core.steps import save_model, write_csv
+from airflow_synth.core.subset import DEFAULT_MAX_ORPHAN_SHARE, integrity_subset
+from airflow_synth.core.synthesize import library_versions
+
+log = logging.getLogger(__name__)
+
+#: Default bound on the main table's training rows (parents), see README "Multi-table ESL".
+DEFAULT_MAX_PARENTS = 1_000
+QUALITY_FILE = "quality.json"
+METADATA_FILE = "metadata.json"
+TABLES_DIR = "tables"
+REPORTS_DIR = "reports"
+_PRIVACY_METRICS = ("exact_match_rate", "dcr_share")
+
+
+def run_multitable_extract(
+    conn: Any,
+    tables: Mapping[str, str | None] | Sequence[str],
+    staging_dir: Path,
+    *,
+    schema: str = "public",
+    relationships: Sequence[str | Mapping[str, Any]] = (),
+    primary_keys: Mapping[str, str | Sequence[str]] | None = None,
+    sql_dirs: Sequence[str | Path] = (),
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> dict[str, Any]:
+    """Stage every table of the set as Parquet and describe the set (keys, relationships).
+
+    ``tables`` lists table names (read with ``SELECT *`` from ``schema``), or maps names to
+    a SQL file (``None`` = the table itself). Keys and foreign keys of catalog tables come
+    from the database; ``relationships`` and ``primary_keys`` add or override them (needed
+    for SQL-file tables and for schemas without declared constraints).
+    """
+    wanted = dict.fromkeys(tables) if not isinstance(tables, Mapping) else dict(tables)
+    if not wanted:
+        raise ValueError("tables is empty: name at least one table of the set")
+    direct = [name for name, sql_file in wanted.items() if not sql_file]
+    shapes: dict[str, TableShape] = {}
+    catalog_relationships = []
+    if direct:
+        shapes, catalog_relationships = read_catalog(conn, direct, schema)
+    staged: dict[str, Any] = {}
+    real_dir = Path(staging_dir) / "real"
+    started = time.monotonic()
+    for name, sql_file in wanted.items():
+        if sql_file:
+            path = resolve_sql_file(sql_file, sql_dirs)
+            query, sql_name = read_sql_file(path), str(path)
+        else:
+            query = pgsql.SQL("SELECT * FROM {}").format(pgsql.Identifier(schema, name))
+            query, sql_name = query.as_string(conn), f"{schema}.{name}"
+        result = stream_query_to_parquet(
+            conn, query, real_dir / f"{name}.parquet", batch_rows=batch_rows, sql_name=sql_name
+        )
+        if name not in shapes:
+            shapes[name] = TableShape(name, tuple(column for column, _ in result.columns))
+        staged[name] = {
+            **result.to_xcom(),
+            "source": sql_name,
+            "sql_sha256": sql_hash(query),
+        }
+        log.info("Extracted %d rows from %s in %.1f s", result.rows, sql_name, result.seconds)
+    table_set = build_table_set(shapes, catalog_relationships, relationships, primary_keys)
+    for rel in table_set.relationships:
+        log.info("Relationship %s (%s)", rel, rel.source)
+    return {
+        "staging_dir": str(Path(staging_dir).resolve()),
+        "schema": schema,
+        "tables": staged,
+        "table_set": table_set.to_dict(),
+        "rows": sum(t["rows"] for t in staged.values()),
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _read_tables(paths: Mapping[str, Path]) -> dict[str, pd.DataFrame]:
+    return {name: to_training_frame(pq.read_table(path)) for name, path in paths.items()}
+
+
+def run_multitable_synthesize(
+    extracted: Mapping[str, Any],
+    out_dir: Path,
+    *,
+    dataset: str,
+    seed: int | None = None,
+    max_parents: int | None = DEFAULT_MAX_PARENTS,
+    scale: float = 1.0,
+    main_table: str | None = None,
+    max_orphan_share: float = DEFAULT_MAX_ORPHAN_SHARE,
+    checks: CheckSettings | None = None,
+    model_store: ObjectStore | None = None,
+    layout: DatasetLayout | None = None,
+    enforce_gates_: bool = True,
+) -> dict[str, Any]:
+    """Subset, train HMA, sample ``scale`` x the subset, check, report, gate, save the model.
+
+    Row filters of single-table runs are not applied: removing a synthetic parent would
+    orphan its children. Privacy is measured per table against held-out parents and their
+    children; the gates are the single-table ones, per table, plus referential integrity
+    (must be 1.0) and the multi-table quality score (``min_quality``).
+    """
+    checks = replace(checks or CheckSettings(), similarity_filter=False, outlier_filter=False)
+    out_dir = Path(out_dir)
+    table_set = TableSet.from_dict(extracted["table_set"])
+    real_paths = {
+        name: path_from_uri(info["staging_uri"]) for name, info in extracted["tables"].items()
+    }
+    subset = integrity_subset(
+        real_paths,
+        table_set,
+        out_dir / "subset",
+        max_parents=max_parents,
+        holdout_share=checks.holdout_share,
+        seed=seed or 0,
+        main_table=main_table,
+        max_orphan_share=max_orphan_share,
+    )
+    train = _read_tables(subset.train_paths)
+    holdout = _read_tables(subset.holdout_paths)
+    metadata = build_multitable_metadata(train, table_set)
+    synthesizer, fit_seconds = fit_hma(train, metadata, seed)
+    sampled, sample_seconds = sample_hma(synthesizer, scale, seed)
+
+    tables_dir = out_dir / TABLES_DIR
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    synthetic: dict[str, pd.DataFrame] = {}
+    table_files: dict[str, str] = {}
+    for name in table_set.order:
+        schema = pq.read_schema(real_paths[name])
+        path = tables_dir / f"{name}.parquet"
+        pq.write_table(conform_to_schema(sampled[name], schema), path, compression="zstd")
+        synthetic[name] = to_training_frame(pq.read_table(path))
+        table_files[name] = str(path)
+    del sampled
+
+    started = time.monotonic()
+    integrity = check_integrity(synthetic, table_set)
+    quality = multitable_quality(train, synthetic, metadata)
+    quality["cardinality"] = cardinality_report(train, synthetic, table_set)
+    settings = {
+        "dataset": dataset,
+        "run": layout.run if layout is not None else None,
+        "synthesizer": SYNTHESIZER,
+        "seed": seed,
+        "scale": scale,
+        "max_parents": max_parents,
+        "subset": subset.to_dict(),
+    }
+    per_table: dict[str, Any] = {}
+    report_files: dict[str, str] = {}
+    gates = [
+        GateVerdict("referential_integrity", integrity["score"], 1.0, "min", integrity["passed"]),
+    ]
+    if checks.min_quality is not None:
+        score = quality["score"]
+        gates.append(
+            GateVerdict(
+                "quality_score",
+                score,
+                float(checks.min_quality),
+                "min",
+                score is not None and score >= checks.min_quality,
+            )
+        )
+    for name in table_set.order:
+        assessor = SyntheticAssessor(
+            train[name], holdout[name], metadata, name, checks, seed=seed or 0
+        )
+        folder = out_dir / REPORTS_DIR / name
+        folder.mkdir(parents=True, exist_ok=True)
+        assessment = assessor.assess(
+            synthetic[name], folder, {**settings, "table": name}, title=f"{dataset}: {name}"
+        )
+        unmeasured = assessment.privacy is None and name != subset.main_table
+        for verdict in assessment.gates:
+            if verdict.metric == "quality_score":
+                continue  # the set-level multi-table score is the quality gate
+            if unmeasured and verdict.metric in _PRIVACY_METRICS:
+                log.info(
+                    "%s: privacy not measured (no held-out rows: every row is referenced by "
+                    "training rows); its privacy gates are left out",
+                    name,
+                )
+                continue
+            gates.append(replace(verdict, metric=f"{name}.{verdict.metric}"))
+        per_table[name] = {
+            "rows": len(synthetic[name]),
+            "training_rows": len(train[name]),
+            "holdout_rows": len(holdout[name]),
+            "scores": assessment.scores(),
+        }
+        for file_name, path in assessment.files.items():
+            report_files[f"{REPORTS_DIR}/{name}/{file_name}"] = str(path)
+    checks_seconds = time.monotonic() - started
+    gate_dicts = [g.to_dict() for g in gates]
+    quality_path = out_dir / QUALITY_FILE
+    quality_path.write_bytes(
+        json_bytes({**quality, "integrity": integrity, "tables": per_table, "gates": gate_dicts})
+    )
+    metadata_path = out_dir / METADATA_FILE
+    metadata_path.write_bytes(json_bytes(public_metadata(metadata)))
+    for line in summary_lines(quality, integrity, per_table, gates):
+        log.info(line)
+    if enforce_gates_:
+        enforce_gates(gates, where=f"Multi-table dataset {dataset!r}")
+    versions = library_versions()
+    model_uri = None
+    description = {"name": SYNTHESIZER, "params": {}, "tables": list(table_set.order)}
+    if model_store is not None and layout is not None:
+        model_uri = save_model(
+            model_store, layout, synthesizer, out_dir, description, seed, versions
+        )
+    return {
+        "table_files": table_files,
+        "metadata_uri": metadata_path.resolve().as_uri(),
+        "quality_uri": quality_path.resolve().as_uri(),
+        "report_files": report_files,
+        "table_set": table_set.to_dict(),
+        "rows": {name: len(frame) for name, frame in synthetic.items()},
+        "subset": subset.to_dict(),
+        "synthesizer": description,
+        "seed": seed,
+        "scale": scale,
+        "fit_seconds": round(fit_seconds, 3),
+        "sample_seconds": round(sample_seconds, 3),
+        "checks_seconds": round(checks_seconds, 3),
+        "integrity": {"score": integrity["score"], "passed": integrity["passed"]},
+        "scores": {
+            "quality_score": quality["score"],
+            **{k: v for k, v in quality["properties"].items()},
+            "tables": {name: t["scores"] for name, t in per_table.items()},
+        },
+        "gates": gate_dicts,
+        "checks": checks.to_dict(),
+        "model_uri": model_uri,
+        "versions": versions,
+    }
+
+
+def summary_lines(
+    quality: Mapping[str, Any],
+    integrity: Mapping[str, Any],
+    per_table: Mapping[str, Any],
+    gates: Sequence[GateVerdict],
+) -> list[str]:
+    """What the task log says about a multi-table run, a few lines a person can read."""
+    props = ", ".join(f"{k} {v:.3f}" for k, v in quality["properties"].items() if v is not None)
+    lines = [
+        f"Multi-table quality {quality['score']:.3f} ({props})"
+        if quality["score"] is not None
+        else "Multi-table quality n/a",
+        f"Referential integrity {integrity['score']:.4f} over "
+        f"{len(integrity['relationships'])} relationship(s); primary keys "
+        + ("unique" if integrity["passed"] else "NOT unique or NULL"),
+    ]
+    for name, info in per_table.items():
+        scores = info["scores"]
+        dependence = _fmt(scores["dependence_preservation"])
+        exact, dcr = _fmt(scores["exact_match_rate"]), _fmt(scores["dcr_share"])
+        lines.append(
+            f"  {name}: {info['rows']:,} rows; dependence {dependence}, exact-match {exact}, "
+            f"DCR share {dcr}"
+        )
+    lines.extend(g.describe() for g in gates)
+    failed = [g.metric for g in gates if not g.passed]
+    lines.append("Gates: all passed" if not failed else f"Gates FAILED: {', '.join(failed)}")
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"
+
+
+def run_multitable_publish(
+    store: ObjectStore,
+    layout: DatasetLayout,
+    *,
+    synthesis: Mapping[str, Any],
+    source: Mapping[str, Any],
+    timings: Mapping[str, float],
+    formats: Sequence[str] = ("parquet",),
+) -> dict[str, Any]:
+    """Upload every table, the reports and metadata, then ONE manifest naming them all."""
+    started = time.monotonic()
+    table_set = TableSet.from_dict(synthesis["table_set"])
+    files: dict[str, Path] = {}
+    tables: dict[str, Any] = {}
+    for name in table_set.order:
+        path = Path(synthesis["table_files"][name])
+        key = f"{TABLES_DIR}/{name}.parquet"
+        files[key] = path
+        if "csv" in formats:
+            files[f"{TABLES_DIR}/{name}.csv"] = write_csv(path, path.with_suffix(".csv"))
+        shape = table_set.tables[name]
+        tables[name] = {
+            "uri": layout.uri(layout.key(key)),
+            "rows": pq.ParquetFile(path).metadata.num_rows,
+            "primary_key": list(shape.primary_key),
+            "columns": shape.to_dict()["columns"],
+        }
+    files[METADATA_FILE] = path_from_uri(synthesis["metadata_uri"])
+    files[QUALITY_FILE] = path_from_uri(synthesis["quality_uri"])
+    files.update({name: Path(path) for name, path in synthesis["report_files"].items()})
+    public = (
+        "synthesizer",
+        "seed",
+        "scale",
+        "subset",
+        "fit_seconds",
+        "sample_seconds",
+        "checks_seconds",
+        "integrity",
+        "scores",
+        "gates",
+        "checks",
+        "model_uri",
+    )
+    manifest = {
+        "dataset": layout.dataset,
+        "run": layout.run,
+        "kind": "multi_table",
+        "rows": sum(t["rows"] for t in tables.values()),
+        "tables": tables,
+        "relationships": [r.to_dict() for r in table_set.relationships],
+        "load_order": list(table_set.order),
+        "source": dict(source),
+        "synthesis": {k: synthesis[k] for k in public if k in synthesis},
+        "timings_seconds": {k: round(float(v), 3) for k, v in timings.items()},
+        "versions": synthesis.get("versions", {}),
+        "reports": {
+            name: layout.uri(layout.key(name))
+            for name in [QUALITY_FILE, *synthesis["report_files"]]
+        },
+    }
+    published = publish_dataset(store, layout, files, manifest, load_started=started)
+    report = f"{REPORTS_DIR}/{table_set.order[0]}/report.html"
+    return {
+        **published.to_xcom(),
+        "dataset_uri": layout.dataset_uri,
+        "tables": {name: t["uri"] for name, t in tables.items()},
+        "report_uri": layout.uri(layout.key(report)) if report in files else None,
+    }
+
+
+def load_published_set(
+    store: ObjectStore, layout: DatasetLayout, conn: Any, schema: str
+) -> dict[str, Any]:
+    """Copy a published multi-table set into ``schema`` of a target database, atomically.
+
+    Reads the manifest (the only source of truth of what the set holds), downloads the
+    tables to a temporary folder and loads them in one transaction, parents first; the
+    previous load in that schema is replaced when the transaction commits.
+    """
+    from airflow_synth.core.target_load import (
+        TargetColumn,
+        TargetForeignKey,
+        TargetTable,
+        load_tables_into_postgres,
+    )
+
+    manifest_uri = layout.uri(layout.manifest_key)
+    raw = store.get_bytes(layout.manifest_key)
+    if raw is None:
+        raise PublishError(
+            f"No manifest at {manifest_uri}: the set was not published (or was deleted); "
+            "publish it first. Nothing was loaded."
+        )
+    manifest = json.loads(raw)
+    if manifest.get("kind") != "multi_table":
+        raise PublishError(f"{manifest_uri} is not a multi-table manifest; nothing was loaded.")
+    with tempfile.TemporaryDirectory(prefix="airflow_synth_target_") as tmp:
+        tables = []
+        for name in manifest["load_order"]:
+            info = manifest["tables"][name]
+            data = store.get_bytes(layout.key(f"{TABLES_DIR}/{name}.parquet"))
+            if data is None:
+                raise PublishError(f"{info['uri']} is missing; nothing was loaded.")
+            path = Path(tmp) / f"{name}.parquet"
+            path.write_bytes(data)
+            tables.append(
+                TargetTable(
+                    name=name,
+                    path=path,
+                    primary_key=tuple(info.get("primary_key") or ()),
+                    columns=tuple(
+                        TargetColumn(c["name"], c.get("pg_type")) for c in info["columns"]
+                    ),
+                )
+            )
+        foreign_keys = [
+            TargetForeignKey(
+                child=r["child"],
+                child_columns=tuple(r["child_key"]),
+                parent=r["parent"],
+                parent_columns=tuple(r["parent_key"]),
+            )
+            for r in manifest.get("relationships", [])
+        ]
+        result = load_tables_into_postgres(
+            conn,
+            schema,
+            tables,
+            foreign_keys,
+            source={
+                "manifest": manifest_uri,
+                "dataset": manifest["dataset"],
+                "run": manifest["run"],
+            },
+        )
+    return result.to_xcom()
