@@ -147,6 +147,7 @@ def test_every_ready_made_dag_imports(dagbag) -> None:
         "esl_airbnb_bookings_nightly",
         "esl_airbnb_bookings_health",
         "seed_userbookings_db",
+        "seed_database_from_spec",
     }
 
 
