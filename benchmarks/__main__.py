@@ -1,17 +1,23 @@
-"""Run every benchmark: ``python -m benchmarks [--rows N]``.
+"""Run the benchmarks: ``python -m benchmarks [NAME] [ARGS]``.
 
-The extract benchmark runs first and gets the arguments (``--rows``: rows extracted); the
-privacy benchmark then runs at its own defaults (``python -m benchmarks.privacy --help``).
+``python -m benchmarks extract|privacy|multitable [ARGS]`` runs one of them with its own
+arguments (``python -m benchmarks multitable --help``). Without a name every benchmark runs:
+the extract benchmark first with the arguments (``--rows``: rows extracted), then privacy
+and multi-table at their own defaults.
 """
 
 import sys
 
-from benchmarks import extract, privacy
+from benchmarks import extract, multitable, privacy
+
+BENCHMARKS = {"extract": extract, "privacy": privacy, "multitable": multitable}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    return extract.main(argv) or privacy.main([])
+    if argv and argv[0] in BENCHMARKS:
+        return BENCHMARKS[argv[0]].main(argv[1:])
+    return extract.main(argv) or privacy.main([]) or multitable.main([])
 
 
 raise SystemExit(main())
