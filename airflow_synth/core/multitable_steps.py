@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
-from psycopg import sql as pgsql
 
 from airflow_synth.core.assessment import SyntheticAssessor
 from airflow_synth.core.checks import CheckSettings, GateVerdict, enforce_gates
@@ -90,28 +90,30 @@ def run_multitable_extract(
     catalog_relationships = []
     if direct:
         shapes, catalog_relationships = read_catalog(conn, direct, schema)
+    if len(direct) == len(wanted):  # all from the catalog: validate before moving any row
+        build_table_set(shapes, catalog_relationships, relationships, primary_keys)
     staged: dict[str, Any] = {}
     real_dir = Path(staging_dir) / "real"
     started = time.monotonic()
-    for name, sql_file in wanted.items():
-        if sql_file:
-            path = resolve_sql_file(sql_file, sql_dirs)
-            query, sql_name = read_sql_file(path), str(path)
-        else:
-            query = pgsql.SQL("SELECT * FROM {}").format(pgsql.Identifier(schema, name))
-            query, sql_name = query.as_string(conn), f"{schema}.{name}"
-        result = stream_query_to_parquet(
-            conn, query, real_dir / f"{name}.parquet", batch_rows=batch_rows, sql_name=sql_name
-        )
-        if name not in shapes:
-            shapes[name] = TableShape(name, tuple(column for column, _ in result.columns))
-        staged[name] = {
-            **result.to_xcom(),
-            "source": sql_name,
-            "sql_sha256": sql_hash(query),
-        }
-        log.info("Extracted %d rows from %s in %.1f s", result.rows, sql_name, result.seconds)
-    table_set = build_table_set(shapes, catalog_relationships, relationships, primary_keys)
+    try:
+        for name, sql_file in wanted.items():
+            if sql_file:
+                path = resolve_sql_file(sql_file, sql_dirs)
+                query, sql_name = read_sql_file(path), str(path)
+            else:
+                query = f"SELECT * FROM {quote_identifier(schema)}.{quote_identifier(name)}"
+                sql_name = f"{schema}.{name}"
+            result = stream_query_to_parquet(
+                conn, query, real_dir / f"{name}.parquet", batch_rows=batch_rows, sql_name=sql_name
+            )
+            if name not in shapes:
+                shapes[name] = TableShape(name, tuple(column for column, _ in result.columns))
+            staged[name] = {**result.to_xcom(), "source": sql_name, "sql_sha256": sql_hash(query)}
+            log.info("Extracted %d rows from %s in %.1f s", result.rows, sql_name, result.seconds)
+        table_set = build_table_set(shapes, catalog_relationships, relationships, primary_keys)
+    except BaseException:
+        shutil.rmtree(real_dir, ignore_errors=True)  # a run that cannot go on keeps no real rows
+        raise
     for rel in table_set.relationships:
         log.info("Relationship %s (%s)", rel, rel.source)
     return {
@@ -122,6 +124,13 @@ def run_multitable_extract(
         "rows": sum(t["rows"] for t in staged.values()),
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def quote_identifier(name: str) -> str:
+    """A PostgreSQL identifier, quoted (works with psycopg 2 and 3 connections alike)."""
+    if not name or "\x00" in name:
+        raise ValueError(f"{name!r} is not a valid table or schema name")
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _read_tables(paths: Mapping[str, Path]) -> dict[str, pd.DataFrame]:

@@ -2,7 +2,9 @@
 
 Used by ``make demo``, ``make airflow`` and the integration tests, so that everything runs
 against real servers without Docker. ``start()`` also creates what the project's pipelines
-expect: the source database ``userbookings`` and the bucket ``synthetic``.
+expect: the source database ``userbookings``, the bucket ``synthetic`` and the database
+``synthetic_staging`` (a stand-in for a test/staging environment that multi-table runs
+can load their synthetic sets into).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from airflow_synth.local.s3server import DEFAULT_REGION, LocalS3Server
 logger = logging.getLogger(__name__)
 
 SOURCE_DATABASE = "userbookings"
+TARGET_DATABASE = "synthetic_staging"
+TARGET_CONN_ENV = "AIRFLOW_CONN_SYNTH_TARGET_DB"
 BUCKET = "synthetic"
 POSTGRES_CONN_ENV = "AIRFLOW_CONN_USERBOOKINGS_DB"
 S3_CONN_ENV = "AIRFLOW_CONN_SYNTH_S3"
@@ -77,6 +81,7 @@ class LocalStack:
         try:
             self.s3.start()
             self.pg.create_database(self.DATABASE)
+            self.pg.create_database(TARGET_DATABASE)
             self.s3.create_bucket(self.BUCKET)
         except BaseException:
             if not pg_was_running:
@@ -129,6 +134,7 @@ class LocalStack:
         query = urlencode({"endpoint_url": s3.endpoint_url, "region_name": s3.region})
         return {
             POSTGRES_CONN_ENV: self.pg.dsn(self.DATABASE),
+            TARGET_CONN_ENV: self.pg.dsn(TARGET_DATABASE),
             S3_CONN_ENV: (
                 f"aws://{quote(s3.access_key, safe='')}:{quote(s3.secret_key, safe='')}@/?{query}"
             ),

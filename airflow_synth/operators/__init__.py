@@ -4,6 +4,12 @@ from airflow_synth.operators.cleanup import ESLCleanupOperator
 from airflow_synth.operators.extract import ESLExtractOperator
 from airflow_synth.operators.health import ESLHealthCheckOperator
 from airflow_synth.operators.load import ESLLoadOperator
+from airflow_synth.operators.multitable import (
+    MultiTableExtractOperator,
+    MultiTablePublishOperator,
+    MultiTableSynthesizeOperator,
+    SyntheticPostgresLoadOperator,
+)
 from airflow_synth.operators.synthesize import ESLSynthesizeOperator
 
 __all__ = [
@@ -12,4 +18,8 @@ __all__ = [
     "ESLHealthCheckOperator",
     "ESLLoadOperator",
     "ESLSynthesizeOperator",
+    "MultiTableExtractOperator",
+    "MultiTablePublishOperator",
+    "MultiTableSynthesizeOperator",
+    "SyntheticPostgresLoadOperator",
 ]

@@ -111,7 +111,11 @@ def test_s3_server_with_lost_state_is_adopted_not_twinned(tmp_path: Path) -> Non
 # ---------------------------------------------------------------------------- the stack
 def test_connection_env_reaches_both_servers(local_stack: LocalStack) -> None:
     env = local_stack.connection_env()
-    assert set(env) == {"AIRFLOW_CONN_USERBOOKINGS_DB", "AIRFLOW_CONN_SYNTH_S3"}
+    assert set(env) == {
+        "AIRFLOW_CONN_USERBOOKINGS_DB",
+        "AIRFLOW_CONN_SYNTH_S3",
+        "AIRFLOW_CONN_SYNTH_TARGET_DB",
+    }
     with psycopg.connect(env["AIRFLOW_CONN_USERBOOKINGS_DB"]) as conn:
         assert conn.execute("SELECT current_database()").fetchone()[0] == "userbookings"
     uri = urlsplit(env["AIRFLOW_CONN_SYNTH_S3"])

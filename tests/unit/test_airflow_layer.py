@@ -148,7 +148,27 @@ def test_every_ready_made_dag_imports(dagbag) -> None:
         "esl_airbnb_bookings_health",
         "seed_userbookings_db",
         "seed_database_from_spec",
+        "esl_airbnb_multitable",
     }
+
+
+def test_multitable_dag_wires_publish_target_load_and_teardown(dagbag) -> None:
+    dag = dagbag.dags["esl_airbnb_multitable"]
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert set(tasks) == {
+        "esl.extract",
+        "esl.synthesize",
+        "esl.publish",
+        "esl.load_target",
+        "esl.cleanup_staging",
+    }
+    assert tasks["esl.cleanup_staging"].is_teardown
+    assert tasks["esl.extract"].is_setup
+    assert [o.uri for o in tasks["esl.publish"].outlets] == ["s3://synthetic/airbnb_multitable"]
+    assert tasks["esl.load_target"].upstream_task_ids == {"esl.publish"}
+    assert {"max_parents", "scale", "load_to_target", "target_schema", "min_quality"} <= set(
+        dag.params
+    )
 
 
 @pytest.mark.parametrize("dag_id", ["esl_airbnb_bookings", "esl_airbnb_bookings_nightly"])

@@ -1,0 +1,244 @@
+"""Operators of the multi-table ESL: extract a set of related tables, synthesize it with
+referential integrity, publish it under one manifest, and load it into a target database.
+
+Thin shells over :mod:`airflow_synth.runtime_multitable`; staged real rows are removed by
+:class:`~airflow_synth.operators.ESLCleanupOperator` (the same teardown as single tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.operators.load import with_dataset_outlet
+from airflow_synth.runtime_multitable import (
+    execute_multitable_extract,
+    execute_multitable_publish,
+    execute_multitable_synthesize,
+    execute_target_load,
+)
+from airflow_synth.ui.links import SyntheticReportLink
+
+
+class MultiTableExtractOperator(BaseOperator):
+    """Stage a set of related Postgres tables as Parquet and read their relationships.
+
+    :param tables: table names (``SELECT *`` from ``schema``), or a mapping of table name to
+        a SQL file producing that table (``None`` = the table itself).
+    :param dataset: name of the synthetic dataset (staging and output paths).
+    :param postgres_conn_id: Airflow connection of the source database.
+    :param schema: schema of the tables (default ``public``).
+    :param relationships: foreign keys the database does not declare, as
+        ``"child.column -> parent.column"`` strings (or dicts); they override catalog ones.
+    :param primary_keys: ``{table: column}`` for tables without a declared primary key
+        (e.g. tables from SQL files).
+    """
+
+    template_fields: Sequence[str] = ("tables", "dataset", "schema", "relationships")
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        tables: Sequence[str] | Mapping[str, str | None],
+        dataset: str,
+        postgres_conn_id: str = "postgres_default",
+        schema: str = "public",
+        relationships: Sequence[str | Mapping[str, Any]] | str | None = None,
+        primary_keys: Mapping[str, str] | None = None,
+        staging_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tables = tables
+        self.dataset = dataset
+        self.postgres_conn_id = postgres_conn_id
+        self.schema = schema
+        self.relationships = relationships
+        self.primary_keys = primary_keys
+        self.staging_dir = staging_dir
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return execute_multitable_extract(
+            context,
+            tables=self.tables,
+            dataset=self.dataset,
+            postgres_conn_id=self.postgres_conn_id,
+            schema=self.schema,
+            relationships=self.relationships,
+            primary_keys=self.primary_keys,
+            staging_dir=self.staging_dir,
+        )
+
+
+class MultiTableSynthesizeOperator(BaseOperator):
+    """Train SDV's HMA on an integrity-preserving subset and sample a synthetic set.
+
+    :param extract: the extract task's XCom.
+    :param max_parents: main-table rows (with all their children) to train on; bounds fit
+        time and memory. 0 = all rows.
+    :param scale: synthetic size relative to the training subset (1.0 = same size).
+    :param main_table: the table whose rows are sampled (default: the root with the most
+        rows below it).
+    :param max_orphan_share: above this share of child rows without a parent the
+        relationship is taken to be wrong and the run fails; below, they are left out.
+    :param checks: gate thresholds (``min_quality`` for the multi-table score; privacy and
+        dependence gates per table).
+    """
+
+    template_fields: Sequence[str] = (
+        "extract",
+        "dataset",
+        "seed",
+        "max_parents",
+        "scale",
+        "main_table",
+        "max_orphan_share",
+        "checks",
+    )
+    ui_color = "#fef7e0"
+
+    def __init__(
+        self,
+        *,
+        extract: Any,
+        dataset: str,
+        seed: int | str | None = None,
+        max_parents: int | str | None = None,
+        scale: float | str | None = None,
+        main_table: str | None = None,
+        max_orphan_share: float | str | None = None,
+        checks: Mapping[str, Any] | str | None = None,
+        aws_conn_id: str | None = None,
+        bucket: str | None = None,
+        synth_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.extract = extract
+        self.dataset = dataset
+        self.seed = seed
+        self.max_parents = max_parents
+        self.scale = scale
+        self.main_table = main_table
+        self.max_orphan_share = max_orphan_share
+        self.checks = checks
+        self.aws_conn_id = aws_conn_id
+        self.bucket = bucket
+        self.synth_conn_id = synth_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        return execute_multitable_synthesize(
+            context,
+            extract=self.extract,
+            dataset=self.dataset,
+            hook=hook,
+            seed=self.seed,
+            max_parents=self.max_parents,
+            scale=self.scale,
+            main_table=self.main_table,
+            max_orphan_share=self.max_orphan_share,
+            checks=self.checks,
+        )
+
+
+class MultiTablePublishOperator(BaseOperator):
+    """Publish every synthetic table and report, then one manifest naming them all.
+
+    Consumers read a set through its manifest (or ``latest.json``), which is written last,
+    so they never see some tables of a run without the others. The outlet is the dataset's
+    Asset; the event carries the manifest URI.
+    """
+
+    template_fields: Sequence[str] = ("extract", "synthesis", "dataset", "formats")
+    ui_color = "#e6f4ea"
+    operator_extra_links = (SyntheticReportLink(),)
+
+    def __init__(
+        self,
+        *,
+        extract: Any,
+        synthesis: Any,
+        dataset: str,
+        formats: Sequence[str] = ("parquet",),
+        aws_conn_id: str | None = None,
+        bucket: str | None = None,
+        synth_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**with_dataset_outlet(kwargs, dataset, bucket, synth_conn_id))
+        self.extract = extract
+        self.synthesis = synthesis
+        self.dataset = dataset
+        self.formats = formats
+        self.aws_conn_id = aws_conn_id
+        self.bucket = bucket
+        self.synth_conn_id = synth_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        formats = [self.formats] if isinstance(self.formats, str) else list(self.formats)
+        result = execute_multitable_publish(
+            context,
+            extract=self.extract,
+            synthesis=self.synthesis,
+            dataset=self.dataset,
+            hook=hook,
+            formats=formats,
+        )
+        self._report_published = bool(result.get("report_uri"))  # read by the extra link
+        return result
+
+
+class SyntheticPostgresLoadOperator(BaseOperator):
+    """Load this run's published synthetic set into a schema of a target Postgres database.
+
+    One transaction, parents first, foreign keys enforced by Postgres; the previous load in
+    that schema is replaced only when everything loaded, so testers never see a half-loaded
+    set. The connection needs CREATE on the database (or the schema) and must own the
+    tables it replaces.
+
+    :param target_conn_id: Airflow connection of the target (test/staging) database.
+    :param target_schema: schema to (re)create the tables in.
+    :param enabled: templated switch (e.g. ``"{{ params.load_to_target }}"``); when false
+        the task is skipped.
+    """
+
+    template_fields: Sequence[str] = ("dataset", "target_schema", "enabled")
+    ui_color = "#f3e8fd"
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        target_conn_id: str,
+        target_schema: str,
+        enabled: bool | str = True,
+        aws_conn_id: str | None = None,
+        bucket: str | None = None,
+        synth_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.target_conn_id = target_conn_id
+        self.target_schema = target_schema
+        self.enabled = enabled
+        self.aws_conn_id = aws_conn_id
+        self.bucket = bucket
+        self.synth_conn_id = synth_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        return execute_target_load(
+            context,
+            dataset=self.dataset,
+            hook=hook,
+            target_conn_id=self.target_conn_id,
+            target_schema=self.target_schema,
+            enabled=self.enabled,
+        )

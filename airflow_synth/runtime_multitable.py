@@ -1,0 +1,216 @@
+"""Airflow-facing shells of the multi-table ESL steps (see :mod:`airflow_synth.runtime`).
+
+Each function turns Airflow things (connections, the run id, the task context) into plain
+values and calls :mod:`airflow_synth.core.multitable_steps`. Heavy imports happen inside
+the functions so DAG files stay fast to parse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.errors import ConnectionConfigError, SynthesizerConfigError
+from airflow_synth.hooks.object_store import describe_s3_failure
+from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.runtime import (
+    _attach_asset_event,
+    _dag_and_run,
+    as_bool,
+    as_dict,
+    as_int,
+    postgres_connection,
+    sql_search_dirs,
+    staging_dir_for,
+)
+
+log = logging.getLogger(__name__)
+
+
+def as_list(value: Any, name: str) -> list[Any]:
+    """Accept lists and their JSON text (how params arrive when templates render to strings)."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return [value]  # one relationship written as text
+    if isinstance(value, Mapping) or not isinstance(value, Sequence):
+        raise SynthesizerConfigError(f"{name} must be a list, got {value!r}.")
+    return list(value)
+
+
+def as_float(value: Any, name: str, default: float) -> float:
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise SynthesizerConfigError(f"{name} must be a number, got {value!r}.") from exc
+    if number <= 0:
+        raise SynthesizerConfigError(f"{name} must be positive, got {value!r}.")
+    return number
+
+
+def execute_multitable_extract(
+    context: Mapping[str, Any],
+    *,
+    tables: Any,
+    dataset: str,
+    postgres_conn_id: str,
+    schema: str = "public",
+    relationships: Any = None,
+    primary_keys: Any = None,
+    staging_dir: str | None = None,
+) -> dict[str, Any]:
+    """Stage every table of the set and describe it (keys, relationships, load order)."""
+    from airflow_synth.core.multitable_steps import run_multitable_extract
+
+    tables_value = tables if isinstance(tables, Mapping) else as_list(tables, "tables")
+    target = staging_dir_for(context, dataset, staging_dir)
+    conn = postgres_connection(postgres_conn_id)
+    try:
+        result = run_multitable_extract(
+            conn,
+            tables_value,
+            target,
+            schema=schema,
+            relationships=as_list(relationships, "relationships"),
+            primary_keys=as_dict(primary_keys, "primary_keys"),
+            sql_dirs=sql_search_dirs(context),
+        )
+    finally:
+        conn.close()
+    return {**result, "postgres_conn_id": postgres_conn_id}
+
+
+def execute_multitable_synthesize(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    dataset: str,
+    hook: SynthHook,
+    seed: Any = None,
+    max_parents: Any = None,
+    scale: Any = None,
+    main_table: str | None = None,
+    max_orphan_share: Any = None,
+    checks: Mapping[str, Any] | str | None = None,
+) -> dict[str, Any]:
+    """Validate settings (cheap), then subset, train HMA, sample, check and save the model."""
+    from pathlib import Path
+
+    from airflow_synth.core.multitable_steps import DEFAULT_MAX_PARENTS, run_multitable_synthesize
+    from airflow_synth.core.subset import DEFAULT_MAX_ORPHAN_SHARE
+
+    check_settings = CheckSettings.from_mapping(as_dict(checks, "checks"))
+    parents = as_int(max_parents, "max_parents")
+    scale_value = as_float(scale, "scale", 1.0)
+    orphan_share = as_float(max_orphan_share, "max_orphan_share", DEFAULT_MAX_ORPHAN_SHARE)
+    store = hook.get_conn()
+    store.check()  # fail before an expensive training if the model can't be saved
+    _, run_id = _dag_and_run(context)
+    return run_multitable_synthesize(
+        extract,
+        Path(extract["staging_dir"]) / "synthetic",
+        dataset=dataset,
+        seed=as_int(seed, "seed"),
+        max_parents=DEFAULT_MAX_PARENTS if parents is None else (parents or None),
+        scale=scale_value,
+        main_table=main_table or None,
+        max_orphan_share=orphan_share,
+        checks=check_settings,
+        model_store=store,
+        layout=hook.layout(dataset, run_id),
+    )
+
+
+def execute_multitable_publish(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    synthesis: Mapping[str, Any],
+    dataset: str,
+    hook: SynthHook,
+    formats: Sequence[str] = ("parquet",),
+) -> dict[str, Any]:
+    """Publish every table + reports under one manifest; attach it to the Asset event."""
+    from airflow_synth.core.multitable_steps import run_multitable_publish
+
+    _, run_id = _dag_and_run(context)
+    layout = hook.layout(dataset, run_id)
+    source = {
+        "postgres_conn_id": extract.get("postgres_conn_id"),
+        "schema": extract.get("schema"),
+        "tables": {
+            name: {"source": t.get("source"), "sql_sha256": t.get("sql_sha256"), "rows": t["rows"]}
+            for name, t in extract["tables"].items()
+        },
+    }
+    timings = {
+        "extract": extract.get("seconds", 0.0),
+        "fit": synthesis.get("fit_seconds", 0.0),
+        "sample": synthesis.get("sample_seconds", 0.0),
+        "checks": synthesis.get("checks_seconds", 0.0),
+    }
+    store = hook.get_conn()
+    try:
+        result = run_multitable_publish(
+            store, layout, synthesis=synthesis, source=source, timings=timings, formats=formats
+        )
+    except Exception as exc:
+        if type(exc).__module__.startswith(("botocore", "airflow")):
+            raise ConnectionConfigError(
+                describe_s3_failure(hook.aws_conn_id, hook.bucket, exc)
+            ) from exc
+        raise
+    _attach_asset_event(context, layout.dataset_uri, result)
+    return {**result, "aws_conn_id": hook.aws_conn_id}
+
+
+def execute_target_load(
+    context: Mapping[str, Any],
+    *,
+    dataset: str,
+    hook: SynthHook,
+    target_conn_id: str,
+    target_schema: str,
+    enabled: Any = True,
+) -> dict[str, Any]:
+    """Load the run's published set into ``target_schema`` of ``target_conn_id``, atomically.
+
+    Reads what to load from the run's manifest in the object store (synthetic data only),
+    so it can also be re-run on its own to refresh a lower environment.
+    """
+    if not as_bool(enabled):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("loading into a target database is switched off")
+    if not target_schema or not str(target_schema).strip():
+        raise SynthesizerConfigError(
+            "target_schema is empty: name the schema of the target database to load into."
+        )
+    from airflow_synth.core.multitable_steps import load_published_set
+
+    _, run_id = _dag_and_run(context)
+    layout = hook.layout(dataset, run_id)
+    log.info("Loading %s into schema %s", layout.uri(layout.manifest_key), target_schema)
+    conn = postgres_connection(target_conn_id)
+    try:
+        conn.rollback()  # start clean: the load runs its own single transaction
+        conn.autocommit = True
+        result = load_published_set(hook.get_conn(), layout, conn, str(target_schema).strip())
+    finally:
+        conn.close()
+    log.info(
+        "Loaded %s rows into %s (connection %s): %s",
+        result.get("rows"),
+        target_schema,
+        target_conn_id,
+        result.get("tables"),
+    )
+    return {**result, "target_conn_id": target_conn_id}

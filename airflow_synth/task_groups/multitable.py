@@ -1,0 +1,120 @@
+"""One call that adds the multi-table ESL chain to any DAG (the counterpart of esl_task_group)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow.sdk import TaskGroup
+
+from airflow_synth.operators import ESLCleanupOperator
+from airflow_synth.operators.multitable import (
+    MultiTableExtractOperator,
+    MultiTablePublishOperator,
+    MultiTableSynthesizeOperator,
+    SyntheticPostgresLoadOperator,
+)
+
+
+@dataclass(frozen=True)
+class MultiTableConfig:
+    """Everything that defines one multi-table ESL chain.
+
+    String fields may be Jinja templates (``"{{ params.max_parents }}"``). Leave
+    ``target_conn_id`` empty to publish to S3 only; set it (and ``target_schema``) to also
+    load each published set into a test or staging database.
+    """
+
+    dataset: str
+    tables: Sequence[str] | Mapping[str, str | None]
+    postgres_conn_id: str = "postgres_default"
+    schema: str = "public"
+    relationships: Sequence[str | Mapping[str, Any]] | str | None = None
+    primary_keys: Mapping[str, str] | None = None
+    aws_conn_id: str | None = None
+    bucket: str | None = None
+    synth_conn_id: str | None = None
+    seed: int | str | None = None
+    max_parents: int | str | None = None
+    scale: float | str | None = None
+    main_table: str | None = None
+    max_orphan_share: float | str | None = None
+    checks: Mapping[str, Any] | str | None = None
+    formats: Sequence[str] | str = ("parquet",)
+    target_conn_id: str | None = None
+    target_schema: str | None = None
+    load_to_target: bool | str = True
+    staging_dir: str | None = None
+    task_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def esl_multitable_task_group(
+    config: MultiTableConfig, group_id: str | None = None, **group_kwargs: Any
+) -> TaskGroup:
+    """Add extract -> synthesize -> publish (-> load_target) + staging teardown.
+
+    ``cleanup_staging`` is a teardown of ``extract``: the run's staged real rows are removed
+    whether the run succeeded or failed.
+    """
+    common = dict(config.task_kwargs)
+    store = {
+        "aws_conn_id": config.aws_conn_id,
+        "bucket": config.bucket,
+        "synth_conn_id": config.synth_conn_id,
+    }
+    with TaskGroup(group_id or f"esl_{config.dataset}", **group_kwargs) as group:
+        extract = MultiTableExtractOperator(
+            task_id="extract",
+            tables=config.tables,
+            dataset=config.dataset,
+            postgres_conn_id=config.postgres_conn_id,
+            schema=config.schema,
+            relationships=config.relationships,
+            primary_keys=config.primary_keys,
+            staging_dir=config.staging_dir,
+            **common,
+        )
+        synthesize = MultiTableSynthesizeOperator(
+            task_id="synthesize",
+            extract=extract.output,
+            dataset=config.dataset,
+            seed=config.seed,
+            max_parents=config.max_parents,
+            scale=config.scale,
+            main_table=config.main_table,
+            max_orphan_share=config.max_orphan_share,
+            checks=config.checks,
+            **store,
+            **common,
+        )
+        publish = MultiTablePublishOperator(
+            task_id="publish",
+            extract=extract.output,
+            synthesis=synthesize.output,
+            dataset=config.dataset,
+            formats=config.formats,
+            **store,
+            **common,
+        )
+        cleanup = ESLCleanupOperator(
+            task_id="cleanup_staging",
+            dataset=config.dataset,
+            staging_dir=config.staging_dir,
+            **common,
+        )
+        extract >> synthesize >> publish
+        if config.target_conn_id:
+            load_target = SyntheticPostgresLoadOperator(
+                task_id="load_target",
+                dataset=config.dataset,
+                target_conn_id=config.target_conn_id,
+                target_schema=config.target_schema or config.dataset,
+                enabled=config.load_to_target,
+                **store,
+                **common,
+            )
+            publish >> load_target >> cleanup.as_teardown(setups=extract)
+        else:
+            publish >> cleanup.as_teardown(setups=extract)
+    return group
