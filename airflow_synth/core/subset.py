@@ -51,6 +51,8 @@ class TableSubset:
     orphan_rows: int = 0
     null_key_rows: int = 0
     how: str = ""
+    #: child rows matching no parent, per relationship ("sessions.user_id -> users.id")
+    orphans_by_relationship: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -161,9 +163,7 @@ def integrity_subset(
     for name in table_set.order:  # children of the sampled parents, parents first
         if name in below and name != main:
             train[name], hold[name] = _children(name, paths, table_set, train, hold, info, below)
-            max_orphan = info[name].orphan_rows / max(info[name].real_rows, 1)
-            if max_orphan > max_orphan_share:
-                raise _mismatch(name, table_set, info[name], max_orphan_share)
+            _check_orphans(name, info[name], max_orphan_share)
             info[name].how = "all children of kept parents"
     pending = [t for t in table_set.order if t not in train]
     while pending:
@@ -180,6 +180,7 @@ def integrity_subset(
                 train[name], hold[name] = _children(
                     name, paths, table_set, train, hold, info, set(parents) | {name}
                 )
+                _check_orphans(name, info[name], max_orphan_share)
                 info[name].how = "children of kept rows"
                 progressed = True
         pending = [t for t in pending if t not in train]
@@ -258,6 +259,7 @@ def _children(
         real_parents[rel] = parents
         nulls = pc.is_null(values).to_numpy()
         orphans = ~nulls & ~pc.is_in(values, value_set=parents).to_numpy()
+        stats.orphans_by_relationship[str(rel)] = int(orphans.sum())
         null_any |= nulls
         orphan_any |= orphans
     stats.null_key_rows += int(null_any.sum())
@@ -307,13 +309,16 @@ def _combined(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     return values
 
 
-def _mismatch(name: str, table_set: TableSet, stats: TableSubset, limit: float) -> Exception:
-    rels = ", ".join(str(r) for r in table_set.parents_of(name))
-    share = stats.orphan_rows / max(stats.real_rows, 1)
-    return RelationshipError(
-        f"The relationship {rels} does not match the data: {stats.orphan_rows:,} of "
-        f"{stats.real_rows:,} {name} rows ({share:.1%}) reference no existing parent (more "
-        f"than max_orphan_share {limit:.0%}). Check that the declared columns are the right "
-        "ones and of the same type; if the data really has that many orphans, clean it in the "
-        "table's query or raise max_orphan_share. Nothing was trained or published."
-    )
+def _check_orphans(name: str, stats: TableSubset, limit: float) -> None:
+    """Few orphans are dirt (left out, counted); many mean the relationship is wrong."""
+    for relationship, orphans in stats.orphans_by_relationship.items():
+        share = orphans / max(stats.real_rows, 1)
+        if share > limit:
+            raise RelationshipError(
+                f"The relationship {relationship} does not match the data: {orphans:,} of "
+                f"{stats.real_rows:,} {name} rows ({share:.1%}) reference no existing parent "
+                f"(more than max_orphan_share {limit:.0%}). Check that the declared columns are "
+                "the right ones and of the same type; if the data really has that many orphans, "
+                "clean it in the table's query or raise max_orphan_share. Nothing was trained "
+                "or published."
+            )
