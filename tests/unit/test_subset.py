@@ -264,6 +264,33 @@ def test_lookup_parent_rows_referenced_by_kept_rows_are_kept(tmp_path: Path) -> 
     assert result.tables["products"].how == "rows referenced by kept rows"
 
 
+def test_lookup_parent_orphans_and_null_keys_are_dropped_and_counted(tmp_path: Path) -> None:
+    frames = shop()
+    tx = frames["transactions"]
+    bad = tx["product_id"].copy()
+    bad.iloc[[0, 5]] = "p-gone"
+    bad.iloc[[9]] = None
+    frames["transactions"] = tx.assign(product_id=bad)
+    result, train, hold = subset(
+        tmp_path, frames, SHOP_RELS, SHOP_KEYS, holdout_share=0.25, main_table="customers"
+    )
+    info = result.tables["transactions"]
+    assert (info.orphan_rows, info.null_key_rows) == (2, 1)
+    for side in (train, hold):
+        assert side["transactions"]["product_id"].notna().all()
+    assert set(train["transactions"]["product_id"]) <= set(train["products"]["id"])
+    assert len(train["transactions"]) + len(hold["transactions"]) == len(tx) - 3
+
+
+def test_lookup_parent_with_many_orphans_does_not_match(tmp_path: Path) -> None:
+    frames = shop()
+    tx = frames["transactions"]
+    frames["transactions"] = tx.assign(product_id=tx["product_id"].str.upper())
+    with pytest.raises(RelationshipError, match="does not match the data") as exc:
+        subset(tmp_path, frames, SHOP_RELS, SHOP_KEYS, main_table="customers")
+    assert "transactions.product_id -> products.id" in str(exc.value)
+
+
 def test_choose_main_table_picks_the_root_with_most_rows_below(tmp_path: Path) -> None:
     frames = shop(n_customers=10, n_products=500)
     # products first in the set's order, and bigger; but customers have more rows below once
