@@ -53,8 +53,6 @@ def staged(tmp_path_factory) -> Path:
             "signup_method",
             "language",
             "date_account_created",
-            "signup_app",
-            "first_device_type",
             "country_destination",
         ]
     ].copy()
@@ -214,3 +212,21 @@ def test_gate_failure_message_names_metric_value_and_threshold() -> None:
     verdicts = [GateVerdict("quality_score", 0.61, 0.7, "min", False)]
     with pytest.raises(QualityGateError, match=r"FAIL quality_score = 0\.6100 \(must be >= 0\.7\)"):
         enforce_gates(verdicts, where="Dataset 'users'")
+
+
+def test_exact_match_gate_allows_the_rate_at_which_real_rows_repeat() -> None:
+    """On coarse tables unseen real rows equal training rows often; the gate allows that much."""
+    settings = CheckSettings()
+    quality = {"score": 0.9, "dependence": {"score": 0.5}}
+
+    def verdict(rate: float, baseline: float | None) -> GateVerdict:
+        privacy = {"exact_match_rate": rate, "dcr_share": 0.5, "rows": {"synthetic": 1000}}
+        if baseline is not None:
+            privacy["exact_match_rate_holdout_to_train"] = baseline
+        gates = evaluate_gates(settings, quality, privacy)
+        return next(g for g in gates if g.metric == "exact_match_rate")
+
+    assert not verdict(0.05, None).passed  # no yardstick: the plain 1% applies
+    assert verdict(0.05, 0.16).passed and verdict(0.05, 0.16).threshold == 0.16
+    assert not verdict(0.2, 0.16).passed  # more copies than real rows produce: memorising
+    assert verdict(0.005, 0.001).threshold == 0.01  # never stricter than the setting
