@@ -37,4 +37,5 @@ RUN mkdir -p /opt/airflow/staging /opt/airflow/auth /opt/airflow/logs \
     && chmod 0775 /opt/airflow/auth
 
 ENV SYNTH_SQL_DIR=/opt/airflow/sql \
+    SYNTH_SPECS_DIR=/opt/airflow/specs \
     SYNTH_STAGING_DIR=/opt/airflow/staging

@@ -228,6 +228,7 @@ def check_shared_airflow_settings(
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
         "SYNTH_SQL_DIR",
+        "SYNTH_SPECS_DIR",
         "SYNTH_STAGING_DIR",
     )
     all_services = compose.get("services") or {}
@@ -590,7 +591,14 @@ def test_env_sample_shows_the_local_stack_uris_commented_out() -> None:
 
 def test_mounted_host_paths_exist(compose: dict[str, Any], broken: dict[str, Any]) -> None:
     sources = {source for _, kind, source, _ in volume_entries(compose) if kind == "bind"}
-    assert {"./dags", "./sql", "./plugins", "./sql/migrations", "./docker/postgres-init"} <= sources
+    assert {
+        "./dags",
+        "./sql",
+        "./specs",
+        "./plugins",
+        "./sql/migrations",
+        "./docker/postgres-init",
+    } <= sources
     assert check_bind_mounts(compose, REPO) == []
     broken["services"]["airflow-scheduler"]["volumes"].append("./no-such-folder:/opt/x")
     assert check_bind_mounts(broken, REPO) == [
