@@ -99,6 +99,7 @@ def execute_multitable_synthesize(
     scale: Any = None,
     main_table: str | None = None,
     max_orphan_share: Any = None,
+    fixed_combinations: Any = True,
     checks: Mapping[str, Any] | str | None = None,
 ) -> dict[str, Any]:
     """Validate settings (cheap), then subset, train HMA, sample, check and save the model."""
@@ -123,6 +124,7 @@ def execute_multitable_synthesize(
         scale=scale_value,
         main_table=main_table or None,
         max_orphan_share=orphan_share,
+        fixed_combinations=as_bool(fixed_combinations),
         checks=check_settings,
         model_store=store,
         layout=hook.layout(dataset, run_id),

@@ -147,6 +147,7 @@ def run_multitable_synthesize(
     scale: float = 1.0,
     main_table: str | None = None,
     max_orphan_share: float = DEFAULT_MAX_ORPHAN_SHARE,
+    fixed_combinations: bool = True,
     checks: CheckSettings | None = None,
     model_store: ObjectStore | None = None,
     layout: DatasetLayout | None = None,
@@ -178,7 +179,7 @@ def run_multitable_synthesize(
     train = _read_tables(subset.train_paths)
     holdout = _read_tables(subset.holdout_paths)
     metadata = build_multitable_metadata(train, table_set)
-    synthesizer, fit_seconds = fit_hma(train, metadata, seed)
+    synthesizer, fit_seconds = fit_hma(train, metadata, seed, fixed_combinations=fixed_combinations)
     sampled, sample_seconds = sample_hma(synthesizer, scale, seed)
 
     tables_dir = out_dir / TABLES_DIR

@@ -85,6 +85,9 @@ class MultiTableSynthesizeOperator(BaseOperator):
         rows below it).
     :param max_orphan_share: above this share of child rows without a parent the
         relationship is taken to be wrong and the run fails; below, they are left out.
+    :param fixed_combinations: keep the real combinations of categorical columns that
+        (almost) determine each other, e.g. ``action`` -> ``action_type`` (SDV
+        FixedCombinations, detected per table); default on.
     :param checks: gate thresholds (``min_quality`` for the multi-table score; privacy and
         dependence gates per table).
     """
@@ -111,6 +114,7 @@ class MultiTableSynthesizeOperator(BaseOperator):
         scale: float | str | None = None,
         main_table: str | None = None,
         max_orphan_share: float | str | None = None,
+        fixed_combinations: bool | str = True,
         checks: Mapping[str, Any] | str | None = None,
         aws_conn_id: str | None = None,
         bucket: str | None = None,
@@ -120,6 +124,7 @@ class MultiTableSynthesizeOperator(BaseOperator):
         super().__init__(**kwargs)
         self.extract = extract
         self.dataset = dataset
+        self.fixed_combinations = fixed_combinations
         self.seed = seed
         self.max_parents = max_parents
         self.scale = scale
@@ -142,6 +147,7 @@ class MultiTableSynthesizeOperator(BaseOperator):
             scale=self.scale,
             main_table=self.main_table,
             max_orphan_share=self.max_orphan_share,
+            fixed_combinations=self.fixed_combinations,
             checks=self.checks,
         )
 

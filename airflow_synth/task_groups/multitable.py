@@ -40,6 +40,7 @@ class MultiTableConfig:
     scale: float | str | None = None
     main_table: str | None = None
     max_orphan_share: float | str | None = None
+    fixed_combinations: bool | str = True
     checks: Mapping[str, Any] | str | None = None
     formats: Sequence[str] | str = ("parquet",)
     target_conn_id: str | None = None
@@ -84,6 +85,7 @@ def esl_multitable_task_group(
             scale=config.scale,
             main_table=config.main_table,
             max_orphan_share=config.max_orphan_share,
+            fixed_combinations=config.fixed_combinations,
             checks=config.checks,
             **store,
             **common,

@@ -336,3 +336,32 @@ def test_a_failing_gate_publishes_nothing_and_saves_no_model(tmp_path: Path) -> 
         )
     assert "nothing was published" in str(exc.value)
     assert not store_root.exists() or not any(p.is_file() for p in store_root.rglob("*"))
+
+
+def test_fixed_combination_groups_find_near_functional_columns_only() -> None:
+    """action fixes action_type/action_detail (an event log); device_type is independent."""
+    from sdv.metadata import Metadata
+
+    from airflow_synth.core.multitable import fixed_combination_groups
+
+    rng = np.random.default_rng(0)
+    actions = np.array([f"a{i}" for i in range(30)])
+    action = rng.choice(actions, 3_000)
+    index = np.char.lstrip(action.astype(str), "a").astype(int)
+    frame = pd.DataFrame(
+        {
+            "action": action,
+            "action_type": np.array(["view", "click", "submit", None], dtype=object)[index % 4],
+            "action_detail": np.array([f"d{i % 7}" for i in range(30)])[index],
+            "device_type": rng.choice(["mac", "win", "iphone", "android"], 3_000),
+            "secs": rng.exponential(100, 3_000),
+        }
+    )
+    metadata = Metadata.detect_from_dataframes({"events": frame})
+    for column in ("action", "action_type", "action_detail", "device_type"):
+        metadata.update_column(column, table_name="events", sdtype="categorical")
+    assert fixed_combination_groups(frame, metadata, "events") == [
+        ["action", "action_type", "action_detail"]
+    ]
+    shuffled = frame.assign(action_type=rng.permutation(frame["action_type"].to_numpy()))
+    assert fixed_combination_groups(shuffled, metadata, "events") == [["action", "action_detail"]]
