@@ -49,7 +49,7 @@ from airflow_synth.core.publish import ObjectStore, json_bytes, publish_dataset
 from airflow_synth.core.relations import TableSet, TableShape, build_table_set, read_catalog
 from airflow_synth.core.sql import read_sql_file, resolve_sql_file, sql_hash
 from airflow_synth.core.staging import path_from_uri
-from airflow_synth.core.steps import save_model, write_csv
+from airflow_synth.core.steps import check_formats, save_model, write_csv
 from airflow_synth.core.subset import DEFAULT_MAX_ORPHAN_SHARE, integrity_subset
 from airflow_synth.core.synthesize import library_versions
 
@@ -343,6 +343,7 @@ def run_multitable_publish(
 ) -> dict[str, Any]:
     """Upload every table, the reports and metadata, then ONE manifest naming them all."""
     started = time.monotonic()
+    check_formats(formats)
     table_set = TableSet.from_dict(synthesis["table_set"])
     files: dict[str, Path] = {}
     tables: dict[str, Any] = {}

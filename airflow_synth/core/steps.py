@@ -235,6 +235,15 @@ def write_csv(parquet_path: Path, csv_path: Path) -> Path:
     return csv_path
 
 
+def check_formats(formats: Sequence[str]) -> None:
+    """Output formats must include Parquet (what manifests and loaders read) and be known."""
+    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
+    if unknown or "parquet" not in formats:
+        raise ValueError(
+            f"output formats must include 'parquet' and be among {OUTPUT_FORMATS}; got {formats}"
+        )
+
+
 def run_load(
     store: ObjectStore,
     layout: DatasetLayout,
@@ -253,11 +262,7 @@ def run_load(
     local paths; the manifest links each one under ``reports``.
     """
     started = time.monotonic()
-    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
-    if unknown or "parquet" not in formats:
-        raise ValueError(
-            f"output formats must include 'parquet' and be among {OUTPUT_FORMATS}; got {formats}"
-        )
+    check_formats(formats)
     synthetic_path = Path(synthetic_path)
     files: dict[str, Path] = {"data.parquet": synthetic_path, "metadata.json": Path(metadata_path)}
     if "csv" in formats:
