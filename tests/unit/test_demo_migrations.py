@@ -22,9 +22,10 @@ def write(folder: Path, name: str, text: str = "SELECT 1;\n") -> Path:
 
 def test_the_repository_migrations_are_valid_and_start_at_v1() -> None:
     migrations = discover_migrations(REPO_MIGRATIONS)
-    assert [m.script for m in migrations][:2] == [
+    assert [m.script for m in migrations][:3] == [
         "V1__create_users_and_sessions.sql",
         "V2__create_demo_seed_info.sql",
+        "V3__drop_demo_seed_info.sql",
     ]
     assert [m.version for m in migrations] == [str(i) for i in range(1, len(migrations) + 1)]
 
