@@ -342,7 +342,7 @@ def test_fixed_combination_groups_find_near_functional_columns_only() -> None:
     """action fixes action_type/action_detail (an event log); device_type is independent."""
     from sdv.metadata import Metadata
 
-    from airflow_synth.core.multitable import fixed_combination_groups
+    from airflow_synth.core.combinations import fixed_combination_groups
 
     rng = np.random.default_rng(0)
     actions = np.array([f"a{i}" for i in range(30)])
