@@ -230,3 +230,19 @@ def test_exact_match_gate_allows_the_rate_at_which_real_rows_repeat() -> None:
     assert verdict(0.05, 0.16).passed and verdict(0.05, 0.16).threshold == 0.16
     assert not verdict(0.2, 0.16).passed  # more copies than real rows produce: memorising
     assert verdict(0.005, 0.001).threshold == 0.01  # never stricter than the setting
+
+    # measured on 250 held-out rows, a 10% baseline may well be 14%: its upper bound counts
+    privacy = {
+        "exact_match_rate": 0.128,
+        "exact_match_rate_holdout_to_train": 0.10,
+        "dcr_share": 0.5,
+        "rows": {"synthetic": 1000, "holdout": 250},
+    }
+    gate = next(
+        g for g in evaluate_gates(settings, quality, privacy) if g.metric == "exact_match_rate"
+    )
+    assert gate.passed and gate.threshold == pytest.approx(wilson_interval(0.10, 250)[1], abs=1e-6)
+    privacy["exact_match_rate"] = 0.2
+    assert not next(
+        g for g in evaluate_gates(settings, quality, privacy) if g.metric == "exact_match_rate"
+    ).passed
