@@ -21,9 +21,11 @@ from airflow.sdk import DAG, Param
 from airflow_synth.params import esl_params
 from airflow_synth.task_groups import MultiTableConfig, esl_multitable_task_group
 
-#: The single-table gates that apply per table (row filters do not: see the README).
+#: The single-table checks that apply per table (the similarity filter on leaf tables only,
+#: the outlier filter not at all: see the README).
 GATE_PARAMS = (
     "holdout_share",
+    "similarity_filter",
     "min_quality",
     "min_dependence",
     "max_exact_match_rate",

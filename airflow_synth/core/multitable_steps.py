@@ -155,12 +155,14 @@ def run_multitable_synthesize(
 ) -> dict[str, Any]:
     """Subset, train HMA, sample ``scale`` x the subset, check, report, gate, save the model.
 
-    Row filters of single-table runs are not applied: removing a synthetic parent would
-    orphan its children. Privacy is measured per table against held-out parents and their
-    children; the gates are the single-table ones, per table, plus referential integrity
-    (must be 1.0) and the multi-table quality score (``min_quality``).
+    Of the single-table row filters only the similarity filter applies, and only to leaf
+    tables (no children in the set): a leaf row that copies a training row is dropped (not
+    replaced), while removing a parent would orphan its children. The outlier filter is off.
+    Privacy is measured per table against held-out parents and their children; the gates
+    are the single-table ones, per table, plus referential integrity (must be 1.0) and the
+    multi-table quality score (``min_quality``).
     """
-    checks = replace(checks or CheckSettings(), similarity_filter=False, outlier_filter=False)
+    checks = replace(checks or CheckSettings(), outlier_filter=False)
     out_dir = Path(out_dir)
     table_set = TableSet.from_dict(extracted["table_set"])
     real_paths = {
@@ -186,7 +188,14 @@ def run_multitable_synthesize(
     tables_dir.mkdir(parents=True, exist_ok=True)
     synthetic: dict[str, pd.DataFrame] = {}
     table_files: dict[str, str] = {}
+    assessors = {
+        name: SyntheticAssessor(train[name], holdout[name], metadata, name, checks, seed=seed or 0)
+        for name in table_set.order
+    }
     for name in table_set.order:
+        if _filter_copies(assessors[name], table_set, name, checks):
+            # a leaf row that copies a training row can go without orphaning anything
+            sampled[name] = assessors[name].row_filter(sampled[name])
         schema = pq.read_schema(real_paths[name])
         path = tables_dir / f"{name}.parquet"
         pq.write_table(conform_to_schema(sampled[name], schema), path, compression="zstd")
@@ -224,9 +233,7 @@ def run_multitable_synthesize(
             )
         )
     for name in table_set.order:
-        assessor = SyntheticAssessor(
-            train[name], holdout[name], metadata, name, checks, seed=seed or 0
-        )
+        assessor = assessors[name]
         folder = out_dir / REPORTS_DIR / name
         folder.mkdir(parents=True, exist_ok=True)
         assessment = assessor.assess(
@@ -296,6 +303,31 @@ def run_multitable_synthesize(
         "model_uri": model_uri,
         "versions": versions,
     }
+
+
+def _filter_copies(
+    assessor: SyntheticAssessor, table_set: TableSet, name: str, checks: CheckSettings
+) -> bool:
+    """Whether to run the similarity filter on this table's synthetic rows.
+
+    Only leaf tables (dropping a row orphans nothing), and only where real rows do not
+    repeat by themselves: in an event log a third of unseen real rows equal a training row,
+    so an exact copy there says nothing about memorisation and dropping it would only
+    distort the number of children per parent.
+    """
+    if not assessor.filtering or table_set.children_of(name):
+        return False
+    assert assessor.privacy is not None
+    limit = checks.max_exact_match_rate if checks.max_exact_match_rate is not None else 0.01
+    if assessor.privacy.holdout_exact > limit:
+        log.info(
+            "%s: similarity filter skipped: %.1f%% of held-out real rows equal a training row, "
+            "so copies are not evidence of memorisation here",
+            name,
+            100 * assessor.privacy.holdout_exact,
+        )
+        return False
+    return True
 
 
 def summary_lines(

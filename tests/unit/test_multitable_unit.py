@@ -365,3 +365,26 @@ def test_fixed_combination_groups_find_near_functional_columns_only() -> None:
     ]
     shuffled = frame.assign(action_type=rng.permutation(frame["action_type"].to_numpy()))
     assert fixed_combination_groups(shuffled, metadata, "events") == [["action", "action_detail"]]
+
+
+def test_similarity_filter_runs_on_leaf_tables_whose_real_rows_do_not_repeat() -> None:
+    from types import SimpleNamespace
+
+    from airflow_synth.core.multitable_steps import _filter_copies
+
+    shapes = {
+        "users": TableShape("users", ("id", "x"), ("id",)),
+        "events": TableShape("events", ("user_id", "y")),
+    }
+    table_set = build_table_set(shapes, declared=["events.user_id -> users.id"])
+    checks = CheckSettings()
+
+    def assessor(filtering: bool, holdout_exact: float) -> SimpleNamespace:
+        return SimpleNamespace(
+            filtering=filtering, privacy=SimpleNamespace(holdout_exact=holdout_exact)
+        )
+
+    assert _filter_copies(assessor(True, 0.0), table_set, "events", checks)
+    assert not _filter_copies(assessor(True, 0.0), table_set, "users", checks)  # a parent
+    assert not _filter_copies(assessor(True, 0.3), table_set, "events", checks)  # rows repeat
+    assert not _filter_copies(assessor(False, 0.0), table_set, "events", checks)  # switched off
