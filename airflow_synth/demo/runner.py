@@ -110,21 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         step = time.monotonic()
         if args.multitable:
             return run_multitable(stack, project, args, seed, timings, step)
-        dag = load_dag(project / "dags" / f"{DAG_ID}.py", DAG_ID)
         conf = {
             "rows": args.rows,
             "synthesizer": args.synthesizer,
             "epochs": args.epochs,
             "seed": args.seed,
         }
-        print(f"[demo] running DAG {DAG_ID} with {conf} ...", flush=True)
-        dag_run = dag.test(run_conf=conf)
-        timings["dag"] = time.monotonic() - step
-        state = str(getattr(dag_run, "state", "unknown"))
-        if state != "success":
-            print(f"[demo] DAG run ended in state {state!r}: see the task logs above.")
+        manifest = run_dag(stack, project, DAG_ID, DATASET, conf, timings, step)
+        if manifest is None:
             return 1
-        manifest = _read_manifest(stack, dag_run.run_id)
         print(summary(manifest, seed, timings))
         return 0
     finally:
@@ -136,23 +130,38 @@ def run_multitable(
     stack: Any, project: Path, args: argparse.Namespace, seed: Any, timings: dict, step: float
 ) -> int:
     """``--multitable``: run the multi-table DAG, load the set into synthetic_staging."""
-    dag = load_dag(project / "dags" / f"{MULTITABLE_DAG_ID}.py", MULTITABLE_DAG_ID)
     conf = {
         "max_parents": args.max_parents,
         "seed": args.seed,
         "load_to_target": True,
         "target_schema": MULTITABLE_SCHEMA,
     }
-    print(f"[demo] running DAG {MULTITABLE_DAG_ID} with {conf} ...", flush=True)
+    manifest = run_dag(stack, project, MULTITABLE_DAG_ID, MULTITABLE_DATASET, conf, timings, step)
+    if manifest is None:
+        return 1
+    print(multitable_summary(manifest, seed, timings, stack.connection_env()))
+    return 0
+
+
+def run_dag(
+    stack: Any,
+    project: Path,
+    dag_id: str,
+    dataset: str,
+    conf: dict[str, Any],
+    timings: dict[str, float],
+    step: float,
+) -> dict[str, Any] | None:
+    """Run a ready-made DAG with ``dag.test()``; its published manifest, or None if it failed."""
+    dag = load_dag(project / "dags" / f"{dag_id}.py", dag_id)
+    print(f"[demo] running DAG {dag_id} with {conf} ...", flush=True)
     dag_run = dag.test(run_conf=conf)
     timings["dag"] = time.monotonic() - step
     state = str(getattr(dag_run, "state", "unknown"))
     if state != "success":
         print(f"[demo] DAG run ended in state {state!r}: see the task logs above.")
-        return 1
-    manifest = _read_manifest(stack, dag_run.run_id, MULTITABLE_DATASET)
-    print(multitable_summary(manifest, seed, timings, stack.connection_env()))
-    return 0
+        return None
+    return _read_manifest(stack, dag_run.run_id, dataset)
 
 
 def seed_source(
