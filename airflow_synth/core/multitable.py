@@ -24,7 +24,7 @@ from airflow_synth.core.combinations import combination_constraints
 from airflow_synth.core.errors import ContractError, DataError
 from airflow_synth.core.metadata import identifier_like_columns
 from airflow_synth.core.relations import TableSet
-from airflow_synth.core.synthesize import heartbeat, seed_everything
+from airflow_synth.core.synthesize import heartbeat, quiet_model_logs, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def fit_hma(
     sizes = ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items())
     log.info("Training HMA on %s rows", sizes)
     started = time.monotonic()
-    with heartbeat("training HMA"):
+    with heartbeat("training HMA"), quiet_model_logs():
         synthesizer.fit(dict(frames))
     seconds = time.monotonic() - started
     log.info("Trained HMA in %.1f s", seconds)
@@ -107,7 +107,7 @@ def sample_hma(synthesizer: Any, scale: float, seed: int | None) -> tuple[dict[s
     """Sample ``scale`` times the training set's size (each table), seeded."""
     seed_everything(seed)
     started = time.monotonic()
-    with heartbeat("sampling HMA"):
+    with heartbeat("sampling HMA"), quiet_model_logs():
         tables = synthesizer.sample_scale(scale=scale)
     seconds = time.monotonic() - started
     sizes = ", ".join(f"{name} {len(frame):,}" for name, frame in tables.items())

@@ -105,6 +105,28 @@ def limit_torch_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+#: Loggers that write a line per fitted or sampled model: HMA fits one per parent row.
+CHATTY_LOGGERS = ("SingleTableSynthesizer", "MultiTableSynthesizer", "copulas")
+
+
+@contextmanager
+def quiet_model_logs(level: int = logging.WARNING) -> Iterator[None]:
+    """Raise SDV's per-model loggers to ``level`` for the block.
+
+    HMA fits and samples a small model per parent row, and SDV logs each one at INFO:
+    1,700 lines for the demo's 1,000 users, which bury the task log a person reads.
+    """
+    loggers = [logging.getLogger(name) for name in CHATTY_LOGGERS]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(level, lg.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        for lg, old in zip(loggers, before, strict=True):
+            lg.setLevel(old)
+
+
 @contextmanager
 def heartbeat(what: str, every: float = HEARTBEAT_SECONDS) -> Iterator[None]:
     """Log "still <what>" every ``every`` seconds until the block ends."""

@@ -489,3 +489,20 @@ def test_limit_query_bounds_any_select() -> None:
     bounded = limit_query("SELECT a FROM t WHERE x = %(x)s;\n", 50)
     assert bounded.endswith("LIMIT 50")
     assert "SELECT a FROM t WHERE x = %(x)s\n" in bounded and ";" not in bounded
+
+
+def test_quiet_model_logs_silences_per_model_info_lines_and_restores_levels(caplog) -> None:
+    import logging
+
+    from airflow_synth.core.synthesize import quiet_model_logs
+
+    chatty = logging.getLogger("SingleTableSynthesizer")
+    chatty.setLevel(logging.INFO)
+    with caplog.at_level(logging.INFO):
+        with quiet_model_logs():
+            chatty.info("EVENT Fit processed data")
+            chatty.warning("something real")
+        chatty.info("after the block")
+    messages = [r.getMessage() for r in caplog.records if r.name == "SingleTableSynthesizer"]
+    assert messages == ["something real", "after the block"]
+    assert chatty.level == logging.INFO
