@@ -18,13 +18,13 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
 
-from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.hooks.synth import SynthStoreSettings
 from airflow_synth.operators.load import with_dataset_outlet
 from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize_dataframe
 from airflow_synth.ui.links import SyntheticReportLink
 
 
-class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
+class _SynthesizeDecoratedOperator(SynthStoreSettings, DecoratedOperator, PythonOperator):
     """Runs the callable, then synthesizes and publishes its DataFrame."""
 
     template_fields: Sequence[str] = ("op_args", "op_kwargs", "dataset", *SYNTHESIS_FIELDS)
@@ -72,14 +72,12 @@ class _SynthesizeDecoratedOperator(DecoratedOperator, PythonOperator):
         self.epochs = epochs
         self.checks = checks
         self.formats = formats
-        self.aws_conn_id = aws_conn_id
-        self.bucket = bucket
-        self.synth_conn_id = synth_conn_id
+        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
         self.staging_dir = staging_dir
 
     def execute(self, context: Any) -> dict[str, Any]:
         frame = super().execute(context)
-        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        hook = self.synth_hook()
         origin = f"{self.python_callable.__module__}.{self.python_callable.__qualname__}"
         result = execute_synthesize_dataframe(
             context,

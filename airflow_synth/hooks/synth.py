@@ -127,3 +127,24 @@ class SynthHook(BaseHook):
         except ConnectionConfigError as exc:
             return False, str(exc)
         return True, f"Bucket {self.bucket!r} reachable through {self.aws_conn_id!r}."
+
+
+class SynthStoreSettings:
+    """Mixin for tasks that reach the object store: the three settings and the hook from them.
+
+    Every operator that trains, publishes or checks takes the same ``aws_conn_id``,
+    ``bucket`` and ``synth_conn_id`` and resolves them the same way (operator arguments
+    win over the ``synth`` connection), so that rule lives here once.
+    """
+
+    aws_conn_id: str | None
+    bucket: str | None
+    synth_conn_id: str | None
+
+    def set_store_settings(
+        self, aws_conn_id: str | None, bucket: str | None, synth_conn_id: str | None
+    ) -> None:
+        self.aws_conn_id, self.bucket, self.synth_conn_id = aws_conn_id, bucket, synth_conn_id
+
+    def synth_hook(self) -> SynthHook:
+        return SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)

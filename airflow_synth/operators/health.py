@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.hooks.synth import SynthStoreSettings
 
 
 def _hours(value: Any) -> timedelta | None:
@@ -17,7 +17,7 @@ def _hours(value: Any) -> timedelta | None:
     return value if isinstance(value, timedelta) else timedelta(hours=float(value))
 
 
-class ESLHealthCheckOperator(BaseOperator):
+class ESLHealthCheckOperator(SynthStoreSettings, BaseOperator):
     """Check ``<dataset>/latest.json``: age at most ``max_age``, quality drop at most
     ``max_quality_drop`` versus the run published before. Schedule it (e.g. every morning)
     with your usual alerting (email, ``on_failure_callback``, notifiers).
@@ -44,14 +44,12 @@ class ESLHealthCheckOperator(BaseOperator):
         self.dataset = dataset
         self.max_age = max_age
         self.max_quality_drop = max_quality_drop
-        self.aws_conn_id = aws_conn_id
-        self.bucket = bucket
-        self.synth_conn_id = synth_conn_id
+        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_synth.core.health import check_dataset_health, enforce_health
 
-        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        hook = self.synth_hook()
         store = hook.get_conn()
         store.check()
         drop = self.max_quality_drop

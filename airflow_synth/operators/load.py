@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import Asset, BaseOperator
 
 from airflow_synth.core.layout import DatasetLayout
-from airflow_synth.hooks.synth import DEFAULT_BUCKET, SynthHook
+from airflow_synth.hooks.synth import DEFAULT_BUCKET, SynthStoreSettings
 from airflow_synth.runtime import execute_load
 from airflow_synth.ui.links import SyntheticReportLink
 
@@ -33,7 +33,7 @@ def with_dataset_outlet(
     return kwargs
 
 
-class ESLLoadOperator(BaseOperator):
+class ESLLoadOperator(SynthStoreSettings, BaseOperator):
     """Publish a synthesize task's output under ``s3://<bucket>/<dataset>/<run>/``.
 
     The manifest is written after every data file, so readers never see a partial run,
@@ -67,12 +67,10 @@ class ESLLoadOperator(BaseOperator):
         self.synthesis = synthesis
         self.dataset = dataset
         self.formats = formats
-        self.aws_conn_id = aws_conn_id
-        self.bucket = bucket
-        self.synth_conn_id = synth_conn_id
+        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        hook = self.synth_hook()
         formats = [self.formats] if isinstance(self.formats, str) else list(self.formats)
         result = execute_load(
             context,

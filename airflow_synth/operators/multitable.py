@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.hooks.synth import SynthStoreSettings
 from airflow_synth.operators.load import with_dataset_outlet
 from airflow_synth.runtime_multitable import (
     execute_multitable_extract,
@@ -74,7 +74,7 @@ class MultiTableExtractOperator(BaseOperator):
         )
 
 
-class MultiTableSynthesizeOperator(BaseOperator):
+class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
     """Train SDV's HMA on an integrity-preserving subset and sample a synthetic set.
 
     :param extract: the extract task's XCom.
@@ -131,12 +131,10 @@ class MultiTableSynthesizeOperator(BaseOperator):
         self.main_table = main_table
         self.max_orphan_share = max_orphan_share
         self.checks = checks
-        self.aws_conn_id = aws_conn_id
-        self.bucket = bucket
-        self.synth_conn_id = synth_conn_id
+        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        hook = self.synth_hook()
         return execute_multitable_synthesize(
             context,
             extract=self.extract,
@@ -152,7 +150,7 @@ class MultiTableSynthesizeOperator(BaseOperator):
         )
 
 
-class MultiTablePublishOperator(BaseOperator):
+class MultiTablePublishOperator(SynthStoreSettings, BaseOperator):
     """Publish every synthetic table and report, then one manifest naming them all.
 
     Consumers read a set through its manifest (or ``latest.json``), which is written last,
@@ -181,12 +179,10 @@ class MultiTablePublishOperator(BaseOperator):
         self.synthesis = synthesis
         self.dataset = dataset
         self.formats = formats
-        self.aws_conn_id = aws_conn_id
-        self.bucket = bucket
-        self.synth_conn_id = synth_conn_id
+        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        hook = self.synth_hook()
         formats = [self.formats] if isinstance(self.formats, str) else list(self.formats)
         result = execute_multitable_publish(
             context,
@@ -200,7 +196,7 @@ class MultiTablePublishOperator(BaseOperator):
         return result
 
 
-class SyntheticPostgresLoadOperator(BaseOperator):
+class SyntheticPostgresLoadOperator(SynthStoreSettings, BaseOperator):
     """Load this run's published synthetic set into a schema of a target Postgres database.
 
     One transaction, parents first, foreign keys enforced by Postgres; the previous load in
@@ -234,12 +230,10 @@ class SyntheticPostgresLoadOperator(BaseOperator):
         self.target_conn_id = target_conn_id
         self.target_schema = target_schema
         self.enabled = enabled
-        self.aws_conn_id = aws_conn_id
-        self.bucket = bucket
-        self.synth_conn_id = synth_conn_id
+        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        hook = self.synth_hook()
         return execute_target_load(
             context,
             dataset=self.dataset,

@@ -7,11 +7,11 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.hooks.synth import SynthStoreSettings
 from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize
 
 
-class ESLSynthesizeOperator(BaseOperator):
+class ESLSynthesizeOperator(SynthStoreSettings, BaseOperator):
     """Fit ``synthesizer`` on the extract's staged rows, sample, and save the model.
 
     Training runs in the worker process: real rows never leave it. The fitted model is
@@ -60,12 +60,10 @@ class ESLSynthesizeOperator(BaseOperator):
         self.seed = seed
         self.epochs = epochs
         self.checks = checks
-        self.aws_conn_id = aws_conn_id
-        self.bucket = bucket
-        self.synth_conn_id = synth_conn_id
+        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        hook = SynthHook(self.synth_conn_id, aws_conn_id=self.aws_conn_id, bucket=self.bucket)
+        hook = self.synth_hook()
         return execute_synthesize(
             context,
             extract=self.extract,
