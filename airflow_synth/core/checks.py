@@ -16,6 +16,7 @@ import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_synth.core.errors import QualityGateError, SynthesizerConfigError
@@ -210,13 +211,20 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def enforce_gates(verdicts: list[GateVerdict], where: str) -> None:
-    """Raise :class:`QualityGateError` naming every failed gate (fail closed)."""
+def enforce_gates(
+    verdicts: list[GateVerdict], where: str, reports: Mapping[str, Path] | None = None
+) -> None:
+    """Raise :class:`QualityGateError` naming every failed gate (fail closed).
+
+    ``reports`` (name -> local file) travel with the error so the caller can quarantine
+    them for the user to read.
+    """
     failed = [v for v in verdicts if not v.passed]
     if failed:
         lines = "\n  ".join(v.describe() for v in failed)
         raise QualityGateError(
             f"{where}: the synthetic table failed {len(failed)} gate(s), so nothing was "
             f"published:\n  {lines}\nSee the report for details; adjust the synthesizer "
-            "(e.g. more epochs, another model) or, deliberately, the thresholds."
+            "(e.g. more epochs, another model) or, deliberately, the thresholds.",
+            reports=reports,
         )

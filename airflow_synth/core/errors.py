@@ -7,6 +7,9 @@ to do about it. Operators let these propagate so the Airflow task fails with tha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 
 class SynthError(Exception):
     """Base class of all errors airflow-synth raises deliberately."""
@@ -41,7 +44,17 @@ class ConnectionConfigError(SynthError):
 
 
 class QualityGateError(SynthError):
-    """The synthetic table missed a fidelity or privacy threshold; nothing is published."""
+    """The synthetic table missed a fidelity or privacy threshold; nothing is published.
+
+    ``reports`` maps report file names (``quality.json``, ``report.html``, for multi-table
+    ``reports/<table>/report.html``...) to the local files that explain the failure, so
+    the Airflow layer can quarantine them where the user can read why (never data or a
+    model).
+    """
+
+    def __init__(self, message: str, reports: Mapping[str, Path] | None = None) -> None:
+        super().__init__(message)
+        self.reports: dict[str, Path] = {k: Path(v) for k, v in (reports or {}).items()}
 
 
 class PublishError(SynthError):

@@ -270,7 +270,15 @@ def run_multitable_synthesize(
     for line in summary_lines(quality, integrity, per_table, gates):
         log.info(line)
     if enforce_gates_:
-        enforce_gates(gates, where=f"Multi-table dataset {dataset!r}")
+        enforce_gates(
+            gates,
+            where=f"Multi-table dataset {dataset!r}",
+            reports={
+                QUALITY_FILE: quality_path,
+                METADATA_FILE: metadata_path,
+                **{name: Path(path) for name, path in report_files.items()},
+            },
+        )
     versions = library_versions()
     model_uri = None
     description = {"name": SYNTHESIZER, "params": {}, "tables": list(table_set.order)}

@@ -167,7 +167,11 @@ def run_synthesize(
     metadata_path = out_dir / METADATA_FILE
     metadata_path.write_bytes(json_bytes(public_metadata(metadata)))
     if enforce_gates_:
-        enforce_gates(assessment.gates, where=f"Dataset {dataset!r}")
+        enforce_gates(
+            assessment.gates,
+            where=f"Dataset {dataset!r}",
+            reports={**assessment.files, METADATA_FILE: metadata_path},
+        )
     elif not assessment.passed:
         log.warning("DRY RUN: a real run would stop here: %s", assessment.summary_lines()[-1])
     versions = library_versions()
