@@ -11,7 +11,6 @@ import this module, and the DAG processor must parse them in well under a second
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -19,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.coerce import as_bool, as_dict, as_int  # re-exported here
 from airflow_synth.core.contract import TableContract, contract_path_for, load_contract
-from airflow_synth.core.errors import ConnectionConfigError, SynthesizerConfigError
-from airflow_synth.core.sql import read_sql_file, resolve_sql_file
+from airflow_synth.core.errors import ConnectionConfigError
+from airflow_synth.core.sql import read_sql_file
 from airflow_synth.core.staging import path_from_uri, remove_staging, run_staging_dir
 from airflow_synth.hooks.object_store import describe_s3_failure
 from airflow_synth.hooks.synth import SynthHook
 from airflow_synth.metrics import extract_metrics, load_metrics, synthesis_metrics
+from airflow_synth.preflight import preflight
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,6 @@ AUTO = "auto"
 SYNTHESIS_FIELDS = ("synthesizer", "synthesizer_params", "num_rows", "seed", "epochs", "checks")
 #: Rows a dry run extracts and trains on.
 DRY_RUN_ROWS = 1_000
-
-
-def as_bool(value: Any) -> bool:
-    """Accept booleans and their rendered-template strings ("True", "false", "")."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "on")
-    return bool(value)
 
 
 def _dag_and_run(context: Mapping[str, Any]) -> tuple[str, str]:
@@ -68,33 +62,6 @@ def staging_dir_for(
     """The run's private staging folder: derived from (dag, run, dataset), never from XCom."""
     dag_id, run_id = _dag_and_run(context)
     return run_staging_dir(dag_id, run_id, dataset, base=base, create=create)
-
-
-def as_int(value: Any, name: str) -> int | None:
-    """Accept ints, numeric strings (Jinja renders strings) and empty values (-> None)."""
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
-        raise SynthesizerConfigError(f"{name} must be a whole number, got {value!r}.") from exc
-    if number < 0:
-        raise SynthesizerConfigError(f"{name} must not be negative, got {value!r}.")
-    return number
-
-
-def as_dict(value: Any, name: str) -> dict[str, Any]:
-    """Accept dicts or JSON text (how params arrive when templates render to strings)."""
-    if value in (None, ""):
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise SynthesizerConfigError(f"{name} must be a JSON object, got {value!r}.") from exc
-    if not isinstance(value, Mapping):
-        raise SynthesizerConfigError(f"{name} must be a mapping, got {value!r}.")
-    return dict(value)
 
 
 def resolve_contract(sql_path: Path, contract_file: str | None) -> TableContract | None:
@@ -143,12 +110,21 @@ def execute_extract(
     contract_file: str | None = AUTO,
     staging_dir: str | None = None,
     dry_run: Any = False,
+    validate: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Render the SQL file with Airflow's Jinja, extract to private staging, check contract."""
+    """Check the run's configuration, then extract to private staging and check the contract.
+
+    ``validate`` holds the later steps' settings (synthesizer, checks, connection ids; see
+    :func:`airflow_synth.preflight.preflight`): they, the SQL file and the contract are
+    checked before the source is queried, so a typo costs no real rows.
+    """
     dry_run = as_bool(dry_run)
     if dry_run:
         log.warning("DRY RUN: extracting at most %d rows; nothing will be published", DRY_RUN_ROWS)
-    sql_path = resolve_sql_file(sql_file, sql_search_dirs(context))
+    checked = preflight(
+        validate, sql_files={"sql_file": sql_file}, sql_dirs=sql_search_dirs(context)
+    )
+    sql_path = checked.sql_files["sql_file"]
     contract = resolve_contract(sql_path, contract_file)
     sql = render(read_sql_file(sql_path))
     from airflow_synth.core.steps import run_extract

@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.coerce import as_float  # one rule for numbers, shared with core
 from airflow_synth.core.errors import ConnectionConfigError, SynthesizerConfigError
 from airflow_synth.hooks.object_store import describe_s3_failure
 from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.preflight import preflight
 from airflow_synth.runtime import (
     _attach_asset_event,
     _dag_and_run,
@@ -44,18 +46,6 @@ def as_list(value: Any, name: str) -> list[Any]:
     return list(value)
 
 
-def as_float(value: Any, name: str, default: float) -> float:
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise SynthesizerConfigError(f"{name} must be a number, got {value!r}.") from exc
-    if number <= 0:
-        raise SynthesizerConfigError(f"{name} must be positive, got {value!r}.")
-    return number
-
-
 def execute_multitable_extract(
     context: Mapping[str, Any],
     *,
@@ -66,11 +56,18 @@ def execute_multitable_extract(
     relationships: Any = None,
     primary_keys: Any = None,
     staging_dir: str | None = None,
+    validate: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Stage every table of the set and describe it (keys, relationships, load order)."""
+    """Check the run's configuration, then stage every table of the set and describe it.
+
+    ``validate`` holds the later steps' settings (see :func:`airflow_synth.preflight.preflight`);
+    they and every table's SQL file are checked before the first table is queried.
+    """
     from airflow_synth.core.multitable_steps import run_multitable_extract
 
     tables_value = tables if isinstance(tables, Mapping) else as_list(tables, "tables")
+    sql_files = dict(tables_value) if isinstance(tables_value, Mapping) else {}
+    preflight(validate, sql_files=sql_files, sql_dirs=sql_search_dirs(context))
     target = staging_dir_for(context, dataset, staging_dir)
     conn = postgres_connection(postgres_conn_id)
     try:

@@ -28,10 +28,15 @@ class ESLExtractOperator(BaseOperator):
     :param dry_run: extract at most 1,000 rows; the rest of the chain then trains on them,
         computes the reports, does not enforce the gates, saves no model and publishes
         nothing (the load task is skipped, so no Asset event). Templated.
+    :param validate: the settings of the steps after this one, checked *before* the query
+        runs so a typo fails here, not after real rows were staged: ``synthesizer``,
+        ``synthesizer_params``, ``epochs``, ``num_rows``, ``seed``, ``checks`` and the
+        connections ``aws_conn_id``/``bucket``/``synth_conn_id`` (looked up, bucket
+        reached). ``esl_task_group`` fills it in; templated, like the settings themselves.
     """
 
-    template_fields: Sequence[str] = ("sql_file", "dataset", "parameters", "dry_run")
-    template_fields_renderers = {"parameters": "json"}
+    template_fields: Sequence[str] = ("sql_file", "dataset", "parameters", "dry_run", "validate")
+    template_fields_renderers = {"parameters": "json", "validate": "json"}
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -44,6 +49,7 @@ class ESLExtractOperator(BaseOperator):
         contract_file: str | None = AUTO,
         staging_dir: str | None = None,
         dry_run: bool | str = False,
+        validate: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -54,6 +60,7 @@ class ESLExtractOperator(BaseOperator):
         self.contract_file = contract_file
         self.staging_dir = staging_dir
         self.dry_run = dry_run
+        self.validate = validate
 
     def execute(self, context: Any) -> dict[str, Any]:
         return execute_extract(
@@ -66,4 +73,5 @@ class ESLExtractOperator(BaseOperator):
             contract_file=self.contract_file,
             staging_dir=self.staging_dir,
             dry_run=self.dry_run,
+            validate=self.validate,
         )

@@ -35,9 +35,13 @@ class MultiTableExtractOperator(BaseOperator):
         ``"child.column -> parent.column"`` strings (or dicts); they override catalog ones.
     :param primary_keys: ``{table: column}`` for tables without a declared primary key
         (e.g. tables from SQL files).
+    :param validate: the later steps' settings, checked before the first table is queried
+        (see ``ESLExtractOperator``; here also ``max_parents``, ``scale``,
+        ``max_orphan_share``, ``fixed_combinations`` and ``target_conn_id``/
+        ``target_schema``/``load_to_target``). ``esl_multitable_task_group`` fills it in.
     """
 
-    template_fields: Sequence[str] = ("tables", "dataset", "schema", "relationships")
+    template_fields: Sequence[str] = ("tables", "dataset", "schema", "relationships", "validate")
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -50,9 +54,11 @@ class MultiTableExtractOperator(BaseOperator):
         relationships: Sequence[str | Mapping[str, Any]] | str | None = None,
         primary_keys: Mapping[str, str] | None = None,
         staging_dir: str | None = None,
+        validate: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.validate = validate
         self.tables = tables
         self.dataset = dataset
         self.postgres_conn_id = postgres_conn_id
@@ -71,6 +77,7 @@ class MultiTableExtractOperator(BaseOperator):
             relationships=self.relationships,
             primary_keys=self.primary_keys,
             staging_dir=self.staging_dir,
+            validate=self.validate,
         )
 
 

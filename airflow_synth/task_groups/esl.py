@@ -56,6 +56,9 @@ def esl_task_group(
     Tasks: ``extract`` (a setup), ``synthesize``, ``load`` and ``cleanup_staging`` (a
     teardown: it deletes the run's staged real rows whether the run succeeded or failed,
     without deciding the run's state).
+
+    ``extract`` is also given the settings of ``synthesize`` and ``load`` (``validate=``), so
+    an unknown synthesizer, a bad check or a missing connection fails it before the query.
     """
     common = dict(config.task_kwargs)
     store = {
@@ -63,6 +66,7 @@ def esl_task_group(
         "bucket": config.bucket,
         "synth_conn_id": config.synth_conn_id,
     }
+    synthesis = {name: getattr(config, name) for name in SYNTHESIS_FIELDS}
     with TaskGroup(group_id or f"esl_{config.dataset}", **group_kwargs) as group:
         extract = ESLExtractOperator(
             task_id="extract",
@@ -73,13 +77,14 @@ def esl_task_group(
             contract_file=config.contract_file,
             staging_dir=config.staging_dir,
             dry_run=config.dry_run,
+            validate={**synthesis, **store},
             **common,
         )
         synthesize = ESLSynthesizeOperator(
             task_id="synthesize",
             extract=extract.output,
             dataset=config.dataset,
-            **{name: getattr(config, name) for name in SYNTHESIS_FIELDS},
+            **synthesis,
             **store,
             **common,
         )

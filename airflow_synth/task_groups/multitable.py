@@ -56,7 +56,9 @@ def esl_multitable_task_group(
     """Add extract -> synthesize -> publish (-> load_target) + staging teardown.
 
     ``cleanup_staging`` is a teardown of ``extract``: the run's staged real rows are removed
-    whether the run succeeded or failed.
+    whether the run succeeded or failed. ``extract`` is also given the settings of the later
+    tasks (``validate=``), so a bad check or size or a missing connection (object store,
+    ``synth``, target database) fails it before the first table is queried.
     """
     common = dict(config.task_kwargs)
     store = {
@@ -64,6 +66,21 @@ def esl_multitable_task_group(
         "bucket": config.bucket,
         "synth_conn_id": config.synth_conn_id,
     }
+    synthesis = {
+        "seed": config.seed,
+        "max_parents": config.max_parents,
+        "scale": config.scale,
+        "max_orphan_share": config.max_orphan_share,
+        "fixed_combinations": config.fixed_combinations,
+        "checks": config.checks,
+    }
+    target: dict[str, Any] = {}
+    if config.target_conn_id:
+        target = {
+            "target_conn_id": config.target_conn_id,
+            "target_schema": config.target_schema or config.dataset,
+            "load_to_target": config.load_to_target,
+        }
     with TaskGroup(group_id or f"esl_{config.dataset}", **group_kwargs) as group:
         extract = MultiTableExtractOperator(
             task_id="extract",
@@ -74,19 +91,15 @@ def esl_multitable_task_group(
             relationships=config.relationships,
             primary_keys=config.primary_keys,
             staging_dir=config.staging_dir,
+            validate={**synthesis, **store, **target},
             **common,
         )
         synthesize = MultiTableSynthesizeOperator(
             task_id="synthesize",
             extract=extract.output,
             dataset=config.dataset,
-            seed=config.seed,
-            max_parents=config.max_parents,
-            scale=config.scale,
             main_table=config.main_table,
-            max_orphan_share=config.max_orphan_share,
-            fixed_combinations=config.fixed_combinations,
-            checks=config.checks,
+            **synthesis,
             **store,
             **common,
         )

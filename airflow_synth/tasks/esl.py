@@ -27,8 +27,14 @@ def extract_table(
     contract_file: str | None = AUTO,
     staging_dir: str | None = None,
     dry_run: bool = False,
+    validate: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Extract a SQL file's result into private staging (see ``ESLExtractOperator``)."""
+    """Extract a SQL file's result into private staging (see ``ESLExtractOperator``).
+
+    Give ``validate`` the settings you pass to ``synthesize_table``/``load_table``
+    (``synthesizer``, ``checks``, ``aws_conn_id``, ...): they are checked before the query
+    runs, so a typo fails this task instead of the synthesize task after real rows were staged.
+    """
     context = get_current_context()
     current = context["task"]
     return execute_extract(
@@ -41,6 +47,7 @@ def extract_table(
         contract_file=contract_file,
         staging_dir=staging_dir,
         dry_run=dry_run,
+        validate=validate,
     )
 
 

@@ -18,16 +18,16 @@ EXPECTED = {
     "sql_error": ("extract", ["syntax_error.sql", "failed in the database", "line 3"]),
     "zero_rows": ("extract", ["zero_rows.sql", "returned 0 rows"]),
     "unknown_synthesizer": (
-        "synthesize",
+        "extract",
         ["Unknown synthesizer 'gausian_copula'", "Did you mean 'gaussian_copula'"],
     ),
-    "bad_parameter": ("synthesize", ["no parameter 'epoch'", "Did you mean 'epochs'"]),
+    "bad_parameter": ("extract", ["no parameter 'epoch'", "Did you mean 'epochs'"]),
     "missing_postgres_connection": (
         "extract",
         ["'no_such_db'", "Create the Airflow connection", "AIRFLOW_CONN_NO_SUCH_DB"],
     ),
     "wrong_s3_credentials": (
-        "synthesize",
+        "extract",
         ["synth_s3_wrong_secret", "Check the access key and secret"],
     ),
     "contract_mismatch": (
@@ -42,7 +42,7 @@ EXPECTED = {
         "synthesize",
         ["FAIL quality_score", "(must be >= 0.999)", "nothing was published"],
     ),
-    "unknown_check": ("synthesize", ["Unknown check setting 'max_dcr'", "'max_dcr_share'"]),
+    "unknown_check": ("extract", ["Unknown check setting 'max_dcr'", "'max_dcr_share'"]),
 }
 
 
