@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,25 @@ class Assessment:
         )
 
 
+def pii_leak_report(
+    fresh_leaks: Mapping[str, int] | None, roles: Sequence[Mapping[str, Any]] | None
+) -> dict[str, Any]:
+    """``{"values": total, "columns": {...}}``; ``values`` is None when not counted although
+    the table has columns generated fresh (which fails the gate: fail closed)."""
+    fresh = [r["name"] for r in roles or () if r.get("role") != "modelled"]
+    if fresh_leaks is None:
+        return {"values": None if fresh else 0, "columns": {}, "fresh_columns": fresh}
+    columns = {str(k): int(v) for k, v in fresh_leaks.items()}
+    return {"values": sum(columns.values()), "columns": columns, "fresh_columns": fresh}
+
+
+def pii_leak_verdict(leak: Mapping[str, Any]) -> GateVerdict:
+    """The ``pii_leak`` gate: no published key/PII value may equal a real one. Never waived."""
+    value = leak.get("values")
+    number = None if value is None else float(value)
+    return GateVerdict("pii_leak", number, 0.0, "max", number is not None and number <= 0)
+
+
 class SyntheticAssessor:
     """Filters and reports for one run, fitted on its train/holdout split."""
 
@@ -121,9 +141,21 @@ class SyntheticAssessor:
         return result.kept
 
     def assess(
-        self, synthetic: pd.DataFrame, out_dir: Path, settings: dict[str, Any], title: str
+        self,
+        synthetic: pd.DataFrame,
+        out_dir: Path,
+        settings: dict[str, Any],
+        title: str,
+        *,
+        fresh_leaks: Mapping[str, int] | None = None,
+        roles: Sequence[Mapping[str, Any]] | None = None,
     ) -> Assessment:
-        """Reports + gates for the final table; writes the three report files to ``out_dir``."""
+        """Reports + gates for the final table; writes the three report files to ``out_dir``.
+
+        ``fresh_leaks`` counts, per column generated fresh (keys, PII), the published values
+        equal to a real value of it: the ``pii_leak`` gate (must be 0, cannot be waived).
+        ``roles`` (each column's role, kind and reason) go into quality.json and the report.
+        """
         started = time.monotonic()
         quality = fidelity_report(self.train, synthetic, self.metadata, self.table, seed=self.seed)
         quality["dependence"] = dependence_preservation(
@@ -138,14 +170,20 @@ class SyntheticAssessor:
         filters = {name: int(self.dropped.get(name, 0)) for name in ("similarity", "outlier")}
         if privacy is not None:
             privacy["filtered"] = filters
-        gates = evaluate_gates(self.checks, quality, privacy)
+        leak = pii_leak_report(fresh_leaks, roles)
+        quality["pii_leak"] = leak
+        if roles is not None:
+            quality["columns_roles"] = [dict(r) for r in roles]
+        if privacy is not None:
+            privacy["pii_leak"] = leak
+        gates = [*evaluate_gates(self.checks, quality, privacy), pii_leak_verdict(leak)]
         assessment = Assessment(quality, privacy, filters, gates)
         gate_dicts = [g.to_dict() for g in gates]
         out_dir = Path(out_dir)
         files = {QUALITY_FILE: out_dir / QUALITY_FILE, PRIVACY_FILE: out_dir / PRIVACY_FILE}
         files[QUALITY_FILE].write_bytes(json_bytes({**quality, "gates": gate_dicts}))
         files[PRIVACY_FILE].write_bytes(
-            json_bytes({**(privacy or {"measured": False}), "gates": gate_dicts})
+            json_bytes({**(privacy or {"measured": False, "pii_leak": leak}), "gates": gate_dicts})
         )
         html = render_report(
             quality=quality,
@@ -158,6 +196,7 @@ class SyntheticAssessor:
             gates=gate_dicts,
             filters=filters,
             seed=self.seed,
+            roles=roles,
         )
         files[REPORT_FILE] = out_dir / REPORT_FILE
         files[REPORT_FILE].write_text(html, encoding="utf-8")

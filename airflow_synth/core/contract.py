@@ -21,6 +21,26 @@ from airflow_synth.core.errors import ContractError
 
 LOGICAL_TYPES = ("string", "integer", "float", "boolean", "date", "timestamp")
 SDTYPES = ("id", "categorical", "numerical", "datetime", "boolean", "pii", "text")
+#: What a column is for (see :mod:`airflow_synth.core.profile.roles`): keys and PII are
+#: generated fresh, ``modelled`` columns are learned (and never treated as PII).
+COLUMN_ROLES = ("key", "foreign_key", "pii", "modelled")
+#: Kinds of PII; each has its own fresh-value generator (:mod:`airflow_synth.core.engine.fresh`).
+PII_KINDS = (
+    "email",
+    "phone",
+    "person_name",
+    "first_name",
+    "last_name",
+    "user_name",
+    "address",
+    "ip_address",
+    "url",
+    "uuid",
+    "identifier",
+    "free_text",
+    "json",
+    "opaque",
+)
 CONTRACT_SUFFIX = ".contract.yaml"
 
 
@@ -35,6 +55,10 @@ class ColumnContract:
     datetime_format: str | None = None
     #: SDV PII sdtype (e.g. ``email``, ``name``) used when ``pii`` is true.
     pii_sdtype: str | None = None
+    #: declared role (one of :data:`COLUMN_ROLES`); None = detected
+    role: str | None = None
+    #: kind of PII (``email``, ``phone``, ``person_name``...), picks the fresh generator
+    pii_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,14 +124,39 @@ def parse_contract(raw: Any, source: str = "<inline>") -> TableContract:
                 f"{source}: column {name!r} has sdtype {sdtype!r}; use one of {SDTYPES} "
                 "(or mark it 'pii: true' with an SDV PII sdtype such as email or name)."
             )
+        role = item.get("role")
+        if role is not None and role not in COLUMN_ROLES:
+            raise ContractError(
+                f"{source}: column {name!r} has role {role!r}; use one of {COLUMN_ROLES} "
+                "(or leave it out to have the role detected)."
+            )
+        if role == "modelled" and pii:
+            raise ContractError(
+                f"{source}: column {name!r} is marked both PII and 'role: modelled'; "
+                "PII is never learned. Remove one of the two."
+            )
+        if pii and role is None:
+            role = "pii"
+        pii_kind = item.get("pii_kind")
+        if pii_kind is not None and pii_kind not in PII_KINDS:
+            raise ContractError(
+                f"{source}: column {name!r} has pii_kind {pii_kind!r}; use one of {PII_KINDS}."
+            )
+        if pii_kind is not None and role != "pii":
+            raise ContractError(
+                f"{source}: column {name!r} has pii_kind {pii_kind!r} but is not PII; add "
+                "'role: pii' (or 'pii: true')."
+            )
         columns.append(
             ColumnContract(
                 name=name,
                 type=logical,
                 sdtype=sdtype,
-                pii=pii,
+                pii=role == "pii",
                 datetime_format=item.get("datetime_format"),
                 pii_sdtype=sdtype if pii and sdtype not in (None, "pii") else None,
+                role=role,
+                pii_kind=str(pii_kind) if pii_kind is not None else None,
             )
         )
     names = [c.name for c in columns]

@@ -21,8 +21,10 @@ import pandas as pd
 from sdv.metadata import Metadata
 
 from airflow_synth.core.combinations import combination_constraints
+from airflow_synth.core.contract import TableContract
 from airflow_synth.core.errors import ContractError, DataError
-from airflow_synth.core.metadata import identifier_like_columns
+from airflow_synth.core.metadata import apply_contract_column
+from airflow_synth.core.redact import library_errors, redacted_names, scrub_message
 from airflow_synth.core.relations import TableSet
 from airflow_synth.core.synthesize import heartbeat, quiet_model_logs, seed_everything
 
@@ -31,13 +33,21 @@ log = logging.getLogger(__name__)
 SYNTHESIZER = "hma"
 
 
-def build_multitable_metadata(frames: Mapping[str, pd.DataFrame], table_set: TableSet) -> Metadata:
+def build_multitable_metadata(
+    frames: Mapping[str, pd.DataFrame],
+    table_set: TableSet,
+    contracts: Mapping[str, TableContract] | None = None,
+) -> Metadata:
     """SDV metadata of the set: detected column types, *our* keys and relationships.
 
-    SDV guesses relationships from column names; the set's relationships (catalog +
-    declaration) are the truth, so the guessed ones are replaced.
+    ``frames`` hold the keys and the modelled columns only (PII is classified beforehand
+    and generated fresh, see :mod:`airflow_synth.core.profile.roles`). SDV guesses
+    relationships from column names; the set's relationships (catalog + declaration) are
+    the truth, so the guessed ones are replaced. ``contracts`` (per table) override the
+    detected sdtypes of the modelled columns.
     """
-    metadata = Metadata.detect_from_dataframes(dict(frames))
+    with library_errors("Detecting the multi-table metadata", redacted_names(dict(frames))):
+        metadata = Metadata.detect_from_dataframes(dict(frames))
     for rel in metadata.to_dict().get("relationships", []):
         metadata.remove_relationship(rel["parent_table_name"], rel["child_table_name"])
     keys = {name: set(shape.primary_key) for name, shape in table_set.tables.items()}
@@ -55,12 +65,10 @@ def build_multitable_metadata(frames: Mapping[str, pd.DataFrame], table_set: Tab
                     metadata.update_column(column, table_name=name, sdtype="id")
             if wanted:
                 metadata.set_primary_key(wanted[0], table_name=name)
-            for column in identifier_like_columns(frames[name], metadata, name):
-                if column not in keys[name]:
-                    log.info(
-                        "%s.%s looks like a free-text identifier: generated fresh", name, column
-                    )
-                    metadata.update_column(column, table_name=name, sdtype="id")
+            contract = (contracts or {}).get(name)
+            for column in contract.columns if contract is not None else ():
+                if column.name in frames[name].columns and column.name not in keys[name]:
+                    apply_contract_column(metadata, name, frames[name], column)
         for rel in table_set.relationships:
             metadata.add_relationship(
                 parent_table_name=rel.parent,
@@ -69,8 +77,13 @@ def build_multitable_metadata(frames: Mapping[str, pd.DataFrame], table_set: Tab
                 child_foreign_key=rel.child_columns[0],
             )
         metadata.validate()
+    except ContractError:
+        raise
     except Exception as exc:  # SDV's InvalidMetadataError lists the problems
-        raise ContractError(f"SDV rejected the multi-table metadata: {exc}") from exc
+        names = redacted_names(dict(frames))
+        raise ContractError(
+            f"SDV rejected the multi-table metadata: {scrub_message(str(exc), names)}"
+        ) from None
     return metadata
 
 
@@ -88,15 +101,22 @@ def fit_hma(
     from sdv.multi_table import HMASynthesizer
 
     seed_everything(seed)
-    synthesizer = HMASynthesizer(metadata, verbose=False)
+    names = redacted_names(dict(frames))  # names a library error may keep
+    with library_errors("Creating HMA", names):
+        synthesizer = HMASynthesizer(metadata, verbose=False)
     if fixed_combinations:
         constraints = combination_constraints(frames, metadata)
         if constraints:
-            synthesizer.add_constraints(constraints)
+            with library_errors("Adding fixed-combination constraints to HMA", names):
+                synthesizer.add_constraints(constraints)
     sizes = ", ".join(f"{name} {len(frame):,}" for name, frame in frames.items())
     log.info("Training HMA on %s rows", sizes)
     started = time.monotonic()
-    with heartbeat("training HMA"), quiet_model_logs():
+    with (
+        heartbeat("training HMA"),
+        quiet_model_logs(),
+        library_errors(f"Training HMA on tables {', '.join(frames)}", names),
+    ):
         synthesizer.fit(dict(frames))
     seconds = time.monotonic() - started
     log.info("Trained HMA in %.1f s", seconds)
@@ -107,12 +127,26 @@ def sample_hma(synthesizer: Any, scale: float, seed: int | None) -> tuple[dict[s
     """Sample ``scale`` times the training set's size (each table), seeded."""
     seed_everything(seed)
     started = time.monotonic()
-    with heartbeat("sampling HMA"), quiet_model_logs():
+    names = redacted_names(_metadata_names(synthesizer))  # names a library error may keep
+    with (
+        heartbeat("sampling HMA"),
+        quiet_model_logs(),
+        library_errors("Sampling HMA", names),
+    ):
         tables = synthesizer.sample_scale(scale=scale)
     seconds = time.monotonic() - started
     sizes = ", ".join(f"{name} {len(frame):,}" for name, frame in tables.items())
     log.info("Sampled %s rows in %.1f s", sizes, seconds)
     return tables, seconds
+
+
+def _metadata_names(synthesizer: Any) -> list[str]:
+    """Table and column names of a fitted synthesizer's metadata ([] if it has none)."""
+    try:
+        tables = synthesizer.get_metadata().to_dict()["tables"]
+    except Exception:  # noqa: BLE001 - names only make error messages friendlier
+        return []
+    return [*tables, *(column for spec in tables.values() for column in spec["columns"])]
 
 
 def check_integrity(frames: Mapping[str, pd.DataFrame], table_set: TableSet) -> dict[str, Any]:

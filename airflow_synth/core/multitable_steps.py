@@ -31,7 +31,9 @@ import pyarrow.parquet as pq
 
 from airflow_synth.core.assessment import SyntheticAssessor
 from airflow_synth.core.checks import CheckSettings, GateVerdict, enforce_gates
-from airflow_synth.core.errors import PublishError
+from airflow_synth.core.contract import TableContract
+from airflow_synth.core.engine.fresh import FreshColumns, count_leaks, reissue_keys
+from airflow_synth.core.errors import ContractError, PublishError
 from airflow_synth.core.extract import DEFAULT_BATCH_ROWS, stream_query_to_parquet
 from airflow_synth.core.frames import conform_to_schema, to_training_frame
 from airflow_synth.core.layout import DatasetLayout
@@ -44,6 +46,16 @@ from airflow_synth.core.multitable import (
     fit_hma,
     multitable_quality,
     sample_hma,
+)
+from airflow_synth.core.profile.roles import (
+    FOREIGN_KEY,
+    KEY,
+    MODELLED,
+    PII,
+    ColumnRole,
+    classify_columns,
+    describe_roles,
+    fresh_columns,
 )
 from airflow_synth.core.publish import ObjectStore, json_bytes, publish_dataset
 from airflow_synth.core.relations import TableSet, TableShape, build_table_set, read_catalog
@@ -152,12 +164,17 @@ def run_multitable_synthesize(
     model_store: ObjectStore | None = None,
     layout: DatasetLayout | None = None,
     enforce_gates_: bool = True,
+    contracts: Mapping[str, TableContract] | None = None,
 ) -> dict[str, Any]:
     """Subset, train HMA, sample ``scale`` x the subset, check, report, gate, save the model.
 
     Of the single-table row filters only the similarity filter applies, and only to leaf
     tables (no children in the set): a leaf row that copies a training row is dropped (not
     replaced), while removing a parent would orphan its children. The outlier filter is off.
+    Every column gets a role first (``contracts`` per table may declare them): PII never
+    reaches HMA and is generated fresh, and the keys HMA issues are replaced by fresh ones
+    consistently across tables (so no published key or PII value equals a real one; the
+    ``pii_leak`` gate of each table checks it).
     Privacy is measured per table against held-out parents and their children; the gates
     are the single-table ones, per table, plus referential integrity (must be 1.0) and the
     multi-table quality score (``min_quality``).
@@ -180,14 +197,26 @@ def run_multitable_synthesize(
     )
     train = _read_tables(subset.train_paths)
     holdout = _read_tables(subset.holdout_paths)
-    metadata = build_multitable_metadata(train, table_set)
+    roles = classify_set(train, table_set, contracts or {})
+    learned = {name: learned_columns(roles[name]) for name in table_set.order}
+    train = {name: frame[learned[name]] for name, frame in train.items()}
+    holdout = {name: frame[learned[name]] for name, frame in holdout.items()}
+    metadata = build_multitable_metadata(train, table_set, contracts)
     synthesizer, fit_seconds = fit_hma(train, metadata, seed, fixed_combinations=fixed_combinations)
     sampled, sample_seconds = sample_hma(synthesizer, scale, seed)
+    real_fresh = {  # every real value of the fresh columns, from the whole staged table
+        name: pq.read_table(
+            real_paths[name], columns=[r.name for r in fresh_columns(roles[name])]
+        ).to_pandas()
+        for name in table_set.order
+    }
+    sampled = issue_fresh_values(sampled, real_fresh, roles, table_set, seed or 0)
 
     tables_dir = out_dir / TABLES_DIR
     tables_dir.mkdir(parents=True, exist_ok=True)
     synthetic: dict[str, pd.DataFrame] = {}
     table_files: dict[str, str] = {}
+    leaks: dict[str, dict[str, int]] = {}
     assessors = {
         name: SyntheticAssessor(train[name], holdout[name], metadata, name, checks, seed=seed or 0)
         for name in table_set.order
@@ -199,9 +228,11 @@ def run_multitable_synthesize(
         schema = pq.read_schema(real_paths[name])
         path = tables_dir / f"{name}.parquet"
         pq.write_table(conform_to_schema(sampled[name], schema), path, compression="zstd")
-        synthetic[name] = to_training_frame(pq.read_table(path))
+        published = to_training_frame(pq.read_table(path))
+        leaks[name] = count_leaks(published, real_fresh[name], list(real_fresh[name].columns))
+        synthetic[name] = published[learned[name]]
         table_files[name] = str(path)
-    del sampled
+    del sampled, real_fresh
 
     started = time.monotonic()
     integrity = check_integrity(synthetic, table_set)
@@ -237,7 +268,12 @@ def run_multitable_synthesize(
         folder = out_dir / REPORTS_DIR / name
         folder.mkdir(parents=True, exist_ok=True)
         assessment = assessor.assess(
-            synthetic[name], folder, {**settings, "table": name}, title=f"{dataset}: {name}"
+            synthetic[name],
+            folder,
+            {**settings, "table": name},
+            title=f"{dataset}: {name}",
+            fresh_leaks=leaks[name],
+            roles=[r.to_dict() for r in roles[name]],
         )
         unmeasured = assessment.privacy is None and name != subset.main_table
         for verdict in assessment.gates:
@@ -266,7 +302,11 @@ def run_multitable_synthesize(
         json_bytes({**quality, "integrity": integrity, "tables": per_table, "gates": gate_dicts})
     )
     metadata_path = out_dir / METADATA_FILE
-    metadata_path.write_bytes(json_bytes(public_metadata(metadata)))
+    public = public_metadata(metadata)
+    public["columns_roles"] = {
+        name: [r.to_dict() for r in table_roles] for name, table_roles in roles.items()
+    }
+    metadata_path.write_bytes(json_bytes(public))
     for line in summary_lines(quality, integrity, per_table, gates):
         log.info(line)
     if enforce_gates_:
@@ -311,6 +351,80 @@ def run_multitable_synthesize(
         "model_uri": model_uri,
         "versions": versions,
     }
+
+
+def classify_set(
+    frames: Mapping[str, pd.DataFrame],
+    table_set: TableSet,
+    contracts: Mapping[str, TableContract],
+) -> dict[str, list[ColumnRole]]:
+    """Every column's role, table by table: keys from the set, the rest as single-table."""
+    unknown = sorted(set(contracts) - set(table_set.tables))
+    if unknown:
+        raise ContractError(
+            f"Contracts given for {unknown}, which are not tables of the set "
+            f"{sorted(table_set.tables)}. Fix the table names in `contracts`."
+        )
+    roles = {}
+    for name in table_set.order:
+        contract = contracts.get(name)
+        if contract is not None:
+            missing = [c for c in contract.column_names if c not in frames[name].columns]
+            if missing:
+                raise ContractError(
+                    f"{contract.source}: columns {missing} are not in table {name!r}; "
+                    "remove them from the contract or fix the names."
+                )
+        foreign_keys = {
+            column: f"{rel.parent}.{parent_column}"
+            for rel in table_set.relationships
+            if rel.child == name
+            for column, parent_column in zip(rel.child_columns, rel.parent_columns, strict=True)
+        }
+        roles[name] = classify_columns(
+            frames[name],
+            contract=contract,
+            primary_key=table_set.tables[name].primary_key,
+            foreign_keys=foreign_keys,
+        )
+        for line in describe_roles(roles[name]):
+            log.info("%s: %s", name, line)
+    return roles
+
+
+def learned_columns(roles: Sequence[ColumnRole]) -> list[str]:
+    """What HMA sees of a table: its keys (to join) and the modelled columns."""
+    return [r.name for r in roles if r.role in (KEY, FOREIGN_KEY, MODELLED)]
+
+
+def issue_fresh_values(
+    sampled: Mapping[str, pd.DataFrame],
+    real: Mapping[str, pd.DataFrame],
+    roles: Mapping[str, Sequence[ColumnRole]],
+    table_set: TableSet,
+    seed: int,
+) -> dict[str, pd.DataFrame]:
+    """HMA's output with fresh keys (consistent across tables) and fresh PII columns."""
+    tables = reissue_keys(
+        sampled,
+        real,
+        {name: [r for r in roles[name] if r.role == KEY] for name in table_set.order},
+        [
+            (rel.child, child_column, rel.parent, parent_column)
+            for rel in table_set.relationships
+            for child_column, parent_column in zip(
+                rel.child_columns, rel.parent_columns, strict=True
+            )
+        ],
+        seed=seed,
+    )
+    for name in table_set.order:
+        pii = [r for r in roles[name] if r.role == PII]
+        if pii:
+            columns = [r.name for r in roles[name]]
+            fresh = FreshColumns(real[name], pii, seed=seed)
+            tables[name] = fresh.complete(tables[name], columns)
+    return tables
 
 
 def _filter_copies(

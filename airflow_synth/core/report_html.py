@@ -66,6 +66,7 @@ def render_report(
     max_rows: int = 50_000,
     seed: int = 0,
     min_count: int = MIN_CATEGORY_COUNT,
+    roles: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """The report page as one HTML string (write it with UTF-8).
 
@@ -87,6 +88,7 @@ def render_report(
     body = [
         _header(title, settings, quality, real, synthetic),
         _verdict(gates),
+        _roles(roles, quality.get("pii_leak")),
         _fidelity(quality, kinds),
         _distributions(real_s, synth_s, kinds, quality, min_count),
         _dependence(quality.get("dependence")),
@@ -393,6 +395,43 @@ def _verdict(gates: Sequence[Mapping[str, Any]] | None) -> str:
         f'<section id="verdict"><h2>Verdict</h2>{badge}<table><thead><tr><th>verdict</th>'
         f"<th>metric</th><th>value</th><th>must be</th></tr></thead><tbody>{rows}</tbody>"
         "</table></section>"
+    )
+
+
+_ROLE_LABELS = {
+    "key": "key: fresh values",
+    "foreign_key": "foreign key: its parent's fresh key",
+    "pii": "PII: generated fresh",
+    "modelled": "learned by the synthesizer",
+}
+
+
+def _roles(roles: Sequence[Mapping[str, Any]] | None, leak: Mapping[str, Any] | None) -> str:
+    """Each column's role and why, so a reader sees at once what was treated as PII."""
+    if not roles:
+        return ""
+    leaks = (leak or {}).get("columns") or {}
+    rows = "".join(
+        f"<tr><td>{_e(r.get('name'))}</td><td>{_e(_ROLE_LABELS.get(r.get('role'), r.get('role')))}"
+        f"</td><td>{_e(r.get('kind'))}</td><td>{_e(r.get('reason'))}</td>"
+        f'<td class="num">{_e(leaks.get(r.get("name"), "") if r.get("role") != "modelled" else "")}'
+        "</td></tr>"
+        for r in roles
+    )
+    total = (leak or {}).get("values")
+    summary = (
+        "No published value of a fresh column equals a real value of it."
+        if total == 0
+        else "Fresh values were not checked against the real ones."
+        if total is None
+        else f"{total} published value(s) equal a real value: the run is refused."
+    )
+    return (
+        '<section id="roles"><h2>Columns and their roles</h2><p>Keys and PII are never '
+        "shown to the synthesizer: fresh values are issued for them and every published "
+        f"value is checked against the real ones. {_e(summary)}</p><table><thead><tr>"
+        "<th>column</th><th>role</th><th>kind</th><th>why</th><th>equal to a real value</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table></section>"
     )
 
 

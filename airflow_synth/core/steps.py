@@ -21,12 +21,20 @@ import pyarrow.parquet as pq
 from airflow_synth.core.assessment import REPORT_FILE, SyntheticAssessor
 from airflow_synth.core.checks import CheckSettings, enforce_gates, split_holdout
 from airflow_synth.core.contract import TableContract, check_contract
-from airflow_synth.core.errors import ContractError
+from airflow_synth.core.engine.fresh import FreshColumns, count_leaks
+from airflow_synth.core.errors import ContractError, DataError
 from airflow_synth.core.extract import DEFAULT_BATCH_ROWS, stream_query_to_parquet
 from airflow_synth.core.frames import read_training_frame
 from airflow_synth.core.layout import DatasetLayout, safe_key_part
 from airflow_synth.core.manifest import build_manifest
 from airflow_synth.core.metadata import build_metadata, public_metadata
+from airflow_synth.core.profile.roles import (
+    ColumnRole,
+    classify_columns,
+    describe_roles,
+    fresh_columns,
+    modelled_columns,
+)
 from airflow_synth.core.publish import ObjectStore, json_bytes, publish_dataset
 from airflow_synth.core.sql import sql_hash
 from airflow_synth.core.synthesize import fit_synthesizer, library_versions, sample_to_parquet
@@ -134,10 +142,15 @@ def run_synthesize(
     out_dir = Path(out_dir)
     table = safe_key_part(dataset)
     frame, schema = read_training_frame(staged_path)
-    train, holdout = split_holdout(frame, checks.holdout_share, seed)
+    roles = classify_columns(frame, contract=contract)
+    for line in describe_roles(roles):
+        log.info(line)
+    modelled = require_modelled(roles, dataset)
+    fresh = FreshColumns(frame, roles, seed=seed or 0)
+    columns = list(frame.columns)
+    train, holdout = split_holdout(frame[modelled], checks.holdout_share, seed)
     log.info("Training on %d rows, %d held out to measure privacy", len(train), len(holdout))
     metadata = build_metadata(train, table, contract)
-    primary_key = metadata.to_dict()["tables"][table].get("primary_key")
     assessor = SyntheticAssessor(train, holdout, metadata, table, checks, seed=seed or 0)
     synthesizer, fit_seconds = fit_synthesizer(train, metadata, spec, table, seed=seed)
     wanted = int(num_rows) if num_rows else len(frame)
@@ -147,11 +160,14 @@ def run_synthesize(
         schema,
         out_dir / SYNTHETIC_FILE,
         table,
-        primary_key=primary_key,
         row_filter=assessor.row_filter if assessor.filtering else None,
         max_filtered_share=checks.max_filtered_share,
+        complete=lambda batch: fresh.complete(batch, columns),
     )
     synthetic, _ = read_training_frame(out_dir / SYNTHETIC_FILE)
+    leaks = count_leaks(synthetic, frame, [r.name for r in fresh_columns(roles)])
+    del frame
+    synthetic = synthetic[modelled]
     settings = {
         "dataset": dataset,
         "run": layout.run if layout is not None else None,
@@ -161,11 +177,18 @@ def run_synthesize(
         "training_rows": len(train),
         "holdout_rows": len(holdout),
     }
-    assessment = assessor.assess(synthetic, out_dir, settings, title=f"{dataset}: synthetic copy")
+    assessment = assessor.assess(
+        synthetic,
+        out_dir,
+        settings,
+        title=f"{dataset}: synthetic copy",
+        fresh_leaks=leaks,
+        roles=[r.to_dict() for r in roles],
+    )
     for line in assessment.summary_lines():
         log.info(line)
     metadata_path = out_dir / METADATA_FILE
-    metadata_path.write_bytes(json_bytes(public_metadata(metadata)))
+    metadata_path.write_bytes(json_bytes(public_metadata(metadata, roles)))
     if enforce_gates_:
         enforce_gates(
             assessment.gates,
@@ -199,6 +222,19 @@ def run_synthesize(
         "checks": checks.to_dict(),
         "versions": versions,
     }
+
+
+def require_modelled(roles: Sequence[ColumnRole], dataset: str) -> list[str]:
+    """The modelled columns; a table of keys and PII only has nothing to learn."""
+    modelled = modelled_columns(roles)
+    if not modelled:
+        raise DataError(
+            f"Dataset {dataset!r}: every column is a key or PII ("
+            + ", ".join(f"{r.name}: {r.kind}" for r in roles)
+            + "), so there is nothing to learn. Mark the columns to learn with "
+            "'role: modelled' in the contract, or add analytic columns to the query."
+        )
+    return modelled
 
 
 def save_model(

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from airflow_synth.core.errors import DataError
 from airflow_synth.core.frames import conform_to_schema
+from airflow_synth.core.redact import library_errors
 from airflow_synth.core.synthesizers import SynthesizerSpec
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,9 @@ def fit_synthesizer(
     seed_everything(seed)
     if spec.is_neural:
         limit_torch_threads(torch_threads or max(1, (os.cpu_count() or 2) // 2))
-    synthesizer = spec.create(metadata)
+    names = [table_name, *map(str, frame.columns)]  # names a library error may keep
+    with library_errors(f"Creating {spec.name} for table {table_name!r}", names):
+        synthesizer = spec.create(metadata)
     log.info(
         "Training %s on %d rows x %d columns (params %s)",
         spec.name,
@@ -167,7 +170,10 @@ def fit_synthesizer(
         spec.params or "defaults",
     )
     started = time.monotonic()
-    with heartbeat(f"training {spec.name}"):
+    with (
+        heartbeat(f"training {spec.name}"),
+        library_errors(f"Training {spec.name} on table {table_name!r}", names),
+    ):
         synthesizer.fit({table_name: frame})
     seconds = time.monotonic() - started
     log.info("Trained %s in %.1f s", spec.name, seconds)
@@ -186,17 +192,21 @@ def sample_to_parquet(
     primary_key: str | None = None,
     batch_rows: int = DEFAULT_SAMPLE_BATCH_ROWS,
     row_filter: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    complete: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     max_filtered_share: float = 0.5,
 ) -> tuple[int, float]:
     """Sample ``num_rows`` rows in batches into ``out_path`` with the source ``schema``.
 
     Primary keys are kept unique across batches (a repeated key is dropped and re-sampled).
+    ``complete`` adds the columns the model never saw (fresh keys and PII) to each batch
+    after filtering.
     ``row_filter`` (the privacy filters) may drop rows from each batch; they are replaced
     by new samples, unless the filters drop more than ``max_filtered_share`` of everything
     sampled, which means the model reproduces real rows: then :class:`DataError` is raised.
     Returns (rows written, seconds).
     """
     out_path = Path(out_path)
+    names = [table_name, *schema.names]  # names a library error may keep
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(out_path.name + ".partial")
     started = time.monotonic()
@@ -208,7 +218,8 @@ def sample_to_parquet(
         with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
             while written < num_rows:
                 want = min(batch_rows, num_rows - written)
-                frame = synthesizer.sample(num_rows=want)[table_name]
+                with library_errors(f"Sampling table {table_name!r}", names):
+                    frame = synthesizer.sample(num_rows=want)[table_name]
                 sampled += len(frame)
                 if row_filter is not None:
                     kept = row_filter(frame)
@@ -220,6 +231,8 @@ def sample_to_parquet(
                             f"(more than {max_filtered_share:.0%}): the model reproduces real "
                             "rows. Nothing was published; use another synthesizer or settings."
                         )
+                if complete is not None:  # fresh keys and PII join the kept rows
+                    frame = complete(frame)
                 if primary_key:
                     frame = frame[~frame[primary_key].isin(seen_keys)]
                     frame = frame.drop_duplicates(subset=[primary_key])

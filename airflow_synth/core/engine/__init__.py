@@ -1,0 +1,1 @@
+"""The engine room: what produces synthetic values (models, and values issued fresh)."""
