@@ -10,6 +10,12 @@ without listing a folder::
     s3://<bucket>/<dataset>/<run>/manifest.json     written LAST: the run exists once it does
     s3://<bucket>/<dataset>/latest.json             pointer to the newest published manifest
     s3://<bucket>/_models/<dataset>/<run>/model.pkl fitted synthesizer (derived from real data)
+    s3://<bucket>/<dataset>/_failed/<run>/          a run that failed a gate: its reports only
+                                                    (report.html, quality.json, ..., failed.json)
+
+A run name never starts with ``_`` (:func:`safe_key_part` strips it), so ``_failed`` cannot
+collide with a run folder, and nothing that reads runs (manifests, ``latest.json``) ever
+looks inside it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from dataclasses import dataclass
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 MODELS_PREFIX = "_models"
+#: Folder (under the dataset) for the reports of runs that failed a gate.
+FAILED_DIR = "_failed"
 
 
 def safe_key_part(value: str) -> str:
@@ -74,6 +82,14 @@ class DatasetLayout:
     @property
     def model_info_key(self) -> str:
         return f"{self.model_prefix}model.json"
+
+    @property
+    def failed_prefix(self) -> str:
+        """Quarantine of this run's reports when it failed a gate: never data or a model."""
+        return f"{self.dataset}/{FAILED_DIR}/{self.run}/"
+
+    def failed_key(self, name: str) -> str:
+        return f"{self.failed_prefix}{name}"
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"

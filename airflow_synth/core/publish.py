@@ -206,3 +206,77 @@ def read_latest(store: ObjectStore, dataset: str) -> dict[str, Any] | None:
     """The ``latest`` pointer of a dataset, or None if it was never published."""
     raw = store.get_bytes(f"{dataset}/latest.json")
     return json.loads(raw) if raw is not None else None
+
+
+#: Index of a quarantined run, written after its reports.
+FAILED_INDEX = "failed.json"
+#: What a quarantine may hold: reports (JSON, HTML). Data (Parquet, CSV) and models (pickle)
+#: are refused by name, whatever a caller passes.
+REPORT_SUFFIXES = (".json", ".html")
+_NOT_REPORTS = ("data.", "model.", "manifest.json", "latest.json")
+
+
+def is_report_name(name: str) -> bool:
+    """True for a report file name that may be quarantined (``reports/<t>/report.html``)."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return False
+    return name.endswith(REPORT_SUFFIXES) and not parts[-1].startswith(_NOT_REPORTS)
+
+
+def publish_failed_reports(
+    store: ObjectStore,
+    layout: DatasetLayout,
+    reports: Mapping[str, Path],
+    *,
+    failed_gates: Iterable[str] = (),
+) -> dict[str, str]:
+    """Upload a failed run's reports to ``<dataset>/_failed/<run>/``; return name -> URI.
+
+    A run that misses a gate publishes nothing, but the user must be able to read *why*:
+    the reports go to a quarantine folder that no manifest and no ``latest.json`` ever
+    names, followed by ``failed.json`` (gates failed, run, time: names and counts, no
+    values). Only report files (:func:`is_report_name`) are uploaded, never data or a
+    model; a re-run of the same run replaces its earlier quarantine.
+    """
+    wanted = {name: Path(path) for name, path in reports.items() if is_report_name(name)}
+    refused = sorted(set(reports) - set(wanted))
+    if refused:
+        log.warning("Not quarantining %s: only report files (.json, .html) go there", refused)
+    missing = sorted(name for name, path in wanted.items() if not path.is_file())
+    wanted = {name: path for name, path in wanted.items() if name not in missing}
+    stale = [
+        key
+        for key in store.list_keys(layout.failed_prefix)
+        if key not in {layout.failed_key(name) for name in wanted}
+    ]
+    store.delete_keys(stale)
+    uris: dict[str, str] = {}
+    for name, path in wanted.items():
+        key = layout.failed_key(name)
+        store.put_file(path, key)
+        uris[name] = layout.uri(key)
+    index = {
+        "dataset": layout.dataset,
+        "run": layout.run,
+        "failed_at": datetime.now(UTC).isoformat(),
+        "failed_gates": list(failed_gates),
+        "published": False,
+        "report_uri": failed_report_uri(uris),
+        "reports": uris,
+        "missing_reports": missing,
+    }
+    index_key = layout.failed_key(FAILED_INDEX)
+    store.put_bytes(json_bytes(index), index_key)
+    uris[FAILED_INDEX] = layout.uri(index_key)
+    return uris
+
+
+def failed_report_uri(uris: Mapping[str, str]) -> str | None:
+    """The one URI to show a user: ``report.html``, else the first table's, else the index."""
+    if "report.html" in uris:
+        return uris["report.html"]
+    tables = [uri for name, uri in uris.items() if name.endswith("/report.html")]
+    if tables:
+        return tables[0]
+    return uris.get(FAILED_INDEX)

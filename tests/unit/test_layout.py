@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from airflow_synth.core.layout import MODELS_PREFIX, DatasetLayout, safe_key_part
+from airflow_synth.core.layout import FAILED_DIR, MODELS_PREFIX, DatasetLayout, safe_key_part
 
 pytestmark = pytest.mark.unit
 
@@ -83,6 +83,25 @@ def test_models_and_pointer_live_outside_the_run_folder(layout: DatasetLayout) -
     for key in (layout.model_key, layout.model_info_key, layout.latest_key):
         assert not key.startswith(layout.run_prefix)
     assert not layout.model_key.startswith(layout.dataset + "/")
+
+
+def test_failed_runs_are_quarantined_beside_the_runs_never_inside_one(
+    layout: DatasetLayout,
+) -> None:
+    failed = "user_features/_failed/scheduled__2024-01-01T00_00_00_00_00/"
+    assert FAILED_DIR == "_failed"
+    assert layout.failed_prefix == failed
+    assert layout.failed_key("report.html") == failed + "report.html"
+    assert layout.failed_key("reports/users/report.html") == failed + "reports/users/report.html"
+    assert not layout.failed_prefix.startswith(layout.run_prefix)
+    assert not layout.run_prefix.startswith(layout.failed_prefix)
+    assert layout.latest_key not in (layout.failed_key("latest.json"),)
+
+
+@pytest.mark.parametrize("run", ["_failed", "__failed", "_failed_"])
+def test_no_run_can_be_named_like_the_quarantine(run: str) -> None:
+    # run folders and the quarantine share the dataset folder: they must never collide
+    assert DatasetLayout("b", "ds", run).run_prefix != f"ds/{FAILED_DIR}/"
 
 
 def test_run_prefixes_never_overlap() -> None:

@@ -22,11 +22,15 @@ import pytest
 from airflow_synth.core.errors import PublishError, SynthError
 from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.publish import (
+    FAILED_INDEX,
     MANIFEST_VERSION,
     FileObjectStore,
     PublishedDataset,
+    failed_report_uri,
+    is_report_name,
     json_bytes,
     publish_dataset,
+    publish_failed_reports,
     read_latest,
     read_manifest,
     sha256_file,
@@ -480,3 +484,144 @@ def test_a_missing_local_file_fails_before_the_published_run_is_touched(tmp_path
     with pytest.raises(PublishError, match="missing local files"):
         publish_dataset(store, layout, {"data.parquet": tmp_path / "gone.parquet"}, {"rows": 1})
     assert store.get_bytes(layout.manifest_key) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# publish_failed_reports: a run that failed a gate leaves its reports, nothing else
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def gate_reports(tmp_path: Path) -> dict[str, Path]:
+    """Report files as a failed gate hands them over (plus what must never be uploaded)."""
+    src = tmp_path / "reports"
+    (src / "reports" / "users").mkdir(parents=True)
+    contents = {
+        "report.html": b"<html>quality 0.61</html>",
+        "quality.json": b'{"score": 0.61}',
+        "privacy.json": b'{"dcr_share": 0.5}',
+        "metadata.json": b'{"tables": {}}',
+        "reports/users/report.html": b"<html>users</html>",
+    }
+    out = {}
+    for name, data in contents.items():
+        (src / name).write_bytes(data)
+        out[name] = src / name
+    return out
+
+
+def test_failed_reports_go_to_the_quarantine_with_an_index(
+    tmp_path: Path, layout: DatasetLayout, gate_reports: dict[str, Path]
+) -> None:
+    store = RecordingStore(tmp_path / "bucket")
+    uris = publish_failed_reports(
+        store, layout, gate_reports, failed_gates=["quality_score", "dcr_share"]
+    )
+    prefix = "users/_failed/manual__2024-03-01T10_00_00_00_00/"
+    assert set(uris) == {*gate_reports, FAILED_INDEX}
+    assert uris["report.html"] == f"s3://synthetic/{prefix}report.html"
+    for name, path in gate_reports.items():
+        assert store.get_bytes(prefix + name) == path.read_bytes()
+    assert store.calls[-1] == ("put_bytes", prefix + FAILED_INDEX)  # the index comes last
+    index = json.loads(store.get_bytes(prefix + FAILED_INDEX) or b"{}")
+    assert index["failed_gates"] == ["quality_score", "dcr_share"]
+    assert index["run"] == layout.run and index["dataset"] == "users"
+    assert index["published"] is False
+    assert index["report_uri"] == uris["report.html"]
+    assert datetime.fromisoformat(index["failed_at"]).tzinfo is not None
+    # nothing outside the quarantine: no run folder, no manifest, no pointer, no model
+    assert all(key.startswith(prefix) for key in store.list_keys(""))
+    assert read_latest(store, "users") is None
+    assert read_manifest(store, layout) is None
+
+
+def test_the_quarantine_refuses_data_and_models_whatever_it_is_given(
+    tmp_path: Path, layout: DatasetLayout, gate_reports: dict[str, Path], files: dict[str, Path]
+) -> None:
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"pickle")
+    given = {**gate_reports, **files, "model.pkl": model, "../escape.json": files["data.csv"]}
+    store = FileObjectStore(tmp_path / "bucket")
+    uris = publish_failed_reports(store, layout, given)
+    keys = store.list_keys("")
+    assert not [k for k in keys if k.rsplit("/", 1)[-1].startswith(("data.", "model."))]
+    assert "model.pkl" not in uris and "data.parquet" not in uris and "data.csv" not in uris
+    assert "../escape.json" not in uris
+    assert "metadata.json" in uris  # a report file, value-free by construction
+
+
+@pytest.mark.parametrize(
+    ("name", "allowed"),
+    [
+        ("report.html", True),
+        ("quality.json", True),
+        ("reports/users/report.html", True),
+        ("data.parquet", False),
+        ("data.csv", False),
+        ("reports/users/data.json", False),
+        ("model.pkl", False),
+        ("model.json", False),
+        ("manifest.json", False),
+        ("latest.json", False),
+        ("../report.html", False),
+        ("/report.html", False),
+        ("reports//report.html", False),
+        ("", False),
+    ],
+)
+def test_is_report_name(name: str, allowed: bool) -> None:
+    assert is_report_name(name) is allowed
+
+
+def test_a_rerun_replaces_its_quarantine_and_leaves_other_runs_alone(
+    tmp_path: Path, layout: DatasetLayout, gate_reports: dict[str, Path]
+) -> None:
+    store = FileObjectStore(tmp_path / "bucket")
+    other = DatasetLayout("synthetic", "users", "other_run")
+    publish_failed_reports(store, other, gate_reports)
+    publish_failed_reports(store, layout, gate_reports)
+    publish_failed_reports(store, layout, {"quality.json": gate_reports["quality.json"]})
+    assert store.list_keys(layout.failed_prefix) == [
+        layout.failed_key(FAILED_INDEX),
+        layout.failed_key("quality.json"),
+    ]
+    assert len(store.list_keys(other.failed_prefix)) == len(gate_reports) + 1
+
+
+def test_a_missing_report_is_listed_not_fatal(
+    tmp_path: Path, layout: DatasetLayout, gate_reports: dict[str, Path]
+) -> None:
+    store = FileObjectStore(tmp_path / "bucket")
+    uris = publish_failed_reports(store, layout, {**gate_reports, "extra.json": tmp_path / "no"})
+    index = json.loads(store.get_bytes(layout.failed_key(FAILED_INDEX)) or b"{}")
+    assert index["missing_reports"] == ["extra.json"]
+    assert "extra.json" not in uris
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["quality.json", "report.html", FAILED_INDEX], "report.html"),
+        (["quality.json", "reports/users/report.html", "reports/b/report.html"], "reports/users"),
+        (["quality.json", FAILED_INDEX], FAILED_INDEX),
+        ([], None),
+    ],
+)
+def test_failed_report_uri_prefers_the_html_report(names: list[str], expected: str | None) -> None:
+    uri = failed_report_uri({name: f"s3://b/ds/_failed/r/{name}" for name in names})
+    assert (uri is None) if expected is None else (expected in (uri or ""))
+
+
+def test_latest_never_points_into_the_quarantine(
+    tmp_path: Path, gate_reports: dict[str, Path], files: dict[str, Path]
+) -> None:
+    """A failed run followed by nothing leaves no pointer; a later success points at its run."""
+    store = FileObjectStore(tmp_path / "bucket")
+    failed = DatasetLayout("synthetic", "users", "run_failed")
+    publish_failed_reports(store, failed, gate_reports, failed_gates=["quality_score"])
+    assert read_latest(store, "users") is None
+    later = DatasetLayout("synthetic", "users", "run_ok")
+    publish_dataset(store, later, files, MANIFEST)
+    latest = read_latest(store, "users") or {}
+    assert latest["manifest_uri"] == later.uri(later.manifest_key)
+    assert "_failed" not in json.dumps(latest)
+    assert latest["previous_manifest_uri"] is None  # the failed run was never a publication
+    assert store.list_keys(failed.failed_prefix)  # the quarantine stays readable
