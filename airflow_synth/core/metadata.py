@@ -48,6 +48,7 @@ def build_metadata(
     with library_errors("detecting the table's metadata", frame.columns):
         metadata = Metadata.detect_from_dataframes({table_name: frame})
     try:
+        _learn_every_column(metadata, table_name, frame)
         if contract is not None:
             for column in contract.columns:
                 if column.name in frame.columns:
@@ -61,6 +62,24 @@ def build_metadata(
             f"SDV rejected the table metadata{where}: {scrub_message(str(exc), frame.columns)}"
         ) from None
     return metadata
+
+
+def _learn_every_column(metadata: Metadata, table: str, frame: pd.DataFrame) -> None:
+    """Undo SDV's key guesses: every column here is modelled, none is an ``id``.
+
+    Detection makes a unique column the primary key (sdtype ``id``), and SDV then issues
+    made-up values for it, or *samples the real values* of a non-key ``id`` column. The
+    roles (keys and PII) were decided before; what reaches SDV is meant to be learned.
+    """
+    if metadata.to_dict()["tables"][table].get("primary_key"):
+        metadata.remove_primary_key(table)
+    for name, spec in metadata.to_dict()["tables"][table]["columns"].items():
+        if spec.get("sdtype") == "id" or spec.get("pii"):
+            numeric = pd.api.types.is_numeric_dtype(frame[name].dtype) and not (
+                pd.api.types.is_bool_dtype(frame[name].dtype)
+            )
+            sdtype = "numerical" if numeric else "categorical"
+            metadata.update_column(name, table_name=table, sdtype=sdtype)
 
 
 def apply_contract_column(metadata: Metadata, table: str, frame: pd.DataFrame, column: Any) -> None:

@@ -10,11 +10,9 @@ import pandas as pd
 import pytest
 
 from airflow_synth.core.contract import TableContract, parse_contract
-from airflow_synth.core.errors import ContractError
 from airflow_synth.core.metadata import (
     PRIVATE_COLUMN_KEYS,
     build_metadata,
-    pii_columns,
     public_metadata,
 )
 
@@ -55,65 +53,46 @@ def columns_of(metadata: Any) -> dict[str, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
-# detection and contract overrides
+# detection and contract overrides (of the modelled columns: keys and PII never get here)
 # --------------------------------------------------------------------------------------------
+MODELLED = ["zip", "pin", "age", "balance", "signup", "active"]
+
+
 def test_detection_alone(frame: pd.DataFrame) -> None:
-    metadata = build_metadata(frame, TABLE)
+    metadata = build_metadata(frame[MODELLED], TABLE)
     spec = metadata.to_dict()["tables"][TABLE]
-    assert list(spec["columns"]) == list(frame.columns)
+    assert list(spec["columns"]) == MODELLED
     assert spec["columns"]["age"]["sdtype"] == "numerical"
     assert spec["columns"]["signup"]["sdtype"] == "datetime"
     # what detection cannot know: a zip code looks like an ordered number
     assert spec["columns"]["zip"]["sdtype"] in ("numerical", "ordinal")
-    assert spec["columns"]["email"].get("pii") is True  # detected from the name
-    assert spec["columns"]["nickname"].get("pii") is None
+    assert "primary_key" not in spec  # keys are issued fresh, never modelled
 
 
-def test_contract_overrides_sdtypes_and_primary_key(frame: pd.DataFrame) -> None:
+def test_contract_overrides_sdtypes(frame: pd.DataFrame) -> None:
     metadata = build_metadata(
-        frame,
+        frame[MODELLED],
         TABLE,
         contract(
             {"name": "account_code", "type": "string", "sdtype": "id"},
             {"name": "zip", "type": "integer", "sdtype": "categorical"},
             {"name": "age", "type": "integer"},  # no sdtype: detection stays
+            {"name": "email", "type": "string", "sdtype": "email", "pii": True},
             primary_key="account_code",
         ),
     )
     spec = metadata.to_dict()["tables"][TABLE]
-    assert spec["primary_key"] == "account_code"
-    assert spec["columns"]["account_code"]["sdtype"] == "id"
     assert spec["columns"]["zip"]["sdtype"] == "categorical"
     assert spec["columns"]["age"]["sdtype"] == "numerical"
     assert spec["columns"]["age"]["range_min"] == int(frame["age"].min())
-
-
-def test_contract_pii_columns_become_pii(frame: pd.DataFrame) -> None:
-    metadata = build_metadata(
-        frame,
-        TABLE,
-        contract(
-            {"name": "email", "type": "string", "sdtype": "email", "pii": True},
-            {"name": "nickname", "type": "string", "pii": True},
-            {"name": "pin", "type": "integer", "sdtype": "pii"},
-        ),
-    )
-    cols = columns_of(metadata)
-    assert cols["email"] == {"sdtype": "email", "pii": True}
-    # PII "of no particular kind" is generated fresh (SDV's anonymised 'unknown')
-    assert cols["nickname"] == {"sdtype": "unknown", "pii": True}
-    assert cols["pin"] == {"sdtype": "unknown", "pii": True}
-    assert pii_columns(metadata, TABLE) == ["email", "nickname", "pin"]
-
-
-def test_pii_columns_without_contract_uses_detection(frame: pd.DataFrame) -> None:
-    assert pii_columns(build_metadata(frame, TABLE), TABLE) == ["email"]
+    # declared keys and PII are not in the frame: the contract does not bring them back
+    assert "account_code" not in spec["columns"] and "email" not in spec["columns"]
 
 
 def test_datetime_format_applies_only_to_text_columns(frame: pd.DataFrame) -> None:
     text = frame.assign(signup_text=frame["signup"].dt.strftime("%d.%m.%Y"))
     metadata = build_metadata(
-        text,
+        text[[*MODELLED, "signup_text"]],
         TABLE,
         contract(
             {
@@ -133,51 +112,24 @@ def test_datetime_format_applies_only_to_text_columns(frame: pd.DataFrame) -> No
 
 
 # --------------------------------------------------------------------------------------------
-# errors name the contract
-# --------------------------------------------------------------------------------------------
-def test_contract_column_missing_from_data(frame: pd.DataFrame) -> None:
-    with pytest.raises(ContractError, match="contract column 'phone' is not in the extracted"):
-        build_metadata(frame, TABLE, contract({"name": "phone", "type": "string", "sdtype": "id"}))
-
-
-@pytest.mark.parametrize(
-    ("columns", "primary_key", "fragment"),
-    [
-        ([{"name": "age", "type": "integer"}], "age", "primary_key"),
-        ([{"name": "age", "type": "integer", "sdtype": "bogus_type", "pii": True}], None, "bogus"),
-    ],
-)
-def test_sdv_rejections_become_contract_errors(
-    frame: pd.DataFrame, columns: list[dict[str, Any]], primary_key: str | None, fragment: str
-) -> None:
-    with pytest.raises(ContractError) as err:
-        build_metadata(frame, TABLE, contract(*columns, primary_key=primary_key))
-    message = str(err.value)
-    assert "SDV rejected the table metadata (contract sql/users.contract.yaml)" in message
-    assert fragment in message
-
-
-# --------------------------------------------------------------------------------------------
 # public_metadata
 # --------------------------------------------------------------------------------------------
 def test_public_metadata_strips_every_value_revealing_key(frame: pd.DataFrame) -> None:
-    metadata = build_metadata(frame, TABLE)
+    metadata = build_metadata(frame[MODELLED], TABLE)
     private = columns_of(metadata)
     # detection really did record real values (otherwise this test would prove nothing)
     assert private["age"]["range_min"] == int(frame["age"].min())
     assert private["age"]["range_max"] == int(frame["age"].max())
     assert set(private["zip"]["range_values"]) == set(frame["zip"])
-    # all-distinct text (nicknames, codes) identifies people: generated fresh as ids
-    assert private["nickname"]["sdtype"] == private["account_code"]["sdtype"] == "id"
 
     public = public_metadata(metadata)
     for name, spec in public["tables"][TABLE]["columns"].items():
         assert not set(spec) & set(PRIVATE_COLUMN_KEYS), name
         assert spec["sdtype"] == private[name]["sdtype"]
     text = json.dumps(public)
-    for secret in ("nick17", str(int(frame["balance"].max())), "AC0042"):
+    for secret in (str(int(frame["balance"].max())), str(int(frame["age"].max()))):
         assert secret not in text
-    assert public["tables"][TABLE]["primary_key"] == "user_id"
+    assert "20095" not in text  # a real zip category
     # the metadata object itself is unchanged (training still needs the ranges)
     assert "range_min" in columns_of(metadata)["age"]
 

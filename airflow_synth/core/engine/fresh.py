@@ -122,7 +122,7 @@ class FreshValues:
                 )
             count = int(bad.sum())
             # later rounds scramble harder: widen numbers, scramble pooled texts
-            out[bad] = self._generate(count, widen=rounds // 5, scramble=rounds >= 3)
+            out[bad] = self._generate(count, widen=max(0, rounds - 8) // 4, scramble=rounds >= 3)
             bad = self._rejected(out)
         if self.unique:
             self.issued.update(out.tolist())
