@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from typing import Any
 from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.coerce import as_bool, as_dict, as_int  # re-exported here
 from airflow_synth.core.contract import TableContract, contract_path_for, load_contract
-from airflow_synth.core.errors import ConnectionConfigError
+from airflow_synth.core.errors import ConnectionConfigError, QualityGateError
+from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.sql import read_sql_file
 from airflow_synth.core.staging import path_from_uri, remove_staging, run_staging_dir
 from airflow_synth.hooks.object_store import describe_s3_failure
@@ -190,21 +192,81 @@ def execute_synthesize(
     contract = load_contract(contract_file) if contract_file else None
     staged = path_from_uri(extract["staging_uri"])
     _, run_id = _dag_and_run(context)
-    synthesis = run_synthesize(
-        staged,
-        staged.parent,
-        dataset=dataset,
-        spec=spec,
-        num_rows=rows,
-        seed=seed_value,
-        contract=contract,
-        model_store=None if dry_run else store,
-        layout=hook.layout(dataset, run_id),
-        checks=check_settings,
-        enforce_gates_=not dry_run,
-    )
+    layout = hook.layout(dataset, run_id)
+    try:
+        synthesis = run_synthesize(
+            staged,
+            staged.parent,
+            dataset=dataset,
+            spec=spec,
+            num_rows=rows,
+            seed=seed_value,
+            contract=contract,
+            model_store=None if dry_run else store,
+            layout=layout,
+            checks=check_settings,
+            enforce_gates_=not dry_run,
+        )
+    except QualityGateError as exc:
+        quarantine_gate_failure(context, hook, layout, exc)
+        raise
     synthesis_metrics(dataset, synthesis)
     return synthesis
+
+
+#: XCom key under which a synthesize task that failed a gate records its quarantined reports
+#: (``report_uri``, ``aws_conn_id``, ``files``); the report view and extra link read it.
+FAILED_REPORT_XCOM_KEY = "failed_report"
+_FAILED_GATE = re.compile(r"^\s*FAIL (\S+)", re.MULTILINE)
+
+
+def quarantine_gate_failure(
+    context: Mapping[str, Any], hook: SynthHook, layout: DatasetLayout, error: QualityGateError
+) -> str | None:
+    """Publish a failed gate's reports to ``<dataset>/_failed/<run>/`` so "see the report"
+    leads somewhere; return the report's URI (None if there was nothing to publish).
+
+    Only report files travel (never data or a model; ``latest.json`` is not touched). The
+    URI is logged, appended to ``error``'s message and pushed to XCom
+    (:data:`FAILED_REPORT_XCOM_KEY`) for the "Synthetic data report" link. If the upload
+    itself fails (S3 down), a warning is logged and the caller still raises ``error``.
+    """
+    from airflow_synth.core.publish import failed_report_uri, publish_failed_reports
+
+    if not error.reports:
+        return None
+    try:
+        uris = publish_failed_reports(
+            hook.get_conn(), layout, error.reports, failed_gates=_FAILED_GATE.findall(str(error))
+        )
+    except Exception as exc:  # noqa: BLE001 - the gate error is what the user must see
+        log.warning(
+            "Gate failed, and its reports could not be quarantined at %s (%s: %s); "
+            "the run is refused all the same.",
+            layout.uri(layout.failed_prefix),
+            type(exc).__name__,
+            exc,
+        )
+        return None
+    report_uri = failed_report_uri(uris)
+    log.error("Gate failed; the reports are at %s", report_uri)
+    error.args = (f"{error.args[0] if error.args else ''}\nThe reports are at {report_uri}",)
+    error.quarantined_report_uri = report_uri  # type: ignore[attr-defined] # read by operators
+    ti = context.get("ti")
+    if ti is not None:
+        try:
+            ti.xcom_push(
+                key=FAILED_REPORT_XCOM_KEY,
+                value={"report_uri": report_uri, "aws_conn_id": hook.aws_conn_id, "files": uris},
+            )
+        except Exception as exc:  # noqa: BLE001 - the link is a convenience; the log has it
+            log.warning("Could not record the report location in XCom: %s", exc)
+    return report_uri
+
+
+def quarantined_report_uri(error: BaseException) -> str | None:
+    """The quarantined report of a failed gate, once :func:`quarantine_gate_failure` ran."""
+    return getattr(error, "quarantined_report_uri", None)
 
 
 def execute_load(

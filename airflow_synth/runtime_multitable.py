@@ -14,7 +14,11 @@ from typing import Any
 
 from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.coerce import as_float  # one rule for numbers, shared with core
-from airflow_synth.core.errors import ConnectionConfigError, SynthesizerConfigError
+from airflow_synth.core.errors import (
+    ConnectionConfigError,
+    QualityGateError,
+    SynthesizerConfigError,
+)
 from airflow_synth.hooks.object_store import describe_s3_failure
 from airflow_synth.hooks.synth import SynthHook
 from airflow_synth.preflight import preflight
@@ -25,6 +29,7 @@ from airflow_synth.runtime import (
     as_dict,
     as_int,
     postgres_connection,
+    quarantine_gate_failure,
     sql_search_dirs,
     staging_dir_for,
 )
@@ -112,20 +117,25 @@ def execute_multitable_synthesize(
     store = hook.get_conn()
     store.check()  # fail before an expensive training if the model can't be saved
     _, run_id = _dag_and_run(context)
-    return run_multitable_synthesize(
-        extract,
-        Path(extract["staging_dir"]) / "synthetic",
-        dataset=dataset,
-        seed=as_int(seed, "seed"),
-        max_parents=DEFAULT_MAX_PARENTS if parents is None else (parents or None),
-        scale=scale_value,
-        main_table=main_table or None,
-        max_orphan_share=orphan_share,
-        fixed_combinations=as_bool(fixed_combinations),
-        checks=check_settings,
-        model_store=store,
-        layout=hook.layout(dataset, run_id),
-    )
+    layout = hook.layout(dataset, run_id)
+    try:
+        return run_multitable_synthesize(
+            extract,
+            Path(extract["staging_dir"]) / "synthetic",
+            dataset=dataset,
+            seed=as_int(seed, "seed"),
+            max_parents=DEFAULT_MAX_PARENTS if parents is None else (parents or None),
+            scale=scale_value,
+            main_table=main_table or None,
+            max_orphan_share=orphan_share,
+            fixed_combinations=as_bool(fixed_combinations),
+            checks=check_settings,
+            model_store=store,
+            layout=layout,
+        )
+    except QualityGateError as exc:  # its reports go to <dataset>/_failed/<run>/
+        quarantine_gate_failure(context, hook, layout, exc)
+        raise
 
 
 def execute_multitable_publish(

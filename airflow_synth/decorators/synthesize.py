@@ -3,7 +3,9 @@
 The function runs as usual (any Python that produces a DataFrame: a query, an API call,
 a file); its *real* return value is never pushed to XCom or logged. Instead the frame is
 staged privately, a local SDV synthesizer is trained on it, the synthetic table is
-published like any ESL load, and the task returns the small publication record::
+published like any ESL load, and the task returns the small publication record (if a
+gate fails, only the reports are published, to ``<dataset>/_failed/<run>/``, and the
+task's "Synthetic data report" link opens them)::
 
     @task.synthesize(dataset="customers", bucket="synthetic", aws_conn_id="synth_s3")
     def customers():
@@ -18,9 +20,14 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
 
+from airflow_synth.core.errors import QualityGateError
 from airflow_synth.hooks.synth import SynthStoreSettings
 from airflow_synth.operators.load import with_dataset_outlet
-from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize_dataframe
+from airflow_synth.runtime import (
+    SYNTHESIS_FIELDS,
+    execute_synthesize_dataframe,
+    quarantined_report_uri,
+)
 from airflow_synth.ui.links import SyntheticReportLink
 
 
@@ -79,16 +86,20 @@ class _SynthesizeDecoratedOperator(SynthStoreSettings, DecoratedOperator, Python
         frame = super().execute(context)
         hook = self.synth_hook()
         origin = f"{self.python_callable.__module__}.{self.python_callable.__qualname__}"
-        result = execute_synthesize_dataframe(
-            context,
-            frame,
-            dataset=self.dataset,
-            hook=hook,
-            origin=origin,
-            **{name: getattr(self, name) for name in SYNTHESIS_FIELDS},
-            formats=list(self.formats),
-            staging_dir=self.staging_dir,
-        )
+        try:
+            result = execute_synthesize_dataframe(
+                context,
+                frame,
+                dataset=self.dataset,
+                hook=hook,
+                origin=origin,
+                **{name: getattr(self, name) for name in SYNTHESIS_FIELDS},
+                formats=list(self.formats),
+                staging_dir=self.staging_dir,
+            )
+        except QualityGateError as exc:  # the link opens the quarantined report
+            self._report_published = quarantined_report_uri(exc) is not None
+            raise
         self._report_published = bool(result.get("report_uri"))  # read by the extra link
         return result
 

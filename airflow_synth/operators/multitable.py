@@ -12,8 +12,10 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_synth.core.errors import QualityGateError
 from airflow_synth.hooks.synth import SynthStoreSettings
 from airflow_synth.operators.load import with_dataset_outlet
+from airflow_synth.runtime import quarantined_report_uri
 from airflow_synth.runtime_multitable import (
     execute_multitable_extract,
     execute_multitable_publish,
@@ -96,7 +98,8 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
         (almost) determine each other, e.g. ``action`` -> ``action_type`` (SDV
         FixedCombinations, detected per table); default on.
     :param checks: gate thresholds (``min_quality`` for the multi-table score; privacy and
-        dependence gates per table).
+        dependence gates per table). When one fails, nothing is saved; the reports go to
+        ``s3://<bucket>/<dataset>/_failed/<run>/`` and the task's extra link opens them.
     """
 
     template_fields: Sequence[str] = (
@@ -110,6 +113,7 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
         "checks",
     )
     ui_color = "#fef7e0"
+    operator_extra_links = (SyntheticReportLink(),)
 
     def __init__(
         self,
@@ -142,19 +146,23 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         hook = self.synth_hook()
-        return execute_multitable_synthesize(
-            context,
-            extract=self.extract,
-            dataset=self.dataset,
-            hook=hook,
-            seed=self.seed,
-            max_parents=self.max_parents,
-            scale=self.scale,
-            main_table=self.main_table,
-            max_orphan_share=self.max_orphan_share,
-            fixed_combinations=self.fixed_combinations,
-            checks=self.checks,
-        )
+        try:
+            return execute_multitable_synthesize(
+                context,
+                extract=self.extract,
+                dataset=self.dataset,
+                hook=hook,
+                seed=self.seed,
+                max_parents=self.max_parents,
+                scale=self.scale,
+                main_table=self.main_table,
+                max_orphan_share=self.max_orphan_share,
+                fixed_combinations=self.fixed_combinations,
+                checks=self.checks,
+            )
+        except QualityGateError as exc:  # the link opens the quarantined report
+            self._report_published = quarantined_report_uri(exc) is not None
+            raise
 
 
 class MultiTablePublishOperator(SynthStoreSettings, BaseOperator):

@@ -7,15 +7,19 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_synth.core.errors import QualityGateError
 from airflow_synth.hooks.synth import SynthStoreSettings
-from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize
+from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize, quarantined_report_uri
+from airflow_synth.ui.links import SyntheticReportLink
 
 
 class ESLSynthesizeOperator(SynthStoreSettings, BaseOperator):
     """Fit ``synthesizer`` on the extract's staged rows, sample, and save the model.
 
     Training runs in the worker process: real rows never leave it. The fitted model is
-    stored under ``s3://<bucket>/_models/<dataset>/<run>/`` with the SDV version.
+    stored under ``s3://<bucket>/_models/<dataset>/<run>/`` with the SDV version. When a
+    gate fails, nothing is saved; the reports go to ``s3://<bucket>/<dataset>/_failed/<run>/``
+    and the task's "Synthetic data report" link opens them.
 
     :param extract: the extract task's XCom (``ESLExtractOperator(...).output``).
     :param dataset: dataset name, as given to the extract.
@@ -34,6 +38,7 @@ class ESLSynthesizeOperator(SynthStoreSettings, BaseOperator):
 
     template_fields: Sequence[str] = ("extract", "dataset", *SYNTHESIS_FIELDS)
     ui_color = "#fce8e6"
+    operator_extra_links = (SyntheticReportLink(),)
 
     def __init__(
         self,
@@ -64,10 +69,14 @@ class ESLSynthesizeOperator(SynthStoreSettings, BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         hook = self.synth_hook()
-        return execute_synthesize(
-            context,
-            extract=self.extract,
-            dataset=self.dataset,
-            hook=hook,
-            **{name: getattr(self, name) for name in SYNTHESIS_FIELDS},
-        )
+        try:
+            return execute_synthesize(
+                context,
+                extract=self.extract,
+                dataset=self.dataset,
+                hook=hook,
+                **{name: getattr(self, name) for name in SYNTHESIS_FIELDS},
+            )
+        except QualityGateError as exc:  # the link opens the quarantined report
+            self._report_published = quarantined_report_uri(exc) is not None
+            raise

@@ -1,10 +1,12 @@
 """A small FastAPI app, mounted in the Airflow API server by a plugin, that shows reports.
 
 ``GET /synth/report?dag_id=..&run_id=..&task_id=..`` looks up the task's XCom (written by
-the ESL load step: the published ``report.html`` URI and the AWS connection id), reads the
-object through ``S3Hook`` and returns it. Only reports that a task recorded can be shown,
-only to a logged-in user allowed to read that DAG, and with a Content-Security-Policy that
-forbids scripts and network access from the page.
+the ESL load step: the published ``report.html`` URI and the AWS connection id; or, written
+by a synthesize step whose gate failed, the quarantined report under
+``<dataset>/_failed/<run>/``), reads the object through ``S3Hook`` and returns it. Only
+reports that a task recorded can be shown, only to a logged-in user allowed to read that
+DAG, and with a Content-Security-Policy that forbids scripts and network access from the
+page.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI must see the real Annotated types.
@@ -19,24 +21,28 @@ REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 app = FastAPI(title="airflow-synth reports", docs_url=None, redoc_url=None)
 
 
-def report_location(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
-    """The published report's S3 URI and connection, from the task's return XCom."""
+def _task_xcom(dag_id: str, run_id: str, task_id: str, map_index: int, key: str) -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         query = XComModel.get_many(
-            run_id=run_id,
-            key="return_value",
-            dag_ids=dag_id,
-            task_ids=task_id,
-            map_indexes=map_index,
+            run_id=run_id, key=key, dag_ids=dag_id, task_ids=task_id, map_indexes=map_index
         )
         row = session.scalars(query).first()
-        value = XComModel.deserialize_value(row) if row is not None else None
-    if not isinstance(value, dict) or not value.get("report_uri"):
-        raise HTTPException(404, f"No published report for {dag_id} / {run_id} / {task_id}.")
-    return value
+        return XComModel.deserialize_value(row) if row is not None else None
+
+
+def report_location(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
+    """The report's S3 URI and connection: the published one (the task's return XCom), else
+    the one a failed gate quarantined (XCom ``failed_report``)."""
+    from airflow_synth.runtime import FAILED_REPORT_XCOM_KEY
+
+    for key in ("return_value", FAILED_REPORT_XCOM_KEY):
+        value = _task_xcom(dag_id, run_id, task_id, map_index, key)
+        if isinstance(value, dict) and value.get("report_uri"):
+            return value
+    raise HTTPException(404, f"No report for {dag_id} / {run_id} / {task_id}.")
 
 
 def read_report(uri: str, aws_conn_id: str) -> str:
@@ -65,7 +71,7 @@ async def report(
     user: Annotated[Any, Depends(get_user)],
     map_index: int = -1,
 ) -> HTMLResponse:
-    """The published report.html of one ESL task instance."""
+    """The report.html of one ESL task instance (published, or quarantined by a gate)."""
     if not _authorized(user, dag_id):
         raise HTTPException(403, f"Not allowed to read DAG {dag_id}.")
     location = report_location(dag_id, run_id, task_id, map_index)
