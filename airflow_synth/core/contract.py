@@ -9,7 +9,7 @@ changed" from a silently different synthetic dataset into a failed run with a re
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,47 @@ def load_contract(path: str | Path) -> TableContract:
     except yaml.YAMLError as exc:
         raise ContractError(f"Contract file {path} is not valid YAML: {exc}") from exc
     return parse_contract(raw, source=str(path))
+
+
+def resolve_table_contracts(
+    contracts: Mapping[str, str | Mapping[str, Any]] | None, search_dirs: Sequence[str | Path] = ()
+) -> dict[str, str | dict[str, Any]]:
+    """Check per-table contracts (a file name or an inline mapping each) before any row moves.
+
+    Returns JSON-safe references for XCom: the absolute path of each file, or the inline
+    mapping as given. Relative file names are looked up in ``search_dirs``, then the
+    current folder; every problem names the table and the places tried.
+    """
+    refs: dict[str, str | dict[str, Any]] = {}
+    for table, spec in (contracts or {}).items():
+        if isinstance(spec, Mapping):
+            parse_contract(dict(spec), source=f"<contract of table {table!r}>")
+            refs[str(table)] = dict(spec)
+            continue
+        candidate = Path(str(spec))
+        tried = [candidate] if candidate.is_absolute() else []
+        tried += [Path(d) / candidate for d in search_dirs if d and not candidate.is_absolute()]
+        tried += [] if candidate.is_absolute() else [Path.cwd() / candidate]
+        found = next((p for p in tried if p.is_file()), None)
+        if found is None:
+            places = "\n".join(f"  - {p}" for p in tried)
+            raise ContractError(
+                f"Contract file {str(spec)!r} of table {table!r} not found. Looked in:\n"
+                f"{places}\nFix the path in `contracts`, or put the file beside the SQL files."
+            )
+        load_contract(found)
+        refs[str(table)] = str(found.resolve())
+    return refs
+
+
+def load_table_contracts(refs: Mapping[str, str | Mapping[str, Any]]) -> dict[str, TableContract]:
+    """The contracts behind :func:`resolve_table_contracts`' references."""
+    return {
+        table: parse_contract(dict(ref), source=f"<contract of table {table!r}>")
+        if isinstance(ref, Mapping)
+        else load_contract(ref)
+        for table, ref in refs.items()
+    }
 
 
 def parse_contract(raw: Any, source: str = "<inline>") -> TableContract:

@@ -32,6 +32,8 @@ class MultiTableConfig:
     schema: str = "public"
     relationships: Sequence[str | Mapping[str, Any]] | str | None = None
     primary_keys: Mapping[str, str] | None = None
+    #: per-table contracts (file or inline mapping), e.g. to declare PII; see the README
+    contracts: Mapping[str, str | Mapping[str, Any]] | None = None
     aws_conn_id: str | None = None
     bucket: str | None = None
     synth_conn_id: str | None = None
@@ -92,6 +94,7 @@ def esl_multitable_task_group(
             primary_keys=config.primary_keys,
             staging_dir=config.staging_dir,
             validate={**synthesis, **store, **target},
+            contracts=config.contracts,
             **common,
         )
         synthesize = MultiTableSynthesizeOperator(

@@ -305,3 +305,36 @@ def test_check_contract_against_a_real_arrow_schema(contract: TableContract) -> 
     retyped = schema.set(4, pa.field("signup_day", pa.timestamp("us")))
     with pytest.raises(ContractError, match="signup_day: contract says date, query returns"):
         check_contract(contract, schema_columns(retyped))
+
+
+# -- per-table contracts of a multi-table set ------------------------------------------------
+def test_table_contracts_resolve_files_and_inline_mappings(tmp_path) -> None:
+    from airflow_synth.core.contract import load_table_contracts, resolve_table_contracts
+
+    folder = tmp_path / "sql"
+    folder.mkdir()
+    (folder / "users.contract.yaml").write_text(
+        "columns:\n  - {name: email, type: string, role: pii, pii_kind: email}\n"
+    )
+    refs = resolve_table_contracts(
+        {
+            "users": "users.contract.yaml",
+            "orders": {"columns": [{"name": "note", "type": "string", "role": "modelled"}]},
+        },
+        [folder],
+    )
+    assert refs["users"] == str((folder / "users.contract.yaml").resolve())
+    contracts = load_table_contracts(refs)
+    assert contracts["users"].column("email").pii_kind == "email"
+    assert contracts["orders"].column("note").role == "modelled"
+
+
+def test_table_contract_problems_name_the_table(tmp_path) -> None:
+    from airflow_synth.core.contract import resolve_table_contracts
+
+    with pytest.raises(ContractError, match=r"'nope.yaml' of table 'users' not found"):
+        resolve_table_contracts({"users": "nope.yaml"}, [tmp_path])
+    with pytest.raises(ContractError, match=r"table 'orders'.*role 'secret'"):
+        resolve_table_contracts(
+            {"orders": {"columns": [{"name": "a", "type": "string", "role": "secret"}]}}
+        )
