@@ -225,3 +225,19 @@ def test_count_leaks_sees_numbers_written_as_text() -> None:
     published = pd.DataFrame({"a": ["42", "7"], "b": [1.0, 3.0]})
     real = pd.DataFrame({"a": [42, 8], "b": ["1", "2"]})
     assert count_leaks(published, real, ["a", "b"]) == {"a": 1, "b": 1}
+
+
+def test_repeating_identifiers_are_fresh_and_keep_their_rows_per_id_profile() -> None:
+    rng = np.random.default_rng(4)
+    users = [f"u{i:05d}" for i in range(400)]
+    real = pd.Series(
+        rng.choice(users, 8_000, p=np.linspace(1, 10, 400) / np.linspace(1, 10, 400).sum())
+    )
+    (role,) = classify_columns(pd.DataFrame({"user_id": real}))
+    assert (role.role, role.kind) == (PII, "identifier")  # 400 distinct: not a code
+    fresh = FreshValues(role, real, seed=5).draw(8_000)
+    assert not set(fresh) & set(real)
+    assert abs(fresh.nunique() - real.nunique()) < 40  # about as many ids as real
+    top_real = real.value_counts().iloc[:20].sum() / len(real)
+    top_fresh = fresh.value_counts().iloc[:20].sum() / len(fresh)
+    assert abs(top_real - top_fresh) < 0.02  # the busiest ids are about as busy

@@ -50,6 +50,8 @@ _FAKER_METHODS = {
     "url": "url",
 }
 _MAX_ROUNDS = 25
+#: Distinct fresh values kept for a repeating identifier (its most frequent real ones).
+REPEAT_POOL_MAX = 200_000
 _INT64_DIGITS = 18
 
 
@@ -92,12 +94,26 @@ class FreshValues:
         )
         self.issued: set[Any] = set()
         self._pool: np.ndarray | None = None
+        # Identifiers that repeat (a user id on many event rows): fresh ids repeat with the
+        # real frequency profile (counts only, no value), so "rows per id" keeps its shape.
+        self.weights: np.ndarray | None = None
+        self._repeats: np.ndarray | None = None
+        if (
+            not self.unique
+            and (self.integer or role.kind in _UNIQUE_KINDS)
+            and len(non_null) > len(self.real) > 0
+        ):
+            counts = non_null.value_counts().to_numpy()[:REPEAT_POOL_MAX].astype(np.float64)
+            self.weights = counts / counts.sum()
 
     # -- public ------------------------------------------------------------------------
 
     def draw(self, n: int) -> pd.Series:
         """``n`` fresh values (nulls at the real null share); unique across calls if needed."""
-        values = self._fresh(n)
+        if self.weights is not None:
+            values = self._repeat_pool()[self.rng.choice(self.weights.size, n, p=self.weights)]
+        else:
+            values = self._fresh(n)
         if self.null_share > 0 and n:
             nulls = self.rng.random(n) < self.null_share
             series = pd.Series(values, dtype=object if not self.integer else "Int64")
@@ -106,6 +122,18 @@ class FreshValues:
         return pd.Series(values, dtype="int64" if self.integer else object)
 
     # -- generation --------------------------------------------------------------------
+
+    def _repeat_pool(self) -> np.ndarray:
+        """As many distinct fresh values as the real column has (up to the cap)."""
+        if self._repeats is None:
+            assert self.weights is not None
+            self.unique = True
+            try:
+                self._repeats = self._fresh(self.weights.size)
+            finally:
+                self.unique = False
+                self.issued.clear()
+        return self._repeats
 
     def _fresh(self, n: int) -> np.ndarray:
         out = self._generate(n)

@@ -111,6 +111,9 @@ _CONTENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 #: Text that is a date or a decimal number is neither a phone number nor an identifier.
 _NOT_PHONE = re.compile(r"^\d{4}-\d{2}-\d{2}|^-?\d+\.\d+$")
+#: An id-named column with at most this many distinct values (and mostly repeated) is a
+#: code (``plan_id``, ``status_id``) and learned; with more it identifies (``user_id``).
+ID_CODES_MAX = 100
 #: Share of sampled values that must match a content pattern.
 CONTENT_MATCH_SHARE = 0.9
 #: A text column with at least this many values, nearly all distinct, is an identifier.
@@ -244,10 +247,13 @@ def detect_role(name: str, column: pd.Series, *, force_pii: bool = False) -> Col
                 continue  # a "description" that is really a short category label
             return ColumnRole(name, PII, kind, "detected by name")
     if _ID_NAME.search(lowered) and (is_text or is_integer):
-        share = _distinct_share(column)
-        if share >= 0.5 or force_pii:
+        share, distinct = _distinct_share(column), int(column.nunique())
+        if share >= 0.5 or distinct > ID_CODES_MAX or force_pii:
             return ColumnRole(
-                name, PII, "identifier", f"detected by name and content: {share:.0%} distinct"
+                name,
+                PII,
+                "identifier",
+                f"detected by name and content: {share:.0%} distinct, {distinct} values",
             )
     if values is not None and len(values):
         found = _content_kind(values)
