@@ -33,6 +33,8 @@ import pandas as pd
 from sdmetrics.reports import DiagnosticReport, QualityReport
 from sdv.metadata import Metadata
 
+from airflow_synth.core.redact import scrub_message
+
 #: sdtypes the quality report scores; everything else (ids, emails, names, text...) is
 #: generated fresh by SDV and so is neither scored nor plotted.
 SCORED_SDTYPES = ("numerical", "datetime", "categorical", "boolean", "ordinal")
@@ -310,7 +312,12 @@ def _errors(details: pd.DataFrame, prop: str) -> list[dict[str, Any]]:
     failed = details[details["Error"].notna()]
     names = [c for c in ("Column", "Column 1", "Column 2") if c in failed.columns]
     return [
-        {"property": prop, "columns": [r[c] for c in names], "error": str(r["Error"])}
+        {
+            "property": prop,
+            "columns": [r[c] for c in names],
+            # sdmetrics' messages may quote values: keep only names (quality.json is public)
+            "error": scrub_message(str(r["Error"]), [r[c] for c in names]),
+        }
         for r in failed.to_dict("records")
     ]
 

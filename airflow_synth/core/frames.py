@@ -31,12 +31,13 @@ def to_training_frame(table: pa.Table) -> pd.DataFrame:
         if pa.types.is_date(field.type) or pa.types.is_timestamp(field.type):
             try:
                 values = pd.to_datetime(frame[field.name])
-            except (pd.errors.OutOfBoundsDatetime, OverflowError) as exc:
+            except (pd.errors.OutOfBoundsDatetime, OverflowError):
+                # pandas quotes the offending value: a real cell, so it is not repeated here
                 raise DataError(
-                    f"Column {field.name!r} holds dates outside 1677-2262 ({exc}), which "
+                    f"Column {field.name!r} holds dates outside 1677-2262, which "
                     "pandas and SDV cannot represent. Map such sentinels to NULL in the SQL, "
                     f"e.g. NULLIF({field.name}, '9999-12-31'), or clip them."
-                ) from exc
+                ) from None
             if getattr(values.dt, "tz", None) is not None:
                 values = values.dt.tz_convert("UTC").dt.tz_localize(None)
             frame[field.name] = values.astype("datetime64[ns]")

@@ -228,3 +228,15 @@ def test_dates_pandas_cannot_hold_fail_with_a_fix_naming_the_column() -> None:
     table = pa.table({"valid_to": pa.array([date(2020, 1, 1), date(9999, 12, 31)])})
     with pytest.raises(DataError, match=r"'valid_to'.*NULLIF\(valid_to, '9999-12-31'\)"):
         to_training_frame(table)
+
+
+def test_out_of_range_dates_are_refused_without_quoting_the_value() -> None:
+    import pyarrow as pa
+
+    from airflow_synth.core.errors import DataError
+    from airflow_synth.core.frames import to_training_frame
+
+    table = pa.table({"shipped": pa.array([date(2021, 5, 1), date(9876, 5, 4)])})
+    with pytest.raises(DataError, match="'shipped' holds dates outside 1677-2262") as error:
+        to_training_frame(table)
+    assert "9876" not in str(error.value) and error.value.__cause__ is None
