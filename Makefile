@@ -8,13 +8,14 @@ PG_BIN ?= /usr/lib/postgresql/15/bin
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help install prereqs demo test lint airflow stack-up stack-down stack-env bench clean
+.PHONY: help install prereqs demo test lint airflow stack-up stack-down stack-env bench mutants clean
 
 help:
 	@echo "make demo    install into .venv/ and run the ESL demo end to end (local PostgreSQL + S3)"
 	@echo "make test    run the whole test suite (unit, integration, DAG tests)"
 	@echo "make airflow start the Airflow UI on the local stack (login admin/admin)"
 	@echo "make bench   run the benchmarks in benchmarks/"
+	@echo "make mutants mutation-test the gate, privacy, publish and integrity decisions (mutmut)"
 	@echo "make stack-up / stack-down / stack-env   manage the local PostgreSQL + S3 server"
 
 # PostgreSQL 15 server binaries: installed with apt when missing (root only).
@@ -63,6 +64,13 @@ stack-env: install
 
 bench: install
 	$(PY) -m benchmarks
+
+# Mutation testing (mutmut) of the gate, privacy-filter, publish and integrity decisions:
+# which functions in tools/mutants.py, which tests in pyproject.toml [tool.mutmut].
+# Fails when a mutant survives. MUTANTS_ARGS="--jobs 4 'airflow_synth.core.checks.*'".
+MUTANTS_ARGS ?=
+mutants: install
+	$(PY) tools/mutants.py $(MUTANTS_ARGS)
 
 clean: stack-down
 	rm -rf .local

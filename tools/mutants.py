@@ -1,0 +1,115 @@
+"""``make mutants``: mutation testing of the decisions that stop a bad synthetic table.
+
+The gates, the privacy filters, the publisher and the integrity check decide whether real
+rows could leak; a test suite that stays green when one of them is broken protects
+nothing. mutmut (configured in ``pyproject.toml``, ``[tool.mutmut]``) copies the package
+to ``mutants/``, changes one operator or constant at a time, and runs the fast unit tests
+that reach the changed function. A mutant that no test kills *survived*: a decision the
+tests do not pin down.
+
+Only the decision functions below are run (not every function of the four files), so a
+run fits on two cores: ``MUTANT_PATTERNS`` is the one list of what is tested. Usage::
+
+    python tools/mutants.py [--jobs N] [PATTERN ...]   # default: MUTANT_PATTERNS
+
+It prints the count per status, the time taken, and each survivor with its diff, and
+exits 1 when a mutant survived (or timed out: a mutant that makes a gate loop forever is
+not caught either).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTMUT = Path(sys.executable).parent / "mutmut"
+
+#: mutmut's names: ``<module>.x_<function>`` and ``<module>.xǁ<Class>ǁ<method>`` (the ``?``
+#: matches the separator), each followed by ``__mutmut_<n>``.
+MUTANT_PATTERNS = (
+    # gates: one verdict per metric, the data-derived limits, the refusal
+    "airflow_synth.core.checks.x_verdict__mutmut_*",
+    "airflow_synth.core.checks.x_evaluate_gates__mutmut_*",
+    "airflow_synth.core.checks.x_pii_leak_verdict__mutmut_*",
+    "airflow_synth.core.checks.x_exact_match_limit__mutmut_*",
+    "airflow_synth.core.checks.x_near_copy_limit__mutmut_*",
+    "airflow_synth.core.checks.x_wilson_interval__mutmut_*",
+    "airflow_synth.core.checks.x_enforce_gates__mutmut_*",
+    "airflow_synth.core.checks.x__is_nan__mutmut_*",
+    "airflow_synth.core.checks.x__interval__mutmut_*",
+    # privacy: which rows the filters flag, and the shares the gates read
+    "airflow_synth.core.privacy.x?PrivacyEvaluator?_flags__mutmut_*",
+    "airflow_synth.core.privacy.x?PrivacyEvaluator?_near__mutmut_*",
+    "airflow_synth.core.privacy.x?PrivacyEvaluator?filter__mutmut_*",
+    "airflow_synth.core.privacy.x?PrivacyEvaluator?evaluate__mutmut_*",
+    "airflow_synth.core.privacy.x_normalise_share__mutmut_*",
+    "airflow_synth.core.privacy.x__dcr_shares__mutmut_*",
+    "airflow_synth.core.privacy.x__closer__mutmut_*",
+    # publishing: manifest last, latest pointer, nothing half-visible
+    "airflow_synth.core.publish.x_publish_dataset__mutmut_*",
+    # multi-table: every foreign key must point at a parent
+    "airflow_synth.core.multitable.x_check_integrity__mutmut_*",
+)
+NOT_CAUGHT = ("survived", "timeout", "suspicious", "no tests", "segfault")
+
+
+def run(patterns: list[str], jobs: int) -> float:
+    """A fresh mutmut run of ``patterns``; returns the seconds it took."""
+    shutil.rmtree(ROOT / "mutants", ignore_errors=True)  # no stale cache between edits
+    started = time.monotonic()
+    done = subprocess.run([str(MUTMUT), "run", "--max-children", str(jobs), *patterns], cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"mutmut run failed (exit {done.returncode}): the selected tests must pass on "
+            "the unmutated code first (see its output above)."
+        )
+    return time.monotonic() - started
+
+
+def statuses(patterns: list[str]) -> dict[str, str]:
+    """mutant name -> status, for the mutants matching ``patterns``."""
+    from mutmut.stats import status_by_exit_code
+
+    found: dict[str, str] = {}
+    for meta in (ROOT / "mutants").rglob("*.py.meta"):
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        for name, code in codes.items():
+            if any(fnmatch.fnmatch(name, p) for p in patterns):
+                found[name] = status_by_exit_code[code]
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="parallel mutants (default 2)")
+    parser.add_argument("patterns", nargs="*", help="mutant name patterns (default: all)")
+    args = parser.parse_args()
+    patterns = args.patterns or list(MUTANT_PATTERNS)
+    seconds = run(patterns, args.jobs)
+    found = statuses(patterns)
+    counts = Counter(found.values())
+    print(f"\nmutants: {len(found)} in {seconds:.0f} s on {args.jobs} workers")
+    for status, count in counts.most_common():
+        print(f"  {status}: {count}")
+    missed = sorted(name for name, status in found.items() if status in NOT_CAUGHT)
+    for name in missed:
+        diff = subprocess.run(
+            [str(MUTMUT), "show", name], cwd=ROOT, capture_output=True, text=True
+        ).stdout
+        print(f"\n{found[name].upper()}: {diff.strip()}")
+    if missed:
+        print(f"\n{len(missed)} mutant(s) not caught: a test should fail for each (see above).")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
