@@ -280,6 +280,33 @@ def test_multitable_extract_checks_every_sql_file_and_setting_first(sql_dir: Pat
     assert not (sql_dir / "staging").exists()
 
 
+def test_the_classic_operators_pass_validate_to_the_check(sql_dir: Path) -> None:
+    from airflow_synth.operators import ESLExtractOperator
+    from airflow_synth.operators.multitable import MultiTableExtractOperator
+
+    single = ESLExtractOperator(
+        task_id="extract",
+        sql_file="q.sql",
+        dataset="d",
+        postgres_conn_id="no_such_source",
+        staging_dir=str(sql_dir / "staging"),
+        validate={"synthesizer": "ctgan", "synthesizer_params": {"epoch": 5}},
+    )
+    with pytest.raises(SynthesizerConfigError, match="Did you mean 'epochs'"):
+        single.execute(_context(sql_dir))
+    multi = MultiTableExtractOperator(
+        task_id="extract_set",
+        tables=["a"],
+        dataset="d",
+        postgres_conn_id="no_such_source",
+        staging_dir=str(sql_dir / "staging"),
+        validate={"checks": {"min_quality": "high"}},
+    )
+    with pytest.raises(SynthesizerConfigError, match="min_quality must be a number"):
+        multi.execute(_context(sql_dir))
+    assert not (sql_dir / "staging").exists()
+
+
 # --- the task groups hand the extract the later steps' settings ------------------------------
 def test_esl_task_group_gives_extract_the_synthesis_and_store_settings() -> None:
     from datetime import datetime
