@@ -22,7 +22,7 @@ from sdv.metadata import Metadata
 
 from airflow_synth.core.combinations import combination_constraints
 from airflow_synth.core.contract import TableContract
-from airflow_synth.core.errors import ContractError, DataError
+from airflow_synth.core.errors import ContractError
 from airflow_synth.core.metadata import apply_contract_column
 from airflow_synth.core.redact import library_errors, redacted_names, scrub_message
 from airflow_synth.core.relations import TableSet
@@ -237,10 +237,9 @@ def multitable_quality(
     from sdv.evaluation import evaluate_quality
 
     started = time.monotonic()
-    try:
+    # a failure is a DataError (LibraryError) without the values SDV quotes; the gate fails
+    with library_errors("SDV's multi-table quality report", redacted_names(dict(real))):
         report = evaluate_quality(dict(real), dict(synthetic), metadata, verbose=False)
-    except Exception as exc:  # noqa: BLE001 - report the failure, the gate then fails closed
-        raise DataError(f"SDV's multi-table quality report failed: {exc}") from exc
     properties = {
         str(row["Property"]).lower().replace(" ", "_"): _number(row["Score"])
         for _, row in report.get_properties().iterrows()

@@ -269,3 +269,20 @@ def test_sdv_usage_events_stay_dicts() -> None:
     record = logging.LogRecord("SingleTableSynthesizer", 20, "", 0, {"EVENT": "Fit"}, None, None)
     assert LibraryValueFilter().filter(record) is True
     assert record.msg == {"EVENT": "Fit"}
+
+
+def test_multi_table_quality_report_errors_carry_no_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sdv.evaluation
+
+    from airflow_synth.core.multitable import multitable_quality
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("ZEBRA_LABEL_7731")
+
+    monkeypatch.setattr(sdv.evaluation, "evaluate_quality", broken)
+    frames = {"users": planted_users(10)}
+    with pytest.raises(LibraryError, match="multi-table quality report failed in a library") as err:
+        multitable_quality(frames, frames, metadata=None)  # type: ignore[arg-type]
+    assert_no_planted(str(err.value))
