@@ -91,8 +91,10 @@ def dependence_preservation(
 ) -> dict[str, Any]:
     """Score (0..1, or None without strong pairs) and the per-pair details, worst first.
 
-    With fewer than :data:`MIN_ROWS` rows on either side the score is None too (``reason``
-    says why): Cramér's V of a 10x10 table on a few dozen rows is mostly noise.
+    With fewer than :data:`MIN_ROWS` rows on either side the score is None too: Cramér's V
+    of a 10x10 table on a few dozen rows is mostly noise. Whenever the score is None,
+    ``reason`` says why, because the gate then fails closed and the user must know what
+    to waive.
     """
     if min(len(real), len(synthetic)) < MIN_ROWS:
         return {
@@ -100,7 +102,8 @@ def dependence_preservation(
             "min_strength": min_strength,
             "pairs_measured": 0,
             "pairs": [],
-            "reason": f"fewer than {MIN_ROWS} rows: relationships not measured",
+            "reason": f"fewer than {MIN_ROWS} rows on a side (real {len(real)}, synthetic "
+            f"{len(synthetic)}): relationships between columns cannot be told from noise",
         }
     columns = [c for c, k in kinds.items() if k in MEASURED_KINDS and c in synthetic.columns]
     if len(real) > max_rows:
@@ -126,9 +129,15 @@ def dependence_preservation(
         )
     pairs.sort(key=lambda p: p["preserved"])
     score = float(np.mean([p["preserved"] for p in pairs])) if pairs else None
-    return {
+    result: dict[str, Any] = {
         "score": score,
         "min_strength": min_strength,
         "pairs_measured": len(pairs),
         "pairs": pairs,
     }
+    if score is None:
+        result["reason"] = (
+            f"no pair of the {len(columns)} measured columns is related in the real table "
+            f"(Cramér's V >= {min_strength}): there is no relationship to check"
+        )
+    return result

@@ -73,7 +73,11 @@ QUALITY_FILE = "quality.json"
 METADATA_FILE = "metadata.json"
 TABLES_DIR = "tables"
 REPORTS_DIR = "reports"
-_PRIVACY_METRICS = ("exact_match_rate", "dcr_share")
+_LOOKUP_REASON = (
+    "not measurable: every real row is referenced by training rows (a lookup table), so "
+    "none could be held out"
+)
+_PRIVACY_METRICS = ("exact_match_rate", "near_copy_rate", "dcr_share")
 
 
 def run_multitable_extract(
@@ -222,6 +226,7 @@ def run_multitable_synthesize(
         for name in table_set.order
     }
     for name in table_set.order:
+        assessors[name].observe(sampled[name])  # privacy is judged on the raw sample
         if _filter_copies(assessors[name], table_set, name, checks):
             # a leaf row that copies a training row can go without orphaning anything
             sampled[name] = assessors[name].row_filter(sampled[name])
@@ -275,17 +280,20 @@ def run_multitable_synthesize(
             fresh_leaks=leaks[name],
             roles=[r.to_dict() for r in roles[name]],
         )
-        unmeasured = assessment.privacy is None and name != subset.main_table
+        unmeasured = (
+            assessment.privacy is None
+            and name != subset.main_table
+            and checks.holdout_share > 0
+            and len(holdout[name]) == 0
+        )
         for verdict in assessment.gates:
             if verdict.metric == "quality_score":
                 continue  # the set-level multi-table score is the quality gate
             if unmeasured and verdict.metric in _PRIVACY_METRICS:
-                log.info(
-                    "%s: privacy not measured (no held-out rows: every row is referenced by "
-                    "training rows); its privacy gates are left out",
-                    name,
-                )
-                continue
+                # a lookup table: no row can be held out, whatever the settings; listed as
+                # waived with the reason (a main table without holdout fails closed)
+                verdict = replace(verdict, passed=True, waived=True, reason=_LOOKUP_REASON)
+                log.info("%s: %s", name, verdict.describe())
             gates.append(replace(verdict, metric=f"{name}.{verdict.metric}"))
         per_table[name] = {
             "rows": len(synthetic[name]),
@@ -432,23 +440,22 @@ def _filter_copies(
 ) -> bool:
     """Whether to run the similarity filter on this table's synthetic rows.
 
-    Only leaf tables (dropping a row orphans nothing), and only where real rows do not
-    repeat by themselves: in an event log a third of unseen real rows equal a training row,
-    so an exact copy there says nothing about memorisation and dropping it would only
-    distort the number of children per parent.
+    Only leaf tables: dropping a row orphans nothing there. Whether *exact* copies are
+    dropped is the assessor's rule, the same as on the single-table path
+    (:attr:`SyntheticAssessor.copies_are_evidence`): not where real rows repeat by
+    themselves (in an event log a third of real rows equal another one, so an exact copy
+    says nothing about memorisation and dropping it would distort the number of children
+    per parent); near copies are dropped everywhere.
     """
     if not assessor.filtering or table_set.children_of(name):
         return False
-    assert assessor.privacy is not None
-    limit = checks.max_exact_match_rate if checks.max_exact_match_rate is not None else 0.01
-    if assessor.privacy.holdout_exact > limit:
+    if not assessor.copies_are_evidence:
         log.info(
-            "%s: similarity filter skipped: %.1f%% of held-out real rows equal a training row, "
+            "%s: exact copies are not filtered: %.1f%% of real rows equal another real row, "
             "so copies are not evidence of memorisation here",
             name,
-            100 * assessor.privacy.holdout_exact,
+            100 * assessor.real_repeat_rate,
         )
-        return False
     return True
 
 

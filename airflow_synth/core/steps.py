@@ -148,7 +148,7 @@ def run_synthesize(
     modelled = require_modelled(roles, dataset)
     fresh = FreshColumns(frame, roles, seed=seed or 0)
     columns = list(frame.columns)
-    train, holdout = split_holdout(frame[modelled], checks.holdout_share, seed)
+    train, holdout = split_holdout(frame[modelled], checks.holdout_share, seed, columns=modelled)
     log.info("Training on %d rows, %d held out to measure privacy", len(train), len(holdout))
     metadata = build_metadata(train, table, contract)
     assessor = SyntheticAssessor(train, holdout, metadata, table, checks, seed=seed or 0)
@@ -162,6 +162,7 @@ def run_synthesize(
         table,
         row_filter=assessor.row_filter if assessor.filtering else None,
         max_filtered_share=checks.max_filtered_share,
+        observe=assessor.observe,
         complete=lambda batch: fresh.complete(batch, columns),
     )
     synthetic, _ = read_training_frame(out_dir / SYNTHETIC_FILE)

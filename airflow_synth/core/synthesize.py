@@ -24,7 +24,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from airflow_synth.core.errors import DataError
 from airflow_synth.core.frames import conform_to_schema
 from airflow_synth.core.redact import library_errors
 from airflow_synth.core.synthesizers import SynthesizerSpec
@@ -194,15 +193,20 @@ def sample_to_parquet(
     row_filter: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     complete: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     max_filtered_share: float = 0.5,
+    observe: Callable[[pd.DataFrame], None] | None = None,
 ) -> tuple[int, float]:
     """Sample ``num_rows`` rows in batches into ``out_path`` with the source ``schema``.
 
     Primary keys are kept unique across batches (a repeated key is dropped and re-sampled).
     ``complete`` adds the columns the model never saw (fresh keys and PII) to each batch
     after filtering.
+    ``observe`` sees every raw batch before anything is dropped: privacy is judged on what
+    the model produces, not on what the filters let through.
     ``row_filter`` (the privacy filters) may drop rows from each batch; they are replaced
     by new samples, unless the filters drop more than ``max_filtered_share`` of everything
-    sampled, which means the model reproduces real rows: then :class:`DataError` is raised.
+    sampled, which means the model reproduces real rows: then sampling stops early (fewer
+    rows than asked, logged) and the caller's ``filtered_share`` gate refuses the run, with
+    its reports written so the user can see why.
     Returns (rows written, seconds).
     """
     out_path = Path(out_path)
@@ -214,6 +218,7 @@ def sample_to_parquet(
     seen_keys: set[Any] = set()
     empty_batches = 0
     sampled = filtered = 0
+    stop = False
     try:
         with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
             while written < num_rows:
@@ -221,22 +226,29 @@ def sample_to_parquet(
                 with library_errors(f"Sampling table {table_name!r}", names):
                     frame = synthesizer.sample(num_rows=want)[table_name]
                 sampled += len(frame)
+                if observe is not None:
+                    observe(frame)
                 if row_filter is not None:
                     kept = row_filter(frame)
                     filtered += len(frame) - len(kept)
                     frame = kept
                     if filtered > max_filtered_share * max(sampled, num_rows):
-                        raise DataError(
-                            f"The privacy filters removed {filtered} of {sampled} sampled rows "
-                            f"(more than {max_filtered_share:.0%}): the model reproduces real "
-                            "rows. Nothing was published; use another synthesizer or settings."
+                        log.warning(
+                            "The privacy filters removed %d of %d sampled rows (more than "
+                            "%.0f%%): the model reproduces real rows; sampling stopped",
+                            filtered,
+                            sampled,
+                            100 * max_filtered_share,
                         )
+                        stop = True
                 if complete is not None:  # fresh keys and PII join the kept rows
                     frame = complete(frame)
                 if primary_key:
                     frame = frame[~frame[primary_key].isin(seen_keys)]
                     frame = frame.drop_duplicates(subset=[primary_key])
                     seen_keys.update(frame[primary_key].tolist())
+                if frame.empty and stop:
+                    break
                 if frame.empty:
                     empty_batches += 1
                     if empty_batches > 10:
@@ -248,6 +260,8 @@ def sample_to_parquet(
                 writer.write_table(conform_to_schema(frame, schema))
                 written += len(frame)
                 log.info("Sampled %d / %d rows", written, num_rows)
+                if stop:
+                    break
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

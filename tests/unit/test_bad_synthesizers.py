@@ -1,0 +1,264 @@
+"""A suite of deliberately bad synthesizers: each must be refused, a faithful one must pass.
+
+The fakes (:mod:`fake_synthesizers`) have SDV's API and do no training, so the 50,000-row
+cases cost only the checks. "Refused" means :class:`QualityGateError` from the synthesize
+step, with the reports written and no model saved (and so nothing for the load step to
+publish). Each case also names the gate that must catch it, so a gate that silently stops
+working turns a test red even when another gate happens to fail too.
+
+Where a gate cannot catch an attack at a size, the test says so instead of hiding it: 5%
+near copies of a 100-row table are 5 rows, and one in about 100 unseen real rows sits that
+close to a training row anyway, so the near-copy limit there is 8% (privacy alone lets it
+through; the default gates refuse it because relationships cannot be measured on 100 rows
+and an unmeasured gate fails closed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import fake_synthesizers as fakes
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import airflow_synth.core.multitable_steps as multitable_steps
+from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.errors import QualityGateError
+from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.core.multitable_steps import run_multitable_synthesize
+from airflow_synth.core.publish import FileObjectStore
+from airflow_synth.core.relations import TableShape, build_table_set
+from airflow_synth.core.steps import run_synthesize
+from airflow_synth.core.synthesizers import SynthesizerSpec
+
+pytestmark = pytest.mark.unit
+
+SIZES = [100, 299, 1_000, 50_000]
+#: name -> (fake class, params, the gate that must refuse it at each size with defaults)
+BAD = {
+    "copier": ("Memoriser", {}, "exact_match_rate"),
+    "near_copier_5pct": ("NearCopier", {"rate": 0.05}, "near_copy_rate"),
+    "near_copier_35pct": ("NearCopier", {"rate": 0.35}, "near_copy_rate"),
+    "near_copier_100pct": ("NearCopier", {"rate": 1.0}, "near_copy_rate"),
+    "shuffler": ("Shuffler", {}, "dependence_preservation"),
+    "constant": ("Constant", {}, "quality_score"),
+}
+PRIVACY_ATTACKS = ["copier", "near_copier_5pct", "near_copier_35pct", "near_copier_100pct"]
+PRIVACY_GATES = {"exact_match_rate", "near_copy_rate", "dcr_share", "filtered_share"}
+
+
+@pytest.fixture(scope="module")
+def real_tables(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], Path]:
+    """Staged "real" tables, written once: customers at every size, coarse at two."""
+    folder = tmp_path_factory.mktemp("real")
+    paths = {}
+    for source, sizes in (("customers", SIZES), ("coarse", [1_000, 5_000])):
+        for n in sizes:
+            frame = fakes.SOURCES[source](n, 11)
+            path = folder / f"{source}-{n}.parquet"
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+            paths[(source, n)] = path
+    return paths
+
+
+def spec(cls: str, **params: object) -> SynthesizerSpec:
+    return SynthesizerSpec(name=cls.lower(), class_path=f"fake_synthesizers.{cls}", params=params)
+
+
+def synthesize(path: Path, tmp_path: Path, synthesizer: SynthesizerSpec, checks: dict):
+    store = FileObjectStore(tmp_path / "bucket")
+    out = tmp_path / "out"
+    out.mkdir(parents=True)
+    result = run_synthesize(
+        path,
+        out,
+        dataset="customers",
+        spec=synthesizer,
+        seed=3,
+        model_store=store,
+        layout=DatasetLayout("synthetic", "customers", "run1"),
+        checks=CheckSettings.from_mapping(checks),
+    )
+    return result, store
+
+
+def failed_gates(error: QualityGateError) -> set[str]:
+    return set(re.findall(r"^\s+FAIL (\S+) =", str(error), flags=re.MULTILINE))
+
+
+def refuse(path: Path, tmp_path: Path, synthesizer: SynthesizerSpec, checks: dict) -> set[str]:
+    """Run, expect a refusal with reports and no model; return the failed gates."""
+    with pytest.raises(QualityGateError, match="nothing was published") as failure:
+        synthesize(path, tmp_path, synthesizer, checks)
+    assert not FileObjectStore(tmp_path / "bucket").list_keys("")  # no model, no data
+    assert {"quality.json", "privacy.json", "report.html"} <= set(failure.value.reports)
+    return failed_gates(failure.value)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", list(BAD))
+def test_every_bad_synthesizer_is_refused_with_the_default_gates(
+    real_tables, tmp_path: Path, name: str, size: int
+) -> None:
+    cls, params, gate = BAD[name]
+    failed = refuse(real_tables[("customers", size)], tmp_path, spec(cls, **params), {})
+    if name == "near_copier_5pct" and size == 100:
+        gate = "dependence_preservation"  # 5 rows of 100 are within chance (module doc)
+    assert gate in failed, failed
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", PRIVACY_ATTACKS)
+def test_the_privacy_gates_alone_refuse_every_copier(
+    real_tables, tmp_path: Path, name: str, size: int
+) -> None:
+    """With the fidelity gates waived, the privacy gates (on the raw sample) still refuse."""
+    cls, params, gate = BAD[name]
+    if name == "near_copier_5pct" and size == 100:
+        params = {"rate": 0.12}  # the smallest rate a 100-row table can tell from chance
+    checks = {"min_quality": None, "min_dependence": None}
+    failed = refuse(real_tables[("customers", size)], tmp_path, spec(cls, **params), checks)
+    assert gate in failed and failed <= PRIVACY_GATES, failed
+
+
+@pytest.mark.parametrize(("source", "size"), [("coarse", 1_000), ("coarse", 5_000)])
+def test_a_faithful_model_of_a_coarse_table_passes(
+    real_tables, tmp_path: Path, source: str, size: int
+) -> None:
+    """Most real rows of a coarse table equal another real row; a model drawing from the
+    true distribution matches training rows as often, and that is not memorisation."""
+    result, store = synthesize(
+        real_tables[(source, size)], tmp_path, spec("Faithful", source=source), {}
+    )
+    gates = {g["metric"]: g for g in result["gates"]}
+    assert all(g["passed"] for g in gates.values()), gates
+    assert result["rows"] == size
+    # the exact copies stayed: they are what real rows do (the old filter dropped them all)
+    assert result["scores"]["exact_match_rate"] > 0.5
+    assert gates["exact_match_rate"]["threshold"] > 0.5
+    assert sum(result["filters"].values()) < 0.05 * size
+    assert store.list_keys("_models/")
+
+
+def test_a_copier_of_a_coarse_table_is_refused(real_tables, tmp_path: Path) -> None:
+    """Copies hide among real repeats on a coarse table, but not from the holdout: it is
+    split by distinct row, so every copy is closer to training than to unseen rows."""
+    failed = refuse(real_tables[("coarse", 1_000)], tmp_path, spec("Memoriser"), {})
+    assert "dcr_share" in failed
+
+
+@pytest.mark.parametrize("size", [1_000, 50_000])
+def test_a_faithful_model_of_the_customer_table_passes(real_tables, tmp_path, size) -> None:
+    """The control: the gates that refuse the fakes above are not simply over-strict."""
+    result, _ = synthesize(real_tables[("customers", size)], tmp_path, spec("Faithful"), {})
+    assert all(g["passed"] for g in result["gates"]), result["gates"]
+
+
+def test_an_unmeasurable_dependence_fails_closed_and_says_how_to_waive(real_tables, tmp_path):
+    """A shuffler at 299 rows was published: relationships are not measured below 300 rows
+    and the gate counted "not measured" as a pass. Nothing else catches it here."""
+    path = real_tables[("customers", 299)]
+    with pytest.raises(QualityGateError) as failure:
+        synthesize(path, tmp_path / "default", spec("Shuffler"), {})
+    assert failed_gates(failure.value) == {"dependence_preservation"}
+    message = str(failure.value)
+    assert "could not be measured: fewer than 300 rows" in message
+    assert "checks={'min_dependence': None}" in message
+
+    result, _ = synthesize(path, tmp_path / "waived", spec("Shuffler"), {"min_dependence": None})
+    gate = next(g for g in result["gates"] if g["metric"] == "dependence_preservation")
+    assert gate["waived"] and gate["passed"] and gate["value"] is None
+
+
+def test_privacy_is_judged_on_the_raw_sample_and_reported_for_both(real_tables, tmp_path):
+    """A model that copies 45% of its rows: the similarity filter removes the copies, so
+    the published rows look clean; the raw sample does not, and the run is refused."""
+    path = real_tables[("customers", 1_000)]
+    with pytest.raises(QualityGateError) as failure:
+        synthesize(path, tmp_path, spec("Memoriser", rate=0.45), {"min_dependence": None})
+    assert "exact_match_rate" in failed_gates(failure.value)
+    privacy = json.loads(failure.value.reports["privacy.json"].read_text())
+    assert privacy["measured_on"] == "raw sample, before the filters"
+    assert privacy["exact_match_rate"] == pytest.approx(0.45, abs=0.03)
+    assert privacy["published"]["exact_match_rate"] == 0.0  # what the filters let through
+    assert privacy["rows"]["sampled"] > privacy["published"]["rows"]["synthetic"]
+    assert privacy["filtered"]["similarity"] > 0
+    assert not FileObjectStore(tmp_path / "bucket").list_keys("")  # the model was not saved
+
+
+# -- multi-table: a fake HMA --------------------------------------------------------------
+
+
+def staged_set(tmp_path: Path, n_users: int = 400) -> tuple[dict, dict[str, pd.DataFrame]]:
+    frames = fakes.users_sessions(n_users, 7)
+    real = tmp_path / "staging" / "real"
+    real.mkdir(parents=True)
+    tables = {}
+    for name, frame in frames.items():
+        path = real / f"{name}.parquet"
+        frame.to_parquet(path, index=False)
+        tables[name] = {"staging_uri": path.resolve().as_uri(), "rows": len(frame)}
+    shapes = {
+        "users": TableShape("users", tuple(frames["users"].columns), ("id",)),
+        "sessions": TableShape("sessions", tuple(frames["sessions"].columns), ("sid",)),
+    }
+    table_set = build_table_set(shapes, declared=["sessions.user_id -> users.id"])
+    extracted = {
+        "staging_dir": str(real.parent),
+        "tables": tables,
+        "table_set": table_set.to_dict(),
+    }
+    return extracted, frames
+
+
+def run_fake_hma(monkeypatch, tmp_path: Path, mode: str, checks: dict) -> dict:
+    monkeypatch.setattr(
+        multitable_steps,
+        "fit_hma",
+        lambda train, metadata, seed, **_: (fakes.FakeHMA(dict(train), mode, seed or 0), 0.0),
+    )
+    monkeypatch.setattr(
+        multitable_steps, "sample_hma", lambda fake, scale, seed: (fake.sample(), 0.0)
+    )
+    extracted, _ = staged_set(tmp_path)
+    return run_multitable_synthesize(
+        extracted,
+        tmp_path / "run",
+        dataset="shop",
+        seed=5,
+        max_parents=None,
+        checks=CheckSettings.from_mapping(checks),
+        model_store=FileObjectStore(tmp_path / "bucket"),
+        layout=DatasetLayout("synthetic", "shop", "run1"),
+    )
+
+
+#: the fidelity gates waived, so a refusal below can only come from the gate under test
+MULTI = {"min_quality": None, "min_dependence": None}
+
+
+def test_multitable_faithful_fake_passes(monkeypatch, tmp_path: Path) -> None:
+    result = run_fake_hma(monkeypatch, tmp_path, "faithful", MULTI)
+    assert all(g["passed"] for g in result["gates"]), result["gates"]
+    metrics = {g["metric"] for g in result["gates"]}
+    assert {"referential_integrity", "sessions.exact_match_rate", "users.dcr_share"} <= metrics
+
+
+def test_multitable_child_model_that_breaks_foreign_keys_is_refused(monkeypatch, tmp_path):
+    with pytest.raises(QualityGateError) as failure:
+        run_fake_hma(monkeypatch, tmp_path, "break_fk", MULTI)
+    assert failed_gates(failure.value) == {"referential_integrity"}
+    assert not FileObjectStore(tmp_path / "bucket").list_keys("")
+
+
+def test_multitable_child_model_that_copies_rows_is_refused(monkeypatch, tmp_path):
+    with pytest.raises(QualityGateError) as failure:
+        run_fake_hma(monkeypatch, tmp_path, "copy_children", MULTI)
+    failed = failed_gates(failure.value)
+    assert failed and failed <= {f"sessions.{gate}" for gate in PRIVACY_GATES}, failed
+    assert "sessions.exact_match_rate" in failed
+    assert not FileObjectStore(tmp_path / "bucket").list_keys("")
