@@ -532,3 +532,146 @@ def test_far_future_dates_in_microseconds_stay_in_the_future():
     sentinel = pd.DataFrame({"t": np.array(["9999-12-31", "2020-01-01"], dtype="datetime64[us]")})
     # Cast to [ns], 9999-12-31 would wrap to 1816 and clip to the bottom instead of the top.
     np.testing.assert_allclose(enc.encode(sentinel).cont[:, 0], [11.0, 0.0])
+
+
+# -- issue 9: raw-sample measurements, the shared exact-copy rule, near copies --------------
+
+
+def test_measurement_sample_is_bounded_and_uniform(data, fitted):
+    from airflow_synth.core.privacy import MeasurementSample
+
+    _, _, synthetic = data
+    sample = MeasurementSample(max_rows=1_000, seed=1)
+    for start in range(0, 3_000, 700):  # uneven batches
+        sample.add(fitted.measure(synthetic.iloc[start : start + 700]))
+    assert sample.seen == 3_000 and sample.rows.dcr.size == 1_000
+    whole = fitted.report(synthetic)
+    kept = fitted.report_measured(sample.rows)
+    assert kept["rows"]["synthetic"] == 1_000
+    assert kept["dcr_share"] == pytest.approx(whole["dcr_share"], abs=0.06)
+    with pytest.raises(PrivacyConfigError):
+        MeasurementSample(max_rows=0)
+
+
+def test_near_copies_are_counted_against_what_real_rows_score(data, fitted):
+    train, _, synthetic = data
+    clean = fitted.report(synthetic)
+    assert clean["near_copy_rate"] <= 0.005
+    assert clean["near_copy_rate_expected"] == pytest.approx(
+        1 / (fitted.near_copy_reference + 1), abs=1e-6
+    )
+    assert fitted.near_copy_reference > 1_000  # held-out rows plus training gaps
+    near = train.head(300).assign(income=lambda f: f["income"] + 0.01)
+    mixed = pd.concat([synthetic.head(2_700), near], ignore_index=True)
+    assert fitted.report(mixed)["near_copy_rate"] == pytest.approx(0.1, abs=0.005)
+    assert fitted.report(train.head(300))["near_copy_rate"] == 0.0  # exact: the other gate
+
+
+def test_one_rule_decides_whether_exact_copies_are_memorisation():
+    """Single- and multi-table alike: exact copies are filtered only where real rows do
+    not repeat each other more often than the exact-match limit."""
+    from sdv.metadata import Metadata
+
+    from airflow_synth.core.assessment import SyntheticAssessor
+    from airflow_synth.core.checks import CheckSettings, split_holdout
+
+    rng = np.random.default_rng(3)
+    coarse = pd.DataFrame(
+        {"plan": rng.choice(["free", "pro", "team"], 1_000), "seats": rng.integers(1, 4, 1_000)}
+    )
+    metadata = Metadata.detect_from_dataframes({"t": coarse})
+    metadata.update_column("seats", table_name="t", sdtype="numerical")
+    metadata.update_column("plan", table_name="t", sdtype="categorical")
+    train, holdout = split_holdout(coarse, 0.2, seed=1)
+    assessor = SyntheticAssessor(train, holdout, metadata, "t", CheckSettings())
+    assert assessor.real_repeat_rate > 0.9 and not assessor.copies_are_evidence
+    copies = train.head(200)
+    assert assessor.row_filter(copies).shape[0] == 200  # a coarse table's copies stay
+    strict = SyntheticAssessor(train, holdout, metadata, "t", CheckSettings(), seed=1)
+    strict.privacy.drop_exact_copies = True
+    assert strict.row_filter(copies).empty
+
+
+def test_sample_to_parquet_shows_every_raw_batch_even_without_filters(tmp_path):
+    import pyarrow as pa
+
+    from airflow_synth.core.synthesize import sample_to_parquet
+
+    class Batches:
+        def sample(self, num_rows: int) -> dict:
+            return {"t": pd.DataFrame({"x": np.arange(num_rows, dtype="float64")})}
+
+    seen: list[int] = []
+    schema = pa.schema([("x", pa.float64())])
+    rows, _ = sample_to_parquet(
+        Batches(),
+        10,
+        schema,
+        tmp_path / "s.parquet",
+        "t",
+        batch_rows=4,
+        observe=lambda b: seen.append(len(b)),
+    )
+    assert rows == 10 and seen == [4, 4, 2]
+    seen.clear()
+    rows, _ = sample_to_parquet(  # the filters drop everything: observed, then stopped
+        Batches(),
+        10,
+        schema,
+        tmp_path / "t.parquet",
+        "t",
+        batch_rows=4,
+        observe=lambda b: seen.append(len(b)),
+        row_filter=lambda b: b.iloc[0:0],
+    )
+    assert rows == 0 and seen == [4, 4]  # 8 of 10 wanted dropped: over half
+
+
+def test_assess_reports_pii_leaks_and_roles_in_both_files(tmp_path):
+    from sdv.metadata import Metadata
+
+    from airflow_synth.core.assessment import SyntheticAssessor
+    from airflow_synth.core.checks import CheckSettings, split_holdout
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"x": rng.normal(size=400), "y": rng.choice(["a", "b"], 400)})
+    metadata = Metadata.detect_from_dataframes({"t": frame})
+    train, holdout = split_holdout(frame, 0.2, seed=1)
+    roles = [
+        {"name": "email", "role": "pii", "kind": "email", "reason": "detected by name"},
+        {"name": "x", "role": "modelled", "kind": "auto", "reason": "learned"},
+        {"name": "y", "role": "modelled", "kind": "auto", "reason": "learned"},
+    ]
+    off = CheckSettings.from_mapping(
+        {
+            "min_quality": None,
+            "min_dependence": None,
+            "max_exact_match_rate": None,
+            "max_near_copy_rate": None,
+            "max_dcr_share": None,
+        }
+    )
+    synthetic = frame.sample(300, random_state=1).assign(x=lambda f: f["x"] + 1)
+
+    def gate(folder: str, **kwargs) -> tuple[dict, dict]:
+        assessor = SyntheticAssessor(train, holdout, metadata, "t", off)
+        out = tmp_path / folder
+        out.mkdir()
+        result = assessor.assess(synthetic, out, {}, "t", roles=roles, **kwargs)
+        verdict = next(g for g in result.gates if g.metric == "pii_leak")
+        quality = json.loads((out / "quality.json").read_text())
+        privacy = json.loads((out / "privacy.json").read_text())
+        assert quality["pii_leak"] == privacy["pii_leak"]
+        assert quality["columns_roles"] == roles
+        return verdict, quality["pii_leak"]
+
+    verdict, leak = gate("clean", fresh_leaks={"email": 0})
+    assert verdict.passed and leak["values"] == 0 and not verdict.waived
+    verdict, leak = gate("leaky", fresh_leaks={"email": 7})
+    assert not verdict.passed and leak == {
+        "values": 7,
+        "columns": {"email": 7},
+        "fresh_columns": ["email"],
+    }
+    verdict, leak = gate("unchecked")  # email is generated fresh, nobody counted: fail closed
+    assert not verdict.passed and leak["values"] is None and "email" in leak["reason"]
