@@ -141,3 +141,7 @@ def message_only(diff: str) -> bool:
         if not changed or not all(" " in literal for literal in changed):
             return False
     return True
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
