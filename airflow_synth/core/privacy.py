@@ -5,9 +5,12 @@ person that they identify them. We measure that against a *holdout* of real rows
 model never saw: a synthetic row should be no closer to the training rows than a fresh
 real row is. Two filters (as Gretel's privacy filters) then drop the rows that fail:
 
-* *similarity*: rows that copy a training row exactly, or whose distance to the closest
-  training record (DCR) is below the ``similarity_quantile`` of the holdout rows' DCRs
-  (closer than 99% of genuinely new real rows are, by default);
+* *similarity*: rows whose distance to the closest training record (DCR) is below the
+  ``similarity_quantile`` of the held-out rows' DCRs (closer than 99% of genuinely new
+  real rows are, by default; held-out rows that equal a training row are left out of that
+  yardstick, or duplicated real rows would pull it to 0), and rows that copy a training
+  row exactly, unless :attr:`PrivacyEvaluator.drop_exact_copies` is off (where real rows
+  repeat each other, a copy is what a faithful generator produces too);
 * *outlier*: rows whose DCR is above the ``outlier_quantile`` of the holdout rows' DCRs:
   far from every real row, such rows stand out and help membership and attribute
   inference (and are often implausible anyway).
@@ -108,8 +111,8 @@ class PrivacySettings:
     similarity_filter: bool = True
     #: Drop synthetic rows that are outliers in the real data's space.
     outlier_filter: bool = True
-    #: "Nearly copy": DCR to training below this quantile of the holdout rows' DCR to
-    #: training (plus every exact copy).
+    #: "Nearly copy": DCR to training below this quantile of the held-out rows' DCR to
+    #: training (those not equal to a training row), plus exact copies when they count.
     similarity_quantile: float = 0.01
     #: "Outlier": DCR to training above this quantile of the holdout rows' DCR to training.
     outlier_quantile: float = 0.995

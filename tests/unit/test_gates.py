@@ -385,3 +385,16 @@ def test_a_100_row_table_with_15pct_exact_copies_is_refused(tmp_path: Path) -> N
             ),
             checks,
         )
+
+
+def test_a_one_row_table_is_refused_saying_nothing_could_be_held_out(tmp_path: Path) -> None:
+    path = tmp_path / "real.parquet"
+    pq.write_table(pa.Table.from_pandas(customers(1, 1), preserve_index=False), path)
+    faithful = SynthesizerSpec(name="faithful", class_path="fake_synthesizers.Faithful")
+    with pytest.raises(QualityGateError) as failure:
+        synthesize(path, tmp_path, faithful, {"min_dependence": None})
+    message = str(failure.value)
+    for gate in ("exact_match_rate", "near_copy_rate", "dcr_share"):
+        assert f"FAIL {gate} = n/a" in message
+    assert "only 1 real row(s): nothing is held out below 10 rows" in message
+    assert "checks={'max_dcr_share': None}" in message
