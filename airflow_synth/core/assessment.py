@@ -198,8 +198,12 @@ class SyntheticAssessor:
         measurements are kept (a uniform sample of everything observed).
         """
         self.sampled_rows += len(batch)
-        if self.privacy is not None and len(batch):
-            self.raw.add(self.privacy.measure(batch))
+        if self.privacy is None or not len(batch):
+            return
+        positions, keys = self.raw.select(len(batch))
+        if positions.size:
+            chosen = batch if positions.size == len(batch) else batch.iloc[positions]
+            self.raw.add(self.privacy.measure(chosen), keys)
 
     def row_filter(self, batch: pd.DataFrame) -> pd.DataFrame:
         """Drop the rows the enabled filters catch from one sampled batch (counted)."""

@@ -439,11 +439,25 @@ class MeasurementSample:
         self._keys = np.empty(0)
         self._rows: _Measured | None = None
 
-    def add(self, measured: RowMeasurements) -> None:
-        """Offer one batch's measurements."""
-        n = int(measured.dcr.size)
+    def select(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Draw the keys of ``n`` new rows; return the positions that could be kept and
+        their keys. Only those need measuring: once the sample is full, a row whose key is
+        above every kept key can never enter it (so a long run measures a shrinking share
+        of each batch, not all of it)."""
         self.seen += n
         keys = self._rng.random(n)
+        if self._keys.size >= self.max_rows:
+            positions = np.flatnonzero(keys < self._keys.max())
+        else:
+            positions = np.arange(n)
+        return positions, keys[positions]
+
+    def add(self, measured: RowMeasurements, keys: np.ndarray | None = None) -> None:
+        """Offer measurements: a whole batch, or the rows :meth:`select` chose (``keys``)."""
+        n = int(measured.dcr.size)
+        if keys is None:
+            self.seen += n
+            keys = self._rng.random(n)
         if self._rows is None:
             rows, all_keys = measured, keys
         else:

@@ -675,3 +675,20 @@ def test_assess_reports_pii_leaks_and_roles_in_both_files(tmp_path):
     }
     verdict, leak = gate("unchecked")  # email is generated fresh, nobody counted: fail closed
     assert not verdict.passed and leak["values"] is None and "email" in leak["reason"]
+
+
+def test_a_full_measurement_sample_measures_only_rows_that_can_enter(data, fitted):
+    from airflow_synth.core.privacy import MeasurementSample
+
+    _, _, synthetic = data
+    sample = MeasurementSample(max_rows=500, seed=2)
+    measured = 0
+    for start in range(0, 3_000, 500):
+        batch = synthetic.iloc[start : start + 500]
+        positions, keys = sample.select(len(batch))
+        measured += positions.size
+        sample.add(fitted.measure(batch.iloc[positions]), keys)
+    assert sample.seen == 3_000 and sample.rows.dcr.size == 500
+    # batch k (k >= 2) can only place keys below the 500th smallest of 500(k-1):
+    # 500 + 500 * (1 + 1/2 + 1/3 + 1/4 + 1/5) ~ 1,642 expected, not 3,000
+    assert measured < 1_900
