@@ -76,6 +76,9 @@ class _Fake:
         self.params = params
         self.rng = np.random.default_rng(0)
 
+    def add_constraints(self, constraints: list[Any]) -> None:
+        """SDV's constraint hook; a fake honours none (it learns nothing)."""
+
     def fit(self, data: dict[str, pd.DataFrame]) -> None:
         ((self.table, self.frame),) = data.items()
 
@@ -97,8 +100,15 @@ class _Fake:
         return self.frame.iloc[picks].reset_index(drop=True)
 
     def _fresh(self, n: int) -> pd.DataFrame:
+        """Rows of the true distribution, in the columns the model was fitted on: the
+        pipeline may add companion ``<column>__state`` columns (point mass / NULL / value)
+        before fitting; a fresh row's value is its own, so its state is ``value``."""
         source = SOURCES[self.params.get("source", "customers")]
-        return source(n, int(self.rng.integers(10**9)))
+        fresh = source(n, int(self.rng.integers(10**9)))
+        for column in self.frame.columns:
+            if column not in fresh:
+                fresh[column] = "value" if column.endswith("__state") else None
+        return fresh[list(self.frame.columns)]
 
 
 class Memoriser(_Fake):
