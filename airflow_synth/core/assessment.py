@@ -95,11 +95,25 @@ class Assessment:
 
     def summary_lines(self) -> list[str]:
         """The task-log summary; gate lines say PASS, FAIL (and why) or WAIVED."""
-        lines = summary_lines(self.quality, _privacy_for_summary(self.privacy), self.filters)
+        privacy = _privacy_for_summary(self.privacy)
+        lines = summary_lines(self.quality, privacy, self.filters)
+        if privacy and privacy.get("published"):
+            published = privacy["published"]
+            lines.append(
+                f"Privacy above is of the raw sample ({privacy['rows'].get('sampled', '?')} rows "
+                f"sampled, gated); the published rows: exact-match "
+                f"{_fmt(published.get('exact_match_rate'))}, near-copy "
+                f"{_fmt(published.get('near_copy_rate'))}, DCR share "
+                f"{_fmt(published.get('dcr_share'))}"
+            )
         lines.extend(g.describe() for g in self.gates)
         failed = [g.metric for g in self.gates if not g.passed]
         lines.append("Gates: all passed" if not failed else f"Gates FAILED: {', '.join(failed)}")
         return lines
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"
 
 
 def _privacy_for_summary(privacy: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

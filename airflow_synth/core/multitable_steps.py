@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from airflow_synth.core.assessment import SyntheticAssessor
 from airflow_synth.core.checks import CheckSettings, GateVerdict, enforce_gates
+from airflow_synth.core.checks import verdict as gate_verdict
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.fresh import FreshColumns, count_leaks, reissue_keys
 from airflow_synth.core.errors import ContractError, PublishError
@@ -257,17 +258,15 @@ def run_multitable_synthesize(
     gates = [
         GateVerdict("referential_integrity", integrity["score"], 1.0, "min", integrity["passed"]),
     ]
-    if checks.min_quality is not None:
-        score = quality["score"]
-        gates.append(
-            GateVerdict(
-                "quality_score",
-                score,
-                float(checks.min_quality),
-                "min",
-                score is not None and score >= checks.min_quality,
-            )
+    gates.append(  # listed even when waived (min_quality None), so reports show it
+        gate_verdict(
+            "quality_score",
+            quality["score"],
+            checks.min_quality,
+            "min",
+            missing="SDV's multi-table quality report gave no score",
         )
+    )
     for name in table_set.order:
         assessor = assessors[name]
         folder = out_dir / REPORTS_DIR / name
