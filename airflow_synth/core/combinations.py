@@ -40,7 +40,7 @@ def fixed_combination_groups(
     columns = metadata.to_dict()["tables"][table]["columns"]
     candidates = []
     for name, spec in columns.items():
-        if spec.get("sdtype") != "categorical":
+        if spec.get("sdtype") not in ("categorical", "boolean"):
             continue
         distinct = frame[name].nunique(dropna=False)
         if 2 <= distinct <= COMBINATION_MAX_CATEGORIES:

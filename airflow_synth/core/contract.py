@@ -24,6 +24,8 @@ SDTYPES = ("id", "categorical", "numerical", "datetime", "boolean", "pii", "text
 #: What a column is for (see :mod:`airflow_synth.core.profile.roles`): keys and PII are
 #: generated fresh, ``modelled`` columns are learned (and never treated as PII).
 COLUMN_ROLES = ("key", "foreign_key", "pii", "modelled")
+#: Kinds of modelled columns (see :mod:`airflow_synth.core.profile.kinds`).
+COLUMN_KINDS = ("boolean", "categorical", "discrete", "continuous", "datetime")
 #: Kinds of PII; each has its own fresh-value generator (:mod:`airflow_synth.core.engine.fresh`).
 PII_KINDS = (
     "email",
@@ -59,6 +61,8 @@ class ColumnContract:
     role: str | None = None
     #: kind of PII (``email``, ``phone``, ``person_name``...), picks the fresh generator
     pii_kind: str | None = None
+    #: kind of a modelled column (one of :data:`COLUMN_KINDS`); None = profiled
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,11 @@ class TableContract:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Declared kinds of modelled columns (``kind:``), by column name."""
+        return {c.name: c.kind for c in self.columns if c.kind is not None}
 
     def column(self, name: str) -> ColumnContract:
         for col in self.columns:
@@ -188,6 +197,16 @@ def parse_contract(raw: Any, source: str = "<inline>") -> TableContract:
                 f"{source}: column {name!r} has pii_kind {pii_kind!r} but is not PII; add "
                 "'role: pii' (or 'pii: true')."
             )
+        kind = item.get("kind")
+        if kind is not None and kind not in COLUMN_KINDS:
+            raise ContractError(
+                f"{source}: column {name!r} has kind {kind!r}; use one of {COLUMN_KINDS}."
+            )
+        if kind is not None and role not in (None, "modelled"):
+            raise ContractError(
+                f"{source}: column {name!r} has a kind but role {role!r}: only modelled "
+                "columns have a kind. Remove one of the two."
+            )
         columns.append(
             ColumnContract(
                 name=name,
@@ -198,6 +217,7 @@ def parse_contract(raw: Any, source: str = "<inline>") -> TableContract:
                 pii_sdtype=sdtype if pii and sdtype not in (None, "pii") else None,
                 role=role,
                 pii_kind=str(pii_kind) if pii_kind is not None else None,
+                kind=kind,
             )
         )
     names = [c.name for c in columns]

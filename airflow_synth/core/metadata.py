@@ -11,7 +11,7 @@ so the published metadata describes the schema, not the people.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -36,7 +36,10 @@ PRIVATE_COLUMN_KEYS = (
 
 
 def build_metadata(
-    frame: pd.DataFrame, table_name: str, contract: TableContract | None = None
+    frame: pd.DataFrame,
+    table_name: str,
+    contract: TableContract | None = None,
+    sdtypes: Mapping[str, str] | None = None,
 ) -> Metadata:
     """Detect SDV metadata for the *modelled* columns in ``frame``; apply the contract.
 
@@ -44,11 +47,16 @@ def build_metadata(
     beforehand (:mod:`airflow_synth.core.profile.roles`) and never reach SDV, so SDV can
     neither replay nor log them. The contract's sdtypes override detection for the
     columns present; its key and PII declarations were applied by that classification.
+    ``sdtypes`` (from the column profile) are applied before the contract's.
     """
     with library_errors("detecting the table's metadata", frame.columns):
         metadata = Metadata.detect_from_dataframes({table_name: frame})
     try:
         _learn_every_column(metadata, table_name, frame)
+        current = metadata.to_dict()["tables"][table_name]["columns"]
+        for name, sdtype in (sdtypes or {}).items():  # the column profile's kinds
+            if name in frame.columns and current[name].get("sdtype") != sdtype:
+                metadata.update_column(name, table_name=table_name, sdtype=sdtype)
         if contract is not None:
             for column in contract.columns:
                 if column.name in frame.columns:
@@ -99,7 +107,9 @@ def apply_contract_column(metadata: Metadata, table: str, frame: pd.DataFrame, c
     metadata.update_column(column.name, table_name=table, sdtype=sdtype, **kwargs)
 
 
-def public_metadata(metadata: Metadata, roles: Sequence[ColumnRole] = ()) -> dict[str, Any]:
+def public_metadata(
+    metadata: Metadata, roles: Sequence[ColumnRole] = (), profiles: Sequence[Any] = ()
+) -> dict[str, Any]:
     """The metadata as a dict with every value-revealing key removed (safe to publish).
 
     ``roles`` (every column's role, kind and reason: no values) are added under
@@ -108,6 +118,8 @@ def public_metadata(metadata: Metadata, roles: Sequence[ColumnRole] = ()) -> dic
     data = metadata.to_dict()
     if roles:
         data["columns_roles"] = [role.to_dict() for role in roles]
+    if profiles:  # kinds, NULL shares, point masses (values many rows share): no extremes
+        data["columns_profile"] = [profile.to_dict() for profile in profiles]
     for table in data.get("tables", {}).values():
         for column in table.get("columns", {}).values():
             for key in PRIVATE_COLUMN_KEYS:

@@ -20,14 +20,17 @@ import pyarrow.parquet as pq
 
 from airflow_synth.core.assessment import REPORT_FILE, SyntheticAssessor
 from airflow_synth.core.checks import CheckSettings, enforce_gates, split_holdout
+from airflow_synth.core.combinations import combination_constraints
 from airflow_synth.core.contract import TableContract, check_contract
 from airflow_synth.core.engine.fresh import FreshColumns, count_leaks
+from airflow_synth.core.engine.profile_codec import ProfileCodec, ProfiledSynthesizer
 from airflow_synth.core.errors import ContractError, DataError
 from airflow_synth.core.extract import DEFAULT_BATCH_ROWS, stream_query_to_parquet
 from airflow_synth.core.frames import read_training_frame
 from airflow_synth.core.layout import DatasetLayout, safe_key_part
 from airflow_synth.core.manifest import build_manifest
 from airflow_synth.core.metadata import build_metadata, public_metadata
+from airflow_synth.core.profile.kinds import profile_columns
 from airflow_synth.core.profile.roles import (
     ColumnRole,
     classify_columns,
@@ -150,9 +153,22 @@ def run_synthesize(
     columns = list(frame.columns)
     train, holdout = split_holdout(frame[modelled], checks.holdout_share, seed, columns=modelled)
     log.info("Training on %d rows, %d held out to measure privacy", len(train), len(holdout))
-    metadata = build_metadata(train, table, contract)
+    profiles = profile_columns(train, declared=contract.kinds if contract else None)
+    codec = ProfileCodec(profiles, train, seed=seed or 0)
+    metadata = build_metadata(train, table, contract, {p.name: p.sdtype for p in profiles})
     assessor = SyntheticAssessor(train, holdout, metadata, table, checks, seed=seed or 0)
-    synthesizer, fit_seconds = fit_synthesizer(train, metadata, spec, table, seed=seed)
+    encoded = codec.encode(train)
+    model_metadata = build_metadata(encoded, table, contract, codec.sdtypes())
+    fitted, fit_seconds = fit_synthesizer(
+        encoded,
+        model_metadata,
+        spec,
+        table,
+        seed=seed,
+        constraints=combination_constraints({table: encoded}, model_metadata),
+    )
+    synthesizer = ProfiledSynthesizer(fitted, codec)
+    del encoded
     wanted = int(num_rows) if num_rows else len(frame)
     rows, sample_seconds = sample_to_parquet(
         synthesizer,
@@ -189,7 +205,7 @@ def run_synthesize(
     for line in assessment.summary_lines():
         log.info(line)
     metadata_path = out_dir / METADATA_FILE
-    metadata_path.write_bytes(json_bytes(public_metadata(metadata, roles)))
+    metadata_path.write_bytes(json_bytes(public_metadata(metadata, roles, profiles)))
     if enforce_gates_:
         enforce_gates(
             assessment.gates,
@@ -260,7 +276,8 @@ def save_model(
         "synthesizer": dict(synthesizer_info),
         "seed": seed,
         "versions": dict(versions),
-        "load_with": "sdv.utils.load_synthesizer(path)",
+        "load_with": "airflow_synth.core.engine.profile_codec.load_model(path)",
+        "columns": "the modelled columns only: keys and PII are issued fresh by the pipeline",
     }
     store.put_bytes(json_bytes(info), layout.model_info_key)
     log.info("Saved model to %s", layout.uri(layout.model_key))

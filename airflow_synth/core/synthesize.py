@@ -13,7 +13,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,14 +153,20 @@ def fit_synthesizer(
     table_name: str,
     seed: int | None = None,
     torch_threads: int | None = None,
+    constraints: Sequence[Any] = (),
 ) -> tuple[Any, float]:
-    """Fit ``spec`` on ``frame``; return the fitted synthesizer and the seconds it took."""
+    """Fit ``spec`` on ``frame``; return the fitted synthesizer and the seconds it took.
+
+    ``constraints`` (SDV constraints, e.g. the detected fixed combinations) are added first.
+    """
     seed_everything(seed)
     if spec.is_neural:
         limit_torch_threads(torch_threads or max(1, (os.cpu_count() or 2) // 2))
     names = [table_name, *map(str, frame.columns)]  # names a library error may keep
     with library_errors(f"Creating {spec.name} for table {table_name!r}", names):
         synthesizer = spec.create(metadata)
+        if constraints and hasattr(synthesizer, "add_constraints"):
+            synthesizer.add_constraints(list(constraints))
     log.info(
         "Training %s on %d rows x %d columns (params %s)",
         spec.name,

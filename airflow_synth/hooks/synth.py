@@ -111,12 +111,12 @@ class SynthHook(BaseHook):
 
     def load_model(self, dataset: str, run: str, work_dir: Path) -> Any:
         """Download and load a model saved by a synthesize step (to sample more rows later)."""
-        from sdv.utils import load_synthesizer
+        from airflow_synth.core.engine.profile_codec import load_model
 
         layout = self.layout(dataset, run)
         local = self.get_conn().download(layout.model_key, Path(work_dir) / "model.pkl")
         try:
-            return load_synthesizer(str(local))
+            return load_model(local)
         finally:
             local.unlink(missing_ok=True)
 

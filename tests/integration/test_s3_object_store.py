@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.client import BaseClient
 
+from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.errors import ConnectionConfigError
 from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.publish import publish_dataset, read_latest, read_manifest
@@ -361,6 +362,8 @@ def test_synth_hook_loads_a_model_saved_by_the_synthesize_step(
         seed=11,
         model_store=S3ObjectStore(CONN_ID, BUCKET),
         layout=layout,
+        # 200 rows are too few to measure dependence: waived here, as a user must say so
+        checks=CheckSettings.from_mapping({"min_dependence": None}),
     )
     assert result["model_uri"] == f"s3://{BUCKET}/{layout.model_key}"
     assert result["rows"] == 60
@@ -379,7 +382,8 @@ def test_synth_hook_loads_a_model_saved_by_the_synthesize_step(
     hook = SynthHook(aws_conn_id=CONN_ID, bucket=BUCKET)
     model = hook.load_model(dataset, run, work)
     assert list(work.iterdir()) == []  # the downloaded pickle is removed after loading
-    assert type(model).__name__ == "GaussianCopulaSynthesizer"
+    assert type(model).__name__ == "ProfiledSynthesizer"  # decodes the column profile
+    assert type(model.synthesizer).__name__ == "GaussianCopulaSynthesizer"
     sampled = model.sample(num_rows=25)  # SDV 2.0: {table name: DataFrame}
     assert list(sampled) == [layout.dataset]
     sample = sampled[layout.dataset]

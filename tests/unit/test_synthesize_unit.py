@@ -261,11 +261,16 @@ def test_published_metadata_reveals_no_values(first) -> None:
     _, _, out = first
     metadata = json.loads((out / METADATA_FILE).read_text(encoding="utf-8"))
     table = metadata["tables"]["users"]
-    assert table["primary_key"] == "id"
+    assert "primary_key" not in table  # the key is issued fresh, never modelled
+    assert [r["name"] for r in metadata["columns_roles"] if r["role"] == "key"] == ["id"]
     assert table["columns"]["country"]["sdtype"] == "categorical"
     for name, spec in table["columns"].items():
         assert not set(spec) & set(PRIVATE_COLUMN_KEYS), name
     assert '"DE"' not in json.dumps(metadata)
+
+
+def result_roles(out: Path) -> list[dict]:
+    return json.loads((out / METADATA_FILE).read_text(encoding="utf-8"))["columns_roles"]
 
 
 def test_model_is_saved_under_the_model_prefix_and_loads(first, model_store) -> None:
@@ -278,11 +283,12 @@ def test_model_is_saved_under_the_model_prefix_and_loads(first, model_store) -> 
     assert info["synthesizer"]["name"] == "gaussian_copula"
     assert info["versions"]["sdv"] == version("sdv")
 
-    from sdv.utils import load_synthesizer
+    from airflow_synth.core.engine.profile_codec import load_model
 
-    loaded = load_synthesizer(str(model_store._path(LAYOUT.model_key)))
+    loaded = load_model(model_store._path(LAYOUT.model_key))
     sample = loaded.sample(5)["users"]
-    assert list(sample.columns) == CONTRACT.column_names
+    roles = {r["name"]: r["role"] for r in result_roles(out)}
+    assert list(sample.columns) == [c for c in CONTRACT.column_names if roles[c] == "modelled"]
 
 
 # --------------------------------------------------------------------------------------------

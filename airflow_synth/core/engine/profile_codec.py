@@ -1,0 +1,168 @@
+"""Make a copula model honour the column profile: codes, point masses, NULLs, whole numbers.
+
+:class:`ProfileCodec` is a reversible transform around any synthesizer:
+
+* **encode** (before fitting): a numeric or date column with point masses or NULLs gets a
+  companion categorical column ``<name>__state`` saying, per row, ``mass0``, ``mass1``...,
+  ``null`` or ``value``; rows not in ``value`` get a stand-in drawn from the column's other
+  values, so the model sees a smooth column *and* learns the states jointly with every
+  other column (e.g. "0 sessions" together with "never booked");
+* **decode** (after sampling): the state puts the mass value or NULL back, whole-number
+  columns are rounded, and numbers and dates are clipped to the real range.
+
+Integer codes need no transform: the profile makes them ``categorical`` in the metadata, so
+only real codes are ever sampled. The codec lives in the worker only (it knows the real
+range and values); nothing of it is published.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from airflow_synth.core.profile.kinds import ColumnProfile
+
+STATE_SUFFIX = "__state"
+VALUE, NULL = "value", "null"
+
+
+class ProfileCodec:
+    """Encode the training rows for the model, decode its samples back (see module doc)."""
+
+    def __init__(
+        self, profiles: Sequence[ColumnProfile], train: pd.DataFrame, *, seed: int = 0
+    ) -> None:
+        self.profiles = {p.name: p for p in profiles}
+        self.rng = np.random.default_rng(seed)
+        self.stateful: dict[str, ColumnProfile] = {}
+        self._pools: dict[str, np.ndarray] = {}
+        self.ranges: dict[str, tuple[Any, Any]] = {}
+        for profile in profiles:
+            if profile.kind not in ("discrete", "continuous", "datetime"):
+                continue
+            values = train[profile.name].dropna()
+            if values.empty:
+                continue
+            self.ranges[profile.name] = (values.min(), values.max())
+            if profile.point_masses or profile.null_share > 0:
+                masses = [m.value for m in profile.point_masses]
+                others = values[~values.isin(masses)].to_numpy()
+                if others.size:
+                    self.stateful[profile.name] = profile
+                    self._pools[profile.name] = others
+
+    def state_column(self, name: str) -> str:
+        return f"{name}{STATE_SUFFIX}"
+
+    def sdtypes(self) -> dict[str, str]:
+        """Sdtypes the model must use: the profile's, and categorical for each state column."""
+        types = {name: p.sdtype for name, p in self.profiles.items()}
+        types.update({self.state_column(name): "categorical" for name in self.stateful})
+        return types
+
+    def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The training rows as the model should see them (adds the state columns)."""
+        out = frame.copy()
+        for name, profile in self.stateful.items():
+            column = out[name]
+            state = pd.Series(VALUE, index=out.index, dtype=object)
+            state[column.isna()] = NULL
+            for i, mass in enumerate(profile.point_masses):
+                state[column == mass.value] = f"mass{i}"
+            stand_in = state != VALUE
+            pool = self._pools[name]
+            filled = column.copy()
+            filled[stand_in] = pool[self.rng.integers(0, pool.size, int(stand_in.sum()))]
+            out[name] = filled.astype(column.dtype) if column.notna().all() else filled
+            out[self.state_column(name)] = state
+        return out
+
+    def decode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A sample in the original columns: masses and NULLs back, whole, within range."""
+        out = frame.copy()
+        for name, profile in self.stateful.items():
+            state_name = self.state_column(name)
+            state = out.pop(state_name).astype(object) if state_name in out else None
+            if state is None:
+                continue
+            column = out[name].astype(object)
+            column[state == NULL] = None
+            for i, mass in enumerate(profile.point_masses):
+                column[state == f"mass{i}"] = mass.value
+            out[name] = column
+        for name, (low, high) in self.ranges.items():
+            profile = self.profiles[name]
+            if name not in out:
+                continue
+            if profile.kind == "datetime":
+                values = pd.to_datetime(out[name], errors="coerce")
+                out[name] = values.clip(lower=low, upper=high)
+                continue
+            values = pd.to_numeric(out[name], errors="coerce")
+            masses = [m.value for m in profile.point_masses]
+            keep = values.isin(masses)
+            clipped = values.clip(lower=low, upper=high)
+            if profile.integer:
+                clipped = clipped.round()
+            out[name] = clipped.where(~keep, values)
+        return out
+
+
+class ProfiledSynthesizer:
+    """A fitted synthesizer whose samples are decoded by a :class:`ProfileCodec`.
+
+    Exposes the small API the pipeline uses (``sample``, ``save``, ``_set_random_state``),
+    so sampling, filters and model saving need not know about the codec.
+    """
+
+    def __init__(self, synthesizer: Any, codec: ProfileCodec) -> None:
+        self.synthesizer = synthesizer
+        self.codec = codec
+
+    def sample(self, num_rows: int, **kwargs: Any) -> Any:
+        sampled = self.synthesizer.sample(num_rows=num_rows, **kwargs)
+        if isinstance(sampled, Mapping):
+            return {name: self.codec.decode(frame) for name, frame in sampled.items()}
+        return self.codec.decode(sampled)
+
+    def save(self, path: str) -> None:
+        """Pickle the model with a decode-only codec (no stand-in pools of real values).
+
+        Reload with :func:`load_model`: its samples come back decoded (masses, NULLs,
+        whole numbers, ranges), in the modelled columns; keys and PII are not part of the
+        model (the pipeline issues them fresh).
+        """
+        import cloudpickle
+
+        codec = copy.copy(self.codec)
+        codec._pools = {}  # noqa: SLF001 - real values for encoding only; never saved
+        codec.rng = np.random.default_rng(0)
+        with open(path, "wb") as handle:
+            cloudpickle.dump(ProfiledSynthesizer(self.synthesizer, codec), handle)
+
+    def _set_random_state(self, seed: int) -> None:  # SDV's per-model seeding hook
+        self.synthesizer._set_random_state(seed)  # noqa: SLF001
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "synthesizer":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.synthesizer, name)
+
+
+def load_model(path: str | Path) -> ProfiledSynthesizer:
+    """Load a model saved by a synthesize step (``model.pkl``); ``.sample(n)`` works as SDV's."""
+    import cloudpickle
+
+    with open(path, "rb") as handle:
+        model = cloudpickle.load(handle)
+    if not isinstance(model, ProfiledSynthesizer):
+        raise TypeError(f"{path} is not an airflow-synth model")
+    return model
+
+
+__all__ = ["STATE_SUFFIX", "ProfileCodec", "ProfiledSynthesizer", "load_model"]
