@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.coerce import as_float  # one rule for numbers, shared with core
+from airflow_synth.core.contract import load_table_contracts, resolve_table_contracts
 from airflow_synth.core.errors import (
     ConnectionConfigError,
     QualityGateError,
@@ -62,6 +63,7 @@ def execute_multitable_extract(
     primary_keys: Any = None,
     staging_dir: str | None = None,
     validate: Mapping[str, Any] | None = None,
+    contracts: Any = None,
 ) -> dict[str, Any]:
     """Check the run's configuration, then stage every table of the set and describe it.
 
@@ -73,6 +75,9 @@ def execute_multitable_extract(
     tables_value = tables if isinstance(tables, Mapping) else as_list(tables, "tables")
     sql_files = dict(tables_value) if isinstance(tables_value, Mapping) else {}
     preflight(validate, sql_files=sql_files, sql_dirs=sql_search_dirs(context))
+    contract_refs = resolve_table_contracts(
+        as_dict(contracts, "contracts"), sql_search_dirs(context)
+    )
     target = staging_dir_for(context, dataset, staging_dir)
     conn = postgres_connection(postgres_conn_id)
     try:
@@ -87,7 +92,7 @@ def execute_multitable_extract(
         )
     finally:
         conn.close()
-    return {**result, "postgres_conn_id": postgres_conn_id}
+    return {**result, "postgres_conn_id": postgres_conn_id, "contracts": contract_refs}
 
 
 def execute_multitable_synthesize(
@@ -132,6 +137,7 @@ def execute_multitable_synthesize(
             checks=check_settings,
             model_store=store,
             layout=layout,
+            contracts=load_table_contracts(extract.get("contracts") or {}),
         )
     except QualityGateError as exc:  # its reports go to <dataset>/_failed/<run>/
         quarantine_gate_failure(context, hook, layout, exc)

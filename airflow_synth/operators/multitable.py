@@ -37,6 +37,10 @@ class MultiTableExtractOperator(BaseOperator):
         ``"child.column -> parent.column"`` strings (or dicts); they override catalog ones.
     :param primary_keys: ``{table: column}`` for tables without a declared primary key
         (e.g. tables from SQL files).
+    :param contracts: ``{table: contract}``: a contract file (the single-table format; found
+        beside the SQL files) or an inline mapping per table, e.g. to declare PII
+        (``role: pii``) or a column to learn (``role: modelled``); checked before any row
+        is read. Columns not listed get their role detected.
     :param validate: the later steps' settings, checked before the first table is queried
         (see ``ESLExtractOperator``; here also ``max_parents``, ``scale``,
         ``max_orphan_share``, ``fixed_combinations`` and ``target_conn_id``/
@@ -57,10 +61,12 @@ class MultiTableExtractOperator(BaseOperator):
         primary_keys: Mapping[str, str] | None = None,
         staging_dir: str | None = None,
         validate: Mapping[str, Any] | None = None,
+        contracts: Mapping[str, str | Mapping[str, Any]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.validate = validate
+        self.contracts = contracts
         self.tables = tables
         self.dataset = dataset
         self.postgres_conn_id = postgres_conn_id
@@ -80,6 +86,7 @@ class MultiTableExtractOperator(BaseOperator):
             primary_keys=self.primary_keys,
             staging_dir=self.staging_dir,
             validate=self.validate,
+            contracts=self.contracts,
         )
 
 
