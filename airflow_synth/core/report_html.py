@@ -379,22 +379,38 @@ def _verdict(gates: Sequence[Mapping[str, Any]] | None) -> str:
             "evaluated for this run.</p></section>"
         )
     failed = [g for g in gates if not g.get("passed")]
+    waived = [g for g in gates if g.get("waived")]
+    checked = len(gates) - len(waived)
     if failed:
-        badge = f'<p class="badge fail">FAIL: {len(failed)} of {len(gates)} gates missed</p>'
+        badge = f'<p class="badge fail">FAIL: {len(failed)} of {checked} gates missed</p>'
     else:
-        badge = f'<p class="badge pass">PASS: all {len(gates)} gates met</p>'
-    rows = "".join(
-        f'<tr><td class="{"pass" if g.get("passed") else "fail"}">'
-        f"{'PASS' if g.get('passed') else 'FAIL'}</td><td>{_e(g.get('metric'))}</td>"
-        f'<td class="num">{_e(_fmt(g.get("value")))}</td>'
-        f"<td>{'>=' if g.get('kind') == 'min' else '<='} {_e(_fmt(g.get('threshold'), None))}"
-        f"</td></tr>"
-        for g in gates
-    )
+        badge = f'<p class="badge pass">PASS: all {checked} gates met</p>'
+    if waived:
+        badge += (
+            f'<p class="note">Waived by the settings of this run (not checked): '
+            f"{_e(', '.join(str(g.get('metric')) for g in waived))}.</p>"
+        )
+    rows = "".join(_gate_row(g) for g in gates)
     return (
         f'<section id="verdict"><h2>Verdict</h2>{badge}<table><thead><tr><th>verdict</th>'
-        f"<th>metric</th><th>value</th><th>must be</th></tr></thead><tbody>{rows}</tbody>"
-        "</table></section>"
+        f"<th>metric</th><th>value</th><th>must be</th><th>note</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _gate_row(gate: Mapping[str, Any]) -> str:
+    """One gate: PASS / FAIL / WAIVED, its value, its limit and why it could not be measured."""
+    if gate.get("waived"):
+        verdict, css, limit = "WAIVED", "none", "not checked"
+    else:
+        verdict = "PASS" if gate.get("passed") else "FAIL"
+        css = verdict.lower()
+        relation = ">=" if gate.get("kind") == "min" else "<="
+        limit = f"{relation} {_fmt(gate.get('threshold'), None)}"
+    return (
+        f'<tr><td class="{css}">{verdict}</td><td>{_e(gate.get("metric"))}</td>'
+        f'<td class="num">{_e(_fmt(gate.get("value")))}</td><td>{_e(limit)}</td>'
+        f"<td>{_e(gate.get('reason') or '')}</td></tr>"
     )
 
 

@@ -265,6 +265,15 @@ FILTERS = {"similarity": {"dropped": 12}, "outlier": 3}
 GATES = [
     {"metric": "quality_score", "value": 0.93, "threshold": 0.7, "kind": "min", "passed": True},
     {"metric": "dcr_share", "value": 0.64, "threshold": 0.6, "kind": "max", "passed": False},
+    {
+        "metric": "dependence_preservation",
+        "value": None,
+        "threshold": None,
+        "kind": "min",
+        "passed": True,
+        "waived": True,
+        "reason": "fewer than 300 rows",
+    },
 ]
 
 
@@ -342,7 +351,10 @@ def test_page_shows_no_real_identifiers_or_rare_categories(page: str, real: pd.D
 
 
 def test_page_states_verdict_privacy_and_settings(page: str) -> None:
-    assert "FAIL: 1 of 2 gates missed" in page
+    assert "FAIL: 1 of 2 gates missed" in page  # a waived gate is not counted as checked
+    assert "Waived by the settings of this run (not checked): dependence_preservation" in page
+    assert '<td class="none">WAIVED</td><td>dependence_preservation</td>' in page
+    assert "fewer than 300 rows" in page and "&lt;= n/a" not in page
     assert "DCR share" in page and "0.640" in page
     assert "exact-match rate" in page and "NNDR (median)" in page
     assert "similarity filter" in page and "12 rows" in page
