@@ -44,11 +44,16 @@ MUTANT_PATTERNS = (
     "airflow_synth.core.checks.x_near_copy_limit__mutmut_*",
     "airflow_synth.core.checks.x_wilson_interval__mutmut_*",
     "airflow_synth.core.checks.x_enforce_gates__mutmut_*",
-    "airflow_synth.core.checks.x__is_nan__mutmut_*",
+    "airflow_synth.core.checks.x__z__mutmut_*",
+    "airflow_synth.core.checks.x__inverse__mutmut_*",
     "airflow_synth.core.checks.x__interval__mutmut_*",
-    # privacy: which rows the filters flag, and the shares the gates read
+    "airflow_synth.core.checks.x__is_nan__mutmut_*",
+    # privacy: which rows the filters flag, which rows count as near copies, the shares
+    # the gates read (properties such as SyntheticAssessor.copies_are_evidence are not
+    # mutated by mutmut: test_bad_synthesizers' coarse-table cases pin that rule)
     "airflow_synth.core.privacy.x?PrivacyEvaluator?_flags__mutmut_*",
     "airflow_synth.core.privacy.x?PrivacyEvaluator?_near__mutmut_*",
+    "airflow_synth.core.privacy.x?PrivacyEvaluator?_near_copies__mutmut_*",
     "airflow_synth.core.privacy.x?PrivacyEvaluator?filter__mutmut_*",
     "airflow_synth.core.privacy.x?PrivacyEvaluator?evaluate__mutmut_*",
     "airflow_synth.core.privacy.x_normalise_share__mutmut_*",
