@@ -1,18 +1,33 @@
-"""Tests that pin down gate decisions which mutation testing (``make mutants``) showed loose.
+"""Tests that pin down decisions which mutation testing (``make mutants``) showed loose.
 
-Each test names the decision it fixes: a mutant of that line (an operator, a constant, a
-dropped argument) must turn one of these red.
+Each test says which decision it fixes: a mutant of that line (a flipped comparison, an
+``and`` for an ``or``, a changed constant, a dropped argument) must turn one of these red.
+They call the decision functions directly with hand-made numbers, so they run in
+milliseconds for each of the hundreds of mutants.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
 
+from airflow_synth.core import publish as publish_module
 from airflow_synth.core.checks import wilson_interval
+from airflow_synth.core.errors import PublishError
+from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.core.multitable import check_integrity
+from airflow_synth.core.privacy import _closer, normalise_share
+from airflow_synth.core.publish import FileObjectStore, publish_dataset
+from airflow_synth.core.relations import TableSet, TableShape, build_table_set
 
 pytestmark = pytest.mark.unit
 
 
+# --- wilson_interval ---------------------------------------------------------------------------
 def test_wilson_interval_brackets_the_share_and_narrows_with_more_trials() -> None:
     low, high = wilson_interval(0.3, 100)
     assert low == pytest.approx(0.2189, abs=1e-4) and high == pytest.approx(0.3958, abs=1e-4)
@@ -20,3 +35,162 @@ def test_wilson_interval_brackets_the_share_and_narrows_with_more_trials() -> No
     assert wide[0] < low and wide[1] > high
     assert wilson_interval(0.5, 0) == (0.0, 1.0)
     assert wilson_interval(0.0, 5)[0] == 0.0 and wilson_interval(1.0, 5)[1] == 1.0
+
+
+def test_wilson_interval_of_a_single_trial_is_an_interval_not_everything() -> None:
+    """``n <= 0`` -> (0, 1); one trial already says something (not ``n <= 1``)."""
+    low, high = wilson_interval(1.0, 1)
+    assert low == pytest.approx(0.2065, abs=1e-3) and high == 1.0
+
+
+# --- privacy shares ----------------------------------------------------------------------------
+@pytest.mark.parametrize("expected", [0.0, 1.0])
+def test_normalise_share_leaves_a_share_without_a_baseline_alone(expected: float) -> None:
+    """``expected <= 0 or expected >= 1``: no division by a zero odds (each bound pinned)."""
+    assert normalise_share(0.3, expected) == 0.3
+
+
+def test_normalise_share_maps_the_baseline_to_even_odds() -> None:
+    assert normalise_share(0.8, 0.8) == pytest.approx(0.5)
+    assert normalise_share(0.9, 0.8) == pytest.approx(0.6923, abs=1e-4)
+    assert normalise_share(0.5, 0.5) == pytest.approx(0.5)
+    assert normalise_share(1.0, 0.8) == 1.0 and normalise_share(0.0, 0.8) == 0.0
+
+
+def test_a_tie_counts_half_for_training_and_half_for_the_holdout() -> None:
+    """``_closer``'s default ``tie`` is 0.5: a row as close to both sides is no evidence."""
+    closer = _closer(np.array([1.0, 0.5, 2.0]), np.array([1.0, 1.0, 1.0]))
+    assert closer.tolist() == [0.5, 1.0, 0.0]
+
+
+# --- check_integrity ---------------------------------------------------------------------------
+def _set(frames: dict[str, pd.DataFrame], rels: list[str], keys: dict[str, str]) -> TableSet:
+    shapes = {
+        name: TableShape(name, tuple(frame.columns), (keys[name],) if name in keys else ())
+        for name, frame in frames.items()
+    }
+    return build_table_set(shapes, declared=rels)
+
+
+def test_orphans_alone_fail_integrity() -> None:
+    """``orphans == 0 and nulls == 0``: orphans without NULLs must fail too (not ``or``)."""
+    frames = {
+        "users": pd.DataFrame({"id": [1, 2]}),
+        "sessions": pd.DataFrame({"sid": [1, 2, 3, 4], "user_id": [1, 2, 9, 9]}),
+    }
+    report = check_integrity(
+        frames, _set(frames, ["sessions.user_id -> users.id"], {"users": "id", "sessions": "sid"})
+    )
+    assert report["passed"] is False
+    assert report["relationships"][0]["orphans"] == 2 and report["relationships"][0]["nulls"] == 0
+
+
+def test_the_score_counts_orphans_and_nulls_against_every_relationship() -> None:
+    """Per relationship ``rows - orphans - nulls`` over rows; the set's score sums them all
+    (``+=``, not ``=``: the first relationship must count too)."""
+    frames = {
+        "users": pd.DataFrame({"id": [1, 2, 3]}),
+        "shops": pd.DataFrame({"id": ["a", "b"]}),
+        "orders": pd.DataFrame(
+            {
+                "oid": range(10),
+                "user_id": [1, 1, 2, 3, 9, 9, None, 1, 2, 3],  # 2 orphans, 1 NULL
+                "shop_id": ["a"] * 10,  # all fine
+            }
+        ),
+    }
+    table_set = _set(
+        frames,
+        ["orders.user_id -> users.id", "orders.shop_id -> shops.id"],
+        {"users": "id", "shops": "id", "orders": "oid"},
+    )
+    report = check_integrity(frames, table_set)
+    by_rel = {r["relationship"]: r for r in report["relationships"]}
+    users_rel = next(r for name, r in by_rel.items() if "user_id" in name)
+    shops_rel = next(r for name, r in by_rel.items() if "shop_id" in name)
+    assert (users_rel["orphans"], users_rel["nulls"]) == (2, 1)
+    assert users_rel["integrity"] == pytest.approx(0.7)
+    assert shops_rel["integrity"] == 1.0
+    assert report["score"] == pytest.approx(17 / 20)
+    assert report["passed"] is False
+
+
+def test_a_table_without_a_key_does_not_stop_the_key_checks_of_the_next() -> None:
+    """``continue`` past a keyless table, not ``break``: later keys are still checked."""
+    frames = {
+        "audit": pd.DataFrame({"event": ["x", "y"]}),  # no primary key, related to nothing
+        "users": pd.DataFrame({"id": [1, 1, 2]}),  # a duplicate key
+    }
+    table_set = _set(frames, [], {"users": "id"})
+    assert table_set.order.index("audit") < table_set.order.index("users"), table_set.order
+    report = check_integrity(frames, table_set)
+    assert report["primary_keys"]["users"]["duplicates"] == 1
+    assert report["passed"] is False
+
+
+# --- publish_dataset ---------------------------------------------------------------------------
+class _RecordingStore(FileObjectStore):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.deleted: list[str] = []
+
+    def delete_keys(self, keys) -> None:  # type: ignore[no-untyped-def]
+        keys = list(keys)
+        self.deleted.extend(keys)
+        super().delete_keys(keys)
+
+
+@pytest.fixture
+def layout() -> DatasetLayout:
+    return DatasetLayout("synthetic", "users", "run_1")
+
+
+@pytest.fixture
+def local_files(tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for name, data in {"data.parquet": b"PAR1xyzPAR1", "metadata.json": b"{}"}.items():
+        (tmp_path / name).write_bytes(data)
+        out[name] = tmp_path / name
+    return out
+
+
+def test_a_republish_deletes_only_files_the_run_no_longer_has(
+    tmp_path: Path, layout: DatasetLayout, local_files: dict[str, Path]
+) -> None:
+    """``stale`` = keys not wanted *and* not the manifest: the files being re-uploaded are
+    never deleted first (a reader of the old run would see them vanish)."""
+    store = _RecordingStore(tmp_path / "store")
+    publish_dataset(store, layout, local_files, {"rows": 1})
+    store.put_bytes(b"old", layout.key("data.csv"))  # a file only the earlier publish had
+    store.deleted.clear()
+    publish_dataset(store, layout, local_files, {"rows": 1})
+    assert sorted(store.deleted) == sorted([layout.manifest_key, layout.key("data.csv")])
+
+
+def test_the_published_record_and_the_load_timing(
+    tmp_path: Path,
+    layout: DatasetLayout,
+    local_files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """rows default 0; ``seconds`` since this call; ``load`` since ``load_started``, 3 places."""
+    monkeypatch.setattr(publish_module.time, "monotonic", lambda: 1000.0)
+    store = FileObjectStore(tmp_path / "store")
+    result = publish_dataset(store, layout, local_files, {}, load_started=0.12345678)
+    assert result.rows == 0
+    assert result.seconds == 0.0
+    manifest = json.loads(store.get_bytes(layout.manifest_key) or b"{}")
+    assert manifest["timings_seconds"]["load"] == 999.877
+    result = publish_dataset(store, layout, local_files, {"rows": 7})
+    assert result.rows == 7
+    assert json.loads(store.get_bytes(layout.manifest_key) or b"{}")["timings_seconds"] == {
+        "load": 0.0
+    }
+
+
+def test_a_missing_local_file_is_named(tmp_path: Path, layout: DatasetLayout) -> None:
+    missing = tmp_path / "nowhere" / "data.parquet"
+    store = FileObjectStore(tmp_path / "store")
+    with pytest.raises(PublishError) as caught:
+        publish_dataset(store, layout, {"data.parquet": missing}, {"rows": 1})
+    assert str(missing) in str(caught.value)
