@@ -4,11 +4,12 @@ Distance to closest record only means something if one unit of distance means th
 "amount of difference" in every column, so every column is put on a common scale, fitted
 on the *training* rows (the rows whose leakage we measure):
 
-* numerical and datetime (as epoch seconds) columns: min-max scaled so the training rows
-  span [0, 1], then clipped to [-10, 11]. Values inside the training range are what
-  synthetic rows should hold; one far outside it (age 10_000) must stay far, or the outlier
-  filter could never see it, while the clip keeps absurd values (1e300, infinity) from
-  overflowing float32 and swamping every other column. NULL becomes an extra 0/1 "is
+* numerical and datetime (as epoch seconds) columns: scaled so the central 99% of the
+  training values (0.5th to 99.5th percentile) span [0, 1], then clipped to [-10, 11].
+  Values inside the training range are what synthetic rows should hold; one far outside
+  it (age 10_000) must stay far, or the outlier filter could never see it, while the clip
+  keeps absurd values (1e300, infinity) from overflowing float32 and swamping every other
+  column. NULL becomes an extra 0/1 "is
   null" indicator and the value is imputed as the training median. A column constant in
   training encodes 0 for that value and 1 for any other; a column with no training values
   only has its indicator.
@@ -52,6 +53,10 @@ _FALSE = frozenset({"false", "f", "no", "n", "0"})
 _BOOL_NULL = 2
 #: Scaled numbers are clipped to [-RANGE_MARGIN, 1 + RANGE_MARGIN] (see above).
 RANGE_MARGIN = 10.0
+#: The scale is fitted on the central 99% of training values: one extreme value (a sentinel
+#: 987654321 among amounts of 10-500) would otherwise squash every other value onto one
+#: point, so that every synthetic row looked like a near copy.
+ROBUST_QUANTILE = 0.005
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,11 @@ class TableEncoder:
                 empty = _Scaled(0.0, 1.0, 0.0, constant=False, empty=True)
                 return _ColumnFit(name, kind, empty, nulls_in_training=nulls)
             low, high, median = float(finite.min()), float(finite.max()), float(np.median(finite))
+            if finite.size * ROBUST_QUANTILE >= 1:  # enough values for a 0.5% tail
+                central = np.quantile(finite, [ROBUST_QUANTILE, 1 - ROBUST_QUANTILE])
+                low, high = float(central[0]), float(central[1])
+            if high == low:  # the central values agree: fall back to the full range
+                low, high = float(finite.min()), float(finite.max())
             if high == low:
                 scaled = _Scaled(low, 1.0, 0.0, constant=True, empty=False)
             else:
@@ -237,7 +247,7 @@ class TableEncoder:
                     if fit.scaled.empty
                     else "constant in training: 0 for that value, 1 otherwise"
                     if fit.scaled.constant
-                    else f"min-max on training to [0, 1], clipped to [-{RANGE_MARGIN:g}, "
+                    else f"central 99% of training to [0, 1], clipped to [-{RANGE_MARGIN:g}, "
                     f"{1 + RANGE_MARGIN:g}]"
                 )
                 if fit.kind == "datetime":
@@ -253,7 +263,7 @@ class TableEncoder:
             "distance": "euclidean",
             "dtype": "float32",
             "dimensions": self.dimensions,
-            "numerical": f"min-max scaled on training to [0, 1], clipped to [-{RANGE_MARGIN:g}, "
+            "numerical": f"central 99% of training to [0, 1], clipped to [-{RANGE_MARGIN:g}, "
             f"{1 + RANGE_MARGIN:g}]; null indicator + median imputation",
             "datetime": "as epoch seconds, then like numerical",
             "boolean": "0/1; null indicator + median imputation",

@@ -20,7 +20,7 @@ from dagtest_helpers import load_dag_module
 from airflow_synth.local import LocalStack
 
 #: Small demo source: big enough for SDV to learn something, small enough for ~2 s fits.
-SOURCE_USERS = 300
+SOURCE_USERS = 1_000
 SOURCE_SESSIONS_PER_USER = 15
 SOURCE_SEED = 7
 

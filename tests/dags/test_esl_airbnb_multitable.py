@@ -51,8 +51,8 @@ def multitable_run(seeded_source, project_dag, s3_client) -> Any:
         run_conf={
             "max_parents": MAX_PARENTS,
             "seed": 5,
-            # 120 users x ~13 sessions: too few rows for the default 0.25 to be stable
-            "min_dependence": 0.1,
+            # 120 users are too few to measure dependence (< 300 rows): waived explicitly
+            "min_dependence": None,
             "load_to_target": True,
             "target_schema": TARGET_SCHEMA,
         }

@@ -1,0 +1,149 @@
+"""No real value leaves a run: planted values are grepped for everywhere a run writes.
+
+A table of distinctive values (e-mails, names, phones, free-text notes, category labels,
+an extreme amount, an extreme date) runs through the ready ESL TaskGroup with nothing
+declared. None of its values may appear in the task logs, any XCom, the manifest,
+``metadata.json``, ``quality.json``, ``privacy.json`` or ``report.html``; category labels
+only in ``report.html``, and only those held by at least 5 real rows; and no published
+e-mail, name, phone or note equals a real one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+import pyarrow.parquet as pq
+import pytest
+from dagtest_helpers import load_dag_module
+
+from airflow_synth.core.layout import DatasetLayout
+
+pytestmark = pytest.mark.dags
+
+BUCKET = "synthetic"
+DATASET = "planted_people"
+ROWS = 1_200
+FREQUENT_LABELS = ("SEGZEBRA7731", "SEGOKAPI4420")
+RARE_LABEL = "SEGRAREONE9911"
+EXTREME_AMOUNT = "987654321"
+EXTREME_DATE = "2099-07-15"
+
+
+def planted_rows() -> list[tuple]:
+    rng = np.random.default_rng(17)
+    amounts = rng.gamma(2.0, 60.0, ROWS).round(2)
+    days = rng.integers(0, 3 * 365, ROWS)
+    rows = []
+    for i in range(1, ROWS + 1):
+        segment = RARE_LABEL if i == 7 else FREQUENT_LABELS[int(rng.random() < 0.3)]
+        amount = 987654321.125 if i == 11 else float(amounts[i - 1])
+        signup = (
+            date.fromisoformat(EXTREME_DATE)
+            if i == 13
+            else date(2021, 1, 1) + timedelta(days=int(days[i - 1]))
+        )
+        rows.append(
+            (
+                100_000 + i,
+                f"zq{i:04d}.plantedmail@leaky-domain.test",
+                f"Quetzalia Plantedname{i:04d}",
+                f"+49 151 7{i:07d}",
+                segment,
+                amount,
+                signup,
+                f"planted secret note {i:04d} about a private matter of this customer",
+            )
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def planted(source_dsn: str, seeded_source) -> list[tuple]:
+    rows = planted_rows()
+    with psycopg.connect(source_dsn) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS planted_people")
+        cur.execute(
+            "CREATE TABLE planted_people (person_id bigint PRIMARY KEY, email text, "
+            "full_name text, phone text, segment text, amount numeric(14,3), signup date, "
+            "notes text)"
+        )
+        with cur.copy("COPY planted_people FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    return rows
+
+
+def xcom_text(dag_run: Any) -> str:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.scalars(
+            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id)
+        ).all()
+        return json.dumps([XComModel.deserialize_value(r) for r in rows], default=str)
+
+
+def s3_text(s3_client: Any, key: str) -> str:
+    return s3_client.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode("utf-8")
+
+
+def secrets(rows: list[tuple]) -> list[str]:
+    """Values that must appear nowhere: PII, notes, the rare label, the extremes."""
+    found = [RARE_LABEL, EXTREME_AMOUNT, EXTREME_DATE]
+    for row in rows[:300]:
+        found += [row[1], row[2], row[3], row[7], str(row[0])]
+    return found
+
+
+def test_a_run_on_planted_values_leaks_none_of_them(planted, dags_folder, s3_client, capfd, caplog):
+    dag_run = load_dag_module(dags_folder / "planted_dags.py").dag.test()
+    output = "".join(capfd.readouterr()) + caplog.text
+    assert dag_run.state == "success", output[-3000:]
+    assert "Column 'email'" in output  # the task logs were captured
+
+    # task logs and every XCom: no real value at all, not even a frequent label
+    for where, text in {"task log": output, "xcom": xcom_text(dag_run)}.items():
+        for value in [*secrets(planted), *FREQUENT_LABELS]:
+            assert value not in text, f"real value {value!r} in the {where}"
+
+    # published files: no PII, rare label or extreme; labels only in the report
+    layout = DatasetLayout(BUCKET, DATASET, dag_run.run_id)
+    names = ("manifest.json", "metadata.json", "quality.json", "privacy.json", "report.html")
+    files = {name: s3_text(s3_client, layout.key(name)) for name in names}
+    for name, text in files.items():
+        for value in secrets(planted):
+            assert value not in text, f"real value {value!r} in {name}"
+        if name != "report.html":  # the report may show labels that >= 5 real rows hold
+            for label in FREQUENT_LABELS:
+                assert label not in text, f"category label {label!r} in {name}"
+    roles = {r["name"]: r["role"] for r in json.loads(files["metadata.json"])["columns_roles"]}
+    assert roles == {
+        "person_id": "pii",
+        "email": "pii",
+        "full_name": "pii",
+        "phone": "pii",
+        "segment": "modelled",
+        "amount": "modelled",
+        "signup": "modelled",
+        "notes": "pii",
+    }
+
+    # the data: identifiers, PII and free text are fresh
+    body = s3_client.get_object(Bucket=BUCKET, Key=layout.data_key())["Body"].read()
+    table = pq.read_table(io.BytesIO(body)).to_pandas()
+    assert len(table) == ROWS
+    for index, column in (
+        (0, "person_id"),
+        (1, "email"),
+        (2, "full_name"),
+        (3, "phone"),
+        (7, "notes"),
+    ):
+        real = {str(row[index]) for row in planted}
+        assert not real & set(table[column].astype(str)), column
