@@ -181,6 +181,9 @@ def run_synthesize(
         observe=assessor.observe,
         complete=lambda batch: fresh.complete(batch, columns),
     )
+    extra = assessor.top_up(lambda n: synthesizer.sample(num_rows=n)[table])
+    if extra:
+        log.info("Privacy judged on %d more sampled rows (not published)", extra)
     synthetic, _ = read_training_frame(out_dir / SYNTHETIC_FILE)
     leaks = count_leaks(synthetic, frame, [r.name for r in fresh_columns(roles)])
     del frame

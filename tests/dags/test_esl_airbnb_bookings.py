@@ -145,8 +145,9 @@ def test_published_metadata_reveals_no_real_extremes(bookings_run, s3_client) ->
     layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
     metadata = s3_json(s3_client, layout.metadata_key)
     columns = metadata["tables"][DATASET]["columns"]
-    assert columns["user_id"]["sdtype"] == "id"
-    assert metadata["tables"][DATASET]["primary_key"] == "user_id"
+    assert "user_id" not in columns  # the key is issued fresh, never modelled
+    roles = {r["name"]: r for r in metadata["columns_roles"]}
+    assert roles["user_id"]["role"] == "key" and roles["age"]["role"] == "modelled"
     text = json.dumps(metadata)
     assert "range_min" not in text and "range_values" not in text
 
@@ -187,7 +188,10 @@ def test_reports_are_published_with_scores_that_passed_the_gates(bookings_run, s
         "quality_score",
         "dependence_preservation",
         "exact_match_rate",
+        "near_copy_rate",
         "dcr_share",
+        "filtered_share",
+        "pii_leak",
     }
     assert all(g["passed"] for g in synthesis["gates"])
     assert set(synthesis["filters"]) == {"similarity", "outlier"}

@@ -41,7 +41,7 @@ def test_taskflow_tasks_render_jinja_bind_parameters_and_publish(
     with psycopg.connect(source_dsn) as conn:
         expected = conn.execute(
             "SELECT count(*) FROM (SELECT 1 FROM users WHERE signup_method <> 'google' "
-            "ORDER BY id LIMIT 150) s"
+            "ORDER BY id LIMIT 900) s"
         ).fetchone()[0]
     # the Jinja LIMIT from params and the bound parameter both shaped the extract
     assert manifest["source"]["rows_extracted"] == expected

@@ -18,7 +18,7 @@ with DAG(
     dag_id="api_taskflow_esl",
     schedule=None,
     start_date=datetime(2026, 1, 1),
-    params={"limit_users": 150},
+    params={"limit_users": 900},
     render_template_as_native_obj=True,
 ) as taskflow_dag:
     staged = extract_table(
