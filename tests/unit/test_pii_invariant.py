@@ -215,3 +215,11 @@ def test_multitable_contract_for_an_unknown_table_is_refused(tmp_path: Path) -> 
             dataset="set",
             contracts={"userz": parse_contract({"columns": []})},
         )
+
+
+def test_privacy_of_a_small_output_is_judged_on_enough_raw_rows(tmp_path: Path, real) -> None:
+    """40 published rows: the gates still judge privacy on 2,000 sampled (unpublished) rows."""
+    result, _ = synthesize(tmp_path, real, num_rows=40)
+    privacy = json.loads(Path(result["report_uris"]["privacy.json"][7:]).read_text())
+    assert read(result["synthetic_uri"]).shape[0] == 40
+    assert privacy["rows"]["synthetic"] >= 2_000
