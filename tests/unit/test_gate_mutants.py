@@ -16,8 +16,15 @@ import pandas as pd
 import pytest
 
 from airflow_synth.core import publish as publish_module
-from airflow_synth.core.checks import wilson_interval
-from airflow_synth.core.errors import PublishError
+from airflow_synth.core.checks import (
+    CheckSettings,
+    GateVerdict,
+    enforce_gates,
+    exact_match_limit,
+    near_copy_limit,
+    wilson_interval,
+)
+from airflow_synth.core.errors import PublishError, QualityGateError
 from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.multitable import check_integrity
 from airflow_synth.core.privacy import _closer, normalise_share
@@ -41,6 +48,108 @@ def test_wilson_interval_of_a_single_trial_is_an_interval_not_everything() -> No
     """``n <= 0`` -> (0, 1); one trial already says something (not ``n <= 1``)."""
     low, high = wilson_interval(1.0, 1)
     assert low == pytest.approx(0.2065, abs=1e-3) and high == 1.0
+
+
+# --- the data-derived limits ------------------------------------------------------------------
+DEFAULTS = CheckSettings()  # max_exact_match_rate = max_near_copy_rate = 0.01
+
+
+def test_near_copy_limit_comes_from_the_data_when_noise_exceeds_the_setting() -> None:
+    """At 100-1,000 sampled rows against 80 reference rows (expected 1/81) the 99.9%
+    beta-binomial quantile is above 1%: that, not the setting, is the limit, and it says why.
+    A model that is not copying would otherwise fail about one run in ten."""
+    expected = {"near_copy_rate_expected": 1 / 81}
+    limit, why = near_copy_limit(DEFAULTS, {**expected, "rows": {"synthetic": 300}})
+    assert limit == 0.093333 and why is not None and "300 rows" in why
+    assert near_copy_limit(DEFAULTS, {**expected, "rows": {"synthetic": 100}})[0] == 0.11
+    assert near_copy_limit(DEFAULTS, {**expected, "rows": {"synthetic": 1}})[0] == 1.0
+
+
+def test_near_copy_limit_reference_size_follows_the_expected_rate() -> None:
+    """``reference = max(1, round(1 / expected) - 1)``: 1/11 -> 10 rows, 1/2 -> 1 row."""
+    one_in_eleven = {"near_copy_rate_expected": 1 / 11, "rows": {"synthetic": 50}}
+    assert near_copy_limit(DEFAULTS, one_in_eleven)[0] == 0.54  # 9 rows: 0.58, 12: 0.48
+    halves = {"near_copy_rate_expected": 0.5, "rows": {"synthetic": 50}}
+    assert near_copy_limit(DEFAULTS, halves)[0] == 1.0  # 2 rows would give 0.98
+
+
+@pytest.mark.parametrize(
+    "privacy",
+    [
+        {"near_copy_rate_expected": 1 / 81},  # no sampled rows counted
+        {"near_copy_rate_expected": 1 / 81, "rows": {"synthetic": 0}},
+        {"near_copy_rate_expected": float("nan"), "rows": {"synthetic": 100}},
+        {"near_copy_rate_expected": 0.0, "rows": {"synthetic": 100}},
+        {"rows": {"synthetic": 100}},
+    ],
+)
+def test_near_copy_limit_without_a_measurable_baseline_is_the_setting(privacy: dict) -> None:
+    assert near_copy_limit(DEFAULTS, privacy) == (0.01, None)
+
+
+def test_near_copy_limit_waived_is_none() -> None:
+    assert near_copy_limit(CheckSettings(max_near_copy_rate=None), {"rows": {}}) == (None, None)
+
+
+def test_exact_match_limit_follows_how_often_real_rows_repeat() -> None:
+    """repeat rate + one-sided 99.9% margin, rounded to 6 places, with the reason."""
+    privacy = {"exact_match_rate_real_repeats": 0.2, "rows": {"train": 800, "synthetic": 1000}}
+    limit, why = exact_match_limit(DEFAULTS, privacy)
+    assert limit == 0.258633  # 0.25863303...: six places, not seven
+    assert why is not None and "0.2000" in why
+
+
+def test_exact_match_limit_margin_uses_one_over_n_and_one_for_an_unknown_size() -> None:
+    """``_inverse(n)`` is 1/n, and 1 (not 2) when a side's size is unknown."""
+    privacy = {"exact_match_rate_real_repeats": 0.001, "rows": {"synthetic": 1_000_000}}
+    assert exact_match_limit(DEFAULTS, privacy)[0] == pytest.approx(0.098673, abs=1e-6)
+    privacy = {"exact_match_rate_real_repeats": 0.3}  # neither size: no division by zero
+    assert exact_match_limit(DEFAULTS, privacy)[0] == 1.0
+
+
+def test_exact_match_limit_never_exceeds_one_and_ties_keep_the_setting() -> None:
+    privacy = {"exact_match_rate_real_repeats": 0.95, "rows": {"train": 10, "synthetic": 10}}
+    assert exact_match_limit(DEFAULTS, privacy) == (
+        1.0,
+        "real rows repeat at 0.9500; limit = that + noise at this size",
+    )
+    # the data limit (capped at 1.0) equals the setting: the setting stands, no reason
+    assert exact_match_limit(CheckSettings(max_exact_match_rate=1.0), privacy) == (1.0, None)
+
+
+@pytest.mark.parametrize("baseline", [None, float("nan"), 0.0])
+def test_exact_match_limit_without_real_repeats_is_the_setting(baseline) -> None:
+    """A NaN repeat rate must not become a 100% limit (NaN compares false everywhere)."""
+    privacy = {"exact_match_rate_real_repeats": baseline, "rows": {"train": 10, "synthetic": 10}}
+    assert exact_match_limit(DEFAULTS, privacy) == (0.01, None)
+
+
+# --- the refusal -------------------------------------------------------------------------------
+def _gate(metric: str, passed: bool, *, waived: bool = False) -> GateVerdict:
+    return GateVerdict(metric, 0.5, None if waived else 0.4, "max", passed, waived=waived)
+
+
+def test_a_refusal_names_the_waived_gates_and_carries_the_reports(tmp_path: Path) -> None:
+    reports = {"quality.json": tmp_path / "quality.json"}
+    verdicts = [_gate("dcr_share", False), _gate("min_quality", True, waived=True)]
+    with pytest.raises(QualityGateError) as caught:
+        enforce_gates(verdicts, "Dataset 'd'", reports)
+    message = str(caught.value)
+    assert "\nWaived (not checked): min_quality.\nSee the report" in message
+    assert caught.value.reports == reports
+
+
+def test_a_refusal_without_waived_gates_says_nothing_about_waivers() -> None:
+    with pytest.raises(QualityGateError) as caught:
+        enforce_gates([_gate("dcr_share", False)], "Dataset 'd'")
+    message = str(caught.value)
+    failed_line = _gate("dcr_share", False).describe()
+    assert f"{failed_line}\nSee the report" in message
+    assert "Waived" not in message
+
+
+def test_passing_gates_raise_nothing() -> None:
+    enforce_gates([_gate("dcr_share", True), _gate("x", True, waived=True)], "Dataset 'd'")
 
 
 # --- privacy shares ----------------------------------------------------------------------------
