@@ -20,8 +20,10 @@ from airflow_synth.core.checks import (
     CheckSettings,
     GateVerdict,
     enforce_gates,
+    evaluate_gates,
     exact_match_limit,
     near_copy_limit,
+    verdict,
     wilson_interval,
 )
 from airflow_synth.core.errors import PublishError, QualityGateError
@@ -48,6 +50,169 @@ def test_wilson_interval_of_a_single_trial_is_an_interval_not_everything() -> No
     """``n <= 0`` -> (0, 1); one trial already says something (not ``n <= 1``)."""
     low, high = wilson_interval(1.0, 1)
     assert low == pytest.approx(0.2065, abs=1e-3) and high == 1.0
+
+
+# --- one gate's verdict -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "threshold", "kind", "passed"),
+    [
+        (0.7, 0.7, "min", True),  # on the limit passes: >=, not >
+        (0.69, 0.7, "min", False),
+        (0.9, 0.7, "min", True),  # a "min" gate is not judged as a "max" one
+        (0.6, 0.6, "max", True),  # <=, not <
+        (0.61, 0.6, "max", False),
+        (0.1, 0.6, "max", True),
+        ("0.65", 0.6, "max", False),  # rendered text is read as a number
+        (0, 0.0, "max", True),  # a zero value is a value, not "not measured"
+    ],
+)
+def test_the_value_decides_against_the_threshold(value, threshold, kind, passed) -> None:
+    got = verdict("m", value, threshold, kind, missing="gone", note="set", interval=(0.1, 0.2))
+    assert got == GateVerdict(
+        "m", float(value), float(threshold), kind, passed, (0.1, 0.2), False, "set"
+    )
+
+
+@pytest.mark.parametrize("value", [None, float("nan")])
+def test_a_missing_value_fails_closed_and_says_why(value) -> None:
+    got = verdict("m", value, 0.5, "min", missing="too few rows", note="n", interval=(0.0, 1.0))
+    assert got == GateVerdict("m", None, 0.5, "min", False, (0.0, 1.0), False, "too few rows")
+
+
+@pytest.mark.parametrize(("value", "reason"), [(None, "why"), (0.99, "how")])
+def test_a_gate_without_threshold_is_waived_and_says_so(value, reason) -> None:
+    got = verdict("m", value, None, "max", missing="why", note="how", interval=(0.1, 0.2))
+    assert got == GateVerdict("m", value, None, "max", True, (0.1, 0.2), True, reason)
+
+
+# --- every gate, from the run's measurements -----------------------------------------------------
+QUALITY = {"score": 0.8, "dependence": {"score": 0.5}}
+PRIVACY = {
+    "exact_match_rate": 0.004,
+    "exact_match_rate_real_repeats": 0.0,
+    "near_copy_rate": 0.02,
+    "near_copy_rate_expected": 1 / 81,
+    "dcr_share": 0.55,
+    "dcr_share_ci95": [0.5, 0.6],
+    "rows": {"train": 800, "synthetic": 300},
+    "filtered_share": 0.1,
+}
+
+
+def test_every_gate_reads_its_own_measurement_threshold_and_direction() -> None:
+    gates = evaluate_gates(DEFAULTS, QUALITY, PRIVACY, pii_leak={"values": 0})
+    assert gates == [
+        GateVerdict("quality_score", 0.8, 0.7, "min", True),
+        GateVerdict("dependence_preservation", 0.5, 0.25, "min", True),
+        GateVerdict("exact_match_rate", 0.004, 0.01, "max", True),
+        GateVerdict(
+            "near_copy_rate",
+            0.02,
+            0.093333,
+            "max",
+            True,
+            reason="unseen real rows score 0.0123; limit = that + noise at 300 rows",
+        ),
+        GateVerdict("dcr_share", 0.55, 0.6, "max", True, interval=(0.5, 0.6)),
+        GateVerdict("filtered_share", 0.1, 0.5, "max", True),
+        GateVerdict("pii_leak", 0.0, 0.0, "max", True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("override", "metric"),
+    [
+        ({"score": 0.69}, "quality_score"),
+        ({"dependence": {"score": 0.24}}, "dependence_preservation"),
+    ],
+)
+def test_each_quality_gate_fails_alone(override: dict, metric: str) -> None:
+    gates = evaluate_gates(DEFAULTS, {**QUALITY, **override}, PRIVACY)
+    assert [g.metric for g in gates if not g.passed] == [metric]
+
+
+@pytest.mark.parametrize(
+    ("override", "metric"),
+    [
+        ({"exact_match_rate": 0.011}, "exact_match_rate"),
+        ({"near_copy_rate": 0.094}, "near_copy_rate"),
+        ({"dcr_share": 0.61, "dcr_share_ci95": [0.55, 0.66]}, "dcr_share"),
+        ({"filtered_share": 0.51}, "filtered_share"),
+    ],
+)
+def test_each_privacy_gate_fails_alone(override: dict, metric: str) -> None:
+    gates = evaluate_gates(DEFAULTS, QUALITY, {**PRIVACY, **override})
+    assert [g.metric for g in gates if not g.passed] == [metric]
+
+
+def test_a_pii_leak_fails_and_is_left_out_only_when_not_asked_for() -> None:
+    gates = evaluate_gates(DEFAULTS, QUALITY, PRIVACY, pii_leak={"values": 3})
+    assert [g.metric for g in gates if not g.passed] == ["pii_leak"]
+    unchecked = evaluate_gates(DEFAULTS, QUALITY, PRIVACY, pii_leak={"values": None})
+    (leak,) = [g for g in unchecked if g.metric == "pii_leak"]
+    assert not leak.passed and leak.reason
+    assert "pii_leak" not in [g.metric for g in evaluate_gates(DEFAULTS, QUALITY, PRIVACY)]
+
+
+def test_unmeasured_privacy_fails_every_privacy_gate_with_its_reason() -> None:
+    reason = "every held-out row equals a training row"
+    gates = evaluate_gates(DEFAULTS, QUALITY, {"measured": False, "reason": reason})
+    failed = {g.metric: g for g in gates if not g.passed}
+    assert set(failed) == {"exact_match_rate", "near_copy_rate", "dcr_share"}
+    assert {g.reason for g in failed.values()} == {reason}
+    assert [g.threshold for g in failed.values()] == [0.01, 0.01, 0.6]
+    assert {g.kind for g in failed.values()} == {"max"}
+    default = evaluate_gates(DEFAULTS, QUALITY, None)
+    assert {g.reason for g in default if not g.passed} == {
+        "privacy was not measured (no held-out rows)"
+    }
+
+
+def test_missing_quality_scores_fail_with_their_own_reasons() -> None:
+    gates = evaluate_gates(DEFAULTS, {"reason": "no report"}, PRIVACY)
+    failed = {g.metric: g.reason for g in gates if not g.passed}
+    assert failed == {
+        "quality_score": "no report",
+        "dependence_preservation": "dependence preservation was not computed",
+    }
+    gates = evaluate_gates(
+        DEFAULTS, {"score": 0.9, "dependence": {"reason": "fewer than 300 rows"}}, PRIVACY
+    )
+    assert {g.metric: g.reason for g in gates if not g.passed} == {
+        "dependence_preservation": "fewer than 300 rows"
+    }
+    gates = evaluate_gates(DEFAULTS, {"dependence": {"score": 0.9}}, PRIVACY)
+    assert {g.metric: g.reason for g in gates if not g.passed} == {
+        "quality_score": "SDV's quality report gave no score"
+    }
+
+
+def test_an_unmeasured_near_copy_rate_gives_the_privacy_reports_reason() -> None:
+    privacy = {**PRIVACY, "near_copy_rate": None, "near_copy_reason": "no unseen row"}
+    (near,) = [
+        g for g in evaluate_gates(DEFAULTS, QUALITY, privacy) if g.metric == "near_copy_rate"
+    ]
+    assert (near.passed, near.reason) == (False, "no unseen row")
+    privacy = {**PRIVACY, "near_copy_rate": None}
+    (near,) = [
+        g for g in evaluate_gates(DEFAULTS, QUALITY, privacy) if g.metric == "near_copy_rate"
+    ]
+    assert near.reason == "no held-out row to compare with"
+
+
+def test_no_filter_count_means_nothing_was_filtered() -> None:
+    privacy = {k: v for k, v in PRIVACY.items() if k != "filtered_share"}
+    (filtered,) = [
+        g for g in evaluate_gates(DEFAULTS, QUALITY, privacy) if g.metric == "filtered_share"
+    ]
+    assert (filtered.value, filtered.passed) == (0.0, True)
+
+
+def test_waived_gates_pass_as_waived() -> None:
+    settings = CheckSettings(min_quality=None, max_dcr_share=None)
+    gates = {g.metric: g for g in evaluate_gates(settings, {}, {**PRIVACY, "dcr_share": 0.99})}
+    assert gates["quality_score"].waived and gates["quality_score"].passed
+    assert gates["dcr_share"].waived and gates["dcr_share"].passed
 
 
 # --- the data-derived limits ------------------------------------------------------------------
