@@ -252,6 +252,7 @@ class SyntheticAssessor:
         *,
         fresh_leaks: Mapping[str, int] | None = None,
         roles: Sequence[Mapping[str, Any]] | None = None,
+        rules: Any = None,
     ) -> Assessment:
         """Reports + gates; writes the three report files to ``out_dir``.
 
@@ -260,13 +261,17 @@ class SyntheticAssessor:
         issued them knows all real values); without it the assessor checks those columns
         itself against the real rows it holds, and a column it cannot check fails the
         ``pii_leak`` gate. ``roles`` (name, role, kind, reason per column) go into
-        ``quality.json`` as ``columns_roles`` and into the report.
+        ``quality.json`` as ``columns_roles`` and into the report. ``rules`` (a
+        :class:`~airflow_synth.core.profile.rules.RuleSet`) are measured on the training
+        and the published rows (``quality.json``'s ``rules``; the ``rules_held`` gate).
         """
         started = time.monotonic()
         quality = fidelity_report(self.train, synthetic, self.metadata, self.table, seed=self.seed)
         quality["dependence"] = dependence_preservation(
             self.train, synthetic, self.kinds, seed=self.seed
         )
+        if rules is not None:
+            quality["rules"] = rules.report(self.train, synthetic)
         if synthetic.empty:
             quality["score"] = None
             quality["reason"] = "no synthetic row was left to publish (see filtered_share)"

@@ -76,6 +76,9 @@ class CheckSettings:
     #: real row is to another, exact copies excluded) must be at most this, or at most what
     #: unseen real rows score plus noise at this size when that is higher
     max_near_copy_rate: float | None = 0.01
+    #: gate: the lowest share of published rows on which a rule of the real table holds
+    #: (functional dependencies, orderings, null patterns found on every training row)
+    min_rules_held: float | None = 1.0
     #: gate: DCR share (0.5 ideal, 1.0 = every row closer to training than to holdout) at most
     max_dcr_share: float | None = 0.6
     #: gate: the filters may drop at most this share of all sampled rows; more means the
@@ -205,6 +208,7 @@ GATE_SETTINGS = {
     "near_copy_rate": "max_near_copy_rate",
     "dcr_share": "max_dcr_share",
     "filtered_share": "max_filtered_share",
+    "rules_held": "min_rules_held",
 }
 PRIVACY_GATES = ("exact_match_rate", "near_copy_rate", "dcr_share")
 
@@ -360,6 +364,17 @@ def evaluate_gates(
             "max",
         )
     )
+    rules = quality.get("rules")
+    if rules is not None:  # only callers that discovered rules (single-table runs today)
+        verdicts.append(
+            verdict(
+                "rules_held",
+                rules.get("held"),
+                settings.min_rules_held,
+                "min",
+                missing="no rule could be checked on the published rows",
+            )
+        )
     if pii_leak is not None:
         verdicts.append(pii_leak_verdict(pii_leak))
     return verdicts

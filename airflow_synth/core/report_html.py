@@ -89,6 +89,7 @@ def render_report(
         _header(title, settings, quality, real, synthetic),
         _verdict(gates),
         _roles(roles, quality.get("pii_leak")),
+        _rules(quality.get("rules")),
         _fidelity(quality, kinds),
         _distributions(real_s, synth_s, kinds, quality, min_count),
         _dependence(quality.get("dependence")),
@@ -449,6 +450,37 @@ def _roles(roles: Sequence[Mapping[str, Any]] | None, leak: Mapping[str, Any] | 
         "<th>column</th><th>role</th><th>kind</th><th>why</th><th>equal to a real value</th>"
         f"</tr></thead><tbody>{rows}</tbody></table></section>"
     )
+
+
+def _rules(rules: Mapping[str, Any] | None) -> str:
+    """The rules of the real table and how often each holds, on real and synthetic rows."""
+    if rules is None:
+        return ""
+    items = rules.get("rules") or []
+    if not items:
+        return (
+            '<section id="rules"><h2>Rules</h2><p>No rule (functional dependency, ordering, '
+            "null pattern) holds on every training row with enough support.</p></section>"
+        )
+    rows = "".join(
+        f"<tr><td>{_e(r.get('id'))}</td><td>{_e(r.get('description'))}</td>"
+        f"<td>{_e(str(r.get('type', '')).replace('_', ' '))}</td><td>{_e(r.get('source'))}</td>"
+        f'<td class="num">{_e(_pct(r.get("real_hold")))}</td>'
+        f'<td class="num">{_e(_pct(r.get("synthetic_hold")))}</td></tr>'
+        for r in items
+    )
+    return (
+        '<section id="rules"><h2>Rules</h2><p>Logic of the real table that holds on every '
+        "training row; the synthesizer's output is repaired so it holds on every published "
+        f"row too (gate <code>rules_held</code>). Lowest hold rate: "
+        f"{_e(_pct(rules.get('held')))}.</p><table><thead><tr><th>rule</th><th>meaning</th>"
+        "<th>type</th><th>source</th><th>real rows</th><th>synthetic rows</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f}%"
 
 
 def _fidelity(quality: Mapping[str, Any], kinds: Mapping[str, str]) -> str:

@@ -38,6 +38,7 @@ from airflow_synth.core.profile.roles import (
     fresh_columns,
     modelled_columns,
 )
+from airflow_synth.core.profile.rules import RuleSet, discover_rules
 from airflow_synth.core.publish import ObjectStore, json_bytes, publish_dataset
 from airflow_synth.core.sql import sql_hash
 from airflow_synth.core.synthesize import fit_synthesizer, library_versions, sample_to_parquet
@@ -155,6 +156,17 @@ def run_synthesize(
     log.info("Training on %d rows, %d held out to measure privacy", len(train), len(holdout))
     profiles = profile_columns(train, declared=contract.kinds if contract else None)
     codec = ProfileCodec(profiles, train, seed=seed or 0)
+    rules = RuleSet(
+        discover_rules(
+            train,
+            profiles,
+            declared=contract.extra.get("rules", []) if contract else (),
+            switched_off=contract.extra.get("rules_off", []) if contract else (),
+        ),
+        seed=seed or 0,
+    )
+    for line in rules.summary_lines():
+        log.info(line)
     metadata = build_metadata(train, table, contract, {p.name: p.sdtype for p in profiles})
     assessor = SyntheticAssessor(train, holdout, metadata, table, checks, seed=seed or 0)
     encoded = codec.encode(train)
@@ -167,7 +179,7 @@ def run_synthesize(
         seed=seed,
         constraints=combination_constraints({table: encoded}, model_metadata),
     )
-    synthesizer = ProfiledSynthesizer(fitted, codec)
+    synthesizer = ProfiledSynthesizer(fitted, codec, rules)
     del encoded
     wanted = int(num_rows) if num_rows else len(frame)
     rows, sample_seconds = sample_to_parquet(
@@ -204,6 +216,7 @@ def run_synthesize(
         title=f"{dataset}: synthetic copy",
         fresh_leaks=leaks,
         roles=[r.to_dict() for r in roles],
+        rules=rules,
     )
     for line in assessment.summary_lines():
         log.info(line)

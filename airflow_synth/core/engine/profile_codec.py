@@ -120,15 +120,21 @@ class ProfiledSynthesizer:
     so sampling, filters and model saving need not know about the codec.
     """
 
-    def __init__(self, synthesizer: Any, codec: ProfileCodec) -> None:
+    def __init__(self, synthesizer: Any, codec: ProfileCodec, rules: Any = None) -> None:
         self.synthesizer = synthesizer
         self.codec = codec
+        #: a :class:`~airflow_synth.core.profile.rules.RuleSet` that repairs each sample
+        self.rules = rules
+
+    def _finish(self, frame: Any) -> Any:
+        decoded = self.codec.decode(frame)
+        return self.rules.repair(decoded) if self.rules else decoded
 
     def sample(self, num_rows: int, **kwargs: Any) -> Any:
         sampled = self.synthesizer.sample(num_rows=num_rows, **kwargs)
         if isinstance(sampled, Mapping):
-            return {name: self.codec.decode(frame) for name, frame in sampled.items()}
-        return self.codec.decode(sampled)
+            return {name: self._finish(frame) for name, frame in sampled.items()}
+        return self._finish(sampled)
 
     def save(self, path: str) -> None:
         """Pickle the model with a decode-only codec (no stand-in pools of real values).
@@ -143,7 +149,7 @@ class ProfiledSynthesizer:
         codec._pools = {}  # noqa: SLF001 - real values for encoding only; never saved
         codec.rng = np.random.default_rng(0)
         with open(path, "wb") as handle:
-            cloudpickle.dump(ProfiledSynthesizer(self.synthesizer, codec), handle)
+            cloudpickle.dump(ProfiledSynthesizer(self.synthesizer, codec, self.rules), handle)
 
     def _set_random_state(self, seed: int) -> None:  # SDV's per-model seeding hook
         self.synthesizer._set_random_state(seed)  # noqa: SLF001
