@@ -154,6 +154,44 @@ def test_a_pii_leak_fails_and_is_left_out_only_when_not_asked_for() -> None:
     assert "pii_leak" not in [g.metric for g in evaluate_gates(DEFAULTS, QUALITY, PRIVACY)]
 
 
+def test_a_data_derived_exact_match_limit_is_explained_on_the_gate() -> None:
+    privacy = {**PRIVACY, "exact_match_rate_real_repeats": 0.2, "exact_match_rate": 0.25}
+    (exact,) = [
+        g for g in evaluate_gates(DEFAULTS, QUALITY, privacy) if g.metric == "exact_match_rate"
+    ]
+    limit, why = exact_match_limit(DEFAULTS, privacy)
+    assert (exact.threshold, exact.reason, exact.passed) == (limit, why, True)
+    assert why is not None
+
+
+@pytest.mark.parametrize("values", [1, "1", 0.5])
+def test_a_single_real_value_in_a_fresh_column_fails_the_pii_leak_gate(values) -> None:
+    """The pii_leak limit is 0, not 1: one published real value is already a leak."""
+    (leak,) = [
+        g
+        for g in evaluate_gates(DEFAULTS, QUALITY, PRIVACY, pii_leak={"values": values})
+        if g.metric == "pii_leak"
+    ]
+    assert (leak.passed, leak.threshold, leak.kind, leak.waived) == (False, 0.0, "max", False)
+
+
+def test_an_unchecked_pii_leak_keeps_the_callers_reason() -> None:
+    pii = {"values": None, "reason": "the fresh columns could not be read"}
+    (leak,) = [
+        g
+        for g in evaluate_gates(DEFAULTS, QUALITY, PRIVACY, pii_leak=pii)
+        if g.metric == "pii_leak"
+    ]
+    assert (leak.passed, leak.reason) == (False, "the fresh columns could not be read")
+    checked = {"values": 0, "reason": "ignored once checked"}
+    (leak,) = [
+        g
+        for g in evaluate_gates(DEFAULTS, QUALITY, PRIVACY, pii_leak=checked)
+        if g.metric == "pii_leak"
+    ]
+    assert (leak.passed, leak.reason) == (True, None)
+
+
 def test_unmeasured_privacy_fails_every_privacy_gate_with_its_reason() -> None:
     reason = "every held-out row equals a training row"
     gates = evaluate_gates(DEFAULTS, QUALITY, {"measured": False, "reason": reason})
