@@ -29,7 +29,7 @@ from airflow_synth.core.checks import (
 from airflow_synth.core.errors import PublishError, QualityGateError
 from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.multitable import check_integrity
-from airflow_synth.core.privacy import _closer, normalise_share
+from airflow_synth.core.privacy import PrivacyEvaluator, PrivacySettings, _closer, normalise_share
 from airflow_synth.core.publish import FileObjectStore, publish_dataset
 from airflow_synth.core.relations import TableSet, TableShape, build_table_set
 
@@ -373,6 +373,56 @@ def test_a_tie_counts_half_for_training_and_half_for_the_holdout() -> None:
     """``_closer``'s default ``tie`` is 0.5: a row as close to both sides is no evidence."""
     closer = _closer(np.array([1.0, 0.5, 2.0]), np.array([1.0, 1.0, 1.0]))
     assert closer.tolist() == [0.5, 1.0, 0.0]
+
+
+# --- the privacy filters ----------------------------------------------------------------------
+KINDS = {"x": "numerical", "y": "numerical"}
+
+
+@pytest.fixture(scope="module")
+def real() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"x": rng.normal(0, 1, 400), "y": rng.normal(0, 1, 400)})
+    holdout = pd.DataFrame({"x": rng.normal(0, 1, 200), "y": rng.normal(0, 1, 200)})
+    return train, holdout
+
+
+def _mixed(train: pd.DataFrame, holdout: pd.DataFrame, evaluator: PrivacyEvaluator) -> pd.DataFrame:
+    """3 exact copies, 2 near copies, 1 far outlier, 5 ordinary rows; index 100-110."""
+    near = train.iloc[3:5] + evaluator.similarity_threshold / 10
+    far = pd.DataFrame({"x": [50.0], "y": [50.0]})
+    dcr = evaluator.holdout_dcr  # unseen real rows, neither close nor far: kept
+    typical = (dcr > 2 * evaluator.similarity_threshold) & (dcr < evaluator.outlier_threshold / 2)
+    ordinary = holdout.loc[typical].head(5)
+    frame = pd.concat([train.head(3), near, far, ordinary])
+    return frame.set_index(pd.Index(range(100, 111)))
+
+
+@pytest.mark.parametrize(
+    ("settings", "drop_exact", "dropped"),
+    [
+        (PrivacySettings(), True, {"similarity": 5, "outlier": 1}),
+        (PrivacySettings(), False, {"similarity": 2, "outlier": 1}),  # copies judged by the gate
+        (PrivacySettings(similarity_filter=False), True, {"similarity": 0, "outlier": 1}),
+        (PrivacySettings(outlier_filter=False), True, {"similarity": 5, "outlier": 0}),
+    ],
+)
+def test_each_filter_drops_its_own_rows(real, settings, drop_exact, dropped) -> None:
+    train, holdout = real
+    evaluator = PrivacyEvaluator(train, holdout, KINDS, settings=settings)
+    evaluator.drop_exact_copies = drop_exact
+    synthetic = _mixed(train, holdout, evaluator)
+    result = evaluator.filter(synthetic)
+    assert result.dropped == dropped
+    kept = len(synthetic) - sum(dropped.values())
+    assert list(result.kept.columns) == ["x", "y"]  # no old index column: reset, dropped
+    assert result.kept.index.tolist() == list(range(kept))
+    filtered, report = evaluator.evaluate(synthetic)
+    assert filtered.dropped == dropped
+    assert filtered.kept.index.tolist() == list(range(kept))
+    assert list(filtered.kept.columns) == ["x", "y"]
+    assert report["filtered"] == {"rows_before": 11, **dropped}
+    assert report["rows"]["synthetic"] == kept
 
 
 # --- check_integrity ---------------------------------------------------------------------------
