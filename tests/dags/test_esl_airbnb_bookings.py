@@ -191,6 +191,7 @@ def test_reports_are_published_with_scores_that_passed_the_gates(bookings_run, s
         "near_copy_rate",
         "dcr_share",
         "filtered_share",
+        "rules_held",
         "pii_leak",
     }
     assert all(g["passed"] for g in synthesis["gates"])

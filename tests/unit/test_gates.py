@@ -111,6 +111,7 @@ def test_gaussian_copula_passes_every_default_gate(customers_staged, tmp_path) -
         "near_copy_rate",
         "dcr_share",
         "filtered_share",
+        "rules_held",
         "pii_leak",
     ]
     assert all(g["passed"] and not g["waived"] for g in result["gates"])
