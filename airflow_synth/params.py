@@ -24,7 +24,9 @@ CHECK_PARAMS = (
     "min_quality",
     "min_dependence",
     "max_exact_match_rate",
+    "max_near_copy_rate",
     "max_dcr_share",
+    "min_rules_held",
 )
 
 
@@ -42,6 +44,8 @@ def esl_params(
     min_dependence: float | None = CheckSettings.min_dependence,
     max_exact_match_rate: float | None = CheckSettings.max_exact_match_rate,
     max_dcr_share: float | None = CheckSettings.max_dcr_share,
+    max_near_copy_rate: float | None = CheckSettings.max_near_copy_rate,
+    min_rules_held: float | None = CheckSettings.min_rules_held,
 ) -> dict[str, Param]:
     """Params for the Trigger form: what to generate, then the privacy and quality checks."""
     return {
@@ -133,6 +137,25 @@ def esl_params(
             title="Gate: maximum DCR share",
             description="0.5 is ideal; higher means rows sit closer to training rows than "
             "to unseen ones (memorisation). Empty = off.",
+        ),
+        "max_near_copy_rate": Param(
+            max_near_copy_rate,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            title="Gate: maximum near-copy rate",
+            description="Fail if more rows than this share sit closer to a real row than any "
+            "real row sits to another (or than unseen real rows would, at this size). "
+            "Empty = off.",
+        ),
+        "min_rules_held": Param(
+            min_rules_held,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            title="Gate: rules held",
+            description="Lowest share of rows on which a rule of the real table (a code that "
+            "fixes a rate, shipped after ordered, a NULL pattern) holds. Empty = off.",
         ),
     }
 
