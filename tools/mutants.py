@@ -65,6 +65,68 @@ MUTANT_PATTERNS = (
     "airflow_synth.core.multitable.x_check_integrity__mutmut_*",
 )
 NOT_CAUGHT = ("survived", "timeout", "suspicious", "no tests", "segfault")
+
+#: Survivors reviewed as *equivalent*: the mutated line computes the same result for every
+#: input the code can receive, so no test can kill them. Matched by the changed line (old,
+#: new), not by mutant number, so an edit of that line brings the mutant back for review.
+EQUIVALENT: tuple[tuple[str, str, str], ...] = (
+    (
+        'privacy.get("measured", True) is not False',
+        'privacy.get("measured", None) is not False',
+        "a missing key reads None, and None is not False, like True",
+    ),
+    (
+        'privacy.get("measured", True) is not False',
+        'privacy.get("measured", ) is not False',
+        "get() without a default returns None: the same as above",
+    ),
+    (
+        "[privacy_reason] * 3, strict=True)",
+        "[privacy_reason] * 3, strict=None)",
+        "zip of two 3-element sequences: strict never triggers",
+    ),
+    (
+        "[privacy_reason] * 3, strict=True)",
+        "[privacy_reason] * 3, )",
+        "zip of two 3-element sequences: strict never triggers",
+    ),
+    (
+        "[privacy_reason] * 3, strict=True)",
+        "[privacy_reason] * 3, strict=False)",
+        "zip of two 3-element sequences: strict never triggers",
+    ),
+    (
+        "or float(baseline) <= 0:",
+        "or float(baseline) < 0:",
+        "a repeat rate of 0 gives margin 0 and a data limit of 0 <= the setting: same result",
+    ),
+    (
+        'int(rows.get("train") or 0)',
+        'int(rows.get("train") or 1)',
+        "_inverse(0) == _inverse(1) == 1.0",
+    ),
+    (
+        'int(rows.get("synthetic") or 0)',
+        'int(rows.get("synthetic") or 1)',
+        "_inverse(0) == _inverse(1) == 1.0",
+    ),
+    ("1.0 / n if n > 0 else 1.0", "1.0 / n if n > 1 else 1.0", "1 / 1 == 1.0"),
+    (
+        "if odds_train + odds_holdout else 0.5",
+        "if (odds_train + odds_holdout) or True else 0.5",
+        "the odds sum to > 0 for every share in [0, 1] and baseline in (0, 1): dead branch",
+    ),
+    (
+        "if odds_train + odds_holdout else 0.5",
+        "if odds_train - odds_holdout else 0.5",
+        "equal odds (share == baseline) give 1 / (1 + 1) = 0.5 either way",
+    ),
+    (
+        "if odds_train + odds_holdout else 0.5",
+        "if odds_train + odds_holdout else 1.5",
+        "dead branch (see above)",
+    ),
+)
 #: a quoted string literal (to tell a mutant that only rewords a message from one that
 #: changes what is decided)
 _STRING = re.compile(r"""(?:[rbuf]{0,2})(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
@@ -109,23 +171,46 @@ def main() -> int:
     for status, count in counts.most_common():
         print(f"  {status}: {count}")
     missed = sorted(name for name, status in found.items() if status in NOT_CAUGHT)
-    wording = []
+    wording, equivalent, decisions = [], [], 0
     for name in missed:
         diff = subprocess.run(
             [str(MUTMUT), "show", name], cwd=ROOT, capture_output=True, text=True
         ).stdout
         if message_only(diff):
             wording.append(name)
-            continue
-        print(f"\n{found[name].upper()}: {diff.strip()}")
-    decisions = len(missed) - len(wording)
+        elif why := equivalent_because(diff):
+            equivalent.append(f"{name}: {why}")
+        else:
+            decisions += 1
+            print(f"\n{found[name].upper()}: {diff.strip()}")
     if wording:
-        print(f"\n{len(wording)} mutant(s) only reword a message (not a decision): ")
+        print(f"\n{len(wording)} mutant(s) only reword a message (not a decision):")
         print("  " + "\n  ".join(wording))
+    if equivalent:
+        print(f"\n{len(equivalent)} equivalent mutant(s) (reviewed, see EQUIVALENT):")
+        print("  " + "\n  ".join(equivalent))
     if decisions:
         print(f"\n{decisions} decision mutant(s) not caught: a test should fail for each.")
         return 1
     return 0
+
+
+def _changed_lines(diff: str) -> tuple[list[str], list[str]]:
+    lines = diff.splitlines()
+    removed = [line[1:] for line in lines if line.startswith("-") and line[1:2] != "-"]
+    added = [line[1:] for line in lines if line.startswith("+") and line[1:2] != "+"]
+    return removed, added
+
+
+def equivalent_because(diff: str) -> str | None:
+    """The reviewed reason when the mutant's one changed line is listed in EQUIVALENT."""
+    removed, added = _changed_lines(diff)
+    if len(removed) != 1 or len(added) != 1:
+        return None
+    for old, new, why in EQUIVALENT:
+        if old in removed[0] and new in added[0]:
+            return why
+    return None
 
 
 def message_only(diff: str) -> bool:
@@ -134,9 +219,7 @@ def message_only(diff: str) -> bool:
     Literals without a space (``"min"``, ``"dcr_share"``) are names the code compares or
     looks up, so changing them changes a decision and is not excused.
     """
-    lines = diff.splitlines()
-    removed = [line[1:] for line in lines if line.startswith("-") and line[1:2] != "-"]
-    added = [line[1:] for line in lines if line.startswith("+") and line[1:2] != "+"]
+    removed, added = _changed_lines(diff)
     if not removed or len(removed) != len(added):
         return False
     for old, new in zip(removed, added, strict=True):

@@ -29,7 +29,13 @@ from airflow_synth.core.checks import (
 from airflow_synth.core.errors import PublishError, QualityGateError
 from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.multitable import check_integrity
-from airflow_synth.core.privacy import PrivacyEvaluator, PrivacySettings, _closer, normalise_share
+from airflow_synth.core.privacy import (
+    PrivacyEvaluator,
+    PrivacySettings,
+    _closer,
+    _dcr_shares,
+    normalise_share,
+)
 from airflow_synth.core.publish import FileObjectStore, publish_dataset
 from airflow_synth.core.relations import TableSet, TableShape, build_table_set
 
@@ -268,6 +274,13 @@ def test_near_copy_limit_comes_from_the_data_when_noise_exceeds_the_setting() ->
     assert near_copy_limit(DEFAULTS, {**expected, "rows": {"synthetic": 1}})[0] == 1.0
 
 
+def test_a_data_limit_equal_to_the_setting_keeps_the_setting() -> None:
+    """``noise <= limit``: at 100 rows the noise is exactly 0.11; a setting of 0.11 stands,
+    with no data-derived reason."""
+    privacy = {"near_copy_rate_expected": 1 / 81, "rows": {"synthetic": 100}}
+    assert near_copy_limit(CheckSettings(max_near_copy_rate=0.11), privacy) == (0.11, None)
+
+
 def test_near_copy_limit_reference_size_follows_the_expected_rate() -> None:
     """``reference = max(1, round(1 / expected) - 1)``: 1/11 -> 10 rows, 1/2 -> 1 row."""
     one_in_eleven = {"near_copy_rate_expected": 1 / 11, "rows": {"synthetic": 50}}
@@ -305,7 +318,7 @@ def test_exact_match_limit_follows_how_often_real_rows_repeat() -> None:
 def test_exact_match_limit_margin_uses_one_over_n_and_one_for_an_unknown_size() -> None:
     """``_inverse(n)`` is 1/n, and 1 (not 2) when a side's size is unknown."""
     privacy = {"exact_match_rate_real_repeats": 0.001, "rows": {"synthetic": 1_000_000}}
-    assert exact_match_limit(DEFAULTS, privacy)[0] == pytest.approx(0.098673, abs=1e-6)
+    assert exact_match_limit(DEFAULTS, privacy)[0] == 0.098673  # 0.0986729...: six places
     privacy = {"exact_match_rate_real_repeats": 0.3}  # neither size: no division by zero
     assert exact_match_limit(DEFAULTS, privacy)[0] == 1.0
 
@@ -367,6 +380,29 @@ def test_normalise_share_maps_the_baseline_to_even_odds() -> None:
     assert normalise_share(0.9, 0.8) == pytest.approx(0.6923, abs=1e-4)
     assert normalise_share(0.5, 0.5) == pytest.approx(0.5)
     assert normalise_share(1.0, 0.8) == 1.0 and normalise_share(0.0, 0.8) == 0.0
+
+
+def test_the_dcr_share_keys_are_the_same_whether_or_not_it_was_measured() -> None:
+    """The gate reads ``dcr_share`` and ``dcr_share_ci95``: an empty sample must report them
+    (as None, so the gate fails closed), under the same names as a measured one."""
+    unmeasured = _dcr_shares(None, 0.8, 0)
+    measured = _dcr_shares(0.9, 0.8, 100)
+    assert unmeasured == {
+        "dcr_share": None,
+        "dcr_share_ci95": None,
+        "dcr_share_full_train": None,
+        "dcr_share_full_train_expected": 0.8,
+    }
+    assert measured.keys() == unmeasured.keys()
+    assert measured["dcr_share"] == pytest.approx(normalise_share(0.9, 0.8))
+    low, high = wilson_interval(0.9, 100)
+    assert measured["dcr_share_ci95"] == pytest.approx(
+        [normalise_share(low, 0.8), normalise_share(high, 0.8)]
+    )
+    assert (measured["dcr_share_full_train"], measured["dcr_share_full_train_expected"]) == (
+        0.9,
+        0.8,
+    )
 
 
 def test_a_tie_counts_half_for_training_and_half_for_the_holdout() -> None:
