@@ -1,6 +1,6 @@
 """Run the benchmarks: ``python -m benchmarks [NAME] [ARGS]``.
 
-``python -m benchmarks extract|privacy|multitable [ARGS]`` runs one of them with its own
+``python -m benchmarks extract|privacy|multitable|fidelity [ARGS]`` runs one of them with its own
 arguments (``python -m benchmarks multitable --help``). Without a name every benchmark runs:
 the extract benchmark first with the arguments (``--rows``: rows extracted), then privacy
 and multi-table at their own defaults.
@@ -8,9 +8,14 @@ and multi-table at their own defaults.
 
 import sys
 
-from benchmarks import extract, multitable, privacy
+from benchmarks import extract, fidelity, multitable, privacy
 
-BENCHMARKS = {"extract": extract, "privacy": privacy, "multitable": multitable}
+BENCHMARKS = {
+    "extract": extract,
+    "privacy": privacy,
+    "multitable": multitable,
+    "fidelity": fidelity,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,13 @@ def read_training_frame(path: str | Path) -> tuple[pd.DataFrame, pa.Schema]:
 def to_training_frame(table: pa.Table) -> pd.DataFrame:
     """Convert an Arrow table to pandas with every temporal column as ``datetime64[ns]``."""
     frame = table.to_pandas()
+    for name in frame.columns:
+        # Dictionary-encoded Parquet (a pandas ``category`` column written by a user's
+        # DataFrame) comes back as ``category``: SDV then scores and samples it wrongly
+        # (column shape 0.03 for a language column). Plain values behave like the source.
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].astype(frame[name].cat.categories.dtype).astype(object)
+            frame[name] = frame[name].where(frame[name].notna(), None)
     for field in table.schema:
         if pa.types.is_date(field.type) or pa.types.is_timestamp(field.type):
             try:

@@ -240,3 +240,15 @@ def test_out_of_range_dates_are_refused_without_quoting_the_value() -> None:
     with pytest.raises(DataError, match="'shipped' holds dates outside 1677-2262") as error:
         to_training_frame(table)
     assert "9876" not in str(error.value) and error.value.__cause__ is None
+
+
+def test_category_columns_come_back_as_plain_values(tmp_path: Path) -> None:
+    """A user's DataFrame with ``category`` columns (dictionary-encoded Parquet) trains as
+    plain values: SDV mis-scores and mis-samples pandas categoricals."""
+    frame = pd.DataFrame({"lang": pd.Categorical(["en", "de", None, "en"]), "n": [1, 2, 3, 4]})
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    out, schema = read_training_frame(path)
+    assert out["lang"].dtype == object
+    assert out["lang"].tolist() == ["en", "de", None, "en"]
+    assert pa.types.is_dictionary(schema.field("lang").type)  # the source schema is kept
