@@ -76,6 +76,9 @@ def demo_table(rows: int, seed: int) -> pd.DataFrame:
         "booked",
     ]
     out = frame[columns].reset_index(drop=True)
+    for name in out.columns:  # as read from PostgreSQL: plain strings, not pandas categories
+        if isinstance(out[name].dtype, pd.CategoricalDtype):
+            out[name] = out[name].astype(object).where(out[name].notna(), None)
     out["age"] = out["age"].astype("float64")
     out["date_account_created"] = pd.to_datetime(out["date_account_created"])
     return out
