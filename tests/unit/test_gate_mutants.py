@@ -160,6 +160,28 @@ def test_a_pii_leak_fails_and_is_left_out_only_when_not_asked_for() -> None:
     assert "pii_leak" not in [g.metric for g in evaluate_gates(DEFAULTS, QUALITY, PRIVACY)]
 
 
+def test_the_rules_gate_needs_every_discovered_rule_to_hold() -> None:
+    """``rules_held`` is a "min" gate (1.0 = every rule held), failing closed when no rule
+    could be checked, and absent when no rules were discovered."""
+    gates = evaluate_gates(DEFAULTS, {**QUALITY, "rules": {"held": 1.0}}, PRIVACY)
+    assert gates[-1] == GateVerdict("rules_held", 1.0, 1.0, "min", True)
+    gates = evaluate_gates(DEFAULTS, {**QUALITY, "rules": {"held": 0.9}}, PRIVACY)
+    assert [g.metric for g in gates if not g.passed] == ["rules_held"]
+    relaxed = CheckSettings(min_rules_held=0.5)
+    gates = evaluate_gates(relaxed, {**QUALITY, "rules": {"held": 0.9}}, PRIVACY)
+    assert gates[-1] == GateVerdict("rules_held", 0.9, 0.5, "min", True)
+    gates = evaluate_gates(DEFAULTS, {**QUALITY, "rules": {"held": None}}, PRIVACY)
+    assert gates[-1] == GateVerdict(
+        "rules_held",
+        None,
+        1.0,
+        "min",
+        False,
+        reason="no rule could be checked on the published rows",
+    )
+    assert "rules_held" not in [g.metric for g in evaluate_gates(DEFAULTS, QUALITY, PRIVACY)]
+
+
 def test_a_data_derived_exact_match_limit_is_explained_on_the_gate() -> None:
     privacy = {**PRIVACY, "exact_match_rate_real_repeats": 0.2, "exact_match_rate": 0.25}
     (exact,) = [
@@ -459,6 +481,11 @@ def test_each_filter_drops_its_own_rows(real, settings, drop_exact, dropped) -> 
     assert list(filtered.kept.columns) == ["x", "y"]
     assert report["filtered"] == {"rows_before": 11, **dropped}
     assert report["rows"]["synthetic"] == kept
+    # the report describes the rows kept (what is published), measured once
+    alone = evaluator.report(filtered.kept)
+    for key in ("exact_match_rate", "near_copy_rate", "dcr_share", "dcr"):
+        assert report[key] == alone[key], key
+    assert 0 <= report["seconds"] < 60
 
 
 # --- check_integrity ---------------------------------------------------------------------------
