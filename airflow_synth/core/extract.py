@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from airflow_synth.core.contract import schema_columns
 from airflow_synth.core.errors import EmptyExtractError, ExtractError
+from airflow_synth.core.redact import scrub_message
 from airflow_synth.core.sql import error_line
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,10 @@ def stream_query_to_parquet(
                 cursor.execute(sql, parameters or None)
                 first = cursor.fetchmany(batch_rows)
             except Exception as exc:  # driver errors differ between psycopg 2 and 3
-                raise _extract_error(exc, sql, sql_name, _sent_statement(cursor)) from exc
+                error = _extract_error(exc, sql, sql_name, _sent_statement(cursor))
+                if _is_data_error(exc):  # its text (and traceback) may quote a real value
+                    raise error from None
+                raise error from exc
             description = cursor.description
             schema = arrow_schema_for(description)
             oids = [col.type_code for col in description]
@@ -207,11 +211,24 @@ def _locate(sql: str, position: int, sent: str | None) -> str:
     return f"{where.split(': ', 1)[0]}: {text}"
 
 
+def _is_data_error(exc: Exception) -> bool:
+    """An error about the rows (a failed cast, a division by zero), not about the SQL text.
+
+    PostgreSQL gives a statement position only for errors in the query's text; errors
+    met while computing rows quote the offending *value* (``invalid input syntax for type
+    integer: "..."``), which must not reach a task log.
+    """
+    diag = getattr(exc, "diag", None)
+    return getattr(diag, "statement_position", None) is None
+
+
 def _extract_error(
     exc: Exception, sql: str, sql_name: str, sent: str | None = None
 ) -> ExtractError:
     diag = getattr(exc, "diag", None)
     message = getattr(diag, "message_primary", None) or str(exc).strip()
+    if _is_data_error(exc) and scrub_message(message) != message:
+        message = scrub_message(message) + " (values withheld: they come from the data)"
     position = getattr(diag, "statement_position", None)
     where = _locate(sql, int(position), sent) if position else ""
     hint = getattr(diag, "message_hint", None)

@@ -362,6 +362,18 @@ def test_sql_error_names_file_and_line_and_leaves_nothing(
     assert_usable(conn)
 
 
+def test_a_row_error_quotes_no_value(conn: psycopg.Connection, tmp_path):
+    """A cast that fails on a real value: the error names the file, never the value."""
+    sql = "SELECT id, ('SECRET-' || name || '-42')::integer AS n FROM accounts"
+    with pytest.raises(ExtractError) as err:
+        stream_query_to_parquet(conn, sql, tmp_path / "real.parquet", sql_name="cast.sql")
+    text = str(err.value)
+    assert "cast.sql failed in the database: invalid input syntax for type integer" in text
+    assert "SECRET" not in text and "values withheld" in text
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    assert_usable(conn)
+
+
 def test_error_while_streaming_removes_the_partial_file(conn: psycopg.Connection, tmp_path):
     """A row that fails mid-stream (after batches were written) leaves nothing behind."""
     sql = "SELECT id, 1 / (id - 2500) AS boom FROM big"  # no ORDER BY: fails at row 2500
