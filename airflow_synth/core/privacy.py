@@ -315,6 +315,8 @@ class PrivacyEvaluator:
         reporting on the rows kept searches each row once."""
         rows = self.encoder.encode(synthetic)
         unique, inverse = np.unique(rows.hashes, return_inverse=True)
+        if unique.size == 0:  # nothing to measure (e.g. every row was filtered away)
+            return self._search(rows)
         if self._cache is None:
             values = self._search(rows.take(_first_positions(inverse, unique.size)))
             self._cache = (unique, values)
