@@ -162,3 +162,17 @@ def test_rules_are_reported_in_quality_json_and_the_page(synthesized) -> None:
     assert rules["ordered_at <= shipped_at"]["source"] == "discovered"
     html = Path(result["report_uris"]["report.html"][7:]).read_text()
     assert '<section id="rules">' in html and "ordered_at &lt;= shipped_at" in html
+
+
+def test_a_count_of_zero_can_determine_a_null() -> None:
+    rng = np.random.default_rng(3)
+    sessions = np.where(rng.random(2_000) < 0.1, 0, rng.integers(1, 400, 2_000))
+    frame = pd.DataFrame(
+        {"sessions": sessions, "total_secs": np.where(sessions == 0, np.nan, sessions * 37.5)}
+    )
+    found = rule_ids(frame)
+    assert found["total_secs is null exactly when sessions takes certain values"] == NULL_PATTERN
+    rules = RuleSet(discover_rules(frame, profile_columns(frame)))
+    broken = frame.assign(total_secs=frame["total_secs"].sample(frac=1, random_state=1).to_numpy())
+    repaired = rules.repair(broken)
+    assert (repaired["total_secs"].isna() == (repaired["sessions"] == 0)).all()

@@ -47,6 +47,8 @@ MAX_DETERMINANT_SHARE = 0.2
 #: An ordering needs both columns set on this share of rows, and a < b on this share.
 MIN_ORDERING_COVERAGE = 0.5
 MIN_ORDERING_STRICT = 0.05
+#: A null pattern's determining values are at most this many.
+MAX_NULL_PATTERN_VALUES = 10
 #: At most this many rules are kept (the report lists them all).
 MAX_RULES = 100
 
@@ -316,8 +318,13 @@ def _mapping(frame: pd.DataFrame, a: str, b: str) -> dict[Any, Any]:
 
 
 def _null_patterns(frame: pd.DataFrame, kinds: Mapping[str, str]) -> list[Rule]:
+    """``B`` NULL exactly when ``A`` is in a few values. ``A`` may be a category or a number
+    whose determining values many rows share (no session total exactly when the session
+    count is 0): without the rule a model makes "0 sessions, 400 s in total" rows."""
     found = []
-    determinants = _determinants(frame, kinds)
+    determinants = _determinants(frame, kinds) + [
+        name for name, kind in kinds.items() if kind in ("discrete", "continuous")
+    ]
     for b in kinds:
         nulls = frame[b].isna()
         if not 0 < nulls.mean() < 1:
@@ -328,6 +335,8 @@ def _null_patterns(frame: pd.DataFrame, kinds: Mapping[str, str]) -> list[Rule]:
             values = frame.loc[nulls, a].unique()
             if any(pd.isna(v) for v in values) or len(values) >= frame[a].nunique():
                 continue  # NULL determinants, or B null for every value of A: no pattern
+            if len(values) > MAX_NULL_PATTERN_VALUES:
+                continue
             chosen = frame[a].isin(values)
             if frame.loc[chosen, a].value_counts().min() < MIN_SUPPORT_ROWS:
                 continue
