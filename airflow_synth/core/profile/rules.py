@@ -113,16 +113,16 @@ class Rule:
         a, b = self.columns
         if a not in frame or b not in frame or frame.empty:
             return frame
+        # whole columns are replaced (``where``), so an int column that takes a float (or
+        # the reverse) changes dtype instead of raising pandas' incompatible-dtype warning
         if self.type == FUNCTIONAL_DEPENDENCY and self.mapping:
             known = frame[a].isin(list(self.mapping))
-            frame.loc[known, b] = frame.loc[known, a].map(self.mapping).to_numpy()
+            frame[b] = frame[b].where(~known, frame[a].map(self.mapping))
         elif self.type == ORDERING:
             left, right = frame[a], frame[b]
             swap = (left.notna() & right.notna()) & (_as_number(left) > _as_number(right))
             if swap.any():
-                low, high = left[swap].copy(), right[swap].copy()
-                frame.loc[swap, a] = high.to_numpy()
-                frame.loc[swap, b] = low.to_numpy()
+                frame[a], frame[b] = left.where(~swap, right), right.where(~swap, left)
         elif self.type == NULL_PATTERN:
             expected = _equals(frame[a], self.value)
             column = frame[b].astype(object)
