@@ -171,14 +171,12 @@ def execute_synthesize(
     checks: Mapping[str, Any] | str | None = None,
 ) -> dict[str, Any]:
     """Validate settings first (cheap), then train, sample, check and save the model."""
+    from airflow_synth.core.settings_check import synthesizer_spec_for
     from airflow_synth.core.steps import run_synthesize
 
-    params = as_dict(synthesizer_params, "synthesizer_params")
-    spec = hook.synthesizer_spec(synthesizer, params)
+    spec = synthesizer_spec_for(synthesizer, synthesizer_params, epochs, hook.synthesizer_spec)
     epochs_value = as_int(epochs, "epochs")
-    if epochs_value and spec.is_neural and "epochs" not in params:
-        spec = hook.synthesizer_spec(spec.name, {**params, "epochs": epochs_value})
-    elif epochs_value and not spec.is_neural:
+    if epochs_value and not spec.is_neural:
         log.info("epochs=%s ignored: %s is not trained in epochs", epochs_value, spec.name)
     check_settings = CheckSettings.from_mapping(as_dict(checks, "checks"))
     rows = as_int(num_rows, "num_rows") or None  # 0 or empty: as many as extracted

@@ -23,6 +23,7 @@ from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_d
 from airflow_synth.core.errors import QualityGateError
 from airflow_synth.hooks.synth import SynthStoreSettings
 from airflow_synth.operators.load import with_dataset_outlet
+from airflow_synth.preflight import preflight
 from airflow_synth.runtime import (
     SYNTHESIS_FIELDS,
     execute_synthesize_dataframe,
@@ -83,6 +84,15 @@ class _SynthesizeDecoratedOperator(SynthStoreSettings, DecoratedOperator, Python
         self.staging_dir = staging_dir
 
     def execute(self, context: Any) -> dict[str, Any]:
+        # Settings and connections are checked before the user's function reads any row.
+        preflight(
+            {
+                **{name: getattr(self, name) for name in SYNTHESIS_FIELDS},
+                "aws_conn_id": self.aws_conn_id,
+                "bucket": self.bucket,
+                "synth_conn_id": self.synth_conn_id,
+            }
+        )
         frame = super().execute(context)
         hook = self.synth_hook()
         origin = f"{self.python_callable.__module__}.{self.python_callable.__qualname__}"

@@ -94,3 +94,13 @@ def test_synthesize_decorator_rejects_a_non_dataframe(api_dags, s3_client, capfd
     assert "must return a pandas DataFrame, got list" in output
     listed = s3_client.list_objects_v2(Bucket=BUCKET, Prefix="decorated_wrong/")
     assert listed.get("KeyCount", 0) == 0
+
+
+def test_synthesize_decorator_checks_settings_before_the_function_reads_rows(
+    api_dags, capfd
+) -> None:
+    dag_run = api_dags.bad_settings_deco.test()
+    output = "".join(capfd.readouterr())
+    assert dag_run.state == "failed"
+    assert "gausian_copula" in output and "gaussian_copula" in output  # named, with a fix
+    assert "read rows before the settings were checked" not in output

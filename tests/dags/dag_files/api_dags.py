@@ -69,3 +69,14 @@ with DAG(
         return [1, 2, 3]
 
     not_a_frame()
+
+
+with DAG(
+    dag_id="api_decorator_bad_settings", schedule=None, start_date=datetime(2026, 1, 1)
+) as bad_settings_deco:
+
+    @task.synthesize(dataset="decorated_bad", synthesizer="gausian_copula", **STORE)
+    def never_called():
+        raise AssertionError("the function read rows before the settings were checked")
+
+    never_called()
