@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 PG_BIN ?= /usr/lib/postgresql/15/bin
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+# TabularARGN's engine: installed without its pins (see the argn extra in pyproject.toml)
+MOSTLYAI_ENGINE ?= 2.7.3
 
 .PHONY: help install prereqs demo test lint airflow stack-up stack-down stack-env bench mutants clean
 
@@ -36,6 +38,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q --no-deps mostlyai-engine==$(MOSTLYAI_ENGINE)
 	touch $(STAMP)
 
 install: prereqs $(STAMP)

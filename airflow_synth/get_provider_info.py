@@ -63,8 +63,11 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "synthesizer": {
                         "label": "Default synthesizer",
-                        "description": "gaussian_copula, ctgan, tvae or copulagan",
-                        "schema": {"type": ["string", "null"], "default": "gaussian_copula"},
+                        "description": (
+                            "auto (tabular_argn if installed, else gaussian_copula), "
+                            "tabular_argn, gaussian_copula, ctgan, tvae or copulagan"
+                        ),
+                        "schema": {"type": ["string", "null"], "default": "auto"},
                     },
                     "synthesizer_params": {
                         "label": "Default synthesizer parameters (JSON)",

@@ -13,7 +13,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from airflow_synth.core.checks import CheckSettings
-from airflow_synth.core.synthesizers import DEFAULT_SYNTHESIZER, SYNTHESIZERS
+from airflow_synth.core.synthesizers import AUTO, DEFAULT_SYNTHESIZER, SYNTHESIZERS
 from airflow_synth.task_groups.esl import ESLConfig
 
 #: Trigger-form params that feed the synthesize step's ``checks``.
@@ -59,9 +59,12 @@ def esl_params(
         "synthesizer": Param(
             synthesizer,
             type="string",
-            enum=list(SYNTHESIZERS),
+            enum=[AUTO, *SYNTHESIZERS],
             title="Synthesizer",
-            description="gaussian_copula is fast on CPU; ctgan, tvae and copulagan are neural.",
+            description=(
+                "auto: tabular_argn where the argn extra is installed (most faithful), else "
+                "gaussian_copula (fastest); ctgan, tvae and copulagan are SDV's neural models."
+            ),
         ),
         "epochs": Param(
             epochs,

@@ -9,16 +9,20 @@ Three tables, all made here (no database needed):
 * ``orders``: shipped after ordered, a shipping method that fixes the fee, a refund that is
   NULL unless refunded, min <= avg <= max.
 
-Both engines train on the same 80% of the rows (split by distinct row, seeded) and are
+Engines: ``default`` (the synthesize step with ``synthesizer="auto"``: TabularARGN where
+installed, plus the profile, the rules and the privacy filters), ``copula`` (the same step
+on GaussianCopula), ``plain_argn`` (TabularARGN as its package ships it) and ``plain_sdv``
+(SDV's GaussianCopula, nothing else); ``holdout`` (real rows no engine saw) is the yardstick.
+All engines train on the same 80% of the rows (split by distinct row, seeded) and are
 measured with one metric code against that training split and the 20% holdout: SDV
 quality, dependence preservation, the share of rules of the real table broken on
 synthetic rows (rules found on every training row), the largest point-mass share error
 (points), Cramér's V of destination x booked (demo), the DCR median ratio synthetic /
 holdout (1 = as close as unseen real rows; far above = rows where no real row is) and fit +
 sample seconds. The engines alternate, the first round is a warm-up, medians of the
-following ``--repeats`` rounds are printed, with the ratio default / plain for the time.
+following ``--repeats`` rounds are printed, with each engine's time ratio to plain SDV.
 
-    python -m benchmarks fidelity [--rows 10000] [--repeats 3]
+    python -m benchmarks fidelity [--rows 10000] [--repeats 3] [--engines default,plain_sdv]
 """
 
 from __future__ import annotations
@@ -132,7 +136,9 @@ TABLES: dict[str, Callable[[int, int], pd.DataFrame]] = {
 
 
 # -- engines -----------------------------------------------------------------------------------
-def run_default(real: pd.DataFrame, seed: int, work: Path) -> tuple[pd.DataFrame, float]:
+def run_pipeline(
+    synthesizer: str, real: pd.DataFrame, seed: int, work: Path
+) -> tuple[pd.DataFrame, float]:
     """The synthesize step as users get it (profile, rules, filters; gates reported)."""
     from airflow_synth.core.checks import CheckSettings
     from airflow_synth.core.frames import read_training_frame
@@ -148,7 +154,7 @@ def run_default(real: pd.DataFrame, seed: int, work: Path) -> tuple[pd.DataFrame
         staged,
         out,
         dataset="bench",
-        spec=resolve_synthesizer("gaussian_copula"),
+        spec=resolve_synthesizer(synthesizer),
         seed=seed,
         checks=CheckSettings(),
         enforce_gates_=False,
@@ -171,6 +177,31 @@ def run_plain(train: pd.DataFrame, rows: int, seed: int) -> tuple[pd.DataFrame, 
     sampled = synthesizer.sample(num_rows=rows)
     frame = sampled["t"] if isinstance(sampled, dict) else sampled
     return frame, time.monotonic() - started
+
+
+def run_plain_argn(train: pd.DataFrame, rows: int, seed: int) -> tuple[pd.DataFrame, float]:
+    """TabularARGN as its package ships it (10-minute budget), dtypes restored, nothing else."""
+    from mostlyai.engine import TabularARGN
+
+    from airflow_synth.core.engine.tabular_argn import _restore_dtypes
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as workspace:
+        model = TabularARGN(max_training_time=10, workspace_dir=workspace, random_state=seed)
+        model.fit(train)
+        frame = model.sample(n_samples=rows)
+    frame = _restore_dtypes(frame[list(train.columns)], dict(train.dtypes))
+    return frame, time.monotonic() - started
+
+
+#: name -> how to run it on (real rows, training rows, seed, work folder)
+Engine = Callable[[pd.DataFrame, pd.DataFrame, int, Path], tuple[pd.DataFrame, float]]
+ENGINES: dict[str, Engine] = {
+    "default": lambda real, train, seed, work: run_pipeline("auto", real, seed, work),
+    "copula": lambda real, train, seed, work: run_pipeline("gaussian_copula", real, seed, work),
+    "plain_argn": lambda real, train, seed, work: run_plain_argn(train, len(real), seed),
+    "plain_sdv": lambda real, train, seed, work: run_plain(train, len(real), seed),
+}
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -239,35 +270,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tables", default=",".join(TABLES))
+    parser.add_argument("--engines", default=",".join(ENGINES))
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     from airflow_synth.core.checks import split_holdout
 
+    engines = args.engines.split(",")
     for name in args.tables.split(","):
         real = TABLES[name](args.rows, 7)
         train, holdout = split_holdout(real, 0.2, 1, columns=list(real.columns))
-        runs: dict[str, list[dict[str, Any]]] = {"default": [], "plain": []}
+        runs: dict[str, list[dict[str, Any]]] = {e: [] for e in engines}
         with tempfile.TemporaryDirectory() as tmp:
-            for round_ in range(args.repeats + 1):  # round 0 warms up, alternating engines
-                for engine in ("default", "plain") if round_ % 2 == 0 else ("plain", "default"):
-                    if engine == "default":
-                        synthetic, seconds = run_default(real, 1, Path(tmp))
-                    else:
-                        synthetic, seconds = run_plain(train, len(real), 1)
+            for round_ in range(args.repeats + 1):  # round 0 warms up; the order alternates
+                order = engines if round_ % 2 == 0 else engines[::-1]
+                for engine in order:
+                    synthetic, seconds = ENGINES[engine](real, train, 1 + round_, Path(tmp))
                     if round_:
                         runs[engine].append(measure(name, train, holdout, synthetic, seconds))
-        print(f"\n== {name}: {len(real):,} rows, {real.shape[1]} columns ==")
-        keys = list(runs["default"][0])
-        print(f"{'metric':24s} {'default':>10s} {'plain SDV':>10s}")
-        for key in keys:
-            values = [
-                statistics.median(r[key] for r in runs[e] if r[key] is not None) for e in runs
-            ]
-            print(f"{key:24s} {values[0]:10.3f} {values[1]:10.3f}")
-        ratio = statistics.median(r["seconds"] for r in runs["default"]) / statistics.median(
-            r["seconds"] for r in runs["plain"]
-        )
-        print(f"{'time ratio default/plain':24s} {ratio:10.2f}")
+        # the yardstick: real rows the engines never saw, measured with the same code
+        reference = measure(name, train, holdout, holdout, 0.0)
+        print(f"\n== {name}: {len(real):,} rows, {real.shape[1]} columns, {args.repeats} rounds ==")
+        print(f"{'metric':24s}" + "".join(f"{e:>12s}" for e in engines) + f"{'holdout':>12s}")
+        for key in runs[engines[0]][0]:
+            values = []
+            for engine in engines:
+                measured = [r[key] for r in runs[engine] if r.get(key) is not None]
+                values.append(statistics.median(measured) if measured else float("nan"))
+            ref = reference.get(key)
+            print(
+                f"{key:24s}"
+                + "".join(f"{v:12.3f}" for v in values)
+                + (f"{ref:12.3f}" if isinstance(ref, int | float) else f"{'-':>12s}")
+            )
+        base = statistics.median(r["seconds"] for r in runs[engines[-1]])
+        for engine in engines[:-1]:
+            ratio = statistics.median(r["seconds"] for r in runs[engine]) / base
+            print(f"time ratio {engine}/{engines[-1]}: {ratio:.2f}")
     return 0
 
 

@@ -155,7 +155,7 @@ def run_synthesize(
     train, holdout = split_holdout(frame[modelled], checks.holdout_share, seed, columns=modelled)
     log.info("Training on %d rows, %d held out to measure privacy", len(train), len(holdout))
     profiles = profile_columns(train, declared=contract.kinds if contract else None)
-    codec = ProfileCodec(profiles, train, seed=seed or 0)
+    codec = ProfileCodec(profiles, train, seed=seed or 0, states=spec.needs_profile_states)
     rules = RuleSet(
         discover_rules(
             train,

@@ -161,7 +161,7 @@ def fit_synthesizer(
     """
     seed_everything(seed)
     if spec.is_neural:
-        limit_torch_threads(torch_threads or max(1, (os.cpu_count() or 2) // 2))
+        limit_torch_threads(torch_threads or spec.torch_threads(os.cpu_count() or 2))
     names = [table_name, *map(str, frame.columns)]  # names a library error may keep
     with library_errors(f"Creating {spec.name} for table {table_name!r}", names):
         synthesizer = spec.create(metadata)

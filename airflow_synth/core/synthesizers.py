@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,15 @@ from typing import Any
 
 from airflow_synth.core.errors import SynthesizerConfigError
 
-DEFAULT_SYNTHESIZER = "gaussian_copula"
+log = logging.getLogger(__name__)
+
+#: What a run trains when no synthesizer is named: :data:`AUTO`.
+DEFAULT_SYNTHESIZER = "auto"
+#: ``auto`` picks the most faithful engine installed on the worker: TabularARGN (the
+#: ``argn`` extra) keeps 0.95 of the demo's dependence in ~40 s, GaussianCopula 0.34 in
+#: ~15 s (``python -m benchmarks fidelity``; README "How faithful is it").
+AUTO = "auto"
+AUTO_PREFERENCE = ("tabular_argn", "gaussian_copula")
 
 #: name -> SDV class path. Names are what users type in DAGs and in the UI form.
 SYNTHESIZERS: dict[str, str] = {
@@ -27,12 +36,18 @@ SYNTHESIZERS: dict[str, str] = {
     "ctgan": "sdv.single_table.CTGANSynthesizer",
     "tvae": "sdv.single_table.TVAESynthesizer",
     "copulagan": "sdv.single_table.CopulaGANSynthesizer",
+    # MOSTLY AI's TabularARGN: the optional extra ``argn`` (see engine/tabular_argn.py)
+    "tabular_argn": "airflow_synth.core.engine.tabular_argn.TabularARGNSynthesizer",
 }
 
 #: Parameters SDV takes that we set ourselves (metadata) or that make no sense as settings.
 _RESERVED = {"self", "metadata"}
 _DISTRIBUTIONS = {"norm", "beta", "truncnorm", "uniform", "gamma", "gaussian_kde"}
-_NEURAL = {"ctgan", "tvae", "copulagan"}
+_NEURAL = {"ctgan", "tvae", "copulagan", "tabular_argn"}
+#: Share of the worker's cores torch may use while training: SDV's GANs run best on half
+#: (measured: more threads than cores is 4x slower); TabularARGN scales to all of them.
+_CORE_SHARE = {"tabular_argn": 1.0}
+_KEEPS_POINT_MASSES = {"tabular_argn"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,16 @@ class SynthesizerSpec:
     @property
     def is_neural(self) -> bool:
         return self.name in _NEURAL
+
+    @property
+    def needs_profile_states(self) -> bool:
+        """Whether point masses and NULLs need the codec's state columns: SDV's models
+        spread a mass over its neighbours; TabularARGN discretises and keeps them."""
+        return self.name not in _KEEPS_POINT_MASSES
+
+    def torch_threads(self, cores: int) -> int:
+        """Threads torch may use for this model on a worker with ``cores`` cores."""
+        return max(1, int(cores * _CORE_SHARE.get(self.name, 0.5)))
 
     def load_class(self) -> type:
         module, _, cls = self.class_path.rpartition(".")
@@ -118,16 +143,34 @@ def _check_value(name: str, param: str, value: Any, default: Any) -> Any:
     return value
 
 
+def auto_synthesizer() -> str:
+    """The engine ``auto`` means on this worker: TabularARGN where it is installed."""
+    from airflow_synth.core.engine.tabular_argn import engine_available
+
+    if engine_available():
+        return AUTO_PREFERENCE[0]
+    log.warning(
+        "synthesizer 'auto': mostlyai-engine is not installed on this worker, so the run "
+        "trains gaussian_copula (on the demo it keeps 0.34 of the real dependence where "
+        "tabular_argn keeps 0.95). Install the extra: pip install 'airflow-synth[argn]' && "
+        "pip install --no-deps mostlyai-engine==2.7.3"
+    )
+    return AUTO_PREFERENCE[1]
+
+
 def resolve_synthesizer(
     name: str | None = None, params: Mapping[str, Any] | None = None
 ) -> SynthesizerSpec:
     """Validate a synthesizer name and its parameters; raise a helpful error if wrong."""
     name = (name or "").strip().lower() or DEFAULT_SYNTHESIZER  # a blank form field: default
+    if name == AUTO:
+        name = auto_synthesizer()
     if name not in SYNTHESIZERS:
         close = difflib.get_close_matches(name, SYNTHESIZERS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise SynthesizerConfigError(
-            f"Unknown synthesizer {name!r}.{hint} Choose one of: {', '.join(SYNTHESIZERS)}."
+            f"Unknown synthesizer {name!r}.{hint} Choose one of: "
+            f"{', '.join([AUTO, *SYNTHESIZERS])}."
         )
     spec = SynthesizerSpec(name=name, class_path=SYNTHESIZERS[name])
     signature = inspect.signature(spec.load_class().__init__)

@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         "--sessions-per-user", type=float, default=100, help="average sessions per user (100)"
     )
     parser.add_argument("--rows", type=int, default=0, help="synthetic rows (0: as extracted)")
-    parser.add_argument("--synthesizer", default="gaussian_copula")
+    parser.add_argument("--synthesizer", default="auto")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--state-dir", type=Path, default=None, help="default: <repo>/.local")

@@ -23,11 +23,14 @@ class ESLSynthesizeOperator(SynthStoreSettings, BaseOperator):
 
     :param extract: the extract task's XCom (``ESLExtractOperator(...).output``).
     :param dataset: dataset name, as given to the extract.
-    :param synthesizer: ``gaussian_copula`` (default), ``ctgan``, ``tvae`` or ``copulagan``.
-    :param synthesizer_params: SDV parameters of that synthesizer, e.g. ``{"epochs": 50}``.
+    :param synthesizer: ``auto`` (default: ``tabular_argn`` where the ``argn`` extra is
+        installed, else ``gaussian_copula``), ``tabular_argn``, ``gaussian_copula``,
+        ``ctgan``, ``tvae`` or ``copulagan``.
+    :param synthesizer_params: parameters of that synthesizer, e.g. ``{"epochs": 50}`` or
+        ``{"max_training_minutes": 5}`` (tabular_argn).
     :param num_rows: rows to sample; empty or 0 means as many as were extracted.
     :param seed: makes the run reproducible (numpy, torch and SDV sampling are seeded).
-    :param epochs: training epochs for neural synthesizers (ignored by gaussian_copula);
+    :param epochs: most training epochs of neural synthesizers (ignored by gaussian_copula);
         an ``epochs`` key in ``synthesizer_params`` wins.
     :param checks: holdout, filters and gate thresholds (see ``CheckSettings``), e.g.
         ``{"min_quality": 0.8, "max_dcr_share": 0.55, "outlier_filter": False}``.

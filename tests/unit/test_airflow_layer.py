@@ -96,7 +96,7 @@ def test_hook_without_connection_uses_plain_defaults() -> None:
     assert (hook.aws_conn_id, hook.bucket, hook.synthesizer_spec().name) == (
         "aws_default",
         "synthetic",
-        "gaussian_copula",
+        "tabular_argn",  # "auto" with the argn extra installed
     )
 
 
@@ -192,10 +192,12 @@ def test_esl_dags_wire_the_chain_with_a_teardown_and_an_asset(dagbag, dag_id: st
     }
     assert set(CHECK_PARAMS) <= {f.name for f in fields(CheckSettings)}
     assert dag.params.get_param("synthesizer").schema["enum"] == [
+        "auto",
         "gaussian_copula",
         "ctgan",
         "tvae",
         "copulagan",
+        "tabular_argn",
     ]
 
 

@@ -91,13 +91,17 @@ def test_the_same_spec_as_the_synthesize_step_is_resolved() -> None:
         calls.append((name, params))
         return resolve_synthesizer(name, params)
 
-    spec = validate_run_settings({"synthesizer": None, "epochs": 9}, resolve_spec=resolver).spec
+    spec = validate_run_settings(
+        {"synthesizer": "gaussian_copula", "epochs": 9}, resolve_spec=resolver
+    ).spec
     assert spec is not None and spec.name == "gaussian_copula" and spec.params == {}
+    spec = validate_run_settings({"synthesizer": None, "epochs": 9}).spec
+    assert spec is not None and spec.name == "tabular_argn" and spec.params == {"epochs": 9}
     spec = validate_run_settings(
         {"synthesizer": "tvae", "synthesizer_params": {"epochs": 3}, "epochs": 9}
     ).spec
     assert spec is not None and spec.params == {"epochs": 3}
-    assert calls == [(None, {})]
+    assert calls == [("gaussian_copula", {})]
 
 
 def test_nothing_given_means_nothing_checked() -> None:

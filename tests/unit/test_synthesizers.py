@@ -57,8 +57,19 @@ def test_is_neural(name: str, neural: bool) -> None:
 @pytest.mark.parametrize("name", [None, "", "  \t"])
 def test_missing_or_blank_name_means_the_default(name: str | None) -> None:
     spec = resolve_synthesizer(name)
-    assert spec.name == DEFAULT_SYNTHESIZER == "gaussian_copula"
-    assert spec.class_path == "sdv.single_table.GaussianCopulaSynthesizer"
+    assert DEFAULT_SYNTHESIZER == "auto"
+    assert spec.name == "tabular_argn"  # the argn extra is part of the dev install
+    assert spec.class_path.endswith("TabularARGNSynthesizer")
+
+
+def test_auto_falls_back_to_the_copula_where_the_engine_is_missing(monkeypatch, caplog) -> None:
+    from airflow_synth.core.engine import tabular_argn
+
+    monkeypatch.setattr(tabular_argn, "engine_available", lambda: False)
+    spec = resolve_synthesizer("auto", {"default_distribution": "norm"})
+    assert spec.name == "gaussian_copula"
+    assert spec.params == {"default_distribution": "norm"}
+    assert "airflow-synth[argn]" in caplog.text
 
 
 @pytest.mark.parametrize("typed", ["CTGAN", " ctgan ", "CtGaN\n"])

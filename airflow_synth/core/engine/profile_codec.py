@@ -35,7 +35,12 @@ class ProfileCodec:
     """Encode the training rows for the model, decode its samples back (see module doc)."""
 
     def __init__(
-        self, profiles: Sequence[ColumnProfile], train: pd.DataFrame, *, seed: int = 0
+        self,
+        profiles: Sequence[ColumnProfile],
+        train: pd.DataFrame,
+        *,
+        seed: int = 0,
+        states: bool = True,
     ) -> None:
         self.profiles = {p.name: p for p in profiles}
         self.rng = np.random.default_rng(seed)
@@ -49,7 +54,7 @@ class ProfileCodec:
             if values.empty:
                 continue
             self.ranges[profile.name] = (values.min(), values.max())
-            if profile.point_masses or profile.null_share > 0:
+            if states and (profile.point_masses or profile.null_share > 0):
                 masses = [m.value for m in profile.point_masses]
                 others = values[~values.isin(masses)].to_numpy()
                 if others.size:
