@@ -19,7 +19,11 @@ COPY --chown=airflow:0 pyproject.toml README.md /opt/airflow/airflow-synth/
 COPY --chown=airflow:0 airflow_synth/ /opt/airflow/airflow-synth/airflow_synth/
 # Pinning apache-airflow to the image's own version stops pip from up- or downgrading Airflow
 # while it resolves our dependencies (the official image's documented practice).
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" /opt/airflow/airflow-synth
+# The argn extra brings TabularARGN's dependencies (what synthesizer "auto" prefers); the
+# engine itself goes in without its pins (psutil<6 clashes with Airflow 3, and its torchvision
+# cannot load beside CPU torch 2.13; tabular training needs neither): see README "Synthesizers".
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/airflow/airflow-synth[argn]" \
+    && pip install --no-cache-dir --no-deps mostlyai-engine==2.7.3
 
 # The ready-made DAGs, the SQL (feature queries and Flyway migrations) and the UI plugin are baked
 # in so the image works on its own; docker-compose.yaml bind-mounts the same folders over them

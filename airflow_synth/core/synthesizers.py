@@ -44,9 +44,11 @@ SYNTHESIZERS: dict[str, str] = {
 _RESERVED = {"self", "metadata"}
 _DISTRIBUTIONS = {"norm", "beta", "truncnorm", "uniform", "gamma", "gaussian_kde"}
 _NEURAL = {"ctgan", "tvae", "copulagan", "tabular_argn"}
-#: Share of the worker's cores torch may use while training: SDV's GANs run best on half
-#: (measured: more threads than cores is 4x slower); TabularARGN scales to all of them.
-_CORE_SHARE = {"tabular_argn": 1.0}
+#: Share of the worker's cores torch may use while training, per model (default: half).
+#: Measured on 2 cores: more threads than free cores is 4x slower for SDV's GANs, and
+#: TabularARGN's small operations train 1.6x faster on 1 thread than on 2 (14 vs 23 s on
+#: 1k rows, 33 vs 175 s on 10k rows), 3x with another process busy.
+_CORE_SHARE: dict[str, float] = {}
 _KEEPS_POINT_MASSES = {"tabular_argn"}
 
 
