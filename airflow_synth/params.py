@@ -71,7 +71,11 @@ def esl_params(
             type="integer",
             minimum=1,
             title="Epochs (neural synthesizers only)",
-            description="Training epochs for ctgan, tvae and copulagan; ignored otherwise.",
+            description=(
+                "Most training epochs of tabular_argn (which stops earlier when it stops "
+                "improving, or at its time budget), ctgan, tvae and copulagan; ignored by "
+                "gaussian_copula."
+            ),
         ),
         "seed": Param(
             seed,

@@ -11,8 +11,10 @@ that is only defined is called once.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -50,11 +52,25 @@ def _runnable(code: str, index: int) -> str:
     )
 
 
-def _dags(namespace: dict[str, Any]) -> list[Any]:
-    from airflow.sdk import DAG
+def _import_dag_file(path: Path) -> list[Any]:
+    """Import a DAG file as the DAG processor does: the DAGs it defines, including those
+    of a ``with DAG(...):`` block that binds no name."""
+    from airflow.sdk.definitions._internal.contextmanager import DagContext
 
-    found = {id(v): v for v in namespace.values() if isinstance(v, DAG)}
-    return list(found.values())
+    name = f"_readme_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    DagContext.current_autoregister_module_name = name
+    try:
+        spec.loader.exec_module(module)
+        found = [dag for dag, mod in DagContext.autoregistered_dags if mod is module]
+    finally:
+        DagContext.current_autoregister_module_name = None
+        DagContext.autoregistered_dags.clear()
+        sys.modules.pop(name, None)
+    return sorted(found, key=lambda dag: dag.dag_id)
 
 
 def test_the_readme_has_the_examples_this_test_runs() -> None:
@@ -66,12 +82,20 @@ def test_the_readme_has_the_examples_this_test_runs() -> None:
 
 @pytest.mark.parametrize("index", range(len(readme_examples())))
 def test_readme_example_runs_with_the_default_gates(
-    index: int, seeded_source, s3_client, tmp_path: Path
+    index: int, seeded_source, s3_client, dags_folder: Path
 ) -> None:
-    code = _runnable(readme_examples()[index], index)
-    namespace: dict[str, Any] = {"__name__": f"readme_example_{index}"}
-    exec(compile(code, f"README.md example {index + 1}", "exec"), namespace)  # noqa: S102
-    dags = _dags(namespace)
+    # as a user does: the snippet saved as a file in the DAGs folder (dag.test() finds the
+    # DAG there), then run with dag.test()
+    path = dags_folder / f"readme_example_{index}.py"
+    path.write_text(_runnable(readme_examples()[index], index))
+    try:
+        dags = _import_dag_file(path)
+        _run_and_check(dags, index, s3_client)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _run_and_check(dags: list[Any], index: int, s3_client) -> None:
     assert dags, f"README example {index + 1} defines no DAG"
     for dag in dags:
         dag_run = dag.test()

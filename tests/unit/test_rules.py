@@ -25,6 +25,7 @@ from airflow_synth.core.profile.rules import (
     FUNCTIONAL_DEPENDENCY,
     NULL_PATTERN,
     ORDERING,
+    Rule,
     RuleSet,
     discover_rules,
 )
@@ -176,3 +177,19 @@ def test_a_count_of_zero_can_determine_a_null() -> None:
     broken = frame.assign(total_secs=frame["total_secs"].sample(frac=1, random_state=1).to_numpy())
     repaired = rules.repair(broken)
     assert (repaired["total_secs"].isna() == (repaired["sessions"] == 0)).all()
+
+
+def test_a_long_chain_of_orderings_holds_after_repair_whatever_the_rule_order() -> None:
+    """n <= lo <= avg <= hi <= total, values shuffled within each row, rules listed from
+    the top of the chain down: one swap breaks another ordering, so a fixed number of
+    passes is not enough (two passes left 24-36% of these rows broken; found at 50k rows)."""
+    chain = ["n", "lo", "avg", "hi", "total"]
+    rng = np.random.default_rng(5)
+    values = np.sort(rng.gamma(2.0, 10.0, (5_000, len(chain))), axis=1)
+    shuffled = np.take_along_axis(values, np.argsort(rng.random(values.shape), axis=1), axis=1)
+    frame = pd.DataFrame(shuffled, columns=chain)
+    pairs = zip(chain[:-1], chain[1:], strict=True)
+    rules = [Rule(ORDERING, pair, source="declared") for pair in pairs][::-1]
+    repaired = RuleSet(rules).repair(frame)
+    assert all(rule.holds(repaired) == 1.0 for rule in rules)
+    assert np.allclose(repaired.to_numpy(), values)  # the row's own values, in order

@@ -170,12 +170,21 @@ class RuleSet:
         return len(self.rules)
 
     def repair(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Apply every rule (orderings last pass twice, so chains like min<=avg<=max hold)."""
+        """Apply every rule, then the orderings again until all of them hold.
+
+        One swap can break another ordering of a chain (``n <= min <= avg <= max <=
+        total``: two passes left 2 in 50,000 rows broken). Swapping a pair that is out of
+        order always lowers the number of out-of-order pairs along any order consistent
+        with the rules, so repeating the passes ends; the bound is only a safeguard.
+        """
         out = frame.copy()
         for rule in self.rules:
             out = rule.repair(out, self.rng)
-        for rule in self.rules:
-            if rule.type == ORDERING:
+        orderings = [rule for rule in self.rules if rule.type == ORDERING]
+        for _ in range(len(orderings) ** 2 + 1):
+            if all((rule.holds(out) or 1.0) >= 1.0 for rule in orderings):
+                break
+            for rule in orderings:
                 out = rule.repair(out, self.rng)
         return out
 
