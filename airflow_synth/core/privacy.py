@@ -11,9 +11,17 @@ real row is. Two filters (as Gretel's privacy filters) then drop the rows that f
   yardstick, or duplicated real rows would pull it to 0), and rows that copy a training
   row exactly, unless :attr:`PrivacyEvaluator.drop_exact_copies` is off (where real rows
   repeat each other, a copy is what a faithful generator produces too);
-* *outlier*: rows whose DCR is above the ``outlier_quantile`` of the holdout rows' DCRs:
-  far from every real row, such rows stand out and help membership and attribute
-  inference (and are often implausible anyway).
+* *outlier*: rows whose DCR is above the ``outlier_quantile`` of the holdout rows' DCRs
+  *and* among the farthest rows the model produces: above its ``1 - outlier_max_share`` DCR
+  quantile, at most ``outlier_max_share`` (1%) of a batch. Far from every real row, such
+  rows stand out and help membership and attribute inference (and are often implausible
+  anyway); but where far more rows lie beyond the holdout cut-off, the model is a little
+  off everywhere (or the holdout sits unusually close to training, as when columns
+  determine each other), which the fidelity gates judge: the filter does not gut the table.
+
+The filters ask radius questions, not every row's DCR: DCRs measured before are reused,
+and the rest are answered exactly by :mod:`airflow_synth.core.privacy_radius` (a k-d tree
+per discrete pattern for near copies, *witnesses* for outliers), at a cost linear in rows.
 
 Columns listed in ``exclude`` (ids, PII, generated fresh) are left out of every distance
 and of exact matching. Distances are Euclidean on the encoding of
@@ -65,8 +73,9 @@ Keys of the report (``privacy.json``):
 * ``nndr``: median and 5th percentile of each synthetic row's nearest-neighbour distance
   ratio (closest / second-closest training row); near 0 means a row sits on top of one real
   row.
-* ``thresholds``: the DCR cut-offs of the two filters, the quantiles they come from and
-  whether each filter is on.
+* ``thresholds``: the DCR cut-offs of the two filters, the quantiles they come from, the
+  largest share of a batch the outlier filter drops (``outlier_max_share``) and whether
+  each filter is on.
 * ``filtered``: rows before filtering and rows dropped by each filter (set by
   :meth:`PrivacyEvaluator.evaluate`, ``None`` from ``report`` alone).
 * ``encoding``: how columns were turned into numbers (no real values in it).
@@ -89,6 +98,7 @@ import pandas as pd
 from airflow_synth.core.errors import DataError, SynthError
 from airflow_synth.core.privacy_encoding import EncodedRows, TableEncoder, check_kinds
 from airflow_synth.core.privacy_neighbours import NeighbourIndex, Segment
+from airflow_synth.core.privacy_radius import RadiusSearch
 
 #: Decimals kept in the report: enough for rates of one row in a million.
 _DECIMALS = 6
@@ -97,6 +107,11 @@ _DECIMALS = 6
 NEAR_COPY_REFERENCE_ROWS = 20_000
 #: Distinct synthetic rows whose measurements are kept between calls (~35 bytes each).
 _CACHE_ROWS = 1_000_000
+#: :meth:`MeasurementSample.expect` measures about this many times ``max_rows`` rows.
+SAMPLE_MARGIN = 1.2
+#: Measured DCRs needed to place the outlier filter's quantile cut (evenly spaced rows of
+#: the batch are measured when fewer are known).
+PROBE_ROWS = 2_000
 
 
 class PrivacyConfigError(SynthError, ValueError):
@@ -116,14 +131,33 @@ class PrivacySettings:
     similarity_quantile: float = 0.01
     #: "Outlier": DCR to training above this quantile of the holdout rows' DCR to training.
     outlier_quantile: float = 0.995
+    #: ...and among the most extreme rows of the batch: the outlier filter drops at most
+    #: this share of a batch (rounded up), its rows farthest from every real row. ``None``:
+    #: twice ``1 - outlier_quantile`` (1% by default), room for the 0.5% of rows a faithful
+    #: model puts there. Where far more rows are "outliers" the model is a bit off
+    #: everywhere (or the holdout sits unusually close to training, as when columns
+    #: determine each other): the fidelity gates judge that, the filter does not gut it.
+    outlier_max_share: float | None = None
     #: One-hot width cap per categorical column (rarer values become "other").
     max_categories: int = 30
+
+    @property
+    def outlier_share(self) -> float:
+        """The largest share of a batch the outlier filter drops."""
+        if self.outlier_max_share is not None:
+            return float(self.outlier_max_share)
+        return min(1.0, 2.0 * (1.0 - self.outlier_quantile))
 
     def __post_init__(self) -> None:
         for name in ("similarity_quantile", "outlier_quantile"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
                 raise PrivacyConfigError(f"{name} must be a number in [0, 1], got {value!r}.")
+        share = self.outlier_max_share
+        if share is not None and not (isinstance(share, (int, float)) and 0.0 <= share <= 1.0):
+            raise PrivacyConfigError(
+                f"outlier_max_share must be a number in [0, 1], got {share!r}."
+            )
         if self.similarity_quantile >= self.outlier_quantile:
             raise PrivacyConfigError(
                 f"similarity_quantile ({self.similarity_quantile}) must be below "
@@ -137,10 +171,22 @@ class PrivacySettings:
 
 @dataclasses.dataclass(frozen=True)
 class FilterResult:
-    """The synthetic rows that passed, and how many rows each filter dropped."""
+    """The synthetic rows that passed, and how many rows each filter dropped.
+
+    ``reasons`` has one entry per input row: ``""`` for a kept row, else the name of the
+    filter that dropped it (``"similarity"`` or ``"outlier"``), so a caller can replace
+    each dropped row by one like it.
+    """
 
     kept: pd.DataFrame
     dropped: dict[str, int]
+    reasons: np.ndarray | None = None
+
+    @property
+    def keep(self) -> np.ndarray:
+        """One boolean per input row: whether it passed."""
+        assert self.reasons is not None
+        return self.reasons == ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +252,9 @@ class PrivacyEvaluator:
         order = rng.permutation(self.n_train)
         reference = _concat(train_rows.take(order), holdout_rows)
         self._index = NeighbourIndex(reference, [g.embedding for g in self.encoder.groups])
+        self._radius = RadiusSearch(
+            reference.take(np.arange(self.n_train)), self._index, self.n_train
+        )
         self._train = Segment(0, self.n_train, 2)
         self._sample = Segment(0, self.n_sample, 1)
         self._holdout = Segment(self.n_train, self.n_train + self.n_holdout, 1)
@@ -230,21 +279,48 @@ class PrivacyEvaluator:
         )
         self.outlier_threshold = float(np.quantile(dcr, settings.outlier_quantile))
         self._cache: tuple[np.ndarray, _Measured] | None = None
+        #: the outlier cut the last filter call applied (holdout cut-off or model quantile)
+        self.last_outlier_cut = self.outlier_threshold
         self.seconds_setup = time.perf_counter() - started
 
     # -- public --------------------------------------------------------------------------
 
     def filter(self, synthetic: pd.DataFrame) -> FilterResult:
-        """Drop the synthetic rows the enabled filters catch (similarity checked first)."""
-        similar, outlier = self._flags(self._measure(synthetic))
-        kept = synthetic.loc[~(similar | outlier)].reset_index(drop=True)
-        return FilterResult(kept, {"similarity": int(similar.sum()), "outlier": int(outlier.sum())})
+        """Drop the synthetic rows the enabled filters catch (similarity checked first).
+
+        Exact, without measuring every row: the DCRs measured before (cached) are used
+        where known, and the rest are answered as radius questions
+        (:class:`~airflow_synth.core.privacy_radius.RadiusSearch`).
+        """
+        rows = self.encoder.encode(synthetic)
+        exact = _member(rows.hashes, self._train_hashes)
+        similar, outlier = self._decide(rows, self._cached_dcr(rows.hashes), exact)
+        return _result(synthetic, similar, outlier)
 
     def report(self, synthetic: pd.DataFrame) -> dict[str, Any]:
         """The privacy report (``privacy.json`` body) of ``synthetic``; keys as documented."""
         started = time.perf_counter()
         measured = self._measure(synthetic)
         return self._report(len(synthetic), measured, None, time.perf_counter() - started)
+
+    def report_measured_rows(self, synthetic: pd.DataFrame, max_rows: int) -> dict[str, Any]:
+        """The privacy report of those rows of ``synthetic`` measured before (cached):
+        after a run that measured a uniform sample of its raw rows, the published rows among
+        them are a uniform sample of the published rows, reported without a new search.
+        With none measured before, a seeded sample of ``max_rows`` rows is measured."""
+        started = time.perf_counter()
+        rows = self.encoder.encode(synthetic)
+        known = ~np.isnan(self._cached_dcr(rows.hashes))
+        if not known.any():
+            from airflow_synth.core.fidelity import subsample
+
+            return self.report(subsample(synthetic, max_rows, 0))
+        positions = np.flatnonzero(known)
+        if positions.size > max_rows:
+            rng = np.random.default_rng(0)
+            positions = np.sort(rng.choice(positions, max_rows, replace=False))
+        measured = self._measure(synthetic.iloc[positions])
+        return self._report(positions.size, measured, None, time.perf_counter() - started)
 
     def measure(self, synthetic: pd.DataFrame) -> RowMeasurements:
         """Per-row measurements of ``synthetic`` (cached by row content), to be kept in a
@@ -263,32 +339,125 @@ class PrivacyEvaluator:
         """Filter, then report on the rows kept (what gets published), searching once."""
         started = time.perf_counter()
         measured = self._measure(synthetic)
-        similar, outlier = self._flags(measured)
+        similar, outlier = self._decide(None, measured.dcr, measured.exact_train)
         keep = ~(similar | outlier)
-        dropped = {"similarity": int(similar.sum()), "outlier": int(outlier.sum())}
-        result = FilterResult(synthetic.loc[keep].reset_index(drop=True), dropped)
-        filtered = {"rows_before": len(synthetic), **dropped}
+        result = _result(synthetic, similar, outlier)
+        filtered = {"rows_before": len(synthetic), **result.dropped}
         kept = _take(measured, keep)
         report = self._report(int(keep.sum()), kept, filtered, time.perf_counter() - started)
         return result, report
 
     # -- measuring -----------------------------------------------------------------------
 
-    def _flags(self, measured: _Measured) -> tuple[np.ndarray, np.ndarray]:
-        n = measured.dcr.size
+    def outlier_limit(self, n: int) -> int:
+        """The most rows of an ``n``-row batch the outlier filter drops."""
+        return math.ceil(self.settings.outlier_share * n - 1e-9) if n else 0
+
+    def _decide(
+        self, rows: EncodedRows | None, dcr: np.ndarray, exact: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The two filters' verdicts. ``dcr`` holds each row's exact DCR where known (NaN
+        elsewhere: then ``rows``, the encoded rows, are asked radius questions).
+
+        * similarity: an exact copy of a training row (where copies count), or a row not
+          identical to one but closer than the similarity cut-off;
+        * outlier: DCR above the outlier cut-off *and* among the ``outlier_limit(n)`` rows
+          with the largest DCR (ties: the first rows), among the rows not similar.
+        """
+        n = exact.size
+        dcr = np.array(dcr, dtype=np.float64)
         similar = np.zeros(n, dtype=bool)
         if self.settings.similarity_filter:
-            similar = self._near(measured)
+            near = np.zeros(n, dtype=bool)
+            known = ~np.isnan(dcr)
+            near[known] = dcr[known] < self.similarity_threshold
+            todo = np.flatnonzero(~known & ~exact)
+            if todo.size:
+                assert rows is not None
+                near[todo] = self._radius.nearer_than(rows.take(todo), self.similarity_threshold)
+            similar = near & ~exact
             if self.drop_exact_copies:
-                similar |= measured.exact_train
+                similar |= exact
         outlier = np.zeros(n, dtype=bool)
         if self.settings.outlier_filter:
-            outlier = (measured.dcr > self.outlier_threshold) & ~similar
+            outlier = self._outliers(rows, dcr, ~similar)
         return similar, outlier
 
-    def _near(self, measured: _Measured) -> np.ndarray:
-        """Filtered as near copies: not exact, closer than the similarity threshold."""
-        return ~measured.exact_train & (measured.dcr < self.similarity_threshold)
+    def _outliers(
+        self, rows: EncodedRows | None, dcr: np.ndarray, eligible: np.ndarray
+    ) -> np.ndarray:
+        """Rows farther from every training row than both the holdout cut-off and the
+        model's own ``1 - outlier_share`` DCR quantile, at most ``outlier_limit(n)`` of
+        them (the farthest; ties: the first rows).
+
+        The quantile comes from the DCRs measured so far (the raw sample the pipeline
+        measures before filtering), or, with fewer than :data:`PROBE_ROWS` of those, from
+        this batch (up to :data:`PROBE_ROWS` evenly spaced rows measured). Rows whose DCR is
+        unknown are asked for a *witness* (a training row within the cut); only rows
+        without one are measured exactly, so the verdict is exact and costs about a witness
+        search per row.
+        """
+        n = dcr.size
+        out = np.zeros(n, dtype=bool)
+        limit = self.outlier_limit(n)
+        if limit == 0 or not eligible.any():
+            return out
+        known = ~np.isnan(dcr)
+
+        def measure(positions: np.ndarray, upper: np.ndarray | None = None) -> None:
+            if positions.size:
+                assert rows is not None
+                dcr[positions] = self._radius.exact_dcr(rows.take(positions), upper)
+                known[positions] = True
+
+        share = self.settings.outlier_share
+        cut = self.outlier_cut(dcr[known & eligible], share)
+        if cut is None:  # too few DCRs known to place the quantile: measure some of the batch
+            unknown = np.flatnonzero(~known & eligible)
+            wanted = min(max(PROBE_ROWS - int((known & eligible).sum()), 0), unknown.size)
+            measure(unknown[np.linspace(0, unknown.size - 1, wanted).astype(np.int64)])
+            cut = self.outlier_cut(dcr[known & eligible], share, force=True)
+        assert cut is not None
+        self.last_outlier_cut = cut
+        unknown = np.flatnonzero(~known & eligible)
+        if unknown.size:
+            assert rows is not None
+            bound = self._radius.witnesses(rows.take(unknown), cut)
+            open_ = bound > cut
+            measure(unknown[open_], bound[open_])
+        candidates = np.flatnonzero(eligible & known & (dcr > cut))
+        if candidates.size > limit:
+            order = np.lexsort((candidates, -dcr[candidates]))  # farthest first, then first row
+            candidates = candidates[order[:limit]]
+        out[candidates] = True
+        return out
+
+    def outlier_cut(
+        self, batch_dcr: np.ndarray, share: float, *, force: bool = False
+    ) -> float | None:
+        """The DCR above which a row is an outlier: the holdout cut-off, or the model's
+        ``1 - share`` DCR quantile where that is higher. The quantile is taken over the DCRs
+        measured so far (cached) when there are at least :data:`PROBE_ROWS`, else over
+        ``batch_dcr`` when ``force`` or there are enough; None: too few known."""
+        pool = batch_dcr
+        if self._cache is not None and self._cache[1].dcr.size >= PROBE_ROWS:
+            pool = self._cache[1].dcr
+        elif batch_dcr.size < PROBE_ROWS and not force:
+            return None
+        if not pool.size or share >= 1:
+            return self.outlier_threshold
+        return max(self.outlier_threshold, float(np.quantile(pool, 1.0 - share)))
+
+    def _cached_dcr(self, hashes: np.ndarray) -> np.ndarray:
+        """Each row's DCR measured before (by ``measure``/``report``), NaN where not."""
+        out = np.full(hashes.size, np.nan)
+        if self._cache is None or not self._cache[0].size or not hashes.size:
+            return out
+        cached, values = self._cache
+        pos = np.minimum(np.searchsorted(cached, hashes), cached.size - 1)
+        hit = cached[pos] == hashes
+        out[hit] = values.dcr[pos[hit]]
+        return out
 
     def _near_copies(self, measured: _Measured) -> np.ndarray:
         """Gated as near copies: not exact, closer than any real row to another."""
@@ -407,6 +576,7 @@ class PrivacyEvaluator:
                 "outlier_dcr": _number(self.outlier_threshold),
                 "similarity_quantile": self.settings.similarity_quantile,
                 "outlier_quantile": self.settings.outlier_quantile,
+                "outlier_max_share": self.settings.outlier_share,
                 "similarity_filter": self.settings.similarity_filter,
                 "outlier_filter": self.settings.outlier_filter,
             },
@@ -421,6 +591,15 @@ class PrivacyEvaluator:
 
 #: Per-row measurements of synthetic rows (opaque to callers: keep, sample, report them).
 RowMeasurements = _Measured
+
+
+def _result(synthetic: pd.DataFrame, similar: np.ndarray, outlier: np.ndarray) -> FilterResult:
+    reasons = np.full(len(synthetic), "", dtype=object)
+    reasons[similar] = "similarity"
+    reasons[outlier] = "outlier"
+    kept = synthetic.loc[~(similar | outlier)].reset_index(drop=True)
+    dropped = {"similarity": int(similar.sum()), "outlier": int(outlier.sum())}
+    return FilterResult(kept, dropped, reasons)
 
 
 class MeasurementSample:
@@ -440,6 +619,16 @@ class MeasurementSample:
         self._rng = np.random.default_rng(seed)
         self._keys = np.empty(0)
         self._rows: _Measured | None = None
+        self._limit = 1.0
+
+    def expect(self, rows: int) -> None:
+        """Say how many rows will be offered in all (about): then only rows whose key is
+        below ``SAMPLE_MARGIN x max_rows / rows`` are ever measured, about
+        ``SAMPLE_MARGIN x max_rows`` rows instead of ``max_rows x (1 + 1/2 + 1/3 + ...)``.
+        The sample stays uniform (a row's key decides, not its content); if far fewer rows
+        come than announced it is smaller than ``max_rows``."""
+        if rows > 0:
+            self._limit = min(1.0, SAMPLE_MARGIN * self.max_rows / rows)
 
     def select(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Draw the keys of ``n`` new rows; return the positions that could be kept and
@@ -449,9 +638,9 @@ class MeasurementSample:
         self.seen += n
         keys = self._rng.random(n)
         if self._keys.size >= self.max_rows:
-            positions = np.flatnonzero(keys < self._keys.max())
+            positions = np.flatnonzero(keys < min(self._keys.max(), self._limit))
         else:
-            positions = np.arange(n)
+            positions = np.flatnonzero(keys < self._limit)
         return positions, keys[positions]
 
     def add(self, measured: RowMeasurements, keys: np.ndarray | None = None) -> None:

@@ -370,12 +370,15 @@ def test_report_is_json_safe_with_stable_keys(fitted, data):
     assert json.loads(text)["rows"]["train"] == 3000
 
 
-def test_filter_then_report_searches_once(monkeypatch, data):
+def test_measure_then_filter_then_report_searches_once(monkeypatch, data):
+    """The pipeline measures each raw batch, then filters it: the filter reuses those
+    measurements, and reports on measured rows search nothing again."""
     train, holdout, synthetic = data
     ev = evaluator(train, holdout)
     calls = []
     original = ev._index.query
     monkeypatch.setattr(ev._index, "query", lambda *a, **k: calls.append(1) or original(*a, **k))
+    ev.measure(synthetic)
     result = ev.filter(synthetic)
     ev.report(synthetic)
     ev.report(result.kept)  # a subset of the measured rows: still cached
@@ -385,11 +388,14 @@ def test_filter_then_report_searches_once(monkeypatch, data):
 
 
 def test_batches_then_the_final_table_search_each_row_once(data):
-    """The pipeline filters batch by batch, then reports on all rows kept."""
+    """The pipeline measures and filters batch by batch, then reports on all rows kept."""
     train, holdout, synthetic = data
     ev = evaluator(train, holdout)
     first, second = synthetic.iloc[:1800], synthetic.iloc[1800:]
-    kept = [ev.filter(first).kept, ev.filter(second).kept]
+    kept = []
+    for batch in (first, second):
+        ev.measure(batch)
+        kept.append(ev.filter(batch).kept)
     assert ev._index.last_stats["queries"] == len(second)  # only the new rows
     final = pd.concat(kept, ignore_index=True)
     fresh = evaluator(train, holdout).report(final)
