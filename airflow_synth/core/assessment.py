@@ -2,11 +2,13 @@
 
 :class:`SyntheticAssessor` is set up once per run with the real training rows, the
 holdout and the SDV metadata. During sampling its :meth:`~SyntheticAssessor.observe` sees
-every *raw* batch, before any filter, and keeps its privacy measurements (a bounded
-uniform sample of them); :meth:`~SyntheticAssessor.row_filter` then removes risky rows
-(counted per filter). Afterwards :meth:`~SyntheticAssessor.assess` computes the fidelity
-report of the published table, the privacy report of the raw sample (what the gates judge)
-and of the published rows (for reference), evaluates the gates and writes
+every *raw* batch, before any filter, and keeps a bounded uniform sample of its rows
+(measured in one search at the end); :meth:`~SyntheticAssessor.screen` then judges risky
+rows (counted per filter), which the sampler replaces by rows of their stratum
+(:mod:`airflow_synth.core.replacement`). Afterwards :meth:`~SyntheticAssessor.assess`
+computes the fidelity report of the published table, the privacy report of the raw sample
+(what the gates judge) and of the published rows (for reference), evaluates the gates and
+writes
 ``quality.json``, ``privacy.json`` and ``report.html``. Raising on a failed gate is left to
 the caller (after the reports are written and logged), so the log always shows why.
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from airflow_synth.core.checks import (
@@ -34,9 +37,15 @@ from airflow_synth.core.checks import (
     holdout_shortfall,
 )
 from airflow_synth.core.dependence import dependence_preservation
-from airflow_synth.core.fidelity import column_kinds, fidelity_report, subsample, summary_lines
-from airflow_synth.core.privacy import MeasurementSample, PrivacyEvaluator, PrivacySettings
+from airflow_synth.core.fidelity import column_kinds, fidelity_report, summary_lines
+from airflow_synth.core.privacy import (
+    FilterResult,
+    MeasurementSample,
+    PrivacyEvaluator,
+    PrivacySettings,
+)
 from airflow_synth.core.publish import json_bytes
+from airflow_synth.core.replacement import ReplacementLog, Strata
 from airflow_synth.core.report_html import render_report
 
 log = logging.getLogger(__name__)
@@ -45,7 +54,9 @@ QUALITY_FILE = "quality.json"
 PRIVACY_FILE = "privacy.json"
 REPORT_FILE = "report.html"
 #: Privacy is measured on every sampled row up to this many (a uniform sample beyond).
-PRIVACY_MAX_ROWS = 200_000
+PRIVACY_MAX_ROWS = 50_000
+#: Rows :meth:`SyntheticAssessor.observe` chose are measured in searches of about this many.
+_MEASURE_AT_ONCE = 250_000
 #: Raw rows privacy is judged on at least (extra rows are sampled and not published).
 PRIVACY_MIN_ROWS = 2_000
 #: Shown when exact copies cannot be told from real repeats but no limit was set.
@@ -98,7 +109,9 @@ class Assessment:
     def summary_lines(self) -> list[str]:
         """The task-log summary; gate lines say PASS, FAIL (and why) or WAIVED."""
         privacy = _privacy_for_summary(self.privacy)
-        lines = summary_lines(self.quality, privacy, self.filters)
+        lines = summary_lines(
+            self.quality, privacy, (privacy or {}).get("filtered") or self.filters
+        )
         if privacy and privacy.get("published"):
             published = privacy["published"]
             lines.append(
@@ -150,7 +163,13 @@ class SyntheticAssessor:
         self.sampled_rows = 0
         self.screened_rows = 0
         self.raw = MeasurementSample(PRIVACY_MAX_ROWS, seed)
+        self._pending: list[tuple[pd.DataFrame, np.ndarray]] = []
+        self._pending_rows = 0
         measured = {c: k for c, k in self.kinds.items() if k in _MEASURED_KINDS}
+        #: the strata removed rows are replaced within, and how they were (see
+        #: :mod:`airflow_synth.core.replacement`)
+        self.strata = Strata.fit(train, measured)
+        self.replacements = ReplacementLog(columns=self.strata.names())
         self.measured_columns = [c for c in train.columns if c in measured]
         excluded = [c for c in train.columns if c not in measured]
         self.privacy: PrivacyEvaluator | None = None
@@ -219,7 +238,26 @@ class SyntheticAssessor:
         positions, keys = self.raw.select(len(batch))
         if positions.size:
             chosen = batch if positions.size == len(batch) else batch.iloc[positions]
-            self.raw.add(self.privacy.measure(chosen), keys)
+            self._pending.append((chosen, keys))
+            self._pending_rows += positions.size
+            if self._pending_rows >= _MEASURE_AT_ONCE:
+                self.flush()
+
+    def flush(self) -> None:
+        """Measure the rows :meth:`observe` chose, in one search (the exact search has a
+        fixed cost per call: many small batches of replacements would pay it each time)."""
+        if self.privacy is None or not self._pending:
+            return
+        frames = [frame for frame, _ in self._pending]
+        keys = np.concatenate([k for _, k in self._pending])
+        self._pending, self._pending_rows = [], 0
+        rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        self.raw.add(self.privacy.measure(rows), keys)
+
+    def expect(self, rows: int) -> None:
+        """Announce about how many rows will be sampled, so the raw measurement samples
+        them evenly and measures about :data:`PRIVACY_MAX_ROWS` rows, not a multiple."""
+        self.raw.expect(rows)
 
     def top_up(self, sample: Callable[[int], pd.DataFrame]) -> int:
         """Observe extra raw rows (never published) until :data:`PRIVACY_MIN_ROWS` were seen.
@@ -235,12 +273,23 @@ class SyntheticAssessor:
         self.observe(sample(missing))
         return missing
 
-    def row_filter(self, batch: pd.DataFrame) -> pd.DataFrame:
-        """Drop the rows the enabled filters catch from one sampled batch (counted)."""
+    def screen(self, batch: pd.DataFrame) -> FilterResult:
+        """The enabled filters' verdict on one sampled batch (counted per filter); the
+        caller replaces the removed rows (see :mod:`airflow_synth.core.replacement`) and
+        records how in :attr:`replacements`."""
         assert self.privacy is not None
         self.screened_rows += len(batch)
         result = self.privacy.filter(batch)
         self.dropped.update(result.dropped)
+        return result
+
+    def row_filter(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """Drop the rows the enabled filters catch from one sampled batch (counted), for a
+        caller that does not replace them (multi-table leaf tables): recorded as not
+        replaced."""
+        result = self.screen(batch)
+        assert result.reasons is not None
+        self.replacements.add(self.replacements.unmatched, result.reasons[~result.keep])
         return result.kept
 
     def assess(
@@ -298,7 +347,7 @@ class SyntheticAssessor:
             kinds=self.kinds,
             title=title,
             gates=gate_dicts,
-            filters=filters,
+            filters=privacy.get("filtered") or filters,
             seed=self.seed,
             roles=[dict(r) for r in roles] if roles is not None else None,
         )
@@ -310,6 +359,26 @@ class SyntheticAssessor:
 
     # -- parts of assess -------------------------------------------------------------------
 
+    def filtered(self, filters: Mapping[str, int]) -> dict[str, Any]:
+        """``privacy.json``'s ``filtered``: per filter, the rows it removed and how the
+        removed rows of the output were replaced."""
+        return {
+            name: {"dropped": int(dropped), **self.replacements.to_dict(name)}
+            for name, dropped in filters.items()
+        }
+
+    def replacement(self) -> dict[str, Any]:
+        """``privacy.json``'s ``replacement``: how removed rows are replaced."""
+        log_ = self.replacements
+        return {
+            "method": "each removed row is replaced by an extra sample of its stratum "
+            "(the tuple of the columns below); where none was drawn, of a coarser stratum "
+            "(the columns with the most values left out first), then by any row",
+            "strata_columns": list(log_.columns),
+            "extra_rows_sampled": int(log_.extra_rows),
+            "rounds": int(log_.rounds),
+        }
+
     def _privacy_report(self, synthetic: pd.DataFrame, filters: dict[str, int]) -> dict[str, Any]:
         """Privacy of the raw sample (gated) with that of the published rows inside."""
         dropped = sum(filters.values())
@@ -318,11 +387,12 @@ class SyntheticAssessor:
             return {
                 "measured": False,
                 "reason": self.privacy_reason,
-                "filtered": filters,
+                "filtered": self.filtered(filters),
                 "filtered_share": filtered_share,
             }
-        published_rows = subsample(synthetic, PRIVACY_MAX_ROWS, self.seed)
-        published = self.privacy.report(published_rows)
+        # the published rows that were measured raw: a uniform sample of them, no new search
+        self.flush()
+        published = self.privacy.report_measured_rows(synthetic, PRIVACY_MAX_ROWS)
         raw = self.raw.rows
         if raw is None:  # nobody showed us the raw sample: the published rows are all we have
             report = dict(published)
@@ -332,7 +402,8 @@ class SyntheticAssessor:
             report["measured_on"] = "raw sample, before the filters"
             report["rows"]["sampled"] = self.raw.seen
         report["published"] = {k: published.get(k) for k in _PUBLISHED_KEYS}
-        report["filtered"] = filters
+        report["filtered"] = self.filtered(filters)
+        report["replacement"] = self.replacement()
         report["filtered_share"] = filtered_share
         return report
 

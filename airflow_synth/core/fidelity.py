@@ -258,7 +258,7 @@ def summary_lines(
             f"{_fmt(privacy.get('dcr_share'))}, NNDR median {_fmt(nndr_median)}"
         )
     for name, dropped in filter_counts(filters).items():
-        lines.append(f"Filter {name}: dropped {dropped} rows")
+        lines.append(f"Filter {name}: dropped {dropped} rows" + _replaced(filters, name))
     for gate in gates or []:
         lines.append(gate_line(gate))
     return lines
@@ -272,6 +272,21 @@ def gate_line(gate: Mapping[str, Any]) -> str:
         f"{verdict} {gate.get('metric')} {_fmt(gate.get('value'))} {relation} "
         f"{_fmt(gate.get('threshold'), digits=None)}"
     )
+
+
+def _replaced(filters: Mapping[str, Any] | None, name: str) -> str:
+    """``, replaced 480 (470 from the same stratum, ...)`` where the counts say so."""
+    entry = (filters or {}).get(name)
+    if not isinstance(entry, Mapping) or "replaced" not in entry:
+        return ""
+    text = (
+        f", replaced {entry['replaced']} ({entry.get('replaced_same_stratum', 0)} from the "
+        f"same stratum, {entry.get('replaced_coarser_stratum', 0)} from a coarser one, "
+        f"{entry.get('replaced_any_row', 0)} by any row)"
+    )
+    if entry.get("not_replaced"):
+        text += f", {entry['not_replaced']} not replaced"
+    return text
 
 
 def filter_counts(filters: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -662,11 +662,17 @@ _PRIVACY_TEXT = {
     ),
 }
 _FILTER_TEXT = {
-    "similarity": "Synthetic rows dropped (and re-sampled) because they copied or nearly "
-    "copied a real training row.",
-    "outlier": "Synthetic rows dropped (and re-sampled) because they were outliers in the "
-    "real data's space, which can single out real people.",
+    "similarity": "Synthetic rows dropped because they copied or nearly copied a real "
+    "training row.",
+    "outlier": "Synthetic rows dropped because they were outliers in the real data's space "
+    "(farther from every real row than 99.5% of unseen real rows, and among the farthest 1% "
+    "of their batch), which can single out real people.",
 }
+_REPLACED_TEXT = (
+    " Each dropped row was replaced by a new sample from its stratum (its categories, "
+    "booleans and NULL states; a coarser stratum where none was drawn), so the filter does "
+    "not shift the shares the model produced."
+)
 
 
 def _privacy(privacy: Mapping[str, Any] | None, filters: Mapping[str, Any] | None) -> str:
@@ -684,9 +690,21 @@ def _privacy(privacy: Mapping[str, Any] | None, filters: Mapping[str, Any] | Non
             rows.append((name, shown, sentence))
     for name, dropped in filter_counts(filters).items():
         sentence = _FILTER_TEXT.get(
-            name, f"Synthetic rows the {name} filter dropped (and re-sampled) before publication."
+            name, f"Synthetic rows the {name} filter dropped before publication."
         )
-        rows.append((f"{name} filter", f"{dropped} rows", sentence))
+        shown = f"{dropped} rows"
+        entry = (filters or {}).get(name)
+        if isinstance(entry, Mapping) and "replaced" in entry:
+            shown = (
+                f"{dropped} dropped, {entry['replaced']} replaced "
+                f"({entry.get('replaced_same_stratum', 0)} same stratum, "
+                f"{entry.get('replaced_coarser_stratum', 0)} coarser, "
+                f"{entry.get('replaced_any_row', 0)} any row)"
+            )
+            if entry.get("not_replaced"):
+                shown += f", {entry['not_replaced']} not replaced"
+            sentence += _REPLACED_TEXT
+        rows.append((f"{name} filter", shown, sentence))
     if not rows:
         return (
             '<section id="privacy"><h2>Privacy</h2><p>Privacy was not measured for this run.'

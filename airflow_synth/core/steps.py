@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from airflow_synth.core.assessment import REPORT_FILE, SyntheticAssessor
+from airflow_synth.core.assessment import PRIVACY_MIN_ROWS, REPORT_FILE, SyntheticAssessor
 from airflow_synth.core.checks import CheckSettings, enforce_gates, split_holdout
 from airflow_synth.core.combinations import combination_constraints
 from airflow_synth.core.contract import TableContract, check_contract
@@ -182,13 +182,16 @@ def run_synthesize(
     synthesizer = ProfiledSynthesizer(fitted, codec, rules)
     del encoded
     wanted = int(num_rows) if num_rows else len(frame)
+    assessor.expect(max(wanted, PRIVACY_MIN_ROWS))
     rows, sample_seconds = sample_to_parquet(
         synthesizer,
         wanted,
         schema,
         out_dir / SYNTHETIC_FILE,
         table,
-        row_filter=assessor.row_filter if assessor.filtering else None,
+        screen=assessor.screen if assessor.filtering else None,
+        strata=assessor.strata,
+        replacements=assessor.replacements,
         max_filtered_share=checks.max_filtered_share,
         observe=assessor.observe,
         complete=lambda batch: fresh.complete(batch, columns),

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from airflow_synth.core.frames import conform_to_schema
 from airflow_synth.core.redact import library_errors
+from airflow_synth.core.replacement import Refill, ReplacementLog, Strata
 from airflow_synth.core.synthesizers import SynthesizerSpec
 
 log = logging.getLogger(__name__)
@@ -200,19 +201,28 @@ def sample_to_parquet(
     complete: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     max_filtered_share: float = 0.5,
     observe: Callable[[pd.DataFrame], None] | None = None,
+    screen: Callable[[pd.DataFrame], Any] | None = None,
+    strata: Strata | None = None,
+    replacements: ReplacementLog | None = None,
 ) -> tuple[int, float]:
     """Sample ``num_rows`` rows in batches into ``out_path`` with the source ``schema``.
 
     Primary keys are kept unique across batches (a repeated key is dropped and re-sampled).
     ``complete`` adds the columns the model never saw (fresh keys and PII) to each batch
     after filtering.
-    ``observe`` sees every raw batch before anything is dropped: privacy is judged on what
-    the model produces, not on what the filters let through.
-    ``row_filter`` (the privacy filters) may drop rows from each batch; they are replaced
-    by new samples, unless the filters drop more than ``max_filtered_share`` of everything
-    sampled, which means the model reproduces real rows: then sampling stops early (fewer
-    rows than asked, logged) and the caller's ``filtered_share`` gate refuses the run, with
-    its reports written so the user can see why.
+    ``observe`` sees every raw batch before anything is dropped (extra rows drawn to replace
+    removed ones too): privacy is judged on what the model produces, not on what the
+    filters let through.
+    ``screen`` (the privacy filters: a frame in, a
+    :class:`~airflow_synth.core.privacy.FilterResult` out) may remove rows from each batch;
+    each removed row is replaced by an extra sample of its stratum (``strata``, see
+    :mod:`airflow_synth.core.replacement`), so the filters do not move the rates the model
+    produced; ``replacements`` records how. ``row_filter`` (a frame in, the kept rows out)
+    is the older form: removed rows are replaced by plain new samples.
+    Either way, if the filters remove more than ``max_filtered_share`` of everything
+    sampled, the model reproduces real rows: sampling stops early (fewer rows than asked,
+    logged) and the caller's ``filtered_share`` gate refuses the run, with its reports
+    written so the user can see why.
     Returns (rows written, seconds).
     """
     out_path = Path(out_path)
@@ -223,30 +233,66 @@ def sample_to_parquet(
     written = 0
     seen_keys: set[Any] = set()
     empty_batches = 0
-    sampled = filtered = 0
-    stop = False
+    counts = {"sampled": 0, "filtered": 0}
+    warned = False
+
+    def draw(rows: int) -> pd.DataFrame:
+        with library_errors(f"Sampling table {table_name!r}", names):
+            frame = synthesizer.sample(num_rows=rows)[table_name]
+        counts["sampled"] += len(frame)
+        if observe is not None:
+            observe(frame)
+        return frame
+
+    def too_much() -> bool:
+        nonlocal warned
+        over = counts["filtered"] > max_filtered_share * max(counts["sampled"], num_rows)
+        if over and not warned:
+            warned = True
+            log.warning(
+                "The privacy filters removed %d of %d sampled rows (more than %.0f%%): the "
+                "model reproduces real rows; sampling stopped",
+                counts["filtered"],
+                counts["sampled"],
+                100 * max_filtered_share,
+            )
+        return over
+
+    def screened(frame: pd.DataFrame) -> Any:
+        assert screen is not None
+        result = screen(frame)
+        counts["filtered"] += int(len(frame) - int(result.keep.sum()))
+        return result
+
+    refill = None
+    if screen is not None:
+        strata = strata or Strata([])
+        refill = Refill(
+            strata, draw, screened, stop=too_much, max_pool_rows=batch_rows, log=replacements
+        )
     try:
         with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
             while written < num_rows:
                 want = min(batch_rows, num_rows - written)
-                with library_errors(f"Sampling table {table_name!r}", names):
-                    frame = synthesizer.sample(num_rows=want)[table_name]
-                sampled += len(frame)
-                if observe is not None:
-                    observe(frame)
-                if row_filter is not None:
+                frame = draw(want)
+                stop = False
+                if refill is not None:
+                    result = screened(frame)
+                    keep = result.keep
+                    removed, reasons = frame.loc[~keep], result.reasons[~keep]
+                    batch, frame = frame, frame.loc[keep]
+                    if len(removed) and not too_much():
+                        extra = refill.replace(removed, reasons, batch)
+                        frame = pd.concat([frame, extra], ignore_index=True)
+                    elif len(removed):
+                        refill.log.add(refill.log.unmatched, reasons)
+                    frame = frame.reset_index(drop=True)
+                    stop = too_much()
+                elif row_filter is not None:
                     kept = row_filter(frame)
-                    filtered += len(frame) - len(kept)
+                    counts["filtered"] += len(frame) - len(kept)
                     frame = kept
-                    if filtered > max_filtered_share * max(sampled, num_rows):
-                        log.warning(
-                            "The privacy filters removed %d of %d sampled rows (more than "
-                            "%.0f%%): the model reproduces real rows; sampling stopped",
-                            filtered,
-                            sampled,
-                            100 * max_filtered_share,
-                        )
-                        stop = True
+                    stop = too_much()
                 if complete is not None:  # fresh keys and PII join the kept rows
                     frame = complete(frame)
                 if primary_key:

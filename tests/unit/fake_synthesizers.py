@@ -65,7 +65,38 @@ def coarse(n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"plan": plan, "seats": seats, "active": active, "region": region})
 
 
-SOURCES = {"customers": customers, "coarse": coarse}
+def strata(n: int, seed: int) -> pd.DataFrame:
+    """A table with a rare group (3% of rows) and two numbers, a flag and a channel."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "group": np.where(rng.random(n) < 0.03, "rare", "common"),
+            "channel": rng.choice(["web", "app", "shop"], n),
+            "x": rng.normal(0, 1, n).round(4),
+            "y": rng.normal(0, 1, n).round(4),
+            "flag": rng.random(n) < 0.5,
+        }
+    )
+
+
+def chained(n: int, seed: int) -> pd.DataFrame:
+    """Columns that determine each other: a sequence number (not named like a key, so it
+    is modelled), a timestamp and a ratio that are exact functions of it, plus a channel
+    and a flag. Held-out rows sit between training rows, very close to them."""
+    rng = np.random.default_rng(seed)
+    seq = np.arange(1, n + 1)
+    return pd.DataFrame(
+        {
+            "seq": seq,
+            "event_at": pd.Timestamp("2024-01-01") + pd.to_timedelta(seq * 60, "s"),
+            "progress": seq / n,
+            "channel": rng.choice(["web", "app"], n),
+            "member": rng.random(n) < 0.3,
+        }
+    )
+
+
+SOURCES = {"customers": customers, "coarse": coarse, "strata": strata, "chained": chained}
 
 
 class _Fake:
@@ -163,6 +194,20 @@ class Constant(_Fake):
     def _rows(self, n: int) -> pd.DataFrame:
         row = {c: self.frame[c].mode(dropna=True).iloc[0] for c in self.frame}
         return pd.DataFrame({c: [v] * n for c, v in row.items()})
+
+
+class OutlierProne(_Fake):
+    """Fresh rows of ``source`` (``strata``), except that ``rate`` of the rows of the rare
+    group are pushed far from every real row (``x`` + 8): the outlier filter takes its rows
+    from that group only, as it took booked users on the demo."""
+
+    def _rows(self, n: int) -> pd.DataFrame:
+        rows = self._fresh(n)
+        far = (rows["group"] == "rare").to_numpy() & (
+            self.rng.random(n) < float(self.params.get("rate", 0.5))
+        )
+        rows.loc[far, "x"] = rows.loc[far, "x"] + 8.0
+        return rows
 
 
 class Faithful(_Fake):

@@ -186,7 +186,8 @@ def test_privacy_is_judged_on_the_raw_sample_and_reported_for_both(real_tables, 
     assert privacy["exact_match_rate"] == pytest.approx(0.45, abs=0.03)
     assert privacy["published"]["exact_match_rate"] == 0.0  # what the filters let through
     assert privacy["rows"]["sampled"] > privacy["published"]["rows"]["synthetic"]
-    assert privacy["filtered"]["similarity"] > 0
+    assert privacy["filtered"]["similarity"]["dropped"] > 0
+    assert privacy["filtered"]["similarity"]["replaced"] > 0  # each by a row of its stratum
     assert not FileObjectStore(tmp_path / "bucket").list_keys("")  # the model was not saved
 
 
