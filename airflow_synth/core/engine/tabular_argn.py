@@ -139,6 +139,10 @@ class TabularARGNSynthesizer:
         for name in frame.columns:
             sdtype = columns.get(name, {}).get("sdtype")
             types[name] = _ENCODINGS.get(sdtype, "TABULAR_CATEGORICAL")
+            if sdtype == "numerical" and _has_point_mass(frame[name]):
+                # binned numbers smear a mass (0 on 19% of rows, a cap) over its bin;
+                # digit by digit every value, the masses included, is drawn exactly
+                types[name] = "TABULAR_NUMERIC_DIGIT"
         return types
 
     def fit(self, data: Mapping[str, pd.DataFrame] | pd.DataFrame) -> None:
@@ -295,6 +299,14 @@ class _TrainingLog:
             "val_loss": self.val_loss,
             "stopped": stopped or "early stopping (validation loss stopped improving)",
         }
+
+
+def _has_point_mass(column: pd.Series, share: float = 0.05) -> bool:
+    """Whether one value holds at least ``share`` of the rows (as the column profile says)."""
+    values = column.dropna()
+    if values.empty:
+        return False
+    return bool(values.value_counts(normalize=True).iloc[0] >= share)
 
 
 def _one_table(data: Mapping[str, pd.DataFrame] | pd.DataFrame) -> tuple[str, pd.DataFrame]:
