@@ -139,9 +139,11 @@ class TabularARGNSynthesizer:
         for name in frame.columns:
             sdtype = columns.get(name, {}).get("sdtype")
             types[name] = _ENCODINGS.get(sdtype, "TABULAR_CATEGORICAL")
-            if sdtype == "numerical" and _has_point_mass(frame[name]):
+            if sdtype == "numerical" and _whole_with_point_mass(frame[name]):
                 # binned numbers smear a mass (0 on 19% of rows, a cap) over its bin;
-                # digit by digit every value, the masses included, is drawn exactly
+                # digit by digit every value, the masses included, is drawn exactly. Only
+                # whole numbers: decimals add digits that small tables cannot teach it
+                # (a 60% zero share of a 2-decimal amount came out at 46% on 400 rows)
                 types[name] = "TABULAR_NUMERIC_DIGIT"
         return types
 
@@ -301,10 +303,11 @@ class _TrainingLog:
         }
 
 
-def _has_point_mass(column: pd.Series, share: float = 0.05) -> bool:
-    """Whether one value holds at least ``share`` of the rows (as the column profile says)."""
-    values = column.dropna()
-    if values.empty:
+def _whole_with_point_mass(column: pd.Series, share: float = 0.05) -> bool:
+    """Whole numbers of which one value holds at least ``share`` of the rows (a point mass,
+    as the column profile defines it)."""
+    values = pd.to_numeric(column.dropna(), errors="coerce").dropna()
+    if values.empty or not bool((values == values.round()).all()):
         return False
     return bool(values.value_counts(normalize=True).iloc[0] >= share)
 
