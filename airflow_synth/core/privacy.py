@@ -281,6 +281,8 @@ class PrivacyEvaluator:
         self._cache: tuple[np.ndarray, _Measured] | None = None
         #: the outlier cut the last filter call applied (holdout cut-off or model quantile)
         self.last_outlier_cut = self.outlier_threshold
+        #: exact DCRs of evenly spaced rows the filter measured (when none were cached)
+        self._probe_dcr = np.empty(0)
         self.seconds_setup = time.perf_counter() - started
 
     # -- public --------------------------------------------------------------------------
@@ -415,7 +417,11 @@ class PrivacyEvaluator:
         if cut is None:  # too few DCRs known to place the quantile: measure some of the batch
             unknown = np.flatnonzero(~known & eligible)
             wanted = min(max(PROBE_ROWS - int((known & eligible).sum()), 0), unknown.size)
-            measure(unknown[np.linspace(0, unknown.size - 1, wanted).astype(np.int64)])
+            probe = unknown[np.linspace(0, unknown.size - 1, wanted).astype(np.int64)]
+            measure(probe)
+            # evenly spaced rows: an unbiased sample of the model's DCRs, kept for the next
+            # batches of the same model (they need not measure their own)
+            self._probe_dcr = np.concatenate([self._probe_dcr, dcr[probe]])
             cut = self.outlier_cut(dcr[known & eligible], share, force=True)
         assert cut is not None
         self.last_outlier_cut = cut
@@ -437,11 +443,14 @@ class PrivacyEvaluator:
     ) -> float | None:
         """The DCR above which a row is an outlier: the holdout cut-off, or the model's
         ``1 - share`` DCR quantile where that is higher. The quantile is taken over the DCRs
-        measured so far (cached) when there are at least :data:`PROBE_ROWS`, else over
-        ``batch_dcr`` when ``force`` or there are enough; None: too few known."""
+        measured so far (cached, or probed by earlier filter calls) when there are at least
+        :data:`PROBE_ROWS`, else over ``batch_dcr`` when ``force`` or there are enough;
+        None: too few known."""
         pool = batch_dcr
         if self._cache is not None and self._cache[1].dcr.size >= PROBE_ROWS:
             pool = self._cache[1].dcr
+        elif self._probe_dcr.size >= PROBE_ROWS:
+            pool = self._probe_dcr
         elif batch_dcr.size < PROBE_ROWS and not force:
             return None
         if not pool.size or share >= 1:

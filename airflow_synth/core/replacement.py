@@ -35,9 +35,11 @@ MIN_POOL_ROWS = 1_000
 #: batch (a rarer one is left out: finding it would take too many extra rows) ...
 MIN_STRATUM_SHARE = 0.01
 #: ... drawing about this many times the rows expected to hold its stratum's replacements
-STRATUM_OVERSAMPLE = 1.5
+#: (at most ``MAX_OVERSAMPLE`` rows per row to replace) ...
+STRATUM_OVERSAMPLE = 1.2
+MAX_OVERSAMPLE = 8
 #: ... for this many rounds; then the rows still unmatched take the finest stratum offered.
-FINE_ROUNDS = 2
+FINE_ROUNDS = 1
 #: Rounds in all (after these the rows still unmatched are left to plain new samples).
 MAX_ROUNDS = 6
 #: Rows of a batch that estimate how common each stratum is.
@@ -303,6 +305,7 @@ class Refill:
             _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
             need = counts[inverse] / np.maximum(share, MIN_STRATUM_SHARE)
             want = max(want, int(np.ceil(STRATUM_OVERSAMPLE * need.max())))
+            want = min(want, MAX_OVERSAMPLE * pending.shape[0])
         return int(min(self.max_pool_rows, max(MIN_POOL_ROWS, want)))
 
 
