@@ -1,20 +1,21 @@
 """Run the benchmarks: ``python -m benchmarks [NAME] [ARGS]``.
 
-``python -m benchmarks extract|privacy|multitable|fidelity [ARGS]`` runs one of them with its own
-arguments (``python -m benchmarks multitable --help``). Without a name every benchmark runs:
-the extract benchmark first with the arguments (``--rows``: rows extracted), then privacy
-and multi-table at their own defaults.
+``python -m benchmarks extract|privacy|multitable|fidelity|filters [ARGS]`` runs one of them
+with its own arguments (``python -m benchmarks multitable --help``). Without a name every
+benchmark runs: the extract benchmark first with the arguments (``--rows``: rows
+extracted), then privacy and multi-table at their own defaults.
 """
 
 import sys
 
-from benchmarks import extract, fidelity, multitable, privacy
+from benchmarks import extract, fidelity, filters, multitable, privacy
 
 BENCHMARKS = {
     "extract": extract,
     "privacy": privacy,
     "multitable": multitable,
     "fidelity": fidelity,
+    "filters": filters,
 }
 
 
