@@ -665,7 +665,10 @@ def test_dockerfile_installs_the_package_and_its_folders() -> None:
     text = DOCKERFILE.read_text()
     assert "download.pytorch.org/whl/cpu" in text
     # the CPU torch wheel goes in before the package, or pip pulls the CUDA build for SDV
-    assert text.index("torch==") < text.index("/opt/airflow/airflow-synth\n")
+    assert text.index("torch==") < text.index('"/opt/airflow/airflow-synth[argn]"')
+    # TabularARGN (synthesizer "auto"): its dependencies by the extra, the engine without its
+    # pins (psutil<6 clashes with Airflow 3), after the package
+    assert text.index("airflow-synth[argn]") < text.index("--no-deps mostlyai-engine==")
     for folder in ("pyproject.toml", "README.md", "airflow_synth/", "dags/", "sql/", "plugins/"):
         assert re.search(rf"^COPY .*\b{re.escape(folder)}", text, flags=re.MULTILINE), folder
         assert (REPO / folder.rstrip("/")).exists(), (
