@@ -30,6 +30,13 @@ CHECK_PARAMS = (
 )
 
 
+def _share_gate(value: float | None, *, title: str, description: str) -> Param:
+    """A gate threshold on a share (0..1); empty switches the gate off."""
+    return Param(
+        value, type=["null", "number"], minimum=0, maximum=1, title=title, description=description
+    )
+
+
 def esl_params(
     *,
     rows: int = 0,
@@ -111,55 +118,37 @@ def esl_params(
             title="Outlier filter",
             description="Remove synthetic rows that are outliers in the real data's space.",
         ),
-        "min_quality": Param(
+        "min_quality": _share_gate(
             min_quality,
-            type=["null", "number"],
-            minimum=0,
-            maximum=1,
             title="Gate: minimum quality score",
             description="Fail (publish nothing) below this SDV quality score. Empty = off.",
         ),
-        "min_dependence": Param(
+        "min_dependence": _share_gate(
             min_dependence,
-            type=["null", "number"],
-            minimum=0,
-            maximum=1,
             title="Gate: minimum dependence preservation",
             description="Share of the real table's strong relationships the synthetic table "
             "keeps (0 = columns independent, 1 = all kept). Empty = off.",
         ),
-        "max_exact_match_rate": Param(
+        "max_exact_match_rate": _share_gate(
             max_exact_match_rate,
-            type=["null", "number"],
-            minimum=0,
-            maximum=1,
             title="Gate: maximum exact-match rate",
             description="Fail if more than this share of rows copy a real row. Empty = off.",
         ),
-        "max_dcr_share": Param(
+        "max_dcr_share": _share_gate(
             max_dcr_share,
-            type=["null", "number"],
-            minimum=0,
-            maximum=1,
             title="Gate: maximum DCR share",
             description="0.5 is ideal; higher means rows sit closer to training rows than "
             "to unseen ones (memorisation). Empty = off.",
         ),
-        "max_near_copy_rate": Param(
+        "max_near_copy_rate": _share_gate(
             max_near_copy_rate,
-            type=["null", "number"],
-            minimum=0,
-            maximum=1,
             title="Gate: maximum near-copy rate",
             description="Fail if more rows than this share sit closer to a real row than any "
             "real row sits to another (or than unseen real rows would, at this size). "
             "Empty = off.",
         ),
-        "min_rules_held": Param(
+        "min_rules_held": _share_gate(
             min_rules_held,
-            type=["null", "number"],
-            minimum=0,
-            maximum=1,
             title="Gate: rules held",
             description="Lowest share of rows on which a rule of the real table (a code that "
             "fixes a rate, shipped after ordered, a NULL pattern) holds. Empty = off.",
