@@ -21,22 +21,31 @@ The wrapper gives the pipeline what it gets from SDV: ``fit({table: frame})``,
   left out of them), never rows.
 * Seeding: each ``sample`` call after ``_set_random_state(seed)`` uses its own derived
   seed, so batches differ from each other and a run is repeatable.
+* The process is left as the engine found it (:func:`engine_side_effects_undone`): training
+  switches the CPU to flush denormal floats to zero and reseeds the global generators,
+  which silently changed what a later HMA run in the same worker produced from the same
+  seed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import logging
 import math
+import os
+import random
 import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -158,25 +167,8 @@ class TabularARGNSynthesizer:
         started = time.monotonic()
         progress = _TrainingLog(self.max_training_minutes, self.epochs)
         try:
-            if self._seed is not None:
-                engine.set_random_state(self._seed)
-            engine.split(
-                tgt_data=_for_engine(frame),
-                tgt_encoding_types=encodings,
-                model_type="TABULAR",
-                workspace_dir=workspace,
-            )
-            engine.analyze(value_protection=self.value_protection, workspace_dir=workspace)
-            engine.encode(workspace_dir=workspace)
-            engine.train(
-                model=self.model,
-                max_training_time=self.max_training_minutes,
-                max_epochs=self.epochs,
-                enable_flexible_generation=self.flexible_generation,
-                device="cpu",
-                workspace_dir=workspace,
-                update_progress=progress,
-            )
+            with engine_side_effects_undone():
+                self._train(engine, frame, encodings, workspace, progress)
         except BaseException:
             shutil.rmtree(workspace, ignore_errors=True)
             raise
@@ -188,6 +180,34 @@ class TabularARGNSynthesizer:
             self.training.get("epochs"),
             self.training["seconds"],
             self.training.get("stopped", "converged"),
+        )
+
+    def _train(
+        self,
+        engine: Any,
+        frame: pd.DataFrame,
+        encodings: dict[str, str],
+        workspace: Path,
+        progress: _TrainingLog,
+    ) -> None:
+        if self._seed is not None:
+            engine.set_random_state(self._seed)
+        engine.split(
+            tgt_data=_for_engine(frame),
+            tgt_encoding_types=encodings,
+            model_type="TABULAR",
+            workspace_dir=workspace,
+        )
+        engine.analyze(value_protection=self.value_protection, workspace_dir=workspace)
+        engine.encode(workspace_dir=workspace)
+        engine.train(
+            model=self.model,
+            max_training_time=self.max_training_minutes,
+            max_epochs=self.epochs,
+            enable_flexible_generation=self.flexible_generation,
+            device="cpu",
+            workspace_dir=workspace,
+            update_progress=progress,
         )
 
     # -- sampling ------------------------------------------------------------------------
@@ -212,18 +232,17 @@ class TabularARGNSynthesizer:
             empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in self._dtypes.items()})
             return {self._table: empty}
         workspace = self._ready_workspace()
-        if self._seed is not None:
-            engine.set_random_state(self._seed + 7919 * self._draws)
-        else:
-            engine.set_random_state(None)
+        seed = None if self._seed is None else self._seed + 7919 * self._draws
         self._draws += 1
         shutil.rmtree(workspace / "SyntheticData", ignore_errors=True)
-        engine.generate(
-            sample_size=int(num_rows),
-            rare_category_replacement_method="SAMPLE",
-            device="cpu",
-            workspace_dir=workspace,
-        )
+        with engine_side_effects_undone():
+            engine.set_random_state(seed)
+            engine.generate(
+                sample_size=int(num_rows),
+                rare_category_replacement_method="SAMPLE",
+                device="cpu",
+                workspace_dir=workspace,
+            )
         files = sorted((workspace / "SyntheticData").glob("*.parquet"))
         frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
         shutil.rmtree(workspace / "SyntheticData", ignore_errors=True)
@@ -246,6 +265,37 @@ class TabularARGNSynthesizer:
         workspace = getattr(self, "_workspace", None)
         if workspace is not None:
             shutil.rmtree(workspace, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def engine_side_effects_undone() -> Iterator[None]:
+    """Undo what the engine changes process-wide, so the next task in this worker is unchanged.
+
+    Training calls ``torch.set_flush_denormal(True)`` (the CPU then rounds tiny floats to
+    zero in *every* library, numpy and scipy included) and ``set_random_state`` reseeds
+    Python's, NumPy's and torch's global generators and exports ``MOSTLYAI_ENGINE_SEED``.
+    In a long-lived worker (or ``dag.test()``) an HMA run after an ARGN fit then produced
+    other rows from the same seed. Flush-to-zero is off by default and has no getter, so it
+    is switched off again; the rest is restored to what it was.
+    """
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    torch_state, dtype = torch.get_rng_state(), torch.get_default_dtype()
+    seed_variable = os.environ.get("MOSTLYAI_ENGINE_SEED")
+    try:
+        with warnings.catch_warnings():  # the engine adds filters of its own
+            yield
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_default_dtype(dtype)
+        torch.set_rng_state(torch_state)
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+        if seed_variable is None:
+            os.environ.pop("MOSTLYAI_ENGINE_SEED", None)
+        else:
+            os.environ["MOSTLYAI_ENGINE_SEED"] = seed_variable
 
 
 class _TrainingLog:
