@@ -103,6 +103,7 @@ from airflow_synth.datagen.golden import (
     check_truths,
     observe,
 )
+from airflow_synth.datagen.integrity import assert_integrity, integrity_problems
 from airflow_synth.datagen.load import SeedError, SeedResult, seed_database
 from airflow_synth.datagen.spec import DataSpec, SpecError, load_spec, parse_spec
 from airflow_synth.datagen.truths import Truth, answer_key
@@ -118,10 +119,12 @@ __all__ = [
     "TruthReport",
     "TruthResult",
     "answer_key",
+    "assert_integrity",
     "assert_truths",
     "check_truths",
     "generate",
     "generate_tables",
+    "integrity_problems",
     "load_spec",
     "observe",
     "parse_spec",

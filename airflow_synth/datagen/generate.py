@@ -36,6 +36,9 @@ from airflow_synth.datagen.spec import ColumnSpec, DataSpec, TableSpec
 BLOCK_ROWS = 65_536
 #: Bump when the same (spec, seed) would give other rows, so seeded databases reload.
 GENERATOR_VERSION = "datagen-1"
+#: Rounds of redrawing repeated values of a ``distinct_per`` reference before the few
+#: parents still holding a repeat draw their rows without replacement one by one.
+DISTINCT_REDRAWS = 20
 
 
 def _stream_key(*names: str) -> int:
@@ -130,16 +133,55 @@ class _TableMaker:
         for name in self.plan.exact:
             if name.startswith("__children_of_"):
                 block.values[name] = self._children(name, block, number)
+        self._check_key(block)
+
+    def _check_key(self, block: _Block) -> None:
+        """A composite key never repeats: checked on every block, not assumed.
+
+        The spec only accepts composite keys that are unique by construction (the parent
+        column plus a per-parent sequence or ``distinct_per`` reference), and a block holds
+        whole parents, so a block without repeats means a table without repeats. A repeat
+        here is a bug in the generator, and it stops before the database sees it.
+        """
+        key = self.table.key_columns
+        if len(key) < 2 or block.n < 2 or any(self.table.columns[c].type == "id" for c in key):
+            return
+        arrays = [np.asarray(block.values[c]) for c in key]
+        order = np.lexsort(arrays[::-1])
+        same = np.ones(block.n - 1, dtype=bool)
+        for array in arrays:
+            ordered = array[order]
+            same &= ordered[1:] == ordered[:-1]
+        if same.any():
+            raise ValueError(
+                f"{self.spec.source}: table {self.table.name!r}: the composite primary key "
+                f"({', '.join(key)}) repeats in {int(same.sum())} generated rows."
+            )
 
     # --- column makers (internal form: codes for categories, floats, datetime64) ----------
     def _make_id(self, column: ColumnSpec, block: _Block, rng: np.random.Generator) -> np.ndarray:
-        index = np.arange(block.start, block.start + block.n, dtype=np.int64)
+        return self.ids_at(column, np.arange(block.start, block.start + block.n, dtype=np.int64))
+
+    def ids_at(self, column: ColumnSpec, index: np.ndarray) -> np.ndarray:
+        """The ids of rows ``index`` of this table: a function of the row number alone, so
+        a self-reference can name rows before they are made."""
         o = column.options
         if o["format"] == "sequence":
             return index + int(o["start"])
         key = self.seed ^ _stream_key(self.table.name, column.name)
         ids = random_string_ids(index, int(o["length"]), key)
         return np.char.add(str(o["prefix"]), ids) if o.get("prefix") else ids
+
+    def _make_sequence(
+        self, column: ColumnSpec, block: _Block, rng: np.random.Generator
+    ) -> np.ndarray:
+        """start, start+1, ... within each parent: a block's rows come grouped by parent."""
+        parent = np.asarray(block.values[str(column.options["per"])])
+        position = np.arange(block.n, dtype=np.int64)
+        first = np.ones(block.n, dtype=bool)
+        first[1:] = parent[1:] != parent[:-1]
+        run_start = np.maximum.accumulate(np.where(first, position, 0)) if block.n else position
+        return position - run_start + int(column.options["start"])
 
     def _make_categorical(
         self, column: ColumnSpec, block: _Block, rng: np.random.Generator
@@ -306,7 +348,16 @@ class _TableMaker:
     def _make_reference(
         self, column: ColumnSpec, block: _Block, rng: np.random.Generator
     ) -> np.ndarray:
-        parent_name = column.options["references"].split(".")[0]
+        """Parent row numbers (internal form; -1 is NULL), mapped to keys on output."""
+        o = column.options
+        if column.is_self_reference:
+            # A hierarchy: the first `roots` rows have no parent; every other row points at
+            # a uniformly drawn *earlier* row, so there is no cycle, at any block size.
+            index = np.arange(block.start, block.start + block.n, dtype=np.int64)
+            earlier = np.floor(rng.random(block.n) * index).astype(np.int64)
+            earlier = np.minimum(earlier, np.maximum(index - 1, 0))
+            return np.where(index < int(o["roots"]), -1, earlier)
+        parent_name = column.parent_table
         parent = self.tables[parent_name]
         size = parent["__rows__"].size
         if size == 0:
@@ -314,22 +365,65 @@ class _TableMaker:
                 f"{self.spec.source}: table {self.table.name!r}, column {column.name!r} refers "
                 f"to {parent_name!r}, which has no rows; give it rows or drop the reference."
             )
-        pop = column.options.get("popularity", {"name": "uniform"})
+        pop = o.get("popularity", {"name": "uniform"})
         if pop["name"] == "uniform":
-            return rng.integers(0, size, block.n)
-        if column.name not in self.popularity:
-            # Popular parents are spread over the ids (not the first ones), fixed by the seed.
-            order = np.random.default_rng(
-                np.random.SeedSequence(self.seed, spawn_key=(_stream_key(column.qualified),))
-            ).permutation(size)
-            weights = 1.0 / np.arange(1, size + 1) ** float(pop.get("exponent", 1.0))
-            cumulative = np.empty(size)
-            cumulative[order] = weights
-            self.popularity[column.name] = np.cumsum(cumulative) / cumulative.sum()
-        return np.minimum(
-            np.searchsorted(self.popularity[column.name], rng.random(block.n), side="right"),
-            size - 1,
-        )
+
+            def draw(n: int) -> np.ndarray:
+                return rng.integers(0, size, n)
+
+        else:
+            if column.name not in self.popularity:
+                # Popular parents are spread over the ids (not the first ones), fixed by seed.
+                order = np.random.default_rng(
+                    np.random.SeedSequence(self.seed, spawn_key=(_stream_key(column.qualified),))
+                ).permutation(size)
+                weights = 1.0 / np.arange(1, size + 1) ** float(pop.get("exponent", 1.0))
+                cumulative = np.empty(size)
+                cumulative[order] = weights
+                self.popularity[column.name] = np.cumsum(cumulative) / cumulative.sum()
+
+            def draw(n: int) -> np.ndarray:
+                cdf = self.popularity[column.name]
+                return np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), size - 1)
+
+        values = draw(block.n)
+        if "distinct_per" in o:
+            group = np.asarray(block.get(str(o["distinct_per"])))
+            values = self._distinct(column, values, group, draw, size, rng)
+        if o.get("null_share"):
+            values = np.where(rng.random(block.n) < float(o["null_share"]), -1, values)
+        return values
+
+    def _distinct(
+        self,
+        column: ColumnSpec,
+        values: np.ndarray,
+        group: np.ndarray,
+        draw: Any,
+        size: int,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Values that never repeat within one ``group`` (a link table's pairs).
+
+        Repeats are redrawn with the column's own popularity, which keeps it and settles
+        most repeats in a round or two; parents still holding one after
+        :data:`DISTINCT_REDRAWS` rounds (k close to the number of choices) draw their rows
+        without replacement, one parent at a time.
+        """
+        values = values.copy()
+        for _ in range(DISTINCT_REDRAWS):
+            repeated = _repeated(group, values)
+            if not repeated.any():
+                return values
+            values[repeated] = draw(int(repeated.sum()))
+        left = _repeated(group, values)
+        if left.any():
+            cdf = self.popularity.get(column.name)
+            p = None if cdf is None else np.diff(cdf, prepend=0.0)
+            for parent in np.unique(group[left]):
+                rows = np.flatnonzero(group == parent)
+                values[rows] = rng.choice(size, rows.size, replace=False, p=p)
+        return values
 
     def _children(self, name: str, block: _Block, number: int) -> np.ndarray:
         """Children per parent row: exact counts, given to the rows ranked by ``rank_by``."""
@@ -381,7 +475,10 @@ class _TableMaker:
             return ~hits if "not_in" in cond else hits
         x = block.get(name)
         if "is_null" in cond:
-            null = np.isnat(x) if x.dtype.kind == "M" else np.isnan(x.astype(float))
+            if spec.type == "reference":
+                null = x < 0
+            else:
+                null = np.isnat(x) if x.dtype.kind == "M" else np.isnan(x.astype(float))
             return null == bool(cond["is_null"])
         if "between" in cond:
             low, high = cond["between"]
@@ -391,6 +488,26 @@ class _TableMaker:
         wanted = cond.get("in", cond.get("not_in", [cond.get("equals")]))
         hits = np.isin(x, wanted)
         return ~hits if "not_in" in cond else hits
+
+    def reference_keys(self, column: ColumnSpec, rows: np.ndarray) -> list[Any]:
+        """The loaded values of a reference: the parent's key column(s) at ``rows``."""
+        null = rows < 0
+        safe = np.where(null, 0, rows)
+        if column.is_self_reference:
+            own = self.table.columns[str(self.table.primary_key)]
+            keys = [self.ids_at(own, safe)]
+        else:
+            keys = [self.key_values(column.parent_table, c, safe) for c in column.parent_columns]
+        return [_with_nulls(k, null) for k in keys]
+
+    def key_values(self, table: str, column: str, rows: np.ndarray) -> np.ndarray:
+        """Loaded values of key column ``table.column`` at ``rows`` (a reference in a
+        composite key is followed to the id it stands for)."""
+        spec = self.spec.tables[table].columns[column]
+        values = self.tables[table][column][rows]
+        if spec.type == "reference":
+            return self.key_values(spec.parent_table, spec.parent_columns[0], values)
+        return values
 
     def _spec_of(self, name: str) -> ColumnSpec:
         if "." in name:
@@ -410,6 +527,32 @@ class _TableMaker:
                     x = np.abs(x - float(term["distance_from"]))
                 score += weight * np.nan_to_num(x)
         return score
+
+
+def _repeated(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Rows whose (group, value) pair appeared on an earlier row (first ones are kept)."""
+    if values.size < 2:
+        return np.zeros(values.size, dtype=bool)
+    order = np.lexsort((np.arange(values.size), values, group))
+    same = (group[order][1:] == group[order][:-1]) & (values[order][1:] == values[order][:-1])
+    repeated = np.zeros(values.size, dtype=bool)
+    repeated[order[1:][same]] = True
+    return repeated
+
+
+def _with_nulls(values: np.ndarray, null: np.ndarray) -> Any:
+    """``values`` with NULL where ``null``: nullable Int64 for numbers, None for strings.
+
+    Without NULLs the array is returned as it is, so references that cannot be NULL keep
+    the plain dtype they always had.
+    """
+    if not null.any():
+        return values
+    if values.dtype.kind in "iu":
+        return pd.arrays.IntegerArray(values.astype(np.int64), null.copy())
+    out = values.astype(object)
+    out[null] = None
+    return out
 
 
 def _member(value: Any, wanted: Any) -> bool:
@@ -499,8 +642,10 @@ class _Output:
                 for name, codes in self.parts[column.name]:
                     data[name] = pd.Categorical.from_codes(codes[value], dtype=self.dtypes[name])
             elif column.type == "reference":
-                parent = self.maker.tables[column.options["references"].split(".")[0]]
-                data[column.name] = parent["__ids__"][value]
+                for name, values in zip(
+                    column.output_columns, self.maker.reference_keys(column, value), strict=True
+                ):
+                    data[name] = values
             elif column.type == "integer":
                 data[column.name] = (
                     pd.array(value, dtype="Int64")
@@ -589,9 +734,9 @@ def _generate(
 def _parents(table: TableSpec) -> list[str]:
     parents = [table.rows.per] if table.rows.per else []
     parents += [
-        c.options["references"].split(".")[0]
+        c.parent_table
         for c in table.columns.values()
-        if c.type == "reference"
+        if c.type == "reference" and not c.is_self_reference
     ]
     return parents
 
@@ -600,7 +745,7 @@ def _empty_block(maker: _TableMaker) -> _Block:
     block = _Block(maker.table, 0, 0)
     for column in maker.columns:
         kind = column.type
-        if kind in ("categorical", "reference"):
+        if kind in ("categorical", "reference", "sequence"):
             block.values[column.name] = np.zeros(0, dtype=np.int64)
         elif kind == "boolean":
             block.values[column.name] = np.zeros(0, dtype=bool)

@@ -115,12 +115,35 @@ def make_plan(
             children = ExactColumn(categories=support.tolist(), counts=hist)
             parent.exact[children_column(name)] = children
             plan = TablePlan(name, int((support * hist).sum()), children=children)
+            _check_distinct(spec, table, plans, int(support[hist > 0].max(initial=0)))
         else:
             plan = TablePlan(name, int(rows.get(name, table.rows.count)))
         for column in _columns_in_order(table):
             _plan_column(spec, table, column, plan)
         plans[name] = plan
     return Plan(spec, plans)
+
+
+def _check_distinct(
+    spec: DataSpec, table: TableSpec, plans: Mapping[str, TablePlan], most: int
+) -> None:
+    """A link table's parent with ``most`` children needs that many distinct other parents.
+
+    Checked on the plan, after resizing: the spec may be fine at its own sizes and not at
+    the sizes asked for.
+    """
+    for column in table.columns.values():
+        if column.type != "reference" or "distinct_per" not in column.options:
+            continue
+        available = plans[column.parent_table].rows
+        if most > available:
+            raise SpecError(
+                f"{spec.source}: table {table.name!r}, column {column.name!r}: a "
+                f"{table.rows.per} row gets up to {most} {table.name} rows, each with a "
+                f"different {column.parent_table} row, but {column.parent_table!r} has only "
+                f"{available} rows at this size. Lower the counts (rows.counts.max) or give "
+                f"{column.parent_table!r} more rows."
+            )
 
 
 def _columns_in_order(table: TableSpec) -> list[ColumnSpec]:

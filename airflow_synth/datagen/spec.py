@@ -32,6 +32,7 @@ COLUMN_TYPES = (
     "date",
     "timestamp",
     "reference",
+    "sequence",
 )
 #: Numeric distributions (parameters in brackets) for ``integer``/``float`` columns and lags.
 DISTRIBUTIONS: Mapping[str, tuple[str, ...]] = {
@@ -92,7 +93,8 @@ _COLUMN_KEYS: Mapping[str, set[str]] = {
         "when",
         "time_of_day",
     },
-    "reference": {"references", "popularity"},
+    "reference": {"references", "popularity", "null_share", "into", "distinct_per", "roots"},
+    "sequence": {"per", "start"},
 }
 _COMMON_KEYS = {"type", "hidden", "description"}
 
@@ -125,9 +127,37 @@ class ColumnSpec:
 
     @property
     def output_columns(self) -> tuple[str, ...]:
-        """Columns this entry writes (a ``split`` categorical writes several)."""
+        """Columns this entry writes (a ``split`` categorical and a composite reference
+        write several)."""
         split = self.options.get("split")
-        return tuple(split["into"]) if split else (self.name,)
+        if split:
+            return tuple(split["into"])
+        if self.type == "reference" and self.is_composite:
+            return tuple(self.options["into"])
+        return (self.name,)
+
+    # --- references -----------------------------------------------------------------------
+    @property
+    def parent_table(self) -> str:
+        """The table a ``reference`` points at."""
+        ref = self.options["references"]
+        return str(ref[0] if isinstance(ref, list) else ref).split(".")[0]
+
+    @property
+    def parent_columns(self) -> tuple[str, ...]:
+        """The parent's key columns a ``reference`` points at (several: a composite FK)."""
+        ref = self.options["references"]
+        return tuple(str(r).split(".", 1)[1] for r in (ref if isinstance(ref, list) else [ref]))
+
+    @property
+    def is_composite(self) -> bool:
+        """A reference to a composite primary key (it writes one column per key column)."""
+        return isinstance(self.options.get("references"), list)
+
+    @property
+    def is_self_reference(self) -> bool:
+        """A reference to its own table (a hierarchy such as ``manager_id``)."""
+        return self.type == "reference" and self.parent_table == self.table
 
 
 @dataclass(frozen=True)
@@ -146,8 +176,12 @@ class RowsSpec:
 class TableSpec:
     name: str
     rows: RowsSpec
+    #: The single ``id`` column that single-column references point at; None for a table
+    #: without one (no key, or a composite key: see :attr:`key_columns`).
     primary_key: str | None
     columns: Mapping[str, ColumnSpec]
+    #: The declared primary key, one column or several (``primary_key: [a, b]``); () if none.
+    key_columns: tuple[str, ...] = ()
 
     def column(self, name: str) -> ColumnSpec:
         return self.columns[name]
@@ -222,7 +256,7 @@ def _referenced_tables(table: TableSpec) -> list[str]:
     parents = [table.rows.per] if table.rows.per else []
     for column in table.columns.values():
         if column.type == "reference":
-            parents.append(column.options["references"].split(".")[0])
+            parents.append(column.parent_table)
     return [p for p in dict.fromkeys(parents) if p != table.name]
 
 
@@ -270,6 +304,8 @@ class _Parser:
     def __init__(self, source: str, base_dir: Path | None) -> None:
         self.source = source
         self.base_dir = base_dir
+        #: The table whose columns are being read (a reference to it is a self-reference).
+        self.current_table = ""
 
     def fail(self, where: str, message: str) -> SpecError:
         return SpecError(f"{self.source}: {where}: {message}")
@@ -333,19 +369,84 @@ class _Parser:
         rows = self.rows(name, body.get("rows"))
         columns = {str(c): self.column(name, str(c), spec) for c, spec in columns_raw.items()}
         ids = [c.name for c in columns.values() if c.type == "id"]
-        primary_key = body.get("primary_key", ids[0] if ids else None)
-        if primary_key is not None and primary_key not in columns:
-            raise self.fail(
-                where,
-                f"primary_key {primary_key!r} is not a column.{_suggest(primary_key, columns)}",
-            )
+        declared = body.get("primary_key", ids[0] if ids else None)
+        if isinstance(declared, list) and len(declared) == 1:
+            declared = declared[0]
+        key_columns: tuple[str, ...] = ()
+        if isinstance(declared, list):
+            key_columns = tuple(str(c) for c in declared)
+            primary_key = None
+        elif declared is not None:
+            primary_key = str(declared)
+            key_columns = (primary_key,)
+        else:
+            primary_key = None
+        for key in key_columns:
+            if key not in columns:
+                raise self.fail(
+                    where, f"primary_key {key!r} is not a column.{_suggest(key, columns)}"
+                )
         if primary_key is not None and columns[primary_key].type != "id":
             raise self.fail(where, f"primary_key {primary_key!r} must be a column of type id.")
         if len(ids) > 1:
             raise self.fail(where, f"more than one id column ({', '.join(ids)}); keep one.")
-        table = TableSpec(name=name, rows=rows, primary_key=primary_key, columns=columns)
+        table = TableSpec(
+            name=name,
+            rows=rows,
+            primary_key=primary_key,
+            columns=columns,
+            key_columns=key_columns,
+        )
         self.check_columns(table)
+        if len(key_columns) > 1:
+            self.check_composite_key(table)
         return table
+
+    def check_composite_key(self, table: TableSpec) -> None:
+        """A composite key must be unique *by construction*, never by luck of the draw.
+
+        Rows of one parent are made together, so (parent column, a column numbered or
+        drawn without repeats within that parent) is unique; so is any key holding the
+        table's ``id`` column. Anything else could repeat, and the load would fail in the
+        database halfway through: refused here instead.
+        """
+        where = f"table {table.name!r}, primary_key"
+        key = table.key_columns
+        if len(set(key)) != len(key):
+            raise self.fail(where, f"{list(key)} names a column twice.")
+        for name in key:
+            column = table.columns[name]
+            if column.type not in ("id", "sequence", "reference") or column.hidden:
+                raise self.fail(
+                    where,
+                    f"column {name!r} ({column.type}) cannot be part of a composite key: use "
+                    "id, sequence and (single-column, loaded) reference columns.",
+                )
+            if column.type == "reference" and (
+                column.is_composite or column.is_self_reference or column.options.get("null_share")
+            ):
+                raise self.fail(
+                    where,
+                    f"column {name!r} can be NULL or writes several columns; a key column "
+                    "needs exactly one value on every row.",
+                )
+        if any(table.columns[c].type == "id" for c in key):
+            return
+        via = table.rows.via
+        unique_within = [
+            c
+            for c in key
+            if (table.columns[c].type == "sequence" and table.columns[c].options["per"] == via)
+            or table.columns[c].options.get("distinct_per") == via
+        ]
+        if via is None or via not in key or not unique_within:
+            raise self.fail(
+                where,
+                f"({', '.join(key)}) is not unique by construction. A composite key needs the "
+                "column the rows are counted by (`rows: {per: <parent>, via: <column>}`) "
+                "plus a `type: sequence` numbered per that column, or a reference with "
+                "`distinct_per:` that column (a link table); or the table's id column.",
+            )
 
     def rows(self, table: str, raw: Any) -> RowsSpec:
         where = f"table {table!r}, rows"
@@ -408,6 +509,7 @@ class _Parser:
             )
         self.keys(raw, _COLUMN_KEYS[kind] | _COMMON_KEYS, where)
         options = {k: v for k, v in raw.items() if k not in _COMMON_KEYS}
+        self.current_table = table
         depends = getattr(self, f"col_{kind}")(where, options)
         return ColumnSpec(
             table=table,
@@ -625,9 +727,21 @@ class _Parser:
 
     def col_reference(self, where: str, o: dict[str, Any]) -> list[str]:
         ref = o.get("references")
-        if not isinstance(ref, str) or ref.count(".") != 1:
-            raise self.fail(where, "`references:` must be `<table>.<id column>`.")
-        table = ref.split(".")[0]
+        if isinstance(ref, list) and len(ref) == 1:
+            ref = o["references"] = ref[0]
+        targets = ref if isinstance(ref, list) else [ref]
+        if not all(isinstance(t, str) and t.count(".") == 1 for t in targets):
+            raise self.fail(
+                where,
+                "`references:` must be `<table>.<id column>`, or a list "
+                "`[<table>.<key column>, ...]` for a composite primary key.",
+            )
+        tables = {t.split(".")[0] for t in targets}
+        if len(tables) != 1:
+            raise self.fail(
+                where, f"a composite reference points at one table, got {sorted(tables)}."
+            )
+        table = tables.pop()
         if table not in self.table_names:
             raise self.fail(
                 where,
@@ -637,7 +751,63 @@ class _Parser:
         pop = o.get("popularity", {"name": "uniform"})
         if not isinstance(pop, Mapping) or pop.get("name") not in ("uniform", "zipf"):
             raise self.fail(where, "`popularity:` is {name: uniform} or {name: zipf, exponent: s}.")
-        return []
+        if "null_share" in o:
+            self.probability(o["null_share"], f"{where}, null_share")
+        if "into" in o:
+            into = o["into"]
+            if not isinstance(ref, list):
+                raise self.fail(where, "`into:` names the columns of a composite reference only.")
+            if (
+                not isinstance(into, list)
+                or len(into) != len(targets)
+                or len(set(map(str, into))) != len(into)
+            ):
+                raise self.fail(
+                    where,
+                    f"`into:` must list {len(targets)} different column names, one per "
+                    f"referenced column ({', '.join(targets)}).",
+                )
+            o["into"] = [str(c) for c in into]
+        elif isinstance(ref, list):
+            o["into"] = [t.split(".", 1)[1] for t in targets]
+        self_reference = table == self.current_table
+        if "roots" in o:
+            roots = o["roots"]
+            if not self_reference:
+                raise self.fail(where, "`roots:` is for a reference to the column's own table.")
+            if isinstance(roots, bool) or not isinstance(roots, int) or roots < 1:
+                raise self.fail(where, f"`roots:` is the number of top rows (>= 1), got {roots!r}.")
+        if self_reference:
+            if isinstance(ref, list):
+                raise self.fail(where, "a self-reference points at the table's single id column.")
+            if pop.get("name") != "uniform" or "null_share" in o:
+                raise self.fail(
+                    where,
+                    "a self-reference (a hierarchy) picks a uniform earlier row; its NULLs are "
+                    "the `roots:` (first rows); drop `popularity:`/`null_share:`.",
+                )
+            o.setdefault("roots", 1)
+        depends: list[str] = []
+        if "distinct_per" in o:
+            if self_reference or isinstance(ref, list):
+                raise self.fail(where, "`distinct_per:` is for a plain reference to another table.")
+            if o.get("null_share"):
+                raise self.fail(where, "`distinct_per:` and `null_share:` do not mix.")
+            depends.append(str(o["distinct_per"]))
+        return depends
+
+    def col_sequence(self, where: str, o: dict[str, Any]) -> list[str]:
+        """A number 1..n (or start..start+n-1) within each parent row, e.g. line_number."""
+        if "per" not in o or not isinstance(o["per"], str):
+            raise self.fail(
+                where,
+                "a sequence needs `per: <reference column>`, the column whose parent it counts "
+                "within (the table's `rows.via`).",
+            )
+        start = o.setdefault("start", 1)
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise self.fail(where, f"`start:` must be a whole number, got {start!r}.")
+        return [o["per"]]
 
     # --- small value checks ---------------------------------------------------------
     def number(self, value: Any, where: str, positive: bool = False) -> None:
@@ -721,6 +891,35 @@ class _Parser:
                 f"(e.g. `{table.rows.via}: {{type: reference, references: "
                 f"{table.rows.per}.id}}`).",
             )
+        if table.rows.per:
+            via = table.columns[str(table.rows.via)]
+            if via.is_composite or via.options.get("null_share") or via.is_self_reference:
+                raise self.fail(
+                    f"table {table.name!r}, rows",
+                    f"via {via.name!r} must be a plain, non-NULL reference to {table.rows.per!r}"
+                    " (no composite key, no null_share).",
+                )
+        for column in table.columns.values():
+            per = column.options.get("per") if column.type == "sequence" else None
+            per = per or column.options.get("distinct_per")
+            if per is not None and per != table.rows.via:
+                key = "per" if column.type == "sequence" else "distinct_per"
+                raise self.fail(
+                    f"table {table.name!r}, column {column.name!r}",
+                    f"`{key}: {per}` must be the column the table's rows are counted by "
+                    f"(rows.via: {table.rows.via or 'none; add `rows: {per: <parent>, via: ...}`'}"
+                    "): the rows of one parent are made together, which is what keeps the "
+                    "numbering consecutive and the values distinct.",
+                )
+        seen: dict[str, str] = {}
+        for column in table.columns.values():
+            for out in () if column.hidden else column.output_columns:
+                if out in seen:
+                    raise self.fail(
+                        f"table {table.name!r}, column {column.name!r}",
+                        f"writes column {out!r}, which {seen[out]!r} writes too.",
+                    )
+                seen[out] = column.name
         self.check_cycles(table)
 
     def resolve(self, table: TableSpec, dep: str, where: str) -> None:
@@ -766,13 +965,7 @@ class _Parser:
             for column in table.columns.values():
                 where = f"table {table.name!r}, column {column.name!r}"
                 if column.type == "reference":
-                    parent, key = column.options["references"].split(".")
-                    if key != tables[parent].primary_key:
-                        raise self.fail(
-                            where,
-                            f"references {parent}.{key}, which is not the primary key of "
-                            f"{parent!r} ({tables[parent].primary_key}).",
-                        )
+                    self.check_reference(table, column, tables, where)
                 for dep in column.depends_on:
                     if "." in dep:
                         parent, name = dep.split(".", 1)
@@ -788,6 +981,60 @@ class _Parser:
                         f"table {table.name!r}, rows.rank_by",
                         f"unknown column {term['column']!r} of parent table {table.rows.per!r}.",
                     )
+
+    def check_reference(
+        self, table: TableSpec, column: ColumnSpec, tables: Mapping[str, TableSpec], where: str
+    ) -> None:
+        """The reference names its parent's whole primary key: one id, or every key column."""
+        parent = tables[column.parent_table]
+        keys = column.parent_columns
+        target = ", ".join(f"{parent.name}.{k}" for k in keys)
+        if not column.is_composite:
+            if len(parent.key_columns) > 1:
+                listed = ", ".join(f"{parent.name}.{k}" for k in parent.key_columns)
+                raise self.fail(
+                    where,
+                    f"{parent.name!r} has a composite primary key "
+                    f"({', '.join(parent.key_columns)}); reference all of it: "
+                    f"`references: [{listed}]`.",
+                )
+            if keys[0] != parent.primary_key:
+                raise self.fail(
+                    where,
+                    f"references {target}, which is not the primary key of "
+                    f"{parent.name!r} ({parent.primary_key}).",
+                )
+        elif len(parent.key_columns) < 2 or sorted(keys) != sorted(parent.key_columns):
+            raise self.fail(
+                where,
+                f"references ({target}), which is not the composite primary key of "
+                f"{parent.name!r} ({', '.join(parent.key_columns) or 'none'}).",
+            )
+        if column.is_self_reference and parent.primary_key is None:
+            raise self.fail(where, "a self-reference needs the table's single id primary key.")
+        if "distinct_per" in column.options:
+            self.check_distinct(table, column, tables, where)
+
+    def check_distinct(
+        self, table: TableSpec, column: ColumnSpec, tables: Mapping[str, TableSpec], where: str
+    ) -> None:
+        """Where sizes are fixed in the spec, a parent cannot want more distinct rows than
+        exist (checked again at generate time, after any resizing)."""
+        counts = table.rows.counts
+        if counts.get("distribution") == "explicit":
+            most = max(int(k) for k, share in counts["values"].items() if share > 0)
+        elif "max" in counts:
+            most = int(counts["max"])
+        else:
+            return
+        parent = tables[column.parent_table]
+        if parent.rows.count is not None and most > parent.rows.count:
+            raise self.fail(
+                where,
+                f"up to {most} {table.name} rows per {table.rows.per} need as many distinct "
+                f"{parent.name} rows, but {parent.name!r} has {parent.rows.count}; lower the "
+                f"counts or give {parent.name!r} more rows.",
+            )
 
     def truth(self, name: str, raw: Any, tables: Mapping[str, TableSpec]) -> TruthSpec:
         where = f"truth {name!r}"
