@@ -221,7 +221,23 @@ class _TableMaker:
             missing = values.index(b["missing"]) if b.get("missing") in values else -1
             inside = (band >= 0) & (band < len(b["labels"])) & ~np.isnan(x)
             return np.where(inside, label_codes[band.clip(0, len(b["labels"]) - 1)], missing)
-        # conditional shares, drawn at random
+        if "values" in o:
+            # plain shares that are not exact (`when:` or `blend:`): drawn at random
+            codes = _draw(o["values"], values, rng.random(block.n))
+        else:
+            codes = self._conditional(column, block, rng)
+        if "blend" in o:
+            blend = o["blend"]
+            other = _draw(blend["values"], values, rng.random(block.n))
+            codes = np.where(rng.random(block.n) < float(blend["share"]), other, codes)
+        return codes
+
+    def _conditional(
+        self, column: ColumnSpec, block: _Block, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Shares given another column, drawn at random."""
+        o = column.options
+        values = self.categories[column.name]
         given, given_values = self._decoded(str(o["given"]), block)
         u = rng.random(block.n)
         codes = np.full(block.n, -1, dtype=np.int32)
@@ -236,10 +252,6 @@ class _TableMaker:
                     f"values_by has no entry for {o['given']}={value!r}; add one or `default:`."
                 )
             codes[rows] = _draw(shares, values, u[rows])
-        if "blend" in o:
-            blend = o["blend"]
-            other = _draw(blend["values"], values, rng.random(block.n))
-            codes = np.where(rng.random(block.n) < float(blend["share"]), other, codes)
         return codes
 
     def _make_boolean(

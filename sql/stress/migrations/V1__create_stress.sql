@@ -48,6 +48,7 @@ CREATE TABLE orders (
     id               bigint PRIMARY KEY,
     customer_id      bigint NOT NULL REFERENCES customers (id),
     clerk_id         bigint REFERENCES employees (id),
+    channel          varchar NOT NULL CHECK ((channel = 'online') = (clerk_id IS NULL)),
     order_date       date NOT NULL,
     status           varchar NOT NULL,
     priority         varchar NOT NULL,
