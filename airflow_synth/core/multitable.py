@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from sdv.metadata import Metadata
 
+from airflow_synth.core.assess.relationships import check_integrity as assess_integrity
+from airflow_synth.core.assess.relationships import children_per_parent
 from airflow_synth.core.combinations import combination_constraints
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.errors import ContractError
@@ -154,78 +156,37 @@ def check_integrity(frames: Mapping[str, pd.DataFrame], table_set: TableSet) -> 
 
     ``score`` is the share of checked child rows whose foreign key points at an existing
     parent (1.0 = every join keeps every row); ``passed`` also requires unique, non-NULL
-    primary keys.
+    primary keys. Delegates to :func:`airflow_synth.core.assess.relationships.check_integrity`
+    (composite keys, nullable relationships) with no relationship nullable, and keeps this
+    report's original keys for its current readers.
     """
-    keys: dict[str, Any] = {}
-    passed = True
-    for name in table_set.order:
-        key = table_set.tables[name].primary_key
-        if not key:
-            continue
-        values = frames[name][key[0]]
-        nulls = int(values.isna().sum())
-        duplicates = int(len(values) - values.nunique(dropna=True) - nulls)
-        keys[name] = {
-            "column": key[0],
-            "rows": len(values),
-            "nulls": nulls,
-            "duplicates": duplicates,
-        }
-        passed &= nulls == 0 and duplicates == 0
-    relationships = []
-    checked = matched = 0
-    for rel in table_set.relationships:
-        child = frames[rel.child][rel.child_columns[0]]
-        parent_keys = pd.Index(frames[rel.parent][rel.parent_columns[0]].dropna().unique())
-        present = child.isin(parent_keys)
-        nulls = int(child.isna().sum())
-        orphans = int((~present & child.notna()).sum())
-        relationships.append(
-            {
-                "relationship": str(rel),
-                "rows": len(child),
-                "orphans": orphans,
-                "nulls": nulls,
-                "integrity": _share(len(child) - orphans - nulls, len(child)),
-            }
-        )
-        checked += len(child)
-        matched += len(child) - orphans - nulls
-        passed &= orphans == 0 and nulls == 0
+    report = assess_integrity(frames, table_set)
     return {
-        "score": _share(matched, checked),
-        "passed": bool(passed),
-        "primary_keys": keys,
-        "relationships": relationships,
+        "score": report["score"],
+        "passed": report["passed"],
+        "primary_keys": {
+            name: {k: key[k] for k in ("column", "rows", "nulls", "duplicates")}
+            for name, key in report["primary_keys"].items()
+        },
+        "relationships": [
+            {k: rel[k] for k in ("relationship", "rows", "orphans", "nulls", "integrity")}
+            for rel in report["relationships"]
+        ],
     }
 
 
 def cardinality_report(
     real: Mapping[str, pd.DataFrame], synthetic: Mapping[str, pd.DataFrame], table_set: TableSet
 ) -> list[dict[str, Any]]:
-    """Children per parent, real vs synthetic: the numbers behind SDV's Cardinality score."""
-    found = []
-    for rel in table_set.relationships:
-        stats = {}
-        for side, frames in (("real", real), ("synthetic", synthetic)):
-            parents = frames[rel.parent][rel.parent_columns[0]]
-            counts = frames[rel.child][rel.child_columns[0]].value_counts()
-            per_parent = counts.reindex(parents.to_numpy(), fill_value=0).to_numpy()
-            stats[side] = _describe_counts(per_parent)
-        found.append({"relationship": str(rel), **stats})
-    return found
+    """Children per parent, real vs synthetic: the numbers behind SDV's Cardinality score.
 
-
-def _describe_counts(values: np.ndarray) -> dict[str, float | None]:
-    if values.size == 0:
-        return {"parents": 0, "mean": None, "median": None, "p90": None, "zero_share": None}
-    return {
-        "parents": int(values.size),
-        "mean": round(float(values.mean()), 3),
-        "median": float(np.median(values)),
-        "p90": float(np.quantile(values, 0.9)),
-        "zero_share": round(float((values == 0).mean()), 4),
-    }
+    The summary part of :func:`airflow_synth.core.assess.relationships.children_per_parent`
+    (which also has the whole histogram and its distance).
+    """
+    return [
+        {"relationship": row["relationship"], "real": row["real"], "synthetic": row["synthetic"]}
+        for row in children_per_parent(real, synthetic, table_set)["relationships"]
+    ]
 
 
 def multitable_quality(
@@ -257,7 +218,3 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if np.isnan(number) else round(number, 6)
-
-
-def _share(part: int, whole: int) -> float:
-    return 1.0 if whole == 0 else round(part / whole, 6)

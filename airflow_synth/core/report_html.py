@@ -101,13 +101,24 @@ def render_report(
         f"PII value, no category held by fewer than {min_count} real rows, no real minimum "
         "or maximum.</footer>",
     ]
+    return html_page(title, body)
+
+
+def html_page(title: str, sections: Sequence[str]) -> str:
+    """A whole page around ready ``sections``: one place owns the self-contained frame.
+
+    The single-table report and the table-set report (:mod:`airflow_synth.core.assess`)
+    share it, so both carry the same Content-Security-Policy (nothing may be fetched, no
+    script may run) and the same styles. ``title`` is escaped here; ``sections`` are HTML
+    already escaped by their makers.
+    """
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
-        + "\n".join(body)
+        + "\n".join(sections)
         + "</main></body></html>\n"
     )
 
@@ -1020,5 +1031,6 @@ __all__ = [
     "correlation_matrices",
     "cramers_v_matrices",
     "histogram",
+    "html_page",
     "render_report",
 ]
