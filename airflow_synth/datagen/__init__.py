@@ -10,10 +10,12 @@ compares a query's result with it (:func:`assert_truths`).
 Python API (no Airflow import)::
 
     from airflow_synth.datagen import load_spec, generate, answer_key, seed_database
+    from airflow_synth.datagen import generate_tables, integrity_problems
 
     spec = load_spec("specs/userbookings.yaml")
     for table, frame in generate(spec, seed=42, rows={"users": 10_000}, batch_rows=100_000):
         ...                                    # DataFrames, parents before children
+    assert integrity_problems(spec, generate_tables(spec)) == []   # keys and FKs intact
     key = answer_key(spec, rows={"users": 10_000})     # {truth name: Truth}
     with psycopg.connect(dsn) as conn:
         seed_database(conn, spec, seed=42)     # migrations + COPY, skipped if already loaded
@@ -80,7 +82,29 @@ Column types and their keys:
   definitions), ``when: <condition>`` (NULL otherwise). Timestamps get a random time of day.
 * ``reference``: ``references: <table>.<primary key>``, ``popularity: {name: uniform}`` or
   ``{name: zipf, exponent: 1.1}``. Every value points at an existing parent row.
+  ``null_share: 0.2``: an optional parent (NULL on that share of rows, drawn at random).
+  A composite foreign key lists the parent's whole composite key and names the columns it
+  writes: ``references: [partsupp.part_id, partsupp.supplier_id]``, ``into: [part_id,
+  supplier_id]`` (default: the parent's names); the entry's own name is not loaded.
+  ``distinct_per: <the table's rows.via>`` makes a link (many-to-many) table: within each
+  parent the values never repeat (``partsupp`` per ``part`` with k different suppliers).
+  A reference to the column's own table is a hierarchy (``manager_id: {type: reference,
+  references: employees.id, roots: 1}``): the first ``roots`` rows are NULL, every other
+  row points at a uniformly drawn earlier row, so there is never a cycle.
+* ``sequence``: ``per: <the table's rows.via>``, ``start`` (default 1): numbered start,
+  start+1, ... within each parent row, consecutive (``line_number`` per order, or a
+  ``year`` per employee with ``start: 2020``).
 * Any column: ``hidden: true`` (drives other columns but is not loaded), ``description``.
+
+Keys: ``primary_key: id`` (the default: the table's ``id`` column) or a composite key
+``primary_key: [order_id, line_number]``. A composite key must be unique by construction,
+which load_spec checks: the table's ``rows.via`` column plus a ``sequence`` or a
+``distinct_per`` reference counted within it (or the table's id column). Rows of one parent
+are made together, so within a parent is enough. Child dates after the parent's date:
+``from: <parent>.<date column>`` with ``plus_days`` clipped at 0 (``order_date`` never
+before the customer's ``signup_date``). :func:`integrity_problems` checks any set of frames
+against the keys a spec declares (keys unique, no dangling single or composite reference,
+hierarchies without cycles, sequences without gaps).
 
 Conditions (``when``, ``propensity``, ``rank_by``): ``{column, in | not_in | equals |
 is_null | between}``; a term adds ``weight`` where the condition holds, or ``weight * x``
