@@ -89,6 +89,7 @@ def execute_multitable_extract(
             relationships=as_list(relationships, "relationships"),
             primary_keys=as_dict(primary_keys, "primary_keys"),
             sql_dirs=sql_search_dirs(context),
+            engine=(validate or {}).get("engine") or None,
         )
     finally:
         conn.close()
@@ -108,15 +109,29 @@ def execute_multitable_synthesize(
     max_orphan_share: Any = None,
     fixed_combinations: Any = True,
     checks: Mapping[str, Any] | str | None = None,
+    engine: str | None = None,
+    synthesizers: Any = None,
+    max_training_rows: Any = None,
 ) -> dict[str, Any]:
-    """Validate settings (cheap), then subset, train HMA, sample, check and save the model."""
+    """Validate settings (cheap), then train the set's model, sample, check, save it."""
     from pathlib import Path
 
-    from airflow_synth.core.multitable_steps import DEFAULT_MAX_PARENTS, run_multitable_synthesize
+    from airflow_synth.core.engine.set_run import DEFAULT_MAX_TRAINING_ROWS
+    from airflow_synth.core.multitable_steps import (
+        DEFAULT_ENGINE,
+        DEFAULT_MAX_PARENTS,
+        run_multitable_synthesize,
+    )
+    from airflow_synth.core.settings_check import check_multitable_engine
     from airflow_synth.core.subset import DEFAULT_MAX_ORPHAN_SHARE
 
     check_settings = CheckSettings.from_mapping(as_dict(checks, "checks"))
     parents = as_int(max_parents, "max_parents")
+    training_rows = as_int(max_training_rows, "max_training_rows")
+    check_multitable_engine({"engine": engine, "synthesizers": synthesizers})
+    chosen = synthesizers
+    if isinstance(chosen, str) and chosen.strip().startswith("{"):
+        chosen = as_dict(chosen, "synthesizers")
     scale_value = as_float(scale, "scale", 1.0)
     orphan_share = as_float(max_orphan_share, "max_orphan_share", DEFAULT_MAX_ORPHAN_SHARE)
     store = hook.get_conn()
@@ -138,6 +153,11 @@ def execute_multitable_synthesize(
             model_store=store,
             layout=layout,
             contracts=load_table_contracts(extract.get("contracts") or {}),
+            engine=(engine or "").strip() or DEFAULT_ENGINE,
+            synthesizer=chosen or None,
+            max_training_rows=(
+                DEFAULT_MAX_TRAINING_ROWS if training_rows is None else (training_rows or None)
+            ),
         )
     except QualityGateError as exc:  # its reports go to <dataset>/_failed/<run>/
         quarantine_gate_failure(context, hook, layout, exc)

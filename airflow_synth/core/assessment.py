@@ -439,7 +439,8 @@ class SyntheticAssessor:
         """Columns whose values are issued, not learned: from ``roles`` when given, else
         the ones SDV fills itself (id/PII sdtypes) apart from primary and foreign keys."""
         if roles is not None:
-            return [str(r["name"]) for r in roles if r.get("role") != "modelled"]
+            # a per-parent sequence (line_number 1..n) is issued but is no identifier
+            return [str(r["name"]) for r in roles if r.get("role") not in ("modelled", "sequence")]
         spec = self.metadata.to_dict()
         keys = set()
         table = spec.get("tables", {}).get(self.table, {})

@@ -67,7 +67,8 @@ def build_metadata(
     except Exception as exc:  # SDV raises InvalidMetadataError with a list of problems
         where = f" (contract {contract.source})" if contract is not None else ""
         raise ContractError(
-            f"SDV rejected the table metadata{where}: {scrub_message(str(exc), frame.columns)}"
+            f"SDV rejected the metadata of table {table_name!r}{where}: "
+            f"{scrub_message(str(exc), [table_name, *frame.columns])}"
         ) from None
     return metadata
 

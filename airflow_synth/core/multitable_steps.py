@@ -29,12 +29,23 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from airflow_synth.core.assess import check_integrity as check_set_integrity
+from airflow_synth.core.assess import (
+    children_per_parent,
+    cross_table_hold_rates,
+    discover_cross_table_orderings,
+    nullable_relationships,
+    parent_child_count_links,
+    render_set_report,
+)
 from airflow_synth.core.assessment import SyntheticAssessor
 from airflow_synth.core.checks import CheckSettings, GateVerdict, enforce_gates
 from airflow_synth.core.checks import verdict as gate_verdict
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.fresh import FreshColumns, count_leaks, reissue_keys
-from airflow_synth.core.errors import ContractError, PublishError
+from airflow_synth.core.engine.set_engine import ENGINE_NAME as PER_TABLE_ENGINE
+from airflow_synth.core.engine.set_run import DEFAULT_MAX_TRAINING_ROWS, run_set_engine
+from airflow_synth.core.errors import ContractError, PublishError, SynthesizerConfigError
 from airflow_synth.core.extract import DEFAULT_BATCH_ROWS, stream_query_to_parquet
 from airflow_synth.core.frames import conform_to_schema, to_training_frame
 from airflow_synth.core.layout import DatasetLayout
@@ -43,7 +54,6 @@ from airflow_synth.core.multitable import (
     SYNTHESIZER,
     build_multitable_metadata,
     cardinality_report,
-    check_integrity,
     fit_hma,
     multitable_quality,
     sample_hma,
@@ -53,23 +63,38 @@ from airflow_synth.core.profile.roles import (
     KEY,
     MODELLED,
     PII,
+    SEQUENCE,
     ColumnRole,
     classify_columns,
     describe_roles,
     fresh_columns,
 )
 from airflow_synth.core.publish import ObjectStore, json_bytes, publish_dataset
-from airflow_synth.core.relations import TableSet, TableShape, build_table_set, read_catalog
+from airflow_synth.core.relations import (
+    TableSet,
+    TableShape,
+    build_table_set,
+    read_catalog,
+    single_column_keys_only,
+)
 from airflow_synth.core.sql import read_sql_file, resolve_sql_file, sql_hash
 from airflow_synth.core.staging import path_from_uri
 from airflow_synth.core.steps import check_formats, save_model, write_csv
 from airflow_synth.core.subset import DEFAULT_MAX_ORPHAN_SHARE, integrity_subset
 from airflow_synth.core.synthesize import library_versions
+from airflow_synth.core.synthesizers import SynthesizerSpec, resolve_synthesizer
 
 log = logging.getLogger(__name__)
 
 #: Default bound on the main table's training rows (parents), see README "Multi-table ESL".
 DEFAULT_MAX_PARENTS = 1_000
+HMA_ENGINE = "hma"
+#: The multi-table engines: SDV's HMA (small schemas) and each table its own model.
+ENGINES = (PER_TABLE_ENGINE, HMA_ENGINE)
+#: HMA stays the default until the per-table engine's full-size demo is measured.
+DEFAULT_ENGINE = HMA_ENGINE
+#: Per-table engine's default synthesizer: fast enough for a million child rows on 2 cores.
+DEFAULT_SET_SYNTHESIZER = "gaussian_copula"
 QUALITY_FILE = "quality.json"
 METADATA_FILE = "metadata.json"
 TABLES_DIR = "tables"
@@ -91,8 +116,12 @@ def run_multitable_extract(
     primary_keys: Mapping[str, str | Sequence[str]] | None = None,
     sql_dirs: Sequence[str | Path] = (),
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """Stage every table of the set as Parquet and describe the set (keys, relationships).
+
+    With ``engine="hma"`` a schema HMA cannot model (composite keys, self-references) is
+    refused before any row of a catalog table moves.
 
     ``tables`` lists table names (read with ``SELECT *`` from ``schema``), or maps names to
     a SQL file (``None`` = the table itself). Keys and foreign keys of catalog tables come
@@ -108,7 +137,9 @@ def run_multitable_extract(
     if direct:
         shapes, catalog_relationships = read_catalog(conn, direct, schema)
     if len(direct) == len(wanted):  # all from the catalog: validate before moving any row
-        build_table_set(shapes, catalog_relationships, relationships, primary_keys)
+        checked = build_table_set(shapes, catalog_relationships, relationships, primary_keys)
+        if (engine or DEFAULT_ENGINE) == HMA_ENGINE:
+            single_column_keys_only(checked, HMA_ENGINE)
     staged: dict[str, Any] = {}
     real_dir = Path(staging_dir) / "real"
     started = time.monotonic()
@@ -170,8 +201,17 @@ def run_multitable_synthesize(
     layout: DatasetLayout | None = None,
     enforce_gates_: bool = True,
     contracts: Mapping[str, TableContract] | None = None,
+    engine: str = DEFAULT_ENGINE,
+    synthesizer: str | Mapping[str, str] | None = None,
+    max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
 ) -> dict[str, Any]:
-    """Subset, train HMA, sample ``scale`` x the subset, check, report, gate, save the model.
+    """Train the set's model, sample, check, report, gate, save the model.
+
+    ``engine``: ``"hma"`` (SDV's HMA on an integrity-preserving subset of ``max_parents``
+    main-table rows; ``scale`` x the subset is sampled) or ``"per_table"`` (each table its
+    own ``synthesizer``, one name or ``{table: name}``, trained on at most
+    ``max_training_rows`` rows per table; ``scale`` x the *real* sizes is sampled, see
+    :mod:`airflow_synth.core.engine.set_engine`).
 
     Of the single-table row filters only the similarity filter applies, and only to leaf
     tables (no children in the set): a leaf row that copies a training row is dropped (not
@@ -187,87 +227,139 @@ def run_multitable_synthesize(
     checks = replace(checks or CheckSettings(), outlier_filter=False)
     out_dir = Path(out_dir)
     table_set = TableSet.from_dict(extracted["table_set"])
+    if engine not in ENGINES:
+        raise SynthesizerConfigError(f"engine must be one of {ENGINES}, got {engine!r}.")
     real_paths = {
         name: path_from_uri(info["staging_uri"]) for name, info in extracted["tables"].items()
     }
-    subset = integrity_subset(
-        real_paths,
-        table_set,
-        out_dir / "subset",
-        max_parents=max_parents,
-        holdout_share=checks.holdout_share,
-        seed=seed or 0,
-        main_table=main_table,
-        max_orphan_share=max_orphan_share,
-    )
-    train = _read_tables(subset.train_paths)
-    holdout = _read_tables(subset.holdout_paths)
-    roles = classify_set(train, table_set, contracts or {})
-    learned = {name: learned_columns(roles[name]) for name in table_set.order}
-    train = {name: frame[learned[name]] for name, frame in train.items()}
-    holdout = {name: frame[learned[name]] for name, frame in holdout.items()}
-    metadata = build_multitable_metadata(train, table_set, contracts)
-    synthesizer, fit_seconds = fit_hma(train, metadata, seed, fixed_combinations=fixed_combinations)
-    sampled, sample_seconds = sample_hma(synthesizer, scale, seed)
+    if engine == PER_TABLE_ENGINE:
+        full = _read_tables(real_paths)
+        roles = classify_set(full, table_set, contracts or {})
+        learned = {name: learned_columns(roles[name]) for name in table_set.order}
+        run = run_set_engine(
+            {name: full[name][learned[name]] for name in table_set.order},
+            table_set,
+            roles,
+            table_specs(synthesizer, table_set),
+            seed=seed,
+            scale=scale,
+            holdout_share=checks.holdout_share,
+            max_training_rows=max_training_rows,
+            contracts=contracts,
+            fixed_combinations=fixed_combinations,
+        )
+        train, holdout, sampled = run.train, run.holdout, run.sampled
+        real_keyed = {name: full[name][learned[name]] for name in table_set.order}
+        del full
+        model, fit_seconds, sample_seconds = run.synthesizer, run.fit_seconds, run.sample_seconds
+        subset_info, main_table_used = run.split, None
+        metadata_of = run.metadata
+        metadata = None
+        description = {
+            "name": PER_TABLE_ENGINE,
+            "tables": {n: run.synthesizer.specs[n].describe() for n in table_set.order},
+        }
+    else:
+        single_column_keys_only(table_set, HMA_ENGINE)
+        subset = integrity_subset(
+            real_paths,
+            table_set,
+            out_dir / "subset",
+            max_parents=max_parents,
+            holdout_share=checks.holdout_share,
+            seed=seed or 0,
+            main_table=main_table,
+            max_orphan_share=max_orphan_share,
+        )
+        train = _read_tables(subset.train_paths)
+        holdout = _read_tables(subset.holdout_paths)
+        roles = classify_set(train, table_set, contracts or {})
+        learned = {name: learned_columns(roles[name]) for name in table_set.order}
+        train = {name: frame[learned[name]] for name, frame in train.items()}
+        holdout = {name: frame[learned[name]] for name, frame in holdout.items()}
+        real_keyed = train
+        metadata = build_multitable_metadata(train, table_set, contracts)
+        model, fit_seconds = fit_hma(train, metadata, seed, fixed_combinations=fixed_combinations)
+        sampled, sample_seconds = sample_hma(model, scale, seed)
+        subset_info, main_table_used = subset.to_dict(), subset.main_table
+        description = {"name": SYNTHESIZER, "params": {}, "tables": list(table_set.order)}
+
+        def metadata_of(_: str) -> Any:
+            return metadata
+
+    if engine == PER_TABLE_ENGINE:  # per-parent sequences: numbers, not identifiers
+        roles = {name: sequence_roles(roles[name], model.plans[name]) for name in roles}
     real_fresh = {  # every real value of the fresh columns, from the whole staged table
         name: pq.read_table(
             real_paths[name], columns=[r.name for r in fresh_columns(roles[name])]
         ).to_pandas()
         for name in table_set.order
     }
-    sampled = issue_fresh_values(sampled, real_fresh, roles, table_set, seed or 0)
+    if engine == PER_TABLE_ENGINE:  # keys are fresh already; PII comes from its pools
+        sampled = issue_fresh_pii(sampled, real_fresh, roles, table_set, seed or 0)
+    else:
+        sampled = issue_fresh_values(sampled, real_fresh, roles, table_set, seed or 0)
 
     tables_dir = out_dir / TABLES_DIR
     tables_dir.mkdir(parents=True, exist_ok=True)
-    synthetic: dict[str, pd.DataFrame] = {}
+    synthetic: dict[str, pd.DataFrame] = {}  # what each table's assessor judges
+    keyed: dict[str, pd.DataFrame] = {}  # keys and modelled columns: integrity, cardinality
     table_files: dict[str, str] = {}
     leaks: dict[str, dict[str, int]] = {}
-    assessors = {
-        name: SyntheticAssessor(train[name], holdout[name], metadata, name, checks, seed=seed or 0)
+    assessors = {  # a table of keys and PII only has nothing to assess but its keys
+        name: SyntheticAssessor(
+            train[name], holdout[name], metadata_of(name), name, checks, seed=seed or 0
+        )
         for name in table_set.order
+        if train[name].shape[1]
     }
     for name in table_set.order:
-        assessors[name].observe(sampled[name])  # privacy is judged on the raw sample
-        if _filter_copies(assessors[name], table_set, name, checks):
+        if name in assessors:
+            assessors[name].observe(sampled[name])  # privacy is judged on the raw sample
+        if name in assessors and _filter_copies(assessors[name], table_set, name, checks):
             # a leaf row that copies a training row can go without orphaning anything
             sampled[name] = assessors[name].row_filter(sampled[name])
+            if engine == PER_TABLE_ENGINE:  # a dropped line leaves no gap in its numbers
+                sampled[name] = renumber_sequences(sampled[name], model.plans[name])
         schema = pq.read_schema(real_paths[name])
         path = tables_dir / f"{name}.parquet"
         pq.write_table(conform_to_schema(sampled[name], schema), path, compression="zstd")
         published = to_training_frame(pq.read_table(path))
         leaks[name] = count_leaks(published, real_fresh[name], list(real_fresh[name].columns))
-        synthetic[name] = published[learned[name]]
+        keyed[name] = published[learned[name]]
+        synthetic[name] = published[list(train[name].columns)]
         table_files[name] = str(path)
     del sampled, real_fresh
 
     started = time.monotonic()
-    integrity = check_integrity(synthetic, table_set)
-    quality = multitable_quality(train, synthetic, metadata)
-    quality["cardinality"] = cardinality_report(train, synthetic, table_set)
+    integrity = check_set_integrity(
+        keyed, table_set, nullable_foreign_keys=nullable_relationships(real_keyed, table_set)
+    )
+    if metadata is not None:  # HMA: SDV's multi-table quality report
+        quality = multitable_quality(train, synthetic, metadata)
+    else:  # per table: the mean of the tables' own quality scores (filled in below)
+        quality = {"score": None, "properties": {}}
+    quality["cardinality"] = cardinality_report(real_keyed, keyed, table_set)
+    quality["children_per_parent"] = children_per_parent(real_keyed, keyed, table_set)
     settings = {
         "dataset": dataset,
         "run": layout.run if layout is not None else None,
-        "synthesizer": SYNTHESIZER,
+        "synthesizer": description["name"],
         "seed": seed,
         "scale": scale,
-        "max_parents": max_parents,
-        "subset": subset.to_dict(),
+        "max_parents": max_parents if engine == HMA_ENGINE else None,
+        "subset": subset_info,
     }
     per_table: dict[str, Any] = {}
     report_files: dict[str, str] = {}
     gates = [
         GateVerdict("referential_integrity", integrity["score"], 1.0, "min", integrity["passed"]),
     ]
-    gates.append(  # listed even when waived (min_quality None), so reports show it
-        gate_verdict(
-            "quality_score",
-            quality["score"],
-            checks.min_quality,
-            "min",
-            missing="SDV's multi-table quality report gave no score",
-        )
-    )
     for name in table_set.order:
+        if name not in assessors:
+            log.info("%s: keys and PII only, nothing modelled to assess", name)
+            per_table[name] = {"rows": len(keyed[name]), "training_rows": 0, "scores": {}}
+            continue
         assessor = assessors[name]
         folder = out_dir / REPORTS_DIR / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -281,7 +373,7 @@ def run_multitable_synthesize(
         )
         unmeasured = (
             assessment.privacy is None
-            and name != subset.main_table
+            and name != main_table_used
             and checks.holdout_share > 0
             and len(holdout[name]) == 0
         )
@@ -302,6 +394,37 @@ def run_multitable_synthesize(
         }
         for file_name, path in assessment.files.items():
             report_files[f"{REPORTS_DIR}/{name}/{file_name}"] = str(path)
+    if metadata is None:
+        scores = [t["scores"].get("quality_score") for t in per_table.values() if t["scores"]]
+        known = [score for score in scores if score is not None]
+        quality["score"] = round(sum(known) / len(known), 6) if len(known) == len(scores) else None
+    gates.insert(  # listed even when waived (min_quality None), so reports show it
+        1,
+        gate_verdict(
+            "quality_score",
+            quality["score"],
+            checks.min_quality,
+            "min",
+            missing="no quality score for every table of the set",
+        ),
+    )
+    quality["links"] = parent_child_count_links(real_keyed, keyed, table_set)
+    orderings = discover_cross_table_orderings(real_keyed, table_set)
+    quality["cross_table_rules"] = cross_table_hold_rates(orderings, keyed, table_set)
+    set_report = out_dir / REPORTS_DIR / "report.html"
+    set_report.write_text(
+        render_set_report(
+            title=f"{dataset}: synthetic table set",
+            integrity=integrity,
+            children=quality["children_per_parent"],
+            links=quality["links"],
+            orderings=quality["cross_table_rules"],
+            settings={k: v for k, v in settings.items() if k != "subset"},
+            table_reports={name: f"{name}/report.html" for name in table_set.order},
+        ),
+        encoding="utf-8",
+    )
+    report_files[f"{REPORTS_DIR}/report.html"] = str(set_report)
     checks_seconds = time.monotonic() - started
     gate_dicts = [g.to_dict() for g in gates]
     quality_path = out_dir / QUALITY_FILE
@@ -309,7 +432,18 @@ def run_multitable_synthesize(
         json_bytes({**quality, "integrity": integrity, "tables": per_table, "gates": gate_dicts})
     )
     metadata_path = out_dir / METADATA_FILE
-    public = public_metadata(metadata)
+    if metadata is not None:
+        public = public_metadata(metadata)
+    else:
+        public = {
+            "tables": {
+                name: public_metadata(metadata_of(name))["tables"][name]
+                if metadata_of(name) is not None
+                else {"columns": {}}
+                for name in table_set.order
+            },
+            "relationships": [r.to_dict() for r in table_set.relationships],
+        }
     public["columns_roles"] = {
         name: [r.to_dict() for r in table_roles] for name, table_roles in roles.items()
     }
@@ -328,19 +462,16 @@ def run_multitable_synthesize(
         )
     versions = library_versions()
     model_uri = None
-    description = {"name": SYNTHESIZER, "params": {}, "tables": list(table_set.order)}
     if model_store is not None and layout is not None:
-        model_uri = save_model(
-            model_store, layout, synthesizer, out_dir, description, seed, versions
-        )
+        model_uri = save_model(model_store, layout, model, out_dir, description, seed, versions)
     return {
         "table_files": table_files,
         "metadata_uri": metadata_path.resolve().as_uri(),
         "quality_uri": quality_path.resolve().as_uri(),
         "report_files": report_files,
         "table_set": table_set.to_dict(),
-        "rows": {name: len(frame) for name, frame in synthetic.items()},
-        "subset": subset.to_dict(),
+        "rows": {name: len(frame) for name, frame in keyed.items()},
+        "subset": subset_info,
         "synthesizer": description,
         "seed": seed,
         "scale": scale,
@@ -400,8 +531,39 @@ def classify_set(
 
 
 def learned_columns(roles: Sequence[ColumnRole]) -> list[str]:
-    """What HMA sees of a table: its keys (to join) and the modelled columns."""
-    return [r.name for r in roles if r.role in (KEY, FOREIGN_KEY, MODELLED)]
+    """What the engine sees of a table: its keys (to join) and the modelled columns."""
+    return [r.name for r in roles if r.role in (KEY, FOREIGN_KEY, SEQUENCE, MODELLED)]
+
+
+def renumber_sequences(frame: pd.DataFrame, plan: Any) -> pd.DataFrame:
+    """Per-parent sequences made consecutive again from each group's start (after a filter
+    dropped rows), keeping their order."""
+    if not plan.sequences or plan.owner is None or frame.empty:
+        return frame
+    out = frame.copy()
+    groups = list(plan.owner.child_columns)
+    for sequence in plan.sequences:
+        column = sequence.column
+        ordered = out.sort_values([*groups, column], kind="stable")
+        if len(sequence.starts) == 1:  # every group starts at the same number (1)
+            start = pd.Series(sequence.starts[0], index=ordered.index)
+        else:  # a start of its own per group: the first one left
+            start = ordered.groupby(groups, dropna=False)[column].transform("min")
+        rank = ordered.groupby(groups, dropna=False).cumcount()
+        out.loc[ordered.index, column] = (start + rank).to_numpy()
+    return out
+
+
+def sequence_roles(roles: Sequence[ColumnRole], plan: Any) -> list[ColumnRole]:
+    """Roles with the plan's per-parent sequences marked as such (issued, not fresh)."""
+    numbered = {s.column for s in plan.sequences}
+    owner = plan.owner.parent if plan.owner is not None else "its parent"
+    return [
+        replace(r, role=SEQUENCE, kind="sequence", reason=f"numbered 1..n within each {owner}")
+        if r.name in numbered
+        else r
+        for r in roles
+    ]
 
 
 def issue_fresh_values(
@@ -431,6 +593,41 @@ def issue_fresh_values(
             columns = [r.name for r in roles[name]]
             fresh = FreshColumns(real[name], pii, seed=seed)
             tables[name] = fresh.complete(tables[name], columns)
+    return tables
+
+
+def table_specs(
+    synthesizer: str | Mapping[str, str] | None, table_set: TableSet
+) -> dict[str, SynthesizerSpec]:
+    """Each table's synthesizer: one name for all, or ``{table: name}`` (others: default)."""
+    chosen = synthesizer if isinstance(synthesizer, Mapping) else {}
+    unknown = sorted(set(chosen) - set(table_set.tables))
+    if unknown:
+        raise SynthesizerConfigError(
+            f"synthesizer names tables {unknown} that are not in the set "
+            f"{sorted(table_set.tables)}; fix the table names."
+        )
+    default = synthesizer if isinstance(synthesizer, str) and synthesizer else None
+    return {
+        name: resolve_synthesizer(chosen.get(name) or default or DEFAULT_SET_SYNTHESIZER)
+        for name in table_set.order
+    }
+
+
+def issue_fresh_pii(
+    sampled: Mapping[str, pd.DataFrame],
+    real: Mapping[str, pd.DataFrame],
+    roles: Mapping[str, Sequence[ColumnRole]],
+    table_set: TableSet,
+    seed: int,
+) -> dict[str, pd.DataFrame]:
+    """The per-table engine's output (fresh keys already) with fresh PII columns."""
+    tables = {}
+    for name in table_set.order:
+        columns = [r.name for r in roles[name]]
+        pii = [r for r in roles[name] if r.role == PII]
+        fresh = FreshColumns(real[name], pii, seed=seed)
+        tables[name] = fresh.complete(sampled[name], columns)
     return tables
 
 
@@ -476,8 +673,8 @@ def summary_lines(
     ]
     for name, info in per_table.items():
         scores = info["scores"]
-        dependence = _fmt(scores["dependence_preservation"])
-        exact, dcr = _fmt(scores["exact_match_rate"]), _fmt(scores["dcr_share"])
+        dependence = _fmt(scores.get("dependence_preservation"))
+        exact, dcr = _fmt(scores.get("exact_match_rate")), _fmt(scores.get("dcr_share"))
         lines.append(
             f"  {name}: {info['rows']:,} rows; dependence {dependence}, exact-match {exact}, "
             f"DCR share {dcr}"

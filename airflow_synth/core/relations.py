@@ -166,13 +166,14 @@ class TableSet:
 def parents_first(tables: Sequence[str], relationships: Iterable[Relationship]) -> list[str]:
     """Order ``tables`` so every parent comes before its children (stable otherwise).
 
-    A cycle (``a -> b -> a``, or a self-reference) cannot be synthesized or loaded table by
-    table, so it raises :class:`RelationshipError` naming the tables on the cycle.
+    A cycle between tables (``a -> b -> a``) cannot be synthesized or loaded table by table,
+    so it raises :class:`RelationshipError` naming the tables on the cycle. A self-reference
+    (``employees.manager_id -> employees.id``) is a hierarchy inside one table, not a cycle.
     """
     edges: dict[str, set[str]] = {t: set() for t in tables}
     for rel in relationships:
-        if rel.parent in edges and rel.child in edges:
-            edges[rel.child].add(rel.parent)
+        if rel.parent in edges and rel.child in edges and rel.parent != rel.child:
+            edges[rel.child].add(rel.parent)  # a self-reference is a hierarchy, not a cycle
     done: list[str] = []
     state: dict[str, int] = {}  # 1 = on the current path, 2 = placed
 
@@ -270,16 +271,37 @@ def _check_relationship(rel: Relationship, shapes: Mapping[str, TableShape]) -> 
             f"the primary key of {rel.parent} is ({', '.join(parent.primary_key)}). "
             "Relationships must reference the parent's primary key."
         )
-    if len(rel.child_columns) != 1:
+    if len(rel.child_columns) != len(rel.parent_columns):
         raise RelationshipError(
-            f"Relationship {rel} uses a composite key; multi-table synthesis supports "
-            "single-column keys. Add a surrogate key column to the parent."
+            f"Relationship {rel} pairs {len(rel.child_columns)} child column(s) with "
+            f"{len(rel.parent_columns)} parent key column(s); a composite foreign key names "
+            "one child column per column of the parent's key, in the key's order."
         )
-    if rel.child == rel.parent:
-        raise RelationshipError(
-            f"Relationship {rel} references its own table (a hierarchy): that is a cycle "
-            "multi-table synthesis cannot model. Leave it out of `relationships`."
-        )
+
+
+def single_column_keys_only(table_set: TableSet, engine: str) -> None:
+    """Refuse what ``engine`` (SDV's HMA) cannot model: composite keys and self-references.
+
+    Called before extract, so a schema HMA cannot take fails before any row is read.
+    """
+    for rel in table_set.relationships:
+        if len(rel.child_columns) != 1:
+            raise RelationshipError(
+                f"Relationship {rel} uses a composite key, which the {engine!r} engine "
+                "cannot model. Use engine='per_table' (the default), which supports them."
+            )
+        if rel.child == rel.parent:
+            raise RelationshipError(
+                f"Relationship {rel} references its own table (a hierarchy), which the "
+                f"{engine!r} engine cannot model. Use engine='per_table' (the default)."
+            )
+    for name, shape in table_set.tables.items():
+        if len(shape.primary_key) > 1:
+            raise RelationshipError(
+                f"Table {name!r} has a composite primary key ({', '.join(shape.primary_key)}),"
+                f" which the {engine!r} engine cannot model. Use engine='per_table' (the "
+                "default), which supports composite keys."
+            )
 
 
 # -- the database catalog ----------------------------------------------------------------

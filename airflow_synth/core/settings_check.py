@@ -36,7 +36,17 @@ SpecResolver = Callable[[str | None, dict[str, Any]], SynthesizerSpec]
 SYNTHESIZER_KEYS = ("synthesizer", "synthesizer_params", "epochs")
 #: Settings of the multi-table synthesize step (besides ``seed`` and ``checks``);
 #: ``fixed_combinations`` is accepted as is (every value reads as a boolean).
-MULTITABLE_KEYS = ("max_parents", "scale", "max_orphan_share", "fixed_combinations")
+MULTITABLE_KEYS = (
+    "max_parents",
+    "scale",
+    "max_orphan_share",
+    "fixed_combinations",
+    "engine",
+    "synthesizers",
+    "max_training_rows",
+)
+#: The multi-table engines (see :mod:`airflow_synth.core.multitable_steps`).
+MULTITABLE_ENGINES = ("per_table", "hma")
 #: Where the later steps write: looked up by the task, not here.
 STORE_KEYS = ("aws_conn_id", "bucket", "synth_conn_id")
 TARGET_KEYS = ("target_conn_id", "target_schema", "load_to_target")
@@ -133,7 +143,8 @@ def validate_run_settings(
     if "checks" in values:
         checks = CheckSettings.from_mapping(as_dict(values["checks"], "checks"))
     numbers: dict[str, int | float | None] = {}
-    for key in ("num_rows", "seed", "max_parents"):
+    check_multitable_engine(values)
+    for key in ("num_rows", "seed", "max_parents", "max_training_rows"):
         if key in values:
             numbers[key] = as_int(values[key], key)
     for key in ("scale", "max_orphan_share"):
@@ -164,3 +175,22 @@ def validate_run_settings(
         target_conn_id=target_conn_id,
         target_schema=target_schema,
     )
+
+
+def check_multitable_engine(values: Mapping[str, Any]) -> None:
+    """``engine`` is known and every name in ``synthesizers`` (one, or per table) resolves."""
+    engine = as_text(values.get("engine"))
+    if engine is not None and engine not in MULTITABLE_ENGINES:
+        close = difflib.get_close_matches(engine, MULTITABLE_ENGINES, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise SynthesizerConfigError(
+            f"engine {engine!r} is not a multi-table engine.{hint} Choose one of "
+            f"{', '.join(MULTITABLE_ENGINES)}."
+        )
+    chosen = values.get("synthesizers")
+    if isinstance(chosen, str) and chosen.strip().startswith("{"):
+        chosen = as_dict(chosen, "synthesizers")
+    names = chosen.values() if isinstance(chosen, Mapping) else [chosen]
+    for name in names:
+        if as_text(name) is not None:
+            resolve_synthesizer(as_text(name))

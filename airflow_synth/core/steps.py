@@ -20,17 +20,15 @@ import pyarrow.parquet as pq
 
 from airflow_synth.core.assessment import PRIVACY_MIN_ROWS, REPORT_FILE, SyntheticAssessor
 from airflow_synth.core.checks import CheckSettings, enforce_gates, split_holdout
-from airflow_synth.core.combinations import combination_constraints
 from airflow_synth.core.contract import TableContract, check_contract
 from airflow_synth.core.engine.fresh import FreshColumns, count_leaks
-from airflow_synth.core.engine.profile_codec import ProfileCodec, ProfiledSynthesizer
+from airflow_synth.core.engine.table_model import fit_table_model
 from airflow_synth.core.errors import ContractError, DataError
 from airflow_synth.core.extract import DEFAULT_BATCH_ROWS, stream_query_to_parquet
 from airflow_synth.core.frames import read_training_frame
 from airflow_synth.core.layout import DatasetLayout, safe_key_part
 from airflow_synth.core.manifest import build_manifest
-from airflow_synth.core.metadata import build_metadata, public_metadata
-from airflow_synth.core.profile.kinds import profile_columns
+from airflow_synth.core.metadata import public_metadata
 from airflow_synth.core.profile.roles import (
     ColumnRole,
     classify_columns,
@@ -38,10 +36,9 @@ from airflow_synth.core.profile.roles import (
     fresh_columns,
     modelled_columns,
 )
-from airflow_synth.core.profile.rules import RuleSet, discover_rules
 from airflow_synth.core.publish import ObjectStore, json_bytes, publish_dataset
 from airflow_synth.core.sql import sql_hash
-from airflow_synth.core.synthesize import fit_synthesizer, library_versions, sample_to_parquet
+from airflow_synth.core.synthesize import library_versions, sample_to_parquet
 from airflow_synth.core.synthesizers import SynthesizerSpec
 
 log = logging.getLogger(__name__)
@@ -154,33 +151,15 @@ def run_synthesize(
     columns = list(frame.columns)
     train, holdout = split_holdout(frame[modelled], checks.holdout_share, seed, columns=modelled)
     log.info("Training on %d rows, %d held out to measure privacy", len(train), len(holdout))
-    profiles = profile_columns(train, declared=contract.kinds if contract else None)
-    codec = ProfileCodec(profiles, train, seed=seed or 0, states=spec.needs_profile_states)
-    rules = RuleSet(
-        discover_rules(
-            train,
-            profiles,
-            declared=contract.extra.get("rules", []) if contract else (),
-            switched_off=contract.extra.get("rules_off", []) if contract else (),
-        ),
-        seed=seed or 0,
+    model = fit_table_model(train, table, spec, contract=contract, seed=seed)
+    synthesizer, profiles, rules, metadata = (
+        model.synthesizer,
+        model.profiles,
+        model.rules,
+        model.metadata,
     )
-    for line in rules.summary_lines():
-        log.info(line)
-    metadata = build_metadata(train, table, contract, {p.name: p.sdtype for p in profiles})
+    fit_seconds = model.fit_seconds
     assessor = SyntheticAssessor(train, holdout, metadata, table, checks, seed=seed or 0)
-    encoded = codec.encode(train)
-    model_metadata = build_metadata(encoded, table, contract, codec.sdtypes())
-    fitted, fit_seconds = fit_synthesizer(
-        encoded,
-        model_metadata,
-        spec,
-        table,
-        seed=seed,
-        constraints=combination_constraints({table: encoded}, model_metadata),
-    )
-    synthesizer = ProfiledSynthesizer(fitted, codec, rules)
-    del encoded
     wanted = int(num_rows) if num_rows else len(frame)
     assessor.expect(max(wanted, PRIVACY_MIN_ROWS))
     rows, sample_seconds = sample_to_parquet(

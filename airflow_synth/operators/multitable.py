@@ -91,12 +91,21 @@ class MultiTableExtractOperator(BaseOperator):
 
 
 class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
-    """Train SDV's HMA on an integrity-preserving subset and sample a synthetic set.
+    """Train the set's model (SDV's HMA, or one model per table) and sample a synthetic set.
 
     :param extract: the extract task's XCom.
-    :param max_parents: main-table rows (with all their children) to train on; bounds fit
-        time and memory. 0 = all rows.
-    :param scale: synthetic size relative to the training subset (1.0 = same size).
+    :param engine: ``"hma"`` (default: SDV's HMA on an integrity-preserving subset; at most
+        five tables, two levels, single-column keys) or ``"per_table"`` (each table its own
+        model, parents first: composite keys, any depth and number of tables, several
+        parents, link tables, self-references; samples the real sizes x ``scale``).
+    :param synthesizers: ``per_table`` only: one synthesizer name for every table or
+        ``{table: name}`` (default ``gaussian_copula``).
+    :param max_training_rows: ``per_table`` only: training rows per table (default 100,000;
+        0 = all); sampling still produces the full size.
+    :param max_parents: ``hma`` only: main-table rows (with all their children) to train on;
+        bounds fit time and memory. 0 = all rows.
+    :param scale: synthetic size relative to the training subset (``hma``) or to the real
+        tables (``per_table``); 1.0 = same size.
     :param main_table: the table whose rows are sampled (default: the root with the most
         rows below it).
     :param max_orphan_share: above this share of child rows without a parent the
@@ -118,6 +127,9 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
         "main_table",
         "max_orphan_share",
         "checks",
+        "engine",
+        "synthesizers",
+        "max_training_rows",
     )
     ui_color = "#fef7e0"
     operator_extra_links = (SyntheticReportLink(),)
@@ -134,6 +146,9 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
         max_orphan_share: float | str | None = None,
         fixed_combinations: bool | str = True,
         checks: Mapping[str, Any] | str | None = None,
+        engine: str | None = None,
+        synthesizers: str | Mapping[str, str] | None = None,
+        max_training_rows: int | str | None = None,
         aws_conn_id: str | None = None,
         bucket: str | None = None,
         synth_conn_id: str | None = None,
@@ -142,6 +157,9 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
         super().__init__(**kwargs)
         self.extract = extract
         self.dataset = dataset
+        self.engine = engine
+        self.synthesizers = synthesizers
+        self.max_training_rows = max_training_rows
         self.fixed_combinations = fixed_combinations
         self.seed = seed
         self.max_parents = max_parents
@@ -166,6 +184,9 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
                 max_orphan_share=self.max_orphan_share,
                 fixed_combinations=self.fixed_combinations,
                 checks=self.checks,
+                engine=self.engine,
+                synthesizers=self.synthesizers,
+                max_training_rows=self.max_training_rows,
             )
         except QualityGateError as exc:  # the link opens the quarantined report
             self._report_published = quarantined_report_uri(exc) is not None

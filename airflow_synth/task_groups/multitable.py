@@ -44,6 +44,11 @@ class MultiTableConfig:
     max_orphan_share: float | str | None = None
     fixed_combinations: bool | str = True
     checks: Mapping[str, Any] | str | None = None
+    #: "hma" (default) or "per_table"; see MultiTableSynthesizeOperator
+    engine: str | None = None
+    #: per_table: one synthesizer name or {table: name}
+    synthesizers: str | Mapping[str, str] | None = None
+    max_training_rows: int | str | None = None
     formats: Sequence[str] | str = ("parquet",)
     target_conn_id: str | None = None
     target_schema: str | None = None
@@ -75,6 +80,9 @@ def esl_multitable_task_group(
         "max_orphan_share": config.max_orphan_share,
         "fixed_combinations": config.fixed_combinations,
         "checks": config.checks,
+        "engine": config.engine,
+        "synthesizers": config.synthesizers,
+        "max_training_rows": config.max_training_rows,
     }
     target: dict[str, Any] = {}
     if config.target_conn_id:

@@ -14,6 +14,7 @@ from airflow_synth.core.relations import (
     TableShape,
     build_table_set,
     parents_first,
+    single_column_keys_only,
 )
 
 pytestmark = pytest.mark.unit
@@ -209,19 +210,33 @@ def test_relationship_to_a_non_key_column_is_refused(
         build_table_set(users_sessions, declared=["sessions.user_id -> users.age"])
 
 
-def test_composite_key_is_refused() -> None:
+def test_composite_keys_are_accepted_and_refused_only_for_hma() -> None:
     shapes = {
         "stays": shape("stays", "hotel", "night", "price", pk=("hotel", "night")),
         "reviews": shape("reviews", "id", "hotel", "night"),
     }
-    with pytest.raises(RelationshipError, match="composite key"):
-        build_table_set(shapes, declared=["reviews.hotel,night -> stays.hotel,night"])
+    table_set = build_table_set(shapes, declared=["reviews.hotel,night -> stays.hotel,night"])
+    (rel,) = table_set.relationships
+    assert rel.child_columns == ("hotel", "night") and rel.parent_columns == ("hotel", "night")
+    with pytest.raises(RelationshipError, match="composite key.*engine='per_table'"):
+        single_column_keys_only(table_set, "hma")
 
 
-def test_self_reference_is_refused() -> None:
+def test_a_composite_key_must_name_every_key_column() -> None:
+    shapes = {
+        "stays": shape("stays", "hotel", "night", "price", pk=("hotel", "night")),
+        "reviews": shape("reviews", "id", "hotel", "night"),
+    }
+    with pytest.raises(RelationshipError, match="primary key of stays"):
+        build_table_set(shapes, declared=["reviews.hotel -> stays.hotel"])
+
+
+def test_self_reference_is_a_hierarchy_not_a_cycle() -> None:
     shapes = {"staff": shape("staff", "id", "manager_id")}
+    table_set = build_table_set(shapes, declared=["staff.manager_id -> staff.id"])
+    assert table_set.order == ("staff",)
     with pytest.raises(RelationshipError, match="references its own table") as exc:
-        build_table_set(shapes, declared=["staff.manager_id -> staff.id"])
+        single_column_keys_only(table_set, "hma")
     assert "staff.manager_id -> staff.id" in str(exc.value)
 
 

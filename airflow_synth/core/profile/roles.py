@@ -34,6 +34,8 @@ import pandas as pd
 from airflow_synth.core.contract import COLUMN_ROLES, PII_KINDS, TableContract
 
 KEY, FOREIGN_KEY, PII, MODELLED = "key", "foreign_key", "pii", "modelled"
+#: A key column numbered 1..n within its parent row (issued by the set engine).
+SEQUENCE = "sequence"
 ROLES = COLUMN_ROLES
 
 #: SDV PII sdtypes a contract may name (``sdtype: email``) -> our kind.
@@ -142,8 +144,12 @@ class ColumnRole:
 
     @property
     def fresh(self) -> bool:
-        """True when the column's values are issued by us, never learned."""
-        return self.role != MODELLED
+        """True when the column's values are issued by us, never learned.
+
+        A sequence (``line_number`` 1..n within its order) is issued too, but as numbers
+        that real rows share by design, not as identifiers: it is not "fresh".
+        """
+        return self.role not in (MODELLED, SEQUENCE)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

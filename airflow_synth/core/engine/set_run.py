@@ -1,0 +1,165 @@
+"""Train and sample a table set with the per-table engine, from staged real tables.
+
+The glue between the multi-table synthesize step and
+:class:`~airflow_synth.core.engine.set_engine.SetSynthesizer`: a per-table holdout (privacy
+is judged per table on rows its model never saw), a bound on each table's training rows,
+fresh keys issued from the real key columns' formats (none equal to a real key), and each
+table's own metadata for its reports. No Airflow import.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from airflow_synth.core.contract import TableContract
+from airflow_synth.core.engine.fresh import FreshValues
+from airflow_synth.core.engine.set_engine import ENGINE_NAME, SetSynthesizer
+from airflow_synth.core.engine.set_plan import is_helper_column, plan_tables
+from airflow_synth.core.metadata import build_metadata
+from airflow_synth.core.profile.roles import KEY, ColumnRole
+from airflow_synth.core.relations import TableSet
+from airflow_synth.core.synthesizers import SynthesizerSpec
+
+log = logging.getLogger(__name__)
+
+#: Default bound on each table's training rows (the rest of a big table is not needed to
+#: learn its shape; sampling still produces the full size).
+DEFAULT_MAX_TRAINING_ROWS = 100_000
+
+
+@dataclass
+class SetRun:
+    """What a per-table run produced: the model, the split and the synthetic tables."""
+
+    synthesizer: SetSynthesizer
+    train: dict[str, pd.DataFrame]
+    holdout: dict[str, pd.DataFrame]
+    sampled: dict[str, pd.DataFrame]
+    fit_seconds: float
+    sample_seconds: float
+    split: dict[str, Any] = field(default_factory=dict)
+    _metadata: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self, table: str) -> Any:  # None for a table without modelled columns
+        """SDV metadata of the table's modelled columns (the engine's helpers left out)."""
+        if table not in self._metadata:
+            fitted = self.synthesizer.models[table]
+            profiles = fitted.profiles if fitted is not None else []
+            sdtypes = {p.name: p.sdtype for p in profiles if not is_helper_column(p.name)}
+            self._metadata[table] = (
+                build_metadata(
+                    self.train[table], table, self.synthesizer.contracts.get(table), sdtypes
+                )
+                if self.train[table].shape[1]
+                else None
+            )
+        return self._metadata[table]
+
+
+def split_per_table(
+    frames: Mapping[str, pd.DataFrame],
+    holdout_share: float,
+    max_training_rows: int | None,
+    seed: int,
+) -> tuple[dict[str, pd.Index], dict[str, pd.Index]]:
+    """Training and held-out row labels of each table (seeded, independent per table)."""
+    train, holdout = {}, {}
+    for name, frame in frames.items():
+        rng = np.random.default_rng(seed + zlib.crc32(name.encode()))
+        order = frame.index.to_numpy()[rng.permutation(len(frame))]
+        held = int(round(len(frame) * holdout_share)) if len(frame) >= 10 else 0
+        holdout[name] = pd.Index(order[:held])
+        rest = order[held:]
+        if max_training_rows and len(rest) > max_training_rows:
+            rest = rest[:max_training_rows]
+        train[name] = pd.Index(np.sort(rest))
+    return train, holdout
+
+
+def run_set_engine(
+    frames: Mapping[str, pd.DataFrame],
+    table_set: TableSet,
+    roles: Mapping[str, Sequence[ColumnRole]],
+    specs: Mapping[str, SynthesizerSpec],
+    *,
+    seed: int | None,
+    scale: float,
+    holdout_share: float,
+    max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
+    contracts: Mapping[str, TableContract] | None = None,
+    fixed_combinations: Mapping[str, bool] | bool = True,
+) -> SetRun:
+    """Plan, fit (bounded, per table) and sample the set at ``scale`` x the real sizes.
+
+    ``frames`` are the whole real tables (keys, foreign keys and modelled columns; PII is
+    left out by the caller). Keys in the output are fresh.
+    """
+    plans = plan_tables(table_set, roles, frames)
+    train_rows, holdout_rows = split_per_table(frames, holdout_share, max_training_rows, seed or 0)
+    engine = SetSynthesizer(
+        table_set,
+        plans,
+        specs,
+        contracts=contracts,
+        fixed_combinations=fixed_combinations,
+        seed=seed,
+    )
+    started = time.monotonic()
+    engine.fit(frames, train_rows)
+    fit_seconds = time.monotonic() - started
+    issuers = {
+        (name, column): FreshValues(
+            _key_role(roles[name], column),
+            frames[name][column],
+            seed=(seed or 0) + zlib.crc32(name.encode()),
+        )
+        for name in table_set.order
+        for column in plans[name].owned_keys
+    }
+
+    def issue_key(table: str, column: str, n: int) -> np.ndarray:
+        return issuers[(table, column)].draw(n).to_numpy()
+
+    started = time.monotonic()
+    sampled = engine.sample(scale=scale, seed=seed, issue_key=issue_key)
+    sample_seconds = time.monotonic() - started
+    modelled = {name: list(plans[name].modelled) for name in table_set.order}
+    split = {
+        "engine": ENGINE_NAME,
+        "max_training_rows": max_training_rows,
+        "tables": {
+            name: {
+                "real_rows": len(frames[name]),
+                "training_rows": len(train_rows[name]),
+                "holdout_rows": len(holdout_rows[name]),
+                "synthetic_rows": len(sampled[name]),
+                "owner": str(plans[name].owner) if plans[name].owner else None,
+                "sequences": [s.column for s in plans[name].sequences],
+            }
+            for name in table_set.order
+        },
+    }
+    return SetRun(
+        synthesizer=engine,
+        train={n: frames[n].loc[train_rows[n], modelled[n]] for n in table_set.order},
+        holdout={n: frames[n].loc[holdout_rows[n], modelled[n]] for n in table_set.order},
+        sampled=sampled,
+        fit_seconds=fit_seconds,
+        sample_seconds=sample_seconds,
+        split=split,
+    )
+
+
+def _key_role(roles: Sequence[ColumnRole], column: str) -> ColumnRole:
+    for role in roles:
+        if role.name == column:
+            return role if role.role == KEY else ColumnRole(column, KEY, role.kind, "key")
+    raise KeyError(column)

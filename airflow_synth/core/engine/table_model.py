@@ -1,0 +1,91 @@
+"""One table's model: profile, codec, rules and a synthesizer, fitted together.
+
+Every table the pipeline learns, whether it is the only table of a run or one table of a
+set, goes through :func:`fit_table_model`: the column profile picks kinds, the
+:class:`~airflow_synth.core.engine.profile_codec.ProfileCodec` turns point masses and NULLs
+into states the synthesizer can learn, the discovered rules repair each sample, and the
+detected fixed combinations become constraints. Keeping it in one function is what lets
+the single-table step and the multi-table engine behave the same on the same columns.
+No Airflow import.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pandas as pd
+
+from airflow_synth.core.combinations import combination_constraints
+from airflow_synth.core.contract import TableContract
+from airflow_synth.core.engine.profile_codec import ProfileCodec, ProfiledSynthesizer
+from airflow_synth.core.metadata import build_metadata
+from airflow_synth.core.profile.kinds import ColumnProfile, profile_columns
+from airflow_synth.core.profile.rules import RuleSet, discover_rules
+from airflow_synth.core.synthesize import fit_synthesizer
+from airflow_synth.core.synthesizers import SynthesizerSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TableModel:
+    """A fitted table model and what was learned about the table on the way."""
+
+    synthesizer: ProfiledSynthesizer
+    profiles: list[ColumnProfile]
+    rules: RuleSet
+    metadata: Any  # SDV Metadata of the (decoded) training columns
+    fit_seconds: float
+
+
+def fit_table_model(
+    train: pd.DataFrame,
+    table: str,
+    spec: SynthesizerSpec,
+    *,
+    contract: TableContract | None = None,
+    seed: int | None = None,
+    fixed_combinations: bool = True,
+    kinds: Mapping[str, str] | None = None,
+    rules_off: Sequence[str] = (),
+    smooth: Sequence[str] = (),
+) -> TableModel:
+    """Profile ``train``, discover its rules and fit ``spec`` on the encoded rows.
+
+    ``kinds`` adds column kinds on top of the contract's (the multi-table engine declares
+    its helper columns, e.g. a children count is ``discrete``); ``rules_off`` switches off
+    discovered rules on top of the contract's ``rules_off``; ``smooth`` columns are learned
+    as plain numbers without point-mass states (a copula links a number to the other
+    columns, but not a state category: a children count kept as states lost its 0.46 rank
+    correlation with the parent's credit).
+    """
+    declared_kinds = {**(contract.kinds if contract else {}), **(kinds or {})}
+    profiles = [
+        replace(p, point_masses=()) if p.name in smooth else p
+        for p in profile_columns(train, declared=declared_kinds or None)
+    ]
+    codec = ProfileCodec(profiles, train, seed=seed or 0, states=spec.needs_profile_states)
+    rules = RuleSet(
+        discover_rules(
+            train,
+            profiles,
+            declared=contract.extra.get("rules", []) if contract else (),
+            switched_off=[*(contract.extra.get("rules_off", []) if contract else ()), *rules_off],
+        ),
+        seed=seed or 0,
+    )
+    for line in rules.summary_lines():
+        log.info("%s: %s", table, line)
+    metadata = build_metadata(train, table, contract, {p.name: p.sdtype for p in profiles})
+    encoded = codec.encode(train)
+    model_metadata = build_metadata(encoded, table, contract, codec.sdtypes())
+    constraints = (
+        combination_constraints({table: encoded}, model_metadata) if fixed_combinations else []
+    )
+    fitted, seconds = fit_synthesizer(
+        encoded, model_metadata, spec, table, seed=seed, constraints=constraints
+    )
+    return TableModel(ProfiledSynthesizer(fitted, codec, rules), profiles, rules, metadata, seconds)
