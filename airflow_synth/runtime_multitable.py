@@ -52,6 +52,15 @@ def as_list(value: Any, name: str) -> list[Any]:
     return list(value)
 
 
+def _per_table_switch(value: Any) -> bool | dict[str, bool]:
+    """``True``/``False`` for every table, or ``{table: bool}`` (JSON text too)."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        value = as_dict(value, "fixed_combinations")
+    if isinstance(value, Mapping):
+        return {str(table): as_bool(flag) for table, flag in value.items()}
+    return as_bool(value)
+
+
 def execute_multitable_extract(
     context: Mapping[str, Any],
     *,
@@ -148,7 +157,7 @@ def execute_multitable_synthesize(
             scale=scale_value,
             main_table=main_table or None,
             max_orphan_share=orphan_share,
-            fixed_combinations=as_bool(fixed_combinations),
+            fixed_combinations=_per_table_switch(fixed_combinations),
             checks=check_settings,
             model_store=store,
             layout=layout,

@@ -18,6 +18,15 @@ input, i.e. what the subset + HMA needed) and the ratios against the smallest si
 in the same run (the baseline): a ratio close to the size ratio means linear growth.
 The full-data reference is extrapolated from the largest size's per-parent cost unless
 ``--full`` asks to run it (hours of CPU on 2 cores; do not).
+
+``--compare`` puts the two engines side by side on the same data instead, each in its own
+child process, alternating for ``--repeats`` rounds after a warm-up round, medians printed:
+the HMA path as the pipeline runs it by default (``max_parents`` 1,000 subset, sampled at
+``scale=1``; its full-size time extrapolated at its per-parent cost) and the per-table
+engine at the **full size** (as many users as real, each with a learned number of sessions;
+GaussianCopula per table, training bounded at 100,000 rows per table). For each: fit and
+sample seconds, synthetic rows, integrity, and the children-per-parent histogram distance
+(total variation, zero-session users included) against the real table.
 """
 
 from __future__ import annotations
@@ -84,6 +93,99 @@ print(json.dumps(out))
 """
 
 
+ENGINE_CHILD = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+folder, engine, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+from pathlib import Path
+import pyarrow.parquet as pq
+from airflow_synth.core.assess import check_integrity, children_per_parent
+from airflow_synth.core.frames import to_training_frame
+from airflow_synth.core.relations import TableSet
+
+table_set = TableSet.from_dict(json.loads(Path(folder, "table_set.json").read_text()))
+paths = {name: Path(folder, f"{name}.parquet") for name in table_set.order}
+real = {n: to_training_frame(pq.read_table(p)) for n, p in paths.items()}
+out = {"engine": engine}
+if engine == "hma":
+    from airflow_synth.core.multitable import build_multitable_metadata, fit_hma, sample_hma
+    from airflow_synth.core.subset import integrity_subset
+    subset = integrity_subset(paths, table_set, Path(folder, "subset"), max_parents=1000,
+                              holdout_share=0.2, seed=seed)
+    train = {n: to_training_frame(pq.read_table(p)) for n, p in subset.train_paths.items()}
+    metadata = build_multitable_metadata(train, table_set)
+    model, out["fit_s"] = fit_hma(train, metadata, seed)
+    sampled, out["sample_s"] = sample_hma(model, 1.0, seed)
+    parents = len(sampled[table_set.order[0]])
+    full = len(real[table_set.order[0]])
+    out["full_size_s"] = out["fit_s"] + out["sample_s"] * full / max(parents, 1)
+else:
+    from airflow_synth.core.engine.set_run import run_set_engine
+    from airflow_synth.core.multitable_steps import classify_set, learned_columns
+    from airflow_synth.core.synthesizers import resolve_synthesizer
+    roles = classify_set(real, table_set, {})
+    frames = {n: real[n][learned_columns(roles[n])] for n in table_set.order}
+    spec = resolve_synthesizer("gaussian_copula")
+    run = run_set_engine(frames, table_set, roles, dict.fromkeys(table_set.order, spec),
+                         seed=seed, scale=1.0, holdout_share=0.2)
+    sampled, out["fit_s"], out["sample_s"] = run.sampled, run.fit_seconds, run.sample_seconds
+    out["full_size_s"] = out["fit_s"] + out["sample_s"]
+out["synthetic_rows"] = {n: len(f) for n, f in sampled.items()}
+out["integrity"] = check_integrity(sampled, table_set)["score"]
+out["distance"] = children_per_parent(real, sampled, table_set)["distance"]
+print(json.dumps(out))
+"""
+
+
+def run_engine(folder: Path, engine: str, seed: int, timeout: float) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", ENGINE_CHILD, str(folder), engine, str(seed)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"engine {engine} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare(folder: Path, seed: int, repeats: int, timeout: float) -> None:
+    """HMA (pipeline default subset) vs the per-table engine at full size, alternating."""
+    import statistics
+
+    runs: dict[str, list[dict]] = {"hma": [], "per_table": []}
+    for round_ in range(repeats + 1):  # round 0 warms up (imports, page cache)
+        for engine in ("hma", "per_table"):
+            result = run_engine(folder, engine, seed, timeout)
+            if round_:
+                runs[engine].append(result)
+            print(
+                f"round {round_} {engine:9s}: fit {result['fit_s']:7.1f} s  sample "
+                f"{result['sample_s']:7.1f} s  rows {result['synthetic_rows']}  integrity "
+                f"{result['integrity']}  children-per-parent distance {result['distance']:.3f}",
+                flush=True,
+            )
+    med = {
+        engine: {
+            key: statistics.median(r[key] for r in results)
+            for key in ("fit_s", "sample_s", "full_size_s", "distance")
+        }
+        for engine, results in runs.items()
+    }
+    print(f"medians of {repeats} round(s) after a warm-up:")
+    for engine, m in med.items():
+        print(
+            f"  {engine:9s}: fit {m['fit_s']:7.1f} s  sample {m['sample_s']:7.1f} s  "
+            f"full size (users as real) {m['full_size_s'] / 60:6.1f} min  "
+            f"children-per-parent distance {m['distance']:.3f}"
+        )
+    print(
+        f"ratio per_table / hma: full-size time "
+        f"{med['per_table']['full_size_s'] / med['hma']['full_size_s']:.2f}x, distance "
+        f"{med['per_table']['distance'] / max(med['hma']['distance'], 1e-9):.2f}x"
+    )
+
+
 def build_data(users: int, seed: int, folder: Path) -> str:
     """The demo users/sessions as Parquet plus the set's description (keys, relationship)."""
     import pyarrow as pa
@@ -147,7 +249,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also fit on every user (very slow; default: extrapolate)",
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="HMA (default subset) vs the per-table engine at full size, side by side",
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="--compare rounds after warm-up")
     args = parser.parse_args(argv)
+    if args.compare:
+        with tempfile.TemporaryDirectory(prefix="bench-multitable-") as tmp:
+            print(build_data(args.users, args.seed, Path(tmp)))
+            compare(Path(tmp), args.seed, args.repeats, args.timeout)
+        return 0
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if args.full:
         sizes.append(int(args.users * 0.8))  # all users but the 20% holdout

@@ -94,7 +94,7 @@ def fit_hma(
     metadata: Metadata,
     seed: int | None,
     *,
-    fixed_combinations: bool = True,
+    fixed_combinations: bool | Mapping[str, bool] = True,
 ) -> tuple[Any, float]:
     """Fit HMA on the (subset) tables; return the synthesizer and the seconds it took.
 
@@ -106,8 +106,12 @@ def fit_hma(
     names = redacted_names(dict(frames))  # names a library error may keep
     with library_errors("Creating HMA", names):
         synthesizer = HMASynthesizer(metadata, verbose=False)
-    if fixed_combinations:
-        constraints = combination_constraints(frames, metadata)
+    if isinstance(fixed_combinations, Mapping):  # per table; tables not named: on
+        kept = {n: f for n, f in frames.items() if fixed_combinations.get(n, True)}
+    else:
+        kept = dict(frames) if fixed_combinations else {}
+    if kept:
+        constraints = combination_constraints(kept, metadata)
         if constraints:
             with library_errors("Adding fixed-combination constraints to HMA", names):
                 synthesizer.add_constraints(constraints)

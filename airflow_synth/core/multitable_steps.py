@@ -195,7 +195,7 @@ def run_multitable_synthesize(
     scale: float = 1.0,
     main_table: str | None = None,
     max_orphan_share: float = DEFAULT_MAX_ORPHAN_SHARE,
-    fixed_combinations: bool = True,
+    fixed_combinations: bool | Mapping[str, bool] = True,
     checks: CheckSettings | None = None,
     model_store: ObjectStore | None = None,
     layout: DatasetLayout | None = None,
@@ -587,13 +587,7 @@ def issue_fresh_values(
         ],
         seed=seed,
     )
-    for name in table_set.order:
-        pii = [r for r in roles[name] if r.role == PII]
-        if pii:
-            columns = [r.name for r in roles[name]]
-            fresh = FreshColumns(real[name], pii, seed=seed)
-            tables[name] = fresh.complete(tables[name], columns)
-    return tables
+    return issue_fresh_pii(tables, real, roles, table_set, seed)
 
 
 def table_specs(
@@ -621,13 +615,13 @@ def issue_fresh_pii(
     table_set: TableSet,
     seed: int,
 ) -> dict[str, pd.DataFrame]:
-    """The per-table engine's output (fresh keys already) with fresh PII columns."""
-    tables = {}
+    """The engine's output (keys already fresh) with fresh PII columns."""
+    tables = dict(sampled)
     for name in table_set.order:
-        columns = [r.name for r in roles[name]]
         pii = [r for r in roles[name] if r.role == PII]
-        fresh = FreshColumns(real[name], pii, seed=seed)
-        tables[name] = fresh.complete(sampled[name], columns)
+        if pii:
+            fresh = FreshColumns(real[name], pii, seed=seed)
+            tables[name] = fresh.complete(tables[name], [r.name for r in roles[name]])
     return tables
 
 

@@ -279,11 +279,33 @@ def _check_relationship(rel: Relationship, shapes: Mapping[str, TableShape]) -> 
         )
 
 
+#: What SDV's (free) HMA models: at most this many tables and levels of parents.
+HMA_MAX_TABLES = 5
+HMA_MAX_DEPTH = 2
+
+
+def depth(table_set: TableSet) -> int:
+    """Levels of the set: 1 for tables without parents, 2 with children, 3 grandchildren..."""
+    levels: dict[str, int] = {}
+    for name in table_set.order:  # parents first
+        parents = [r.parent for r in table_set.parents_of(name) if r.parent != name]
+        levels[name] = 1 + max((levels[p] for p in parents), default=0)
+    return max(levels.values(), default=0)
+
+
 def single_column_keys_only(table_set: TableSet, engine: str) -> None:
-    """Refuse what ``engine`` (SDV's HMA) cannot model: composite keys and self-references.
+    """Refuse what ``engine`` (SDV's HMA) cannot model: composite keys, self-references,
+    more than five tables or two levels.
 
     Called before extract, so a schema HMA cannot take fails before any row is read.
     """
+    levels = depth(table_set)
+    if len(table_set.tables) > HMA_MAX_TABLES or levels > HMA_MAX_DEPTH:
+        raise RelationshipError(
+            f"The set has {len(table_set.tables)} tables and {levels} levels; the {engine!r} "
+            f"engine (SDV's HMA) models at most {HMA_MAX_TABLES} tables and {HMA_MAX_DEPTH} "
+            "levels. Use engine='per_table', which has no such limit."
+        )
     for rel in table_set.relationships:
         if len(rel.child_columns) != 1:
             raise RelationshipError(

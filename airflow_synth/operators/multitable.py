@@ -112,7 +112,8 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
         relationship is taken to be wrong and the run fails; below, they are left out.
     :param fixed_combinations: keep the real combinations of categorical columns that
         (almost) determine each other, e.g. ``action`` -> ``action_type`` (SDV
-        FixedCombinations, detected per table); default on.
+        FixedCombinations, detected per table); default on; ``{table: False}`` switches it
+        off for the tables named.
     :param checks: gate thresholds (``min_quality`` for the multi-table score; privacy and
         dependence gates per table). When one fails, nothing is saved; the reports go to
         ``s3://<bucket>/<dataset>/_failed/<run>/`` and the task's extra link opens them.
@@ -144,7 +145,7 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
         scale: float | str | None = None,
         main_table: str | None = None,
         max_orphan_share: float | str | None = None,
-        fixed_combinations: bool | str = True,
+        fixed_combinations: bool | str | Mapping[str, bool] = True,
         checks: Mapping[str, Any] | str | None = None,
         engine: str | None = None,
         synthesizers: str | Mapping[str, str] | None = None,

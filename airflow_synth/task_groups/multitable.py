@@ -42,7 +42,9 @@ class MultiTableConfig:
     scale: float | str | None = None
     main_table: str | None = None
     max_orphan_share: float | str | None = None
-    fixed_combinations: bool | str = True
+    #: keep real combinations of columns that determine each other: for all tables, or
+    #: ``{table: False}`` to switch it off for some
+    fixed_combinations: bool | str | Mapping[str, bool] = True
     checks: Mapping[str, Any] | str | None = None
     #: "hma" (default) or "per_table"; see MultiTableSynthesizeOperator
     engine: str | None = None

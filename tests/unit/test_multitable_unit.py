@@ -390,3 +390,23 @@ def test_similarity_filter_runs_on_leaf_tables_whose_real_rows_do_not_repeat() -
     # shared rule (SyntheticAssessor.copies_are_evidence, tested in test_privacy)
     assert _filter_copies(assessor(True, 0.3), table_set, "events", checks)
     assert not _filter_copies(assessor(False, 0.0), table_set, "events", checks)  # switched off
+
+
+def test_a_near_unique_column_is_no_category_to_fix_combinations_with() -> None:
+    """On a 300-row subset a 286-value clerk id 'determined' an order status (nearly every
+    pair is unique when nearly every value is): such a column is not a category."""
+    from sdv.metadata import Metadata
+
+    from airflow_synth.core.combinations import fixed_combination_groups
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "clerk": [f"c{i}" for i in [*range(286), *rng.choice(286, 14)]],
+            "status": rng.choice(["open", "shipped", "returned"], 300),
+        }
+    )
+    metadata = Metadata.detect_from_dataframes({"orders": frame})
+    for column in frame.columns:
+        metadata.update_column(column, table_name="orders", sdtype="categorical")
+    assert fixed_combination_groups(frame, metadata, "orders") == []

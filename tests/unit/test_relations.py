@@ -343,3 +343,21 @@ def test_table_set_round_trips_through_a_dict() -> None:
     assert back.relationships == table_set.relationships
     assert dict(back.tables) == dict(table_set.tables)
     assert back.to_dict() == data
+
+
+def test_hma_limits_are_refused_with_the_engine_that_has_none() -> None:
+    shapes = {
+        "a": shape("a", "id"),
+        "b": shape("b", "id", "a_id"),
+        "c": shape("c", "id", "b_id"),
+    }
+    table_set = build_table_set(shapes, declared=["b.a_id -> a.id", "c.b_id -> b.id"])
+    with pytest.raises(RelationshipError, match="3 levels.*engine='per_table'"):
+        single_column_keys_only(table_set, "hma")
+    two_levels = build_table_set(
+        {"a": shape("a", "id"), "b": shape("b", "id", "a_id")}, declared=["b.a_id -> a.id"]
+    )
+    single_column_keys_only(two_levels, "hma")  # what HMA models passes
+    many = {f"t{i}": shape(f"t{i}", "id") for i in range(6)}
+    with pytest.raises(RelationshipError, match="6 tables"):
+        single_column_keys_only(build_table_set(many), "hma")
