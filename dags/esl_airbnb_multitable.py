@@ -1,11 +1,14 @@
 """Synthetic copy of the related tables ``users`` + ``sessions``, foreign keys intact.
 
 Press Trigger: the DAG reads both tables from ``userbookings_db`` (their primary and foreign
-keys come from the database catalog), trains SDV's HMA on an integrity-preserving subset
-(``max_parents`` users with *all* their sessions), samples a synthetic set in which every
-``sessions.user_id`` points at a synthetic user, checks that (referential integrity must be
-1.0) together with the multi-table quality score and per-table privacy, and publishes both
-tables under one manifest at ``s3://synthetic/airbnb_multitable/<run>/``.
+keys come from the database catalog), models each table on its own (the ``per_table``
+engine: the number of sessions per user is learned with the user, each session generated
+with its user's context), samples a full-size synthetic set (as many users as real, each
+with a learned number of sessions) in which every ``sessions.user_id`` points at a synthetic
+user, checks that (referential integrity must be 1.0) together with the quality score and
+per-table privacy, and publishes both tables under one manifest at
+``s3://synthetic/airbnb_multitable/<run>/``. Choose engine ``hma`` for SDV's HMA on an
+integrity-preserving subset (``max_parents`` users with *all* their sessions).
 
 Tick *Load into the staging database* to also copy the set into schema ``target_schema`` of
 the ``synth_target_db`` connection: one transaction, parents first, replacing the previous
@@ -41,21 +44,36 @@ with DAG(
     catchup=False,
     render_template_as_native_obj=True,
     params={
+        "engine": Param(
+            "per_table",
+            enum=["per_table", "hma"],
+            title="Engine",
+            description="per_table: each table its own model, full size, any schema. hma: "
+            "SDV's HMA on a subset of max_parents users (small schemas only).",
+        ),
+        "max_training_rows": Param(
+            100_000,
+            type="integer",
+            minimum=0,
+            title="Training rows per table (per_table)",
+            description="Rows each table's model learns from; sampling still produces the "
+            "full size. 0 = all rows.",
+        ),
         "max_parents": Param(
             1_000,
             type="integer",
             minimum=0,
-            title="Users to train on",
-            description="Users sampled (with all their sessions) for training; bounds time and "
-            "memory. 0 = all users (slow: HMA cost grows with every parent).",
+            title="Users to train on (hma)",
+            description="Users sampled (with all their sessions) for HMA's training; bounds "
+            "time and memory. 0 = all users (slow: HMA cost grows with every parent).",
         ),
         "scale": Param(
             1.0,
             type="number",
             exclusiveMinimum=0,
-            title="Synthetic size (x training subset)",
-            description="1.0 = as many users as trained on, each with a learned number of "
-            "sessions. Sampling takes ~50 ms per user on 2 cores.",
+            title="Synthetic size",
+            description="per_table: x the real tables (1.0 = as many users as real, each with "
+            "a learned number of sessions). hma: x the training subset (~50 ms per user).",
         ),
         "seed": Param(42, type=["null", "integer"], title="Random seed"),
         "csv": Param(False, type="boolean", title="Also publish CSV"),
@@ -87,6 +105,8 @@ with DAG(
             aws_conn_id="synth_s3",
             bucket="synthetic",
             seed="{{ params.seed }}",
+            engine="{{ params.engine }}",
+            max_training_rows="{{ params.max_training_rows }}",
             max_parents="{{ params.max_parents }}",
             scale="{{ params.scale }}",
             max_orphan_share="{{ params.max_orphan_share }}",

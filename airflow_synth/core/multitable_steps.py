@@ -91,8 +91,8 @@ DEFAULT_MAX_PARENTS = 1_000
 HMA_ENGINE = "hma"
 #: The multi-table engines: SDV's HMA (small schemas) and each table its own model.
 ENGINES = (PER_TABLE_ENGINE, HMA_ENGINE)
-#: HMA stays the default until the per-table engine's full-size demo is measured.
-DEFAULT_ENGINE = HMA_ENGINE
+#: The per-table engine scales to full size and any schema; HMA stays selectable.
+DEFAULT_ENGINE = PER_TABLE_ENGINE
 #: Per-table engine's default synthesizer: fast enough for a million child rows on 2 cores.
 DEFAULT_SET_SYNTHESIZER = "gaussian_copula"
 QUALITY_FILE = "quality.json"
@@ -247,6 +247,7 @@ def run_multitable_synthesize(
             max_training_rows=max_training_rows,
             contracts=contracts,
             fixed_combinations=fixed_combinations,
+            max_orphan_share=max_orphan_share,
         )
         train, holdout, sampled = run.train, run.holdout, run.sampled
         real_keyed = {name: full[name][learned[name]] for name in table_set.order}

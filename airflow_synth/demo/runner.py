@@ -47,7 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         "loaded into the local synthetic_staging database",
     )
     parser.add_argument(
-        "--max-parents", type=int, default=1_000, help="multi-table: users to train on (1000)"
+        "--engine",
+        default="per_table",
+        choices=["per_table", "hma"],
+        help="multi-table engine: per_table (full size, default) or hma (a subset)",
+    )
+    parser.add_argument(
+        "--max-parents", type=int, default=1_000, help="multi-table hma: users to train on"
     )
     return parser
 
@@ -131,6 +137,7 @@ def run_multitable(
 ) -> int:
     """``--multitable``: run the multi-table DAG, load the set into synthetic_staging."""
     conf = {
+        "engine": args.engine,
         "max_parents": args.max_parents,
         "seed": args.seed,
         "load_to_target": True,
@@ -271,6 +278,7 @@ def multitable_summary(
         "airflow-synth demo: multi-table extract -> synthesize -> load finished",
         "=" * 72,
         f"source data          : {seed.n_users} users, {seed.n_sessions} sessions",
+        f"engine               : {(synthesis.get('synthesizer') or {}).get('name')}",
         "trained on           : "
         + "; ".join(f"{t} {s['training_rows']:,} of {s['real_rows']:,}" for t, s in subset.items()),
         "published            : "

@@ -94,10 +94,10 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
     """Train the set's model (SDV's HMA, or one model per table) and sample a synthetic set.
 
     :param extract: the extract task's XCom.
-    :param engine: ``"hma"`` (default: SDV's HMA on an integrity-preserving subset; at most
-        five tables, two levels, single-column keys) or ``"per_table"`` (each table its own
-        model, parents first: composite keys, any depth and number of tables, several
-        parents, link tables, self-references; samples the real sizes x ``scale``).
+    :param engine: ``"per_table"`` (default: each table its own model, parents first:
+        composite keys, any depth and number of tables, several parents, link tables,
+        self-references; samples the real sizes x ``scale``) or ``"hma"`` (SDV's HMA on an
+        integrity-preserving subset; at most five tables, two levels, single-column keys).
     :param synthesizers: ``per_table`` only: one synthesizer name for every table or
         ``{table: name}`` (default ``gaussian_copula``).
     :param max_training_rows: ``per_table`` only: training rows per table (default 100,000;

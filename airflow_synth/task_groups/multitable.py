@@ -46,7 +46,7 @@ class MultiTableConfig:
     #: ``{table: False}`` to switch it off for some
     fixed_combinations: bool | str | Mapping[str, bool] = True
     checks: Mapping[str, Any] | str | None = None
-    #: "hma" (default) or "per_table"; see MultiTableSynthesizeOperator
+    #: "per_table" (default) or "hma"; see MultiTableSynthesizeOperator
     engine: str | None = None
     #: per_table: one synthesizer name or {table: name}
     synthesizers: str | Mapping[str, str] | None = None

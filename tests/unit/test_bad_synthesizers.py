@@ -232,6 +232,7 @@ def run_fake_hma(monkeypatch, tmp_path: Path, mode: str, checks: dict) -> dict:
         dataset="shop",
         seed=5,
         max_parents=None,
+        engine="hma",  # the fake stands in for HMA
         checks=CheckSettings.from_mapping(checks),
         model_store=FileObjectStore(tmp_path / "bucket"),
         layout=DatasetLayout("synthetic", "shop", "run1"),

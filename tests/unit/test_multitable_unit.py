@@ -221,6 +221,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, d
         dataset="tiny_set",
         seed=5,
         max_parents=None,
+        engine="hma",  # these tests are about the HMA path
         checks=RELAXED,
         model_store=FileObjectStore(store_root),
         layout=DatasetLayout("synthetic", "tiny_set", "run1"),

@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from airflow_synth.core.assess.relationships import parent_positions
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.fresh import FreshValues
 from airflow_synth.core.engine.set_engine import ENGINE_NAME, SetSynthesizer
 from airflow_synth.core.engine.set_plan import is_helper_column, plan_tables
+from airflow_synth.core.errors import DataError
 from airflow_synth.core.metadata import build_metadata
 from airflow_synth.core.profile.roles import KEY, ColumnRole
-from airflow_synth.core.relations import TableSet
+from airflow_synth.core.relations import RelationshipError, TableSet
 from airflow_synth.core.synthesizers import SynthesizerSpec
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,61 @@ def split_per_table(
     return train, holdout
 
 
+def checked_frames(
+    frames: Mapping[str, pd.DataFrame], table_set: TableSet, max_orphan_share: float
+) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
+    """Keys present and unique (composite ones too); child rows without a parent left out.
+
+    Few orphans (a child whose non-NULL foreign key points at no parent row) are dirt: they
+    are left out of training and counted; more than ``max_orphan_share`` of a table's rows
+    mean the relationship is wrong, and the run stops before anything is trained.
+    """
+    out = dict(frames)
+    for name in table_set.order:
+        key = list(table_set.tables[name].primary_key)
+        if not key:
+            continue
+        frame = frames[name]
+        nulls = int(frame[key].isna().any(axis=1).sum())
+        if nulls:
+            raise DataError(
+                f"Table {name}: {nulls:,} rows have a NULL in the primary key "
+                f"({', '.join(key)}). Filter them out in the table's query or fix the data; a "
+                "key must identify every row."
+            )
+        duplicates = int(frame.duplicated(subset=key).sum())
+        if duplicates:
+            raise DataError(
+                f"Table {name}: the primary key ({', '.join(key)}) has {duplicates:,} duplicate "
+                "values. Use a unique column (set) as the key, or deduplicate in the query."
+            )
+    left_out: dict[str, int] = {}
+    for rel in table_set.relationships:
+        child = out[rel.child]
+        found = parent_positions(child, frames[rel.parent], rel) >= 0
+        given = child[list(rel.child_columns)].notna().all(axis=1).to_numpy()
+        orphans = given & ~found
+        count = int(orphans.sum())
+        if not count:
+            continue
+        share = count / max(len(child), 1)
+        if share > max_orphan_share:
+            raise RelationshipError(
+                f"The relationship {rel} does not match the data: {count:,} of "
+                f"{len(child):,} {rel.child} rows ({share:.1%}) reference no existing parent "
+                f"(more than max_orphan_share {max_orphan_share:.0%}). Check that the declared "
+                "columns are the right ones and of the same type; if the data really has that "
+                "many orphans, clean it in the table's query or raise max_orphan_share. "
+                "Nothing was trained or published."
+            )
+        log.info(
+            "%s: %d rows reference no %s row; left out of training", rel.child, count, rel.parent
+        )
+        out[rel.child] = child[~orphans]
+        left_out[str(rel)] = count
+    return out, left_out
+
+
 def run_set_engine(
     frames: Mapping[str, pd.DataFrame],
     table_set: TableSet,
@@ -96,12 +153,14 @@ def run_set_engine(
     max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
     contracts: Mapping[str, TableContract] | None = None,
     fixed_combinations: Mapping[str, bool] | bool = True,
+    max_orphan_share: float = 0.05,
 ) -> SetRun:
     """Plan, fit (bounded, per table) and sample the set at ``scale`` x the real sizes.
 
     ``frames`` are the whole real tables (keys, foreign keys and modelled columns; PII is
     left out by the caller). Keys in the output are fresh.
     """
+    frames, orphans = checked_frames(frames, table_set, max_orphan_share)
     plans = plan_tables(table_set, roles, frames)
     train_rows, holdout_rows = split_per_table(frames, holdout_share, max_training_rows, seed or 0)
     engine = SetSynthesizer(
@@ -135,6 +194,7 @@ def run_set_engine(
     split = {
         "engine": ENGINE_NAME,
         "max_training_rows": max_training_rows,
+        "orphans_left_out": orphans,
         "tables": {
             name: {
                 "real_rows": len(frames[name]),
