@@ -264,3 +264,56 @@ def test_multitable_child_model_that_copies_rows_is_refused(monkeypatch, tmp_pat
     assert failed and failed <= {f"sessions.{gate}" for gate in PRIVACY_GATES}, failed
     assert "sessions.exact_match_rate" in failed
     assert not FileObjectStore(tmp_path / "bucket").list_keys("")
+
+
+def run_per_table(monkeypatch, tmp_path: Path, corrupt=None) -> dict:
+    """The per-table engine on the fake users/sessions; ``corrupt`` edits its sample."""
+    from airflow_synth.core.engine.set_engine import SetSynthesizer
+
+    if corrupt is not None:
+        sample = SetSynthesizer.sample
+
+        def broken(self, *args, **kwargs):
+            return corrupt(sample(self, *args, **kwargs))
+
+        monkeypatch.setattr(SetSynthesizer, "sample", broken)
+    extracted, _ = staged_set(tmp_path)
+    return run_multitable_synthesize(
+        extracted,
+        tmp_path / "run",
+        dataset="shop",
+        seed=5,
+        engine="per_table",
+        checks=CheckSettings.from_mapping(MULTI),
+        model_store=FileObjectStore(tmp_path / "bucket"),
+        layout=DatasetLayout("synthetic", "shop", "run1"),
+    )
+
+
+def test_per_table_engine_passes_its_gates_on_the_fake_set(monkeypatch, tmp_path) -> None:
+    result = run_per_table(monkeypatch, tmp_path)
+    assert all(g["passed"] for g in result["gates"]), result["gates"]
+    assert result["synthesizer"]["name"] == "per_table"
+
+
+def test_per_table_engine_that_breaks_foreign_keys_is_refused(monkeypatch, tmp_path) -> None:
+    def orphan_some(tables):
+        sessions = tables["sessions"].copy()
+        sessions.loc[sessions.index[::10], "user_id"] = -1  # no such user
+        return {**tables, "sessions": sessions}
+
+    with pytest.raises(QualityGateError) as failure:
+        run_per_table(monkeypatch, tmp_path, orphan_some)
+    assert failed_gates(failure.value) == {"referential_integrity"}
+    assert not FileObjectStore(tmp_path / "bucket").list_keys("")
+
+
+def test_per_table_engine_that_repeats_keys_is_refused(monkeypatch, tmp_path) -> None:
+    def repeat_keys(tables):
+        users = tables["users"].copy()
+        users.loc[users.index[1], "id"] = users.loc[users.index[0], "id"]
+        return {**tables, "users": users}
+
+    with pytest.raises(QualityGateError) as failure:
+        run_per_table(monkeypatch, tmp_path, repeat_keys)
+    assert "referential_integrity" in failed_gates(failure.value)

@@ -211,7 +211,9 @@ CHAIN_KEYS = {"users": "id", "orders": "id", "items": "id"}
 
 def test_three_table_chain_keeps_grandchildren(tmp_path: Path) -> None:
     frames = chain()
-    result, train, hold = subset(tmp_path, frames, CHAIN_RELS, CHAIN_KEYS, max_parents=30)
+    result, train, hold = subset(
+        tmp_path, frames, CHAIN_RELS, CHAIN_KEYS, max_parents=30, main_table="users"
+    )
     assert result.main_table == "users"
     assert len(train["users"]) == 30
     for side in (train, hold):
@@ -291,7 +293,7 @@ def test_lookup_parent_with_many_orphans_does_not_match(tmp_path: Path) -> None:
     assert "transactions.product_id -> products.id" in str(exc.value)
 
 
-def test_choose_main_table_picks_the_root_with_most_rows_below(tmp_path: Path) -> None:
+def test_choose_main_table_picks_the_parent_of_the_biggest_table(tmp_path: Path) -> None:
     frames = shop(n_customers=10, n_products=500)
     # products first in the set's order, and bigger; but customers have more rows below once
     # another child hangs off them
@@ -312,10 +314,25 @@ def test_choose_main_table_picks_the_root_with_most_rows_below(tmp_path: Path) -
     assert choose_main_table(paths_tie, tie_set) == "products"
 
 
-def test_chain_main_table_is_the_top_of_the_chain(tmp_path: Path) -> None:
+def test_chain_main_table_is_the_biggest_parent_above_the_biggest_table(tmp_path: Path) -> None:
+    """users 40 -> orders ~60 -> items ~120: sampling orders bounds the items; on region ->
+    nation -> customer -> orders the old rule (the root) picked the 5-row region."""
     frames = chain(40)
+    assert len(frames["orders"]) > len(frames["users"])
     paths = write_tables(tmp_path, frames)
-    assert choose_main_table(paths, table_set_for(frames, CHAIN_RELS, CHAIN_KEYS)) == "users"
+    assert choose_main_table(paths, table_set_for(frames, CHAIN_RELS, CHAIN_KEYS)) == "orders"
+    region = pd.DataFrame({"id": np.arange(5)})
+    nation = pd.DataFrame({"id": np.arange(25), "region_id": np.arange(25) % 5})
+    customer = pd.DataFrame({"id": np.arange(600), "nation_id": np.arange(600) % 25})
+    orders = pd.DataFrame({"id": np.arange(2000), "customer_id": np.arange(2000) % 600})
+    deep = {"region": region, "nation": nation, "customer": customer, "orders": orders}
+    rels = [
+        "nation.region_id -> region.id",
+        "customer.nation_id -> nation.id",
+        "orders.customer_id -> customer.id",
+    ]
+    deep_set = table_set_for(deep, rels, dict.fromkeys(deep, "id"))
+    assert choose_main_table(write_tables(tmp_path / "deep", deep), deep_set) == "customer"
 
 
 def test_unrelated_table_is_sampled_on_its_own(tmp_path: Path) -> None:

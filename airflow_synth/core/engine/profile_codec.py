@@ -114,7 +114,8 @@ class ProfileCodec:
         (the outer 5% of the real quantiles) keeps the shape without a spike.
         """
         grid = self.quantiles.get(name)
-        below, above = values < low, values > high
+        slack = 1e-9 * max(1.0, abs(float(low)), abs(float(high)))  # float round trips
+        below, above = values < float(low) - slack, values > float(high) + slack
         if grid is None or not (below.any() or above.any()):
             return values.clip(lower=low, upper=high)
         out = values.copy()
@@ -157,7 +158,10 @@ class ProfileCodec:
             clipped = self._into_range(name, values.where(~keep), low, high)
             if profile.integer:
                 clipped = clipped.round()
-            out[name] = clipped.where(~keep, values)
+            decoded = clipped.where(~keep, values)
+            if name in getattr(self, "logged", ()) and profile.integer and decoded.notna().all():
+                decoded = decoded.astype("int64")  # log1p/expm1 went through floats
+            out[name] = decoded
         return out
 
 
