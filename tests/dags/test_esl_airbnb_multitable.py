@@ -2,11 +2,11 @@
 
 Checks what a consumer relies on: both tables published under one manifest, every synthetic
 foreign key pointing at a synthetic parent, cardinality near the real one (the whole
-children-per-parent histogram), a full-size set from per-table training splits (the default
-engine) and SDV's HMA on a subset when asked, the optional load into a target database (FKs enforced by
-Postgres, a re-run replacing the previous load), staged real rows gone, and bad input
-(cycles, parents without keys, orphans, a wrong relationship) failing before anything is
-published.
+children-per-parent histogram), a full-size set from per-table training splits (the
+default engine) and SDV's HMA on a subset when asked, the optional load into a target
+database (FKs enforced by Postgres, a re-run replacing the previous load), staged real rows
+gone, and bad input (cycles, parents without keys, orphans, a wrong relationship) failing
+before anything is published.
 """
 
 from __future__ import annotations
