@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from airflow_synth.core.errors import ConnectionConfigError, QualityGateError
 from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.sql import read_sql_file
 from airflow_synth.core.staging import path_from_uri, remove_staging, run_staging_dir
-from airflow_synth.hooks.object_store import describe_s3_failure
+from airflow_synth.hooks.object_store import S3ObjectStore, describe_s3_failure
 from airflow_synth.hooks.synth import SynthHook
 from airflow_synth.metrics import extract_metrics, load_metrics, synthesis_metrics
 from airflow_synth.preflight import preflight
@@ -42,6 +43,69 @@ DRY_RUN_ROWS = 1_000
 
 def _dag_and_run(context: Mapping[str, Any]) -> tuple[str, str]:
     return context["dag"].dag_id, context["run_id"]
+
+
+def run_layout(context: Mapping[str, Any], hook: SynthHook, dataset: str) -> DatasetLayout:
+    """This run's output locations, derived from (dataset, run id) so a rerun overwrites
+    its own output and nothing else."""
+    _, run_id = _dag_and_run(context)
+    return hook.layout(dataset, run_id)
+
+
+def checked_store(hook: SynthHook) -> S3ObjectStore:
+    """The object store, reached once up front: an expensive training must not end in a
+    model that cannot be saved."""
+    store = hook.get_conn()
+    store.check()
+    return store
+
+
+@contextmanager
+def s3_failures_named(hook: SynthHook) -> Iterator[None]:
+    """Re-raise a failure of the object store (botocore, Airflow's AWS hook) as a
+    ``ConnectionConfigError`` that names the connection and bucket to fix; publishing
+    single tables and table sets fails the same way."""
+    try:
+        yield
+    except ConnectionConfigError:
+        raise  # already names what to fix
+    except Exception as exc:
+        if type(exc).__module__.startswith(("botocore", "airflow")):
+            raise ConnectionConfigError(
+                describe_s3_failure(hook.aws_conn_id, hook.bucket, exc)
+            ) from exc
+        raise
+
+
+@contextmanager
+def gate_failures_quarantined(
+    context: Mapping[str, Any], hook: SynthHook, layout: DatasetLayout
+) -> Iterator[None]:
+    """Let a failed gate's ``QualityGateError`` through, after its reports were quarantined
+    (see :func:`quarantine_gate_failure`), so "see the report" leads somewhere."""
+    try:
+        yield
+    except QualityGateError as exc:
+        quarantine_gate_failure(context, hook, layout, exc)
+        raise
+
+
+def step_timings(extract: Mapping[str, Any], synthesis: Mapping[str, Any]) -> dict[str, float]:
+    """Seconds per step for the manifest, read from the extract and synthesize XComs."""
+    return {
+        "extract": extract.get("seconds", 0.0),
+        "fit": synthesis.get("fit_seconds", 0.0),
+        "sample": synthesis.get("sample_seconds", 0.0),
+    }
+
+
+def announce_publication(
+    context: Mapping[str, Any], hook: SynthHook, layout: DatasetLayout, result: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Put the manifest on the Asset event; the XCom of a publish task (adds the connection
+    the report view reads the bucket through)."""
+    _attach_asset_event(context, layout.dataset_uri, result)
+    return {**result, "aws_conn_id": hook.aws_conn_id}
 
 
 def sql_search_dirs(context: Mapping[str, Any]) -> list[str]:
@@ -183,15 +247,13 @@ def execute_synthesize(
     if as_bool(extract.get("dry_run")):
         rows = min(rows or DRY_RUN_ROWS, DRY_RUN_ROWS)
     seed_value = as_int(seed, "seed")
-    store = hook.get_conn()
-    store.check()  # fail before an expensive training if the model can't be saved
+    store = checked_store(hook)
     dry_run = as_bool(extract.get("dry_run"))
     contract_file = extract.get("contract_file")
     contract = load_contract(contract_file) if contract_file else None
     staged = path_from_uri(extract["staging_uri"])
-    _, run_id = _dag_and_run(context)
-    layout = hook.layout(dataset, run_id)
-    try:
+    layout = run_layout(context, hook, dataset)
+    with gate_failures_quarantined(context, hook, layout):
         synthesis = run_synthesize(
             staged,
             staged.parent,
@@ -205,9 +267,6 @@ def execute_synthesize(
             checks=check_settings,
             enforce_gates_=not dry_run,
         )
-    except QualityGateError as exc:
-        quarantine_gate_failure(context, hook, layout, exc)
-        raise
     synthesis_metrics(dataset, synthesis)
     return synthesis
 
@@ -287,16 +346,10 @@ def execute_load(
             synthesis.get("scores"),
         )
         raise AirflowSkipException("dry run: nothing published")
-    _, run_id = _dag_and_run(context)
-    layout = hook.layout(dataset, run_id)
+    layout = run_layout(context, hook, dataset)
     source = {**_source_lineage(extract), "rows_extracted": extract.get("rows")}
-    timings = {
-        "extract": extract.get("seconds", 0.0),
-        "fit": synthesis.get("fit_seconds", 0.0),
-        "sample": synthesis.get("sample_seconds", 0.0),
-    }
     store = hook.get_conn()
-    try:
+    with s3_failures_named(hook):
         result = run_load(
             store,
             layout,
@@ -307,20 +360,11 @@ def execute_load(
             },
             source=source,
             synthesis=synthesis,
-            timings=timings,
+            timings=step_timings(extract, synthesis),
             formats=formats,
         )
-    except ConnectionConfigError:
-        raise
-    except Exception as exc:
-        if type(exc).__module__.startswith(("botocore", "airflow")):
-            raise ConnectionConfigError(
-                describe_s3_failure(hook.aws_conn_id, hook.bucket, exc)
-            ) from exc
-        raise
-    _attach_asset_event(context, layout.dataset_uri, result)
     load_metrics(dataset, result)
-    return {**result, "aws_conn_id": hook.aws_conn_id}
+    return announce_publication(context, hook, layout, result)
 
 
 def _source_lineage(extract: Mapping[str, Any]) -> dict[str, Any]:
@@ -366,18 +410,14 @@ def execute_synthesize_dataframe(
     dataset: str,
     hook: SynthHook,
     origin: str,
-    synthesizer: str | None = None,
-    synthesizer_params: Any = None,
-    num_rows: Any = None,
-    seed: Any = None,
-    epochs: Any = None,
-    checks: Mapping[str, Any] | str | None = None,
     formats: Sequence[str] = ("parquet",),
     staging_dir: str | None = None,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Synthesize and publish a DataFrame produced in the task itself (``@task.synthesize``).
 
-    The real frame is staged privately only for the duration of this call.
+    The real frame is staged privately only for the duration of this call. ``settings``
+    are the :data:`SYNTHESIS_FIELDS`, passed to :func:`execute_synthesize` as they are.
     """
     import pandas as pd
     import pyarrow as pa
@@ -409,12 +449,7 @@ def execute_synthesize_dataframe(
             extract=extract,
             dataset=dataset,
             hook=hook,
-            synthesizer=synthesizer,
-            synthesizer_params=synthesizer_params,
-            num_rows=num_rows,
-            seed=seed,
-            epochs=epochs,
-            checks=checks,
+            **settings,
         )
         return execute_load(
             context,

@@ -15,27 +15,39 @@ from typing import Any
 from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.coerce import as_float  # one rule for numbers, shared with core
 from airflow_synth.core.contract import load_table_contracts, resolve_table_contracts
-from airflow_synth.core.errors import (
-    ConnectionConfigError,
-    QualityGateError,
-    SynthesizerConfigError,
-)
-from airflow_synth.hooks.object_store import describe_s3_failure
+from airflow_synth.core.errors import SynthesizerConfigError
 from airflow_synth.hooks.synth import SynthHook
 from airflow_synth.preflight import preflight
 from airflow_synth.runtime import (
-    _attach_asset_event,
-    _dag_and_run,
+    announce_publication,
     as_bool,
     as_dict,
     as_int,
+    checked_store,
+    gate_failures_quarantined,
     postgres_connection,
-    quarantine_gate_failure,
+    run_layout,
+    s3_failures_named,
     sql_search_dirs,
     staging_dir_for,
+    step_timings,
 )
 
 log = logging.getLogger(__name__)
+
+#: The multi-table synthesis settings that the extract checks up front (``validate=``) and
+#: the synthesize task passes on as they are (besides ``main_table``).
+MULTITABLE_SYNTHESIS_FIELDS = (
+    "seed",
+    "max_parents",
+    "scale",
+    "max_orphan_share",
+    "fixed_combinations",
+    "checks",
+    "engine",
+    "synthesizers",
+    "max_training_rows",
+)
 
 
 def as_list(value: Any, name: str) -> list[Any]:
@@ -143,11 +155,9 @@ def execute_multitable_synthesize(
         chosen = as_dict(chosen, "synthesizers")
     scale_value = as_float(scale, "scale", 1.0)
     orphan_share = as_float(max_orphan_share, "max_orphan_share", DEFAULT_MAX_ORPHAN_SHARE)
-    store = hook.get_conn()
-    store.check()  # fail before an expensive training if the model can't be saved
-    _, run_id = _dag_and_run(context)
-    layout = hook.layout(dataset, run_id)
-    try:
+    store = checked_store(hook)
+    layout = run_layout(context, hook, dataset)
+    with gate_failures_quarantined(context, hook, layout):  # reports to <dataset>/_failed/<run>/
         return run_multitable_synthesize(
             extract,
             Path(extract["staging_dir"]) / "synthetic",
@@ -168,9 +178,6 @@ def execute_multitable_synthesize(
                 DEFAULT_MAX_TRAINING_ROWS if training_rows is None else (training_rows or None)
             ),
         )
-    except QualityGateError as exc:  # its reports go to <dataset>/_failed/<run>/
-        quarantine_gate_failure(context, hook, layout, exc)
-        raise
 
 
 def execute_multitable_publish(
@@ -185,8 +192,7 @@ def execute_multitable_publish(
     """Publish every table + reports under one manifest; attach it to the Asset event."""
     from airflow_synth.core.multitable_steps import run_multitable_publish
 
-    _, run_id = _dag_and_run(context)
-    layout = hook.layout(dataset, run_id)
+    layout = run_layout(context, hook, dataset)
     source = {
         "postgres_conn_id": extract.get("postgres_conn_id"),
         "schema": extract.get("schema"),
@@ -195,25 +201,13 @@ def execute_multitable_publish(
             for name, t in extract["tables"].items()
         },
     }
-    timings = {
-        "extract": extract.get("seconds", 0.0),
-        "fit": synthesis.get("fit_seconds", 0.0),
-        "sample": synthesis.get("sample_seconds", 0.0),
-        "checks": synthesis.get("checks_seconds", 0.0),
-    }
+    timings = {**step_timings(extract, synthesis), "checks": synthesis.get("checks_seconds", 0.0)}
     store = hook.get_conn()
-    try:
+    with s3_failures_named(hook):
         result = run_multitable_publish(
             store, layout, synthesis=synthesis, source=source, timings=timings, formats=formats
         )
-    except Exception as exc:
-        if type(exc).__module__.startswith(("botocore", "airflow")):
-            raise ConnectionConfigError(
-                describe_s3_failure(hook.aws_conn_id, hook.bucket, exc)
-            ) from exc
-        raise
-    _attach_asset_event(context, layout.dataset_uri, result)
-    return {**result, "aws_conn_id": hook.aws_conn_id}
+    return announce_publication(context, hook, layout, result)
 
 
 def execute_target_load(
@@ -240,8 +234,7 @@ def execute_target_load(
         )
     from airflow_synth.core.multitable_steps import load_published_set
 
-    _, run_id = _dag_and_run(context)
-    layout = hook.layout(dataset, run_id)
+    layout = run_layout(context, hook, dataset)
     log.info("Loading %s into schema %s", layout.uri(layout.manifest_key), target_schema)
     conn = postgres_connection(target_conn_id)
     try:
