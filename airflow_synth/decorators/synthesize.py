@@ -20,24 +20,23 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
 
-from airflow_synth.core.errors import QualityGateError
 from airflow_synth.hooks.synth import SynthStoreSettings
-from airflow_synth.operators.load import with_dataset_outlet
-from airflow_synth.preflight import preflight
-from airflow_synth.runtime import (
-    SYNTHESIS_FIELDS,
-    execute_synthesize_dataframe,
-    quarantined_report_uri,
+from airflow_synth.operators.base import (
+    SynthesisSettings,
+    SyntheticReportLinked,
+    with_dataset_outlet,
 )
-from airflow_synth.ui.links import SyntheticReportLink
+from airflow_synth.preflight import preflight
+from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize_dataframe
 
 
-class _SynthesizeDecoratedOperator(SynthStoreSettings, DecoratedOperator, PythonOperator):
+class _SynthesizeDecoratedOperator(
+    SyntheticReportLinked, SynthesisSettings, SynthStoreSettings, DecoratedOperator, PythonOperator
+):
     """Runs the callable, then synthesizes and publishes its DataFrame."""
 
     template_fields: Sequence[str] = ("op_args", "op_kwargs", "dataset", *SYNTHESIS_FIELDS)
     custom_operator_name = "@task.synthesize"
-    operator_extra_links = (SyntheticReportLink(),)
 
     def __init__(
         self,
@@ -73,12 +72,7 @@ class _SynthesizeDecoratedOperator(SynthStoreSettings, DecoratedOperator, Python
             **kwargs,
         )
         self.dataset = dataset
-        self.synthesizer = synthesizer
-        self.synthesizer_params = synthesizer_params
-        self.num_rows = num_rows
-        self.seed = seed
-        self.epochs = epochs
-        self.checks = checks
+        self.set_synthesis_settings(synthesizer, synthesizer_params, num_rows, seed, epochs, checks)
         self.formats = formats
         self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
         self.staging_dir = staging_dir
@@ -87,7 +81,7 @@ class _SynthesizeDecoratedOperator(SynthStoreSettings, DecoratedOperator, Python
         # Settings and connections are checked before the user's function reads any row.
         preflight(
             {
-                **{name: getattr(self, name) for name in SYNTHESIS_FIELDS},
+                **self.synthesis_settings(),
                 "aws_conn_id": self.aws_conn_id,
                 "bucket": self.bucket,
                 "synth_conn_id": self.synth_conn_id,
@@ -96,22 +90,18 @@ class _SynthesizeDecoratedOperator(SynthStoreSettings, DecoratedOperator, Python
         frame = super().execute(context)
         hook = self.synth_hook()
         origin = f"{self.python_callable.__module__}.{self.python_callable.__qualname__}"
-        try:
+        with self.noting_quarantined_report():
             result = execute_synthesize_dataframe(
                 context,
                 frame,
                 dataset=self.dataset,
                 hook=hook,
                 origin=origin,
-                **{name: getattr(self, name) for name in SYNTHESIS_FIELDS},
+                **self.synthesis_settings(),
                 formats=list(self.formats),
                 staging_dir=self.staging_dir,
             )
-        except QualityGateError as exc:  # the link opens the quarantined report
-            self._report_published = quarantined_report_uri(exc) is not None
-            raise
-        self._report_published = bool(result.get("report_uri"))  # read by the extra link
-        return result
+        return self.note_published_report(result)
 
 
 def synthesize_task(

@@ -12,17 +12,15 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_synth.core.errors import QualityGateError
 from airflow_synth.hooks.synth import SynthStoreSettings
-from airflow_synth.operators.load import with_dataset_outlet
-from airflow_synth.runtime import quarantined_report_uri
+from airflow_synth.operators.base import PublishOperatorBase, SynthesizeOperatorBase
 from airflow_synth.runtime_multitable import (
+    MULTITABLE_SYNTHESIS_FIELDS,
     execute_multitable_extract,
     execute_multitable_publish,
     execute_multitable_synthesize,
     execute_target_load,
 )
-from airflow_synth.ui.links import SyntheticReportLink
 
 
 class MultiTableExtractOperator(BaseOperator):
@@ -90,7 +88,7 @@ class MultiTableExtractOperator(BaseOperator):
         )
 
 
-class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
+class MultiTableSynthesizeOperator(SynthesizeOperatorBase):
     """Train the set's model (SDV's HMA, or one model per table) and sample a synthetic set.
 
     :param extract: the extract task's XCom.
@@ -133,7 +131,7 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
         "max_training_rows",
     )
     ui_color = "#fef7e0"
-    operator_extra_links = (SyntheticReportLink(),)
+    settings_fields = ("main_table", *MULTITABLE_SYNTHESIS_FIELDS)
 
     def __init__(
         self,
@@ -170,31 +168,11 @@ class MultiTableSynthesizeOperator(SynthStoreSettings, BaseOperator):
         self.checks = checks
         self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        hook = self.synth_hook()
-        try:
-            return execute_multitable_synthesize(
-                context,
-                extract=self.extract,
-                dataset=self.dataset,
-                hook=hook,
-                seed=self.seed,
-                max_parents=self.max_parents,
-                scale=self.scale,
-                main_table=self.main_table,
-                max_orphan_share=self.max_orphan_share,
-                fixed_combinations=self.fixed_combinations,
-                checks=self.checks,
-                engine=self.engine,
-                synthesizers=self.synthesizers,
-                max_training_rows=self.max_training_rows,
-            )
-        except QualityGateError as exc:  # the link opens the quarantined report
-            self._report_published = quarantined_report_uri(exc) is not None
-            raise
+    def synthesize_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
+        return execute_multitable_synthesize(context, **arguments)
 
 
-class MultiTablePublishOperator(SynthStoreSettings, BaseOperator):
+class MultiTablePublishOperator(PublishOperatorBase):
     """Publish every synthetic table and report, then one manifest naming them all.
 
     Consumers read a set through its manifest (or ``latest.json``), which is written last,
@@ -202,42 +180,8 @@ class MultiTablePublishOperator(SynthStoreSettings, BaseOperator):
     Asset; the event carries the manifest URI.
     """
 
-    template_fields: Sequence[str] = ("extract", "synthesis", "dataset", "formats")
-    ui_color = "#e6f4ea"
-    operator_extra_links = (SyntheticReportLink(),)
-
-    def __init__(
-        self,
-        *,
-        extract: Any,
-        synthesis: Any,
-        dataset: str,
-        formats: Sequence[str] = ("parquet",),
-        aws_conn_id: str | None = None,
-        bucket: str | None = None,
-        synth_conn_id: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**with_dataset_outlet(kwargs, dataset, bucket, synth_conn_id))
-        self.extract = extract
-        self.synthesis = synthesis
-        self.dataset = dataset
-        self.formats = formats
-        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        hook = self.synth_hook()
-        formats = [self.formats] if isinstance(self.formats, str) else list(self.formats)
-        result = execute_multitable_publish(
-            context,
-            extract=self.extract,
-            synthesis=self.synthesis,
-            dataset=self.dataset,
-            hook=hook,
-            formats=formats,
-        )
-        self._report_published = bool(result.get("report_uri"))  # read by the extra link
-        return result
+    def publish_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
+        return execute_multitable_publish(context, **arguments)
 
 
 class SyntheticPostgresLoadOperator(SynthStoreSettings, BaseOperator):

@@ -5,15 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from airflow_synth.core.errors import QualityGateError
-from airflow_synth.hooks.synth import SynthStoreSettings
-from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize, quarantined_report_uri
-from airflow_synth.ui.links import SyntheticReportLink
+from airflow_synth.operators.base import SynthesisSettings, SynthesizeOperatorBase
+from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize
 
 
-class ESLSynthesizeOperator(SynthStoreSettings, BaseOperator):
+class ESLSynthesizeOperator(SynthesisSettings, SynthesizeOperatorBase):
     """Fit ``synthesizer`` on the extract's staged rows, sample, and save the model.
 
     Training runs in the worker process: real rows never leave it. The fitted model is
@@ -41,7 +37,7 @@ class ESLSynthesizeOperator(SynthStoreSettings, BaseOperator):
 
     template_fields: Sequence[str] = ("extract", "dataset", *SYNTHESIS_FIELDS)
     ui_color = "#fce8e6"
-    operator_extra_links = (SyntheticReportLink(),)
+    settings_fields = SYNTHESIS_FIELDS
 
     def __init__(
         self,
@@ -62,24 +58,8 @@ class ESLSynthesizeOperator(SynthStoreSettings, BaseOperator):
         super().__init__(**kwargs)
         self.extract = extract
         self.dataset = dataset
-        self.synthesizer = synthesizer
-        self.synthesizer_params = synthesizer_params
-        self.num_rows = num_rows
-        self.seed = seed
-        self.epochs = epochs
-        self.checks = checks
+        self.set_synthesis_settings(synthesizer, synthesizer_params, num_rows, seed, epochs, checks)
         self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        hook = self.synth_hook()
-        try:
-            return execute_synthesize(
-                context,
-                extract=self.extract,
-                dataset=self.dataset,
-                hook=hook,
-                **{name: getattr(self, name) for name in SYNTHESIS_FIELDS},
-            )
-        except QualityGateError as exc:  # the link opens the quarantined report
-            self._report_published = quarantined_report_uri(exc) is not None
-            raise
+    def synthesize_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
+        return execute_synthesize(context, **arguments)
