@@ -12,13 +12,10 @@ from typing import Any
 
 from airflow.sdk import TaskGroup
 
-from airflow_synth.operators import (
-    ESLCleanupOperator,
-    ESLExtractOperator,
-    ESLLoadOperator,
-    ESLSynthesizeOperator,
-)
+from airflow_synth.operators import ESLExtractOperator, ESLLoadOperator, ESLSynthesizeOperator
+from airflow_synth.operators.base import settings_of
 from airflow_synth.runtime import AUTO, SYNTHESIS_FIELDS
+from airflow_synth.task_groups.chain import add_chain_after_extract, esl_group, store_settings
 
 
 @dataclass(frozen=True)
@@ -60,14 +57,8 @@ def esl_task_group(
     ``extract`` is also given the settings of ``synthesize`` and ``load`` (``validate=``), so
     an unknown synthesizer, a bad check or a missing connection fails it before the query.
     """
-    common = dict(config.task_kwargs)
-    store = {
-        "aws_conn_id": config.aws_conn_id,
-        "bucket": config.bucket,
-        "synth_conn_id": config.synth_conn_id,
-    }
-    synthesis = {name: getattr(config, name) for name in SYNTHESIS_FIELDS}
-    with TaskGroup(group_id or f"esl_{config.dataset}", **group_kwargs) as group:
+    synthesis = settings_of(config, SYNTHESIS_FIELDS)
+    with esl_group(config, group_id, group_kwargs) as group:
         extract = ESLExtractOperator(
             task_id="extract",
             sql_file=config.sql_file,
@@ -77,31 +68,15 @@ def esl_task_group(
             contract_file=config.contract_file,
             staging_dir=config.staging_dir,
             dry_run=config.dry_run,
-            validate={**synthesis, **store},
-            **common,
+            validate={**synthesis, **store_settings(config)},
+            **config.task_kwargs,
         )
-        synthesize = ESLSynthesizeOperator(
-            task_id="synthesize",
-            extract=extract.output,
-            dataset=config.dataset,
-            **synthesis,
-            **store,
-            **common,
+        add_chain_after_extract(
+            config,
+            extract,
+            synthesize_class=ESLSynthesizeOperator,
+            synthesis=synthesis,
+            publish_class=ESLLoadOperator,
+            publish_task_id="load",
         )
-        load = ESLLoadOperator(
-            task_id="load",
-            extract=extract.output,
-            synthesis=synthesize.output,
-            dataset=config.dataset,
-            formats=config.formats,
-            **store,
-            **common,
-        )
-        cleanup = ESLCleanupOperator(
-            task_id="cleanup_staging",
-            dataset=config.dataset,
-            staging_dir=config.staging_dir,
-            **common,
-        )
-        extract >> synthesize >> load >> cleanup.as_teardown(setups=extract)
     return group

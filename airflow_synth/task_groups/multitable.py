@@ -8,13 +8,15 @@ from typing import Any
 
 from airflow.sdk import TaskGroup
 
-from airflow_synth.operators import ESLCleanupOperator
+from airflow_synth.operators.base import settings_of
 from airflow_synth.operators.multitable import (
     MultiTableExtractOperator,
     MultiTablePublishOperator,
     MultiTableSynthesizeOperator,
     SyntheticPostgresLoadOperator,
 )
+from airflow_synth.runtime_multitable import MULTITABLE_SYNTHESIS_FIELDS
+from airflow_synth.task_groups.chain import add_chain_after_extract, esl_group, store_settings
 
 
 @dataclass(frozen=True)
@@ -69,31 +71,10 @@ def esl_multitable_task_group(
     tasks (``validate=``), so a bad check or size or a missing connection (object store,
     ``synth``, target database) fails it before the first table is queried.
     """
-    common = dict(config.task_kwargs)
-    store = {
-        "aws_conn_id": config.aws_conn_id,
-        "bucket": config.bucket,
-        "synth_conn_id": config.synth_conn_id,
-    }
-    synthesis = {
-        "seed": config.seed,
-        "max_parents": config.max_parents,
-        "scale": config.scale,
-        "max_orphan_share": config.max_orphan_share,
-        "fixed_combinations": config.fixed_combinations,
-        "checks": config.checks,
-        "engine": config.engine,
-        "synthesizers": config.synthesizers,
-        "max_training_rows": config.max_training_rows,
-    }
-    target: dict[str, Any] = {}
-    if config.target_conn_id:
-        target = {
-            "target_conn_id": config.target_conn_id,
-            "target_schema": config.target_schema or config.dataset,
-            "load_to_target": config.load_to_target,
-        }
-    with TaskGroup(group_id or f"esl_{config.dataset}", **group_kwargs) as group:
+    store = store_settings(config)
+    synthesis = settings_of(config, MULTITABLE_SYNTHESIS_FIELDS)
+    target = _target_settings(config)
+    with esl_group(config, group_id, group_kwargs) as group:
         extract = MultiTableExtractOperator(
             task_id="extract",
             tables=config.tables,
@@ -105,44 +86,38 @@ def esl_multitable_task_group(
             staging_dir=config.staging_dir,
             validate={**synthesis, **store, **target},
             contracts=config.contracts,
-            **common,
+            **config.task_kwargs,
         )
-        synthesize = MultiTableSynthesizeOperator(
-            task_id="synthesize",
-            extract=extract.output,
-            dataset=config.dataset,
-            main_table=config.main_table,
-            **synthesis,
-            **store,
-            **common,
-        )
-        publish = MultiTablePublishOperator(
-            task_id="publish",
-            extract=extract.output,
-            synthesis=synthesize.output,
-            dataset=config.dataset,
-            formats=config.formats,
-            **store,
-            **common,
-        )
-        cleanup = ESLCleanupOperator(
-            task_id="cleanup_staging",
-            dataset=config.dataset,
-            staging_dir=config.staging_dir,
-            **common,
-        )
-        extract >> synthesize >> publish
-        if config.target_conn_id:
-            load_target = SyntheticPostgresLoadOperator(
+
+        def load_target() -> SyntheticPostgresLoadOperator:
+            return SyntheticPostgresLoadOperator(
                 task_id="load_target",
                 dataset=config.dataset,
-                target_conn_id=config.target_conn_id,
-                target_schema=config.target_schema or config.dataset,
-                enabled=config.load_to_target,
+                target_conn_id=target["target_conn_id"],
+                target_schema=target["target_schema"],
+                enabled=target["load_to_target"],
                 **store,
-                **common,
+                **config.task_kwargs,
             )
-            publish >> load_target >> cleanup.as_teardown(setups=extract)
-        else:
-            publish >> cleanup.as_teardown(setups=extract)
+
+        add_chain_after_extract(
+            config,
+            extract,
+            synthesize_class=MultiTableSynthesizeOperator,
+            synthesis={**synthesis, "main_table": config.main_table},
+            publish_class=MultiTablePublishOperator,
+            publish_task_id="publish",
+            load_target=load_target if target else None,
+        )
     return group
+
+
+def _target_settings(config: MultiTableConfig) -> dict[str, Any]:
+    """The target-database settings, or {} when the set is published to S3 only."""
+    if not config.target_conn_id:
+        return {}
+    return {
+        "target_conn_id": config.target_conn_id,
+        "target_schema": config.target_schema or config.dataset,
+        "load_to_target": config.load_to_target,
+    }
