@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -195,23 +195,21 @@ def execute_extract(
     sql = render(read_sql_file(sql_path))
     from airflow_synth.core.steps import run_extract
 
-    conn = postgres_connection(postgres_conn_id)
-    target = staging_dir_for(context, dataset, staging_dir)
-    try:
-        result = run_extract(
-            conn,
-            sql,
-            target,
-            sql_name=str(sql_path),
-            parameters=parameters,
-            contract=contract,
-            max_rows=DRY_RUN_ROWS if dry_run else None,
-        )
-    except BaseException:
-        remove_staging(target, base=staging_dir)  # a failed extract leaves nothing behind
-        raise
-    finally:
-        conn.close()
+    with closing(postgres_connection(postgres_conn_id)) as conn:
+        target = staging_dir_for(context, dataset, staging_dir)
+        try:
+            result = run_extract(
+                conn,
+                sql,
+                target,
+                sql_name=str(sql_path),
+                parameters=parameters,
+                contract=contract,
+                max_rows=DRY_RUN_ROWS if dry_run else None,
+            )
+        except BaseException:
+            remove_staging(target, base=staging_dir)  # a failed extract leaves nothing behind
+            raise
     extract_metrics(dataset, result)
     return {
         **result,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from typing import Any
 
 from airflow_synth.core.checks import CheckSettings
@@ -100,8 +101,7 @@ def execute_multitable_extract(
         as_dict(contracts, "contracts"), sql_search_dirs(context)
     )
     target = staging_dir_for(context, dataset, staging_dir)
-    conn = postgres_connection(postgres_conn_id)
-    try:
+    with closing(postgres_connection(postgres_conn_id)) as conn:
         result = run_multitable_extract(
             conn,
             tables_value,
@@ -112,8 +112,6 @@ def execute_multitable_extract(
             sql_dirs=sql_search_dirs(context),
             engine=(validate or {}).get("engine") or None,
         )
-    finally:
-        conn.close()
     return {**result, "postgres_conn_id": postgres_conn_id, "contracts": contract_refs}
 
 
@@ -236,13 +234,10 @@ def execute_target_load(
 
     layout = run_layout(context, hook, dataset)
     log.info("Loading %s into schema %s", layout.uri(layout.manifest_key), target_schema)
-    conn = postgres_connection(target_conn_id)
-    try:
+    with closing(postgres_connection(target_conn_id)) as conn:
         conn.rollback()  # start clean: the load runs its own single transaction
         conn.autocommit = True
         result = load_published_set(hook.get_conn(), layout, conn, str(target_schema).strip())
-    finally:
-        conn.close()
     log.info(
         "Loaded %s rows into %s (connection %s): %s",
         result.get("rows"),
