@@ -236,3 +236,17 @@ def test_a_child_date_after_its_parents_date_holds_on_every_row(sampled, fitted)
     assert (orders["ordered"] >= orders["signup"]).all()
     gaps = (orders["ordered"] - orders["signup"]).dt.days
     assert (gaps == 0).mean() < 0.2  # repaired with real-like gaps, not piled on the bound
+
+
+def test_children_per_parent_follow_the_real_histogram_for_every_parent(sampled, fitted) -> None:
+    """Owners through the count learned with the parent; other parents (a clerk, a
+    part-supplier pair) through their real popularity, shared out exactly."""
+    from airflow_synth.core.assess import children_per_parent
+
+    real, engine = fitted
+    found = children_per_parent(real, sampled, engine.table_set)
+    distances = {r["relationship"]: r["distance"] for r in found["relationships"]}
+    # relationships with hundreds of parents (with 15 or 40 parents every count is its own
+    # bucket and the distance is noise)
+    assert distances["lines.order_id -> orders.id"] < 0.2, distances
+    assert distances["lines.part_id,supplier_id -> partsupp.part_id,supplier_id"] < 0.12

@@ -294,15 +294,18 @@ class SetSynthesizer:
                 frame[column] = pd.Series([None] * n, dtype=object)
             return
         weights = plan.popularity[str(rel)].weights(len(parents), rng)
-        chosen = rng.choice(len(parents), n, p=weights / weights.sum())
-        if plan.owner is not None and set(rel.child_columns) <= set(plan.primary_key):
-            chosen = _distinct_within(chosen, frame, plan.owner.child_columns, weights, rng)
-        values = parents[list(rel.parent_columns)].to_numpy(dtype=object)[chosen]
         keep = (
             frame[plan.has_column(rel)].astype(bool).to_numpy()
             if plan.has_column(rel) in frame.columns
             else np.ones(n, dtype=bool)
         )
+        if plan.owner is not None and set(rel.child_columns) <= set(plan.primary_key):
+            chosen = rng.choice(len(parents), n, p=weights / weights.sum())
+            chosen = _distinct_within(chosen, frame, plan.owner.child_columns, weights, rng)
+        else:  # each parent gets about its drawn count of children, exactly shared out
+            chosen = np.zeros(n, dtype=np.int64)
+            chosen[keep] = _slots(weights, int(keep.sum()), rng)
+        values = parents[list(rel.parent_columns)].to_numpy(dtype=object)[chosen]
         for i, column in enumerate(rel.child_columns):
             frame[column] = _with_nulls(values[:, i], parents[rel.parent_columns[i]].dtype, keep)
 
@@ -415,6 +418,25 @@ def _rows_by_context(
 
 def _draw_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(2**31 - 1))
+
+
+def _slots(counts: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` parent positions, parent ``i`` about ``counts[i]`` times (scaled to ``n``).
+
+    Drawing each child's parent independently by weight adds multinomial noise on top of
+    the drawn counts (a device table's children-per-parent distance went 0.06 -> 0.20);
+    handing out slots keeps each parent's count as drawn.
+    """
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    scaled = counts * (n / counts.sum())
+    whole = np.floor(scaled)
+    extra = rng.random(counts.size) < scaled - whole
+    slots = np.repeat(np.arange(counts.size), (whole + extra).astype(np.int64))
+    if slots.size < n:  # rounding: top up by weight
+        more = rng.choice(counts.size, n - slots.size, p=counts / counts.sum())
+        slots = np.concatenate([slots, more])
+    return rng.permutation(slots)[:n]
 
 
 def _with_nulls(values: np.ndarray, dtype: Any, keep: np.ndarray) -> pd.Series:
