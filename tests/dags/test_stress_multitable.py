@@ -106,3 +106,18 @@ def test_sizes_follow_the_real_tables(stress_run, stress_source, target_dsn, s3_
     real = manifest["source"]["tables"]
     for name, table in manifest["tables"].items():
         assert abs(table["rows"] / real[name]["rows"] - 1) < 0.25, name
+
+
+def test_dates_after_their_parents_dates_hold_across_the_joins(stress_run, s3_client) -> None:
+    """The spec's orders come after their customer's sign-up and lines ship after their
+    order: discovered on the real tables, held on every synthetic row, reported."""
+    layout = DatasetLayout(BUCKET, "stress_set", stress_run.run_id)
+    quality = json.loads(
+        s3_client.get_object(Bucket=BUCKET, Key=layout.key("quality.json"))["Body"].read()
+    )
+    rules = quality["cross_table_rules"]
+    assert rules["count"] >= 2 and rules["held"] == 1.0, rules
+    names = {(r["relationship"], r["child_column"], r["parent_column"]) for r in rules["rules"]}
+    assert any(rel.startswith("orders.customer_id") for rel, _, _ in names), names
+    assert quality["children_per_parent"]["relationships"]
+    assert quality["integrity"]["passed"] is True
