@@ -65,12 +65,16 @@ def as_list(value: Any, name: str) -> list[Any]:
     return list(value)
 
 
-def _per_table_switch(value: Any) -> bool | dict[str, bool]:
-    """``True``/``False`` for every table, or ``{table: bool}`` (JSON text too)."""
+def _per_table_switch(value: Any) -> bool | dict[str, bool | list[str]]:
+    """``True``/``False`` for every table, or ``{table: bool or [columns never grouped]}``
+    (JSON text too)."""
     if isinstance(value, str) and value.strip().startswith("{"):
         value = as_dict(value, "fixed_combinations")
     if isinstance(value, Mapping):
-        return {str(table): as_bool(flag) for table, flag in value.items()}
+        return {
+            str(table): [str(c) for c in flag] if isinstance(flag, list | tuple) else as_bool(flag)
+            for table, flag in value.items()
+        }
     return as_bool(value)
 
 

@@ -10,7 +10,7 @@ sampling time (SDV models each group as one joint column). No Airflow import.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -30,7 +30,7 @@ COMBINATION_SLACK = 1.1
 
 
 def fixed_combination_groups(
-    frame: pd.DataFrame, metadata: Metadata, table: str
+    frame: pd.DataFrame, metadata: Metadata, table: str, excluded: Collection[str] = ()
 ) -> list[list[str]]:
     """Groups of categorical columns whose values (almost) determine each other.
 
@@ -44,7 +44,7 @@ def fixed_combination_groups(
     columns = metadata.to_dict()["tables"][table]["columns"]
     candidates = []
     for name, spec in columns.items():
-        if spec.get("sdtype") not in ("categorical", "boolean"):
+        if spec.get("sdtype") not in ("categorical", "boolean") or name in excluded:
             continue
         distinct = frame[name].nunique(dropna=False)
         enough_rows = distinct * COMBINATION_MIN_ROWS_PER_CATEGORY <= len(frame)
@@ -67,13 +67,35 @@ def fixed_combination_groups(
     return [g for g in groups if tight(g)]
 
 
-def combination_constraints(frames: Mapping[str, pd.DataFrame], metadata: Metadata) -> list[Any]:
-    """SDV FixedCombinations constraints for every table's near-functional column groups."""
+#: The switch for one table: on, off, or on with columns never put in a group.
+CombinationSwitch = bool | Sequence[str]
+
+
+def switch_for(
+    setting: CombinationSwitch | Mapping[str, CombinationSwitch], table: str
+) -> tuple[bool, tuple[str, ...]]:
+    """(on, columns left out) for ``table``: one setting for all, or ``{table: setting}``
+    (tables not named: on). A list of columns keeps the detection on but never groups
+    those columns (a clerk id that "determines" a status on a small sample)."""
+    value = setting.get(table, True) if isinstance(setting, Mapping) else setting
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        return bool(value), ()
+    return True, tuple(str(column) for column in value)
+
+
+def combination_constraints(
+    frames: Mapping[str, pd.DataFrame],
+    metadata: Metadata,
+    excluded: Mapping[str, Sequence[str]] | None = None,
+) -> list[Any]:
+    """SDV FixedCombinations constraints for every table's near-functional column groups
+    (``excluded``: per table, columns never put in a group)."""
     from sdv.cag import FixedCombinations
 
     constraints = []
     for table, frame in frames.items():
-        for group in fixed_combination_groups(frame, metadata, table):
+        left_out = set((excluded or {}).get(table, ()))
+        for group in fixed_combination_groups(frame, metadata, table, left_out):
             combos = len(frame[group].drop_duplicates())
             log.info(
                 "%s: keeping the real combinations of %s (%d combinations)",

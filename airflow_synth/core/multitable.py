@@ -22,7 +22,7 @@ from sdv.metadata import Metadata
 
 from airflow_synth.core.assess.relationships import check_integrity as assess_integrity
 from airflow_synth.core.assess.relationships import children_per_parent
-from airflow_synth.core.combinations import combination_constraints
+from airflow_synth.core.combinations import CombinationSwitch, combination_constraints, switch_for
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.errors import ContractError
 from airflow_synth.core.metadata import apply_contract_column
@@ -94,7 +94,7 @@ def fit_hma(
     metadata: Metadata,
     seed: int | None,
     *,
-    fixed_combinations: bool | Mapping[str, bool] = True,
+    fixed_combinations: CombinationSwitch | Mapping[str, CombinationSwitch] = True,
 ) -> tuple[Any, float]:
     """Fit HMA on the (subset) tables; return the synthesizer and the seconds it took.
 
@@ -106,12 +106,11 @@ def fit_hma(
     names = redacted_names(dict(frames))  # names a library error may keep
     with library_errors("Creating HMA", names):
         synthesizer = HMASynthesizer(metadata, verbose=False)
-    if isinstance(fixed_combinations, Mapping):  # per table; tables not named: on
-        kept = {n: f for n, f in frames.items() if fixed_combinations.get(n, True)}
-    else:
-        kept = dict(frames) if fixed_combinations else {}
+    switches = {name: switch_for(fixed_combinations, name) for name in frames}
+    kept = {name: frame for name, frame in frames.items() if switches[name][0]}
     if kept:
-        constraints = combination_constraints(kept, metadata)
+        left_out = {name: switches[name][1] for name in kept}
+        constraints = combination_constraints(kept, metadata, left_out)
         if constraints:
             with library_errors("Adding fixed-combination constraints to HMA", names):
                 synthesizer.add_constraints(constraints)

@@ -41,6 +41,7 @@ from airflow_synth.core.assess import (
 from airflow_synth.core.assessment import SyntheticAssessor
 from airflow_synth.core.checks import CheckSettings, GateVerdict, enforce_gates
 from airflow_synth.core.checks import verdict as gate_verdict
+from airflow_synth.core.combinations import CombinationSwitch
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.fresh import FreshColumns, count_leaks, reissue_keys
 from airflow_synth.core.engine.set_engine import ENGINE_NAME as PER_TABLE_ENGINE
@@ -195,7 +196,7 @@ def run_multitable_synthesize(
     scale: float = 1.0,
     main_table: str | None = None,
     max_orphan_share: float = DEFAULT_MAX_ORPHAN_SHARE,
-    fixed_combinations: bool | Mapping[str, bool] = True,
+    fixed_combinations: CombinationSwitch | Mapping[str, CombinationSwitch] = True,
     checks: CheckSettings | None = None,
     model_store: ObjectStore | None = None,
     layout: DatasetLayout | None = None,

@@ -411,3 +411,28 @@ def test_a_near_unique_column_is_no_category_to_fix_combinations_with() -> None:
     for column in frame.columns:
         metadata.update_column(column, table_name="orders", sdtype="categorical")
     assert fixed_combination_groups(frame, metadata, "orders") == []
+
+
+def test_the_combination_switch_is_per_table_and_per_column() -> None:
+    from sdv.metadata import Metadata
+
+    from airflow_synth.core.combinations import fixed_combination_groups, switch_for
+
+    assert switch_for(True, "orders") == (True, ())
+    assert switch_for({"orders": False}, "orders") == (False, ())
+    assert switch_for({"orders": False}, "users") == (True, ())  # not named: on
+    assert switch_for({"orders": ["clerk"]}, "orders") == (True, ("clerk",))
+    rng = np.random.default_rng(2)
+    code = rng.integers(0, 6, 2_000)
+    frame = pd.DataFrame(
+        {
+            "plan": np.array([f"p{i}" for i in range(6)])[code],
+            "tier": np.array(["basic", "basic", "pro", "pro", "max", "max"])[code],
+            "region": np.array(["eu", "us", "eu", "us", "eu", "us"])[code],
+        }
+    )
+    metadata = Metadata.detect_from_dataframes({"t": frame})
+    for column in frame.columns:
+        metadata.update_column(column, table_name="t", sdtype="categorical")
+    assert fixed_combination_groups(frame, metadata, "t") == [["plan", "tier", "region"]]
+    assert fixed_combination_groups(frame, metadata, "t", ["region"]) == [["plan", "tier"]]

@@ -36,6 +36,7 @@ from airflow_synth.core.assess.orderings import (
     repair_cross_table_orderings,
 )
 from airflow_synth.core.assess.relationships import parent_positions
+from airflow_synth.core.combinations import CombinationSwitch
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.parent_context import ParentContext
 from airflow_synth.core.engine.set_plan import (
@@ -74,7 +75,7 @@ class SetSynthesizer:
         specs: Mapping[str, SynthesizerSpec],
         *,
         contracts: Mapping[str, TableContract] | None = None,
-        fixed_combinations: Mapping[str, bool] | bool = True,
+        fixed_combinations: Mapping[str, CombinationSwitch] | CombinationSwitch = True,
         seed: int | None = None,
     ) -> None:
         self.table_set = table_set

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_synth.core.assess.relationships import parent_positions
+from airflow_synth.core.combinations import CombinationSwitch
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.fresh import FreshValues
 from airflow_synth.core.engine.set_engine import ENGINE_NAME, SetSynthesizer
@@ -152,7 +153,7 @@ def run_set_engine(
     holdout_share: float,
     max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
     contracts: Mapping[str, TableContract] | None = None,
-    fixed_combinations: Mapping[str, bool] | bool = True,
+    fixed_combinations: Mapping[str, CombinationSwitch] | CombinationSwitch = True,
     max_orphan_share: float = 0.05,
 ) -> SetRun:
     """Plan, fit (bounded, per table) and sample the set at ``scale`` x the real sizes.

@@ -18,7 +18,11 @@ from typing import Any
 
 import pandas as pd
 
-from airflow_synth.core.combinations import combination_constraints
+from airflow_synth.core.combinations import (
+    CombinationSwitch,
+    combination_constraints,
+    switch_for,
+)
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.profile_codec import ProfileCodec, ProfiledSynthesizer
 from airflow_synth.core.metadata import build_metadata
@@ -48,7 +52,7 @@ def fit_table_model(
     *,
     contract: TableContract | None = None,
     seed: int | None = None,
-    fixed_combinations: bool = True,
+    fixed_combinations: CombinationSwitch = True,
     kinds: Mapping[str, str] | None = None,
     rules_off: Sequence[str] = (),
     smooth: Sequence[str] = (),
@@ -82,8 +86,9 @@ def fit_table_model(
     metadata = build_metadata(train, table, contract, {p.name: p.sdtype for p in profiles})
     encoded = codec.encode(train)
     model_metadata = build_metadata(encoded, table, contract, codec.sdtypes())
+    on, left_out = switch_for(fixed_combinations, table)
     constraints = (
-        combination_constraints({table: encoded}, model_metadata) if fixed_combinations else []
+        combination_constraints({table: encoded}, model_metadata, {table: left_out}) if on else []
     )
     fitted, seconds = fit_synthesizer(
         encoded, model_metadata, spec, table, seed=seed, constraints=constraints
