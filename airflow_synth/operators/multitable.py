@@ -104,14 +104,14 @@ class MultiTableSynthesizeOperator(SynthesizeOperatorBase):
         bounds fit time and memory. 0 = all rows.
     :param scale: synthetic size relative to the training subset (``hma``) or to the real
         tables (``per_table``); 1.0 = same size.
-    :param main_table: the table whose rows are sampled (default: the root with the most
-        rows below it).
+    :param main_table: ``hma`` only: the table whose rows are sampled (default: the
+        biggest parent above the biggest table, so ``max_parents`` bounds what costs most).
     :param max_orphan_share: above this share of child rows without a parent the
         relationship is taken to be wrong and the run fails; below, they are left out.
     :param fixed_combinations: keep the real combinations of categorical columns that
         (almost) determine each other, e.g. ``action`` -> ``action_type`` (SDV
         FixedCombinations, detected per table); default on; ``{table: False}`` switches it
-        off for the tables named.
+        off for the tables named, ``{table: [columns]}`` never groups those columns.
     :param checks: gate thresholds (``min_quality`` for the multi-table score; privacy and
         dependence gates per table). When one fails, nothing is saved; the reports go to
         ``s3://<bucket>/<dataset>/_failed/<run>/`` and the task's extra link opens them.
