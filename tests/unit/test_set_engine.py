@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from airflow_synth.core.engine.set_engine import SetSynthesizer
-from airflow_synth.core.engine.set_plan import plan_tables
+from airflow_synth.core.engine.set_plan import TablePlan, plan_tables
 from airflow_synth.core.profile.roles import classify_columns
 from airflow_synth.core.relations import TableShape, build_table_set
 from airflow_synth.core.synthesizers import resolve_synthesizer
@@ -250,3 +250,111 @@ def test_children_per_parent_follow_the_real_histogram_for_every_parent(sampled,
     # bucket and the distance is noise)
     assert distances["lines.order_id -> orders.id"] < 0.2, distances
     assert distances["lines.part_id,supplier_id -> partsupp.part_id,supplier_id"] < 0.12
+
+
+def _fit_set(frames, relationships, keys, seed=1):
+    shapes = {n: TableShape(n, tuple(f.columns), keys.get(n, ())) for n, f in frames.items()}
+    table_set = build_table_set(shapes, declared=relationships)
+    roles = {}
+    for name in table_set.order:
+        fks = {
+            column: f"{rel.parent}.{parent_column}"
+            for rel in table_set.parents_of(name)
+            for column, parent_column in zip(rel.child_columns, rel.parent_columns, strict=True)
+        }
+        roles[name] = classify_columns(
+            frames[name], primary_key=table_set.tables[name].primary_key, foreign_keys=fks
+        )
+    spec = resolve_synthesizer("gaussian_copula")
+    engine = SetSynthesizer(
+        table_set,
+        plan_tables(table_set, roles, frames),
+        dict.fromkeys(table_set.order, spec),
+        seed=seed,
+    )
+    engine.fit(frames)
+    return engine
+
+
+def test_odd_shapes_text_keys_one_to_one_two_links_to_one_parent_and_a_tight_link() -> None:
+    rng = np.random.default_rng(8)
+    airports = pd.DataFrame(
+        {"code": [f"A{i:03d}" for i in range(300)], "size": rng.integers(1, 5, 300)}
+    )
+    profiles = airports.sample(frac=0.7, random_state=1)[["code"]].rename(
+        columns={"code": "airport_code"}
+    )
+    profiles["rating"] = rng.random(len(profiles)).round(3)
+    flights = pd.DataFrame(
+        {
+            "flight_no": [f"F{i}" for i in range(2_000)],
+            "origin": rng.choice(airports["code"], 2_000),
+            "dest": rng.choice(airports["code"], 2_000),
+            "minutes": rng.gamma(3.0, 40.0, 2_000).round(),
+        }
+    )
+    carriers = pd.DataFrame({"id": np.arange(3), "name_len": [5, 7, 9]})
+    # every airport served by all 3 carriers: an owner may ask for more than 3 partners
+    served = pd.DataFrame(
+        [(a, c) for a in airports["code"] for c in range(3)], columns=["airport", "carrier"]
+    )
+    served["gates"] = rng.integers(1, 20, len(served))
+    frames = {
+        "airports": airports,
+        "profiles": profiles,
+        "flights": flights,
+        "carriers": carriers,
+        "served": served,
+    }
+    engine = _fit_set(
+        frames,
+        [
+            "profiles.airport_code -> airports.code",
+            "flights.origin -> airports.code",
+            "flights.dest -> airports.code",
+            "served.airport -> airports.code",
+            "served.carrier -> carriers.id",
+        ],
+        {
+            "airports": ("code",),
+            "profiles": ("airport_code",),
+            "flights": ("flight_no",),
+            "carriers": ("id",),
+            "served": ("airport", "carrier"),
+        },
+    )
+    out = engine.sample(seed=2)
+    codes = set(out["airports"]["code"])
+    assert not codes & set(airports["code"])  # text keys issued fresh
+    assert out["profiles"]["airport_code"].is_unique  # one profile per airport at most
+    assert set(out["profiles"]["airport_code"]) <= codes
+    assert set(out["flights"]["origin"]) <= codes and set(out["flights"]["dest"]) <= codes
+    assert not out["served"].duplicated(subset=["airport", "carrier"]).any()
+    assert set(out["served"]["carrier"]) <= set(out["carriers"]["id"])
+
+
+def test_a_table_keyed_by_its_parent_gets_one_row_per_parent_at_most() -> None:
+    """Even when the learned count asks for more (here 2-3 per airport), and a key made of
+    foreign keys only never repeats (a link table's owner asking for more partners than
+    exist)."""
+    from airflow_synth.core.engine.set_engine import _unique_keys
+
+    rng = np.random.default_rng(3)
+    airports = pd.DataFrame({"code": [f"A{i}" for i in range(200)], "size": rng.random(200)})
+    profiles = pd.DataFrame({"airport_code": airports["code"], "rating": rng.random(200)})
+    engine = _fit_set(
+        {"airports": airports, "profiles": profiles},
+        ["profiles.airport_code -> airports.code"],
+        {"airports": ("code",), "profiles": ("airport_code",)},
+    )
+    plan = engine.plans["profiles"]
+    parents = engine.sample(seed=1)["airports"]
+    asks = np.where(np.arange(len(parents)) % 2 == 0, 3, 0)  # scaled to the real total: 2
+    parents[engine.plans["airports"].children_column(plan.owner)] = asks
+    model = engine.models["profiles"].synthesizer
+    children = engine._sample_children(plan, model, {"airports": parents}, rng)
+    assert children["airport_code"].is_unique
+    assert len(children) == (asks > 0).sum()
+    link = TablePlan(name="served", primary_key=("airport", "carrier"), modelled=())
+    frame = pd.DataFrame({"airport": ["a", "a", "b"], "carrier": [1, 1, 1]})
+    assert len(_unique_keys(link, frame)) == 2

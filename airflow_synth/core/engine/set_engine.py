@@ -202,6 +202,7 @@ class SetSynthesizer:
                 frame[column] = np.asarray(issue_key(name, column, len(frame)))
             for rel in plan.others:
                 self._draw_parents(plan, rel, frame, out[rel.parent], rng)
+            frame = _unique_keys(plan, frame)
             for rel in plan.self_refs:
                 self._draw_hierarchy(plan, rel, frame, rng)
             out[name] = self._repaired(name, frame, out, rng)
@@ -242,6 +243,8 @@ class SetSynthesizer:
         counts_column = self.plans[owner.parent].children_column(owner)
         counts = pd.to_numeric(parents[counts_column], errors="coerce").fillna(0)
         counts = self._scaled_counts(owner, counts.to_numpy(dtype=float), len(parents), rng)
+        if plan.primary_key and set(plan.primary_key) <= set(owner.child_columns):
+            counts = np.minimum(counts, 1)  # keyed by its parent: one row per parent at most
         context = self.contexts[owner.parent]
         labels = (
             context.labels(parents[list(self.plans[owner.parent].modelled)])
@@ -419,6 +422,26 @@ def _rows_by_context(
 
 def _draw_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(2**31 - 1))
+
+
+def _unique_keys(plan: TablePlan, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose primary key repeats an earlier row's dropped (counted in the log).
+
+    Keys issued fresh or numbered per parent never repeat; a key made only of foreign keys
+    (a link table) can when an owner asks for more distinct partners than exist.
+    """
+    if not plan.primary_key or plan.owned_keys or frame.empty:
+        return frame
+    repeated = frame.duplicated(subset=list(plan.primary_key)).to_numpy()
+    if not repeated.any():
+        return frame
+    log.info(
+        "%s: %d rows dropped whose key (%s) repeated another row's",
+        plan.name,
+        int(repeated.sum()),
+        ", ".join(plan.primary_key),
+    )
+    return frame[~repeated].reset_index(drop=True)
 
 
 def _slots(counts: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
