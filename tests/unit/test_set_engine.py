@@ -64,6 +64,8 @@ def schema(seed: int = 0) -> dict[str, pd.DataFrame]:
     )
     business = customers["segment"] == "business"
     customers["credit"] = (rng.gamma(2.0, 500.0, 600) * np.where(business, 4, 1)).round(2)
+    # zero on 40% of rows: the codec learns a state and keeps the other values as stand-ins
+    customers["balance"] = np.where(rng.random(600) < 0.4, 0.0, rng.gamma(2.0, 77.7, 600))
     staff = pd.DataFrame({"id": np.arange(1, 41), "grade": rng.choice(["junior", "senior"], 40)})
     staff["manager_id"] = [None] + [int(rng.integers(1, i + 1)) for i in range(1, 40)]
     staff["manager_id"] = staff["manager_id"].astype("Int64")
@@ -249,7 +251,8 @@ def test_children_per_parent_follow_the_real_histogram_for_every_parent(sampled,
     # relationships with hundreds of parents (with 15 or 40 parents every count is its own
     # bucket and the distance is noise)
     assert distances["lines.order_id -> orders.id"] < 0.2, distances
-    assert distances["lines.part_id,supplier_id -> partsupp.part_id,supplier_id"] < 0.12
+    # drawn one by one (multinomial noise on top of the counts) this was 0.22
+    assert distances["lines.part_id,supplier_id -> partsupp.part_id,supplier_id"] < 0.16
 
 
 def _fit_set(frames, relationships, keys, seed=1):
@@ -358,3 +361,24 @@ def test_a_table_keyed_by_its_parent_gets_one_row_per_parent_at_most() -> None:
     link = TablePlan(name="served", primary_key=("airport", "carrier"), modelled=())
     frame = pd.DataFrame({"airport": ["a", "a", "b"], "carrier": [1, 1, 1]})
     assert len(_unique_keys(link, frame)) == 2
+
+
+def test_the_saved_set_model_holds_no_real_values_and_still_samples(fitted, tmp_path) -> None:
+    """Each table codec's stand-in pools are real values: the single-table save dropped
+    them, the set model kept them all (every real non-zero balance was in model.pkl)."""
+    import cloudpickle
+
+    real, engine = fitted
+    path = tmp_path / "model.pkl"
+    engine.save(str(path))
+    blob = path.read_bytes()
+    balances = real["customers"]["balance"].to_numpy(dtype=np.float64)
+    balances = balances[balances > 0]
+    found = sum(value.tobytes() in blob for value in balances[:200])
+    # the extremes stay (decode range, quantile ends), never the rows (200 of 200 before)
+    assert found <= 5, found
+    with open(path, "rb") as handle:
+        loaded = cloudpickle.load(handle)
+    sample = loaded.sample(seed=4)
+    assert len(sample["customers"]) == len(real["customers"])
+    assert engine.models["customers"].synthesizer.codec._pools  # the fitted one keeps them

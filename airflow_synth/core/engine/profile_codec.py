@@ -208,11 +208,15 @@ class ProfiledSynthesizer:
         """
         import cloudpickle
 
+        with open(path, "wb") as handle:
+            cloudpickle.dump(self.decode_only(), handle)
+
+    def decode_only(self) -> ProfiledSynthesizer:
+        """This model with a codec that can decode but holds no real values (for saving)."""
         codec = copy.copy(self.codec)
         codec._pools = {}  # noqa: SLF001 - real values for encoding only; never saved
         codec.rng = np.random.default_rng(0)
-        with open(path, "wb") as handle:
-            cloudpickle.dump(ProfiledSynthesizer(self.synthesizer, codec, self.rules), handle)
+        return ProfiledSynthesizer(self.synthesizer, codec, self.rules)
 
     def _set_random_state(self, seed: int) -> None:  # SDV's per-model seeding hook
         self.synthesizer._set_random_state(seed)  # noqa: SLF001

@@ -22,6 +22,8 @@ and children per parent follow the parent's attributes. No Airflow import.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import time
 import zlib
@@ -339,10 +341,18 @@ class SetSynthesizer:
         return (self.seed or 0) + zlib.crc32(name.encode())
 
     def save(self, path: str) -> None:
+        """Pickle the set model; each table's codec keeps no real values (decode only)."""
         import cloudpickle
 
+        saved = copy.copy(self)
+        saved.models = {
+            name: None
+            if fitted is None
+            else dataclasses.replace(fitted, synthesizer=fitted.synthesizer.decode_only())
+            for name, fitted in self.models.items()
+        }
         with open(path, "wb") as handle:
-            cloudpickle.dump(self, handle)
+            cloudpickle.dump(saved, handle)
 
 
 def _context_labels(
