@@ -313,7 +313,7 @@ def run_multitable_synthesize(
             train[name], holdout[name], metadata_of(name), name, checks, seed=seed or 0
         )
         for name in table_set.order
-        if train[name].shape[1]
+        if train[name].shape[1] and len(train[name])
     }
     for name in table_set.order:
         if name in assessors:
@@ -359,7 +359,7 @@ def run_multitable_synthesize(
     ]
     for name in table_set.order:
         if name not in assessors:
-            log.info("%s: keys and PII only, nothing modelled to assess", name)
+            log.info("%s: no modelled rows (keys and PII only, or empty): nothing to assess", name)
             per_table[name] = {"rows": len(keyed[name]), "training_rows": 0, "scores": {}}
             continue
         assessor = assessors[name]

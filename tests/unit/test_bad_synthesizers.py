@@ -317,3 +317,22 @@ def test_per_table_engine_that_repeats_keys_is_refused(monkeypatch, tmp_path) ->
     with pytest.raises(QualityGateError) as failure:
         run_per_table(monkeypatch, tmp_path, repeat_keys)
     assert "referential_integrity" in failed_gates(failure.value)
+
+
+def test_an_empty_child_table_is_published_empty_not_refused(tmp_path) -> None:
+    extracted, frames = staged_set(tmp_path)
+    path = Path(extracted["tables"]["sessions"]["staging_uri"].removeprefix("file://"))
+    frames["sessions"].iloc[:0].to_parquet(path, index=False)
+    extracted["tables"]["sessions"]["rows"] = 0
+    result = run_multitable_synthesize(
+        extracted,
+        tmp_path / "run",
+        dataset="shop",
+        seed=5,
+        checks=CheckSettings.from_mapping(MULTI),
+        model_store=FileObjectStore(tmp_path / "bucket"),
+        layout=DatasetLayout("synthetic", "shop", "run1"),
+    )
+    assert result["rows"] == {"users": len(frames["users"]), "sessions": 0}
+    assert all(g["passed"] for g in result["gates"]), result["gates"]
+    assert pq.read_table(result["table_files"]["sessions"]).num_rows == 0

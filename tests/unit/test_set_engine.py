@@ -382,3 +382,22 @@ def test_the_saved_set_model_holds_no_real_values_and_still_samples(fitted, tmp_
     sample = loaded.sample(seed=4)
     assert len(sample["customers"]) == len(real["customers"])
     assert engine.models["customers"].synthesizer.codec._pools  # the fitted one keeps them
+
+
+def test_an_empty_child_table_stays_empty_and_its_parents_learn_no_children() -> None:
+    users = pd.DataFrame({"id": np.arange(100), "age": np.arange(100) % 60 + 18})
+    events = pd.DataFrame(
+        {
+            "id": pd.Series([], dtype="int64"),
+            "user_id": pd.Series([], dtype="int64"),
+            "kind": pd.Series([], dtype=object),
+        }
+    )
+    engine = _fit_set(
+        {"users": users, "events": events},
+        ["events.user_id -> users.id"],
+        {"users": ("id",), "events": ("id",)},
+    )
+    out = engine.sample(seed=1)
+    assert len(out["users"]) == 100
+    assert len(out["events"]) == 0 and set(out["events"].columns) == {"id", "user_id", "kind"}

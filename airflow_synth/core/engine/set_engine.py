@@ -130,6 +130,9 @@ class SetSynthesizer:
         if train.shape[1] == 0:  # keys and PII only: rows are issued, nothing is learned
             log.info("%s: nothing to learn (keys and PII only); rows get fresh values", name)
             return None
+        if len(train) == 0:  # an empty table stays empty (its parents learn 0 children)
+            log.info("%s: no rows to learn from; the synthetic table is empty", name)
+            return None
         kinds = {c: "continuous" for c in train.columns if c.startswith(CHILDREN_PREFIX)}
         kinds.update({c: "boolean" for c in train.columns if c.startswith(HAS_PREFIX)})
         if CONTEXT_COLUMN in train.columns:
@@ -200,6 +203,9 @@ class SetSynthesizer:
             else:
                 frame = self._sample_children(plan, model, out, rng)
             frame = frame.reset_index(drop=True)
+            for column in plan.modelled:  # a table without a model: its columns, all NULL
+                if column not in frame.columns:
+                    frame[column] = pd.Series([None] * len(frame), dtype=object)
             for column in plan.owned_keys:
                 frame[column] = np.asarray(issue_key(name, column, len(frame)))
             for rel in plan.others:

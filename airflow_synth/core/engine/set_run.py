@@ -61,7 +61,7 @@ class SetRun:
                 build_metadata(
                     self.train[table], table, self.synthesizer.contracts.get(table), sdtypes
                 )
-                if self.train[table].shape[1]
+                if self.train[table].shape[1] and len(self.train[table])
                 else None
             )
         return self._metadata[table]
