@@ -14,7 +14,7 @@ import pytest
 
 from airflow_synth.core.engine.set_engine import SetSynthesizer
 from airflow_synth.core.engine.set_plan import TablePlan, plan_tables
-from airflow_synth.core.profile.roles import classify_columns
+from airflow_synth.core.multitable_steps import classify_set
 from airflow_synth.core.relations import TableShape, build_table_set
 from airflow_synth.core.synthesizers import resolve_synthesizer
 
@@ -113,32 +113,10 @@ def schema(seed: int = 0) -> dict[str, pd.DataFrame]:
     }
 
 
-def table_set_of(frames: dict[str, pd.DataFrame]):
-    shapes = {
-        name: TableShape(name, tuple(frame.columns), KEYS[name]) for name, frame in frames.items()
-    }
-    return build_table_set(shapes, declared=RELATIONSHIPS)
-
-
 @pytest.fixture(scope="module")
 def fitted() -> tuple[dict[str, pd.DataFrame], SetSynthesizer]:
     frames = schema()
-    table_set = table_set_of(frames)
-    roles = {}
-    for name in table_set.order:
-        fks = {
-            column: f"{rel.parent}.{parent_column}"
-            for rel in table_set.parents_of(name)
-            for column, parent_column in zip(rel.child_columns, rel.parent_columns, strict=True)
-        }
-        roles[name] = classify_columns(
-            frames[name], primary_key=table_set.tables[name].primary_key, foreign_keys=fks
-        )
-    plans = plan_tables(table_set, roles, frames)
-    spec = resolve_synthesizer("gaussian_copula")
-    engine = SetSynthesizer(table_set, plans, dict.fromkeys(table_set.order, spec), seed=3)
-    engine.fit(frames)
-    return frames, engine
+    return frames, _fit_set(frames, RELATIONSHIPS, KEYS, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -256,18 +234,10 @@ def test_children_per_parent_follow_the_real_histogram_for_every_parent(sampled,
 
 
 def _fit_set(frames, relationships, keys, seed=1):
+    """Plan and fit the per-table engine as the pipeline does (roles from classify_set)."""
     shapes = {n: TableShape(n, tuple(f.columns), keys.get(n, ())) for n, f in frames.items()}
     table_set = build_table_set(shapes, declared=relationships)
-    roles = {}
-    for name in table_set.order:
-        fks = {
-            column: f"{rel.parent}.{parent_column}"
-            for rel in table_set.parents_of(name)
-            for column, parent_column in zip(rel.child_columns, rel.parent_columns, strict=True)
-        }
-        roles[name] = classify_columns(
-            frames[name], primary_key=table_set.tables[name].primary_key, foreign_keys=fks
-        )
+    roles = classify_set(frames, table_set, {})
     spec = resolve_synthesizer("gaussian_copula")
     engine = SetSynthesizer(
         table_set,
