@@ -159,3 +159,78 @@ def test_a_run_on_planted_values_leaks_none_of_them(planted, dags_folder, s3_cli
     ):
         real = {str(row[index]) for row in planted}
         assert not real & set(table[column].astype(str)), column
+
+
+CHILD_NOTE = "planted order remark {:05d} for the courier"
+
+
+@pytest.fixture(scope="module")
+def planted_orders(planted, source_dsn: str) -> list[tuple]:
+    """A child of planted_people: integer codes, a zero-inflated amount, an order date after
+    the person's sign-up, a free-text remark; keys and the foreign key declared."""
+    rng = np.random.default_rng(23)
+    rows = []
+    for n, person in enumerate(planted, start=1):
+        for k in range(int(rng.integers(0, 4))):
+            order_id = 500_000 + 10 * n + k
+            code = int(rng.choice([2, 3, 5, 7, 11]))
+            amount = 0.0 if rng.random() < 0.4 else float(round(rng.gamma(2.0, 31.0), 2))
+            ordered = person[6] + timedelta(days=int(rng.integers(0, 90)))
+            rows.append((order_id, person[0], code, amount, ordered, CHILD_NOTE.format(order_id)))
+    with psycopg.connect(source_dsn) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS planted_orders")
+        cur.execute(
+            "CREATE TABLE planted_orders (order_id bigint PRIMARY KEY, person_id bigint "
+            "NOT NULL REFERENCES planted_people (person_id), status_code int, amount "
+            "numeric(12,2), ordered date, remark text)"
+        )
+        with cur.copy("COPY planted_orders FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    return rows
+
+
+def test_a_table_set_of_planted_values_leaks_none_of_them(
+    planted, planted_orders, dags_folder, s3_client, capfd, caplog
+):
+    """The same through the multi-table TaskGroup and its default (per-table) engine."""
+    dag_run = load_dag_module(dags_folder / "planted_dags.py").multitable_dag.test()
+    output = "".join(capfd.readouterr()) + caplog.text
+    assert dag_run.state == "success", output[-3000:]
+    values = [
+        *secrets(planted),
+        *(str(row[0]) for row in planted_orders[:300]),
+        *(row[5] for row in planted_orders[:300]),
+    ]
+    for where, text in {"task log": output, "xcom": xcom_text(dag_run)}.items():
+        for value in [*values, *FREQUENT_LABELS]:
+            assert not appears(value, text), f"real value {value!r} in the {where}"
+    layout = DatasetLayout(BUCKET, "planted_set", dag_run.run_id)
+    manifest = json.loads(s3_text(s3_client, layout.manifest_key))
+    names = ["manifest.json", "quality.json", "metadata.json", "reports/report.html"]
+    for name in names:
+        text = s3_text(s3_client, layout.key(name))
+        for value in values:
+            assert not appears(value, text), f"real value {value!r} in {name}"
+    orders = pq.read_table(
+        io.BytesIO(
+            s3_client.get_object(Bucket=BUCKET, Key=layout.key("tables/planted_orders.parquet"))[
+                "Body"
+            ].read()
+        )
+    ).to_pandas()
+    people = pq.read_table(
+        io.BytesIO(
+            s3_client.get_object(Bucket=BUCKET, Key=layout.key("tables/planted_people.parquet"))[
+                "Body"
+            ].read()
+        )
+    ).to_pandas()
+    real_remarks = {row[5] for row in planted_orders}
+    assert not set(orders["remark"]) & real_remarks  # free text issued fresh
+    assert not set(orders["order_id"]) & {row[0] for row in planted_orders}
+    assert set(orders["status_code"].dropna()) <= {2, 3, 5, 7, 11}  # codes stay codes
+    assert (orders["amount"] == 0).mean() > 0.25  # the zero mass survives
+    joined = orders.merge(people[["person_id", "signup"]], on="person_id")
+    assert len(joined) == len(orders) and (joined["ordered"] >= joined["signup"]).all()
+    assert manifest["synthesis"]["synthesizer"]["name"] == "per_table"
