@@ -23,9 +23,9 @@ from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.coerce import as_bool, as_dict, as_int  # re-exported here
 from airflow_synth.core.contract import TableContract, contract_path_for, load_contract
 from airflow_synth.core.errors import ConnectionConfigError, QualityGateError
-from airflow_synth.core.layout import DatasetLayout
-from airflow_synth.core.sql import read_sql_file
-from airflow_synth.core.staging import path_from_uri, remove_staging, run_staging_dir
+from airflow_synth.core.extract.sql import read_sql_file
+from airflow_synth.core.extract.staging import path_from_uri, remove_staging, run_staging_dir
+from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.hooks.object_store import S3ObjectStore, describe_s3_failure
 from airflow_synth.hooks.synth import SynthHook
 from airflow_synth.metrics import extract_metrics, load_metrics, synthesis_metrics
@@ -286,7 +286,7 @@ def quarantine_gate_failure(
     (:data:`FAILED_REPORT_XCOM_KEY`) for the "Synthetic data report" link. If the upload
     itself fails (S3 down), a warning is logged and the caller still raises ``error``.
     """
-    from airflow_synth.core.publish import failed_report_uri, publish_failed_reports
+    from airflow_synth.core.publish.store import failed_report_uri, publish_failed_reports
 
     if not error.reports:
         return None

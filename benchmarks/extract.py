@@ -33,7 +33,7 @@ method, dsn, out = sys.argv[1:4]
 started = time.perf_counter()
 if method == "ours":
     import psycopg
-    from airflow_synth.core.extract import stream_query_to_parquet
+    from airflow_synth.core.extract.stream import stream_query_to_parquet
     with psycopg.connect(dsn) as conn:
         rows = stream_query_to_parquet(conn, "SELECT * FROM bench_extract", out).rows
 else:

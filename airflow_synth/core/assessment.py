@@ -44,7 +44,7 @@ from airflow_synth.core.privacy import (
     PrivacyEvaluator,
     PrivacySettings,
 )
-from airflow_synth.core.publish import json_bytes
+from airflow_synth.core.publish.store import json_bytes
 from airflow_synth.core.replacement import ReplacementLog, Strata
 from airflow_synth.core.report_html import render_report
 

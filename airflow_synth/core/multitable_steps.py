@@ -47,9 +47,10 @@ from airflow_synth.core.engine.fresh import FreshColumns, count_leaks, reissue_k
 from airflow_synth.core.engine.set_engine import ENGINE_NAME as PER_TABLE_ENGINE
 from airflow_synth.core.engine.set_run import DEFAULT_MAX_TRAINING_ROWS, run_set_engine
 from airflow_synth.core.errors import ContractError, PublishError, SynthesizerConfigError
-from airflow_synth.core.extract import DEFAULT_BATCH_ROWS, stream_query_to_parquet
+from airflow_synth.core.extract.sql import read_sql_file, resolve_sql_file, sql_hash
+from airflow_synth.core.extract.staging import path_from_uri
+from airflow_synth.core.extract.stream import DEFAULT_BATCH_ROWS, stream_query_to_parquet
 from airflow_synth.core.frames import conform_to_schema, to_training_frame
-from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.metadata import public_metadata
 from airflow_synth.core.multitable import (
     SYNTHESIZER,
@@ -70,7 +71,8 @@ from airflow_synth.core.profile.roles import (
     describe_roles,
     fresh_columns,
 )
-from airflow_synth.core.publish import ObjectStore, json_bytes, publish_dataset
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import ObjectStore, json_bytes, publish_dataset
 from airflow_synth.core.relations import (
     TableSet,
     TableShape,
@@ -78,8 +80,6 @@ from airflow_synth.core.relations import (
     read_catalog,
     single_column_keys_only,
 )
-from airflow_synth.core.sql import read_sql_file, resolve_sql_file, sql_hash
-from airflow_synth.core.staging import path_from_uri
 from airflow_synth.core.steps import check_formats, save_model, write_csv
 from airflow_synth.core.subset import DEFAULT_MAX_ORPHAN_SHARE, integrity_subset
 from airflow_synth.core.synthesize import library_versions
@@ -766,7 +766,7 @@ def load_published_set(
     tables to a temporary folder and loads them in one transaction, parents first; the
     previous load in that schema is replaced when the transaction commits.
     """
-    from airflow_synth.core.target_load import (
+    from airflow_synth.core.target.postgres import (
         TargetColumn,
         TargetForeignKey,
         TargetTable,

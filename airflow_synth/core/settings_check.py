@@ -10,7 +10,7 @@ them in) and hands them to :func:`validate_run_settings`.
 This module decides nothing on its own: every rule belongs to the validator that the
 later step uses as well (:func:`~airflow_synth.core.synthesizers.resolve_synthesizer`
 or a hook's ``synthesizer_spec``, :meth:`CheckSettings.from_mapping`, the coercers of
-:mod:`airflow_synth.core.coerce`, :func:`~airflow_synth.core.sql.resolve_sql_file`), so
+:mod:`airflow_synth.core.coerce`, :func:`~airflow_synth.core.extract.sql.resolve_sql_file`), so
 the early check and the real step cannot disagree. Connection ids are only *collected*
 here; looking them up needs Airflow and happens in the task (``airflow_synth.preflight``).
 """
@@ -26,7 +26,7 @@ from typing import Any
 from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.coerce import as_bool, as_dict, as_float, as_int, as_text
 from airflow_synth.core.errors import SynthesizerConfigError
-from airflow_synth.core.sql import read_sql_file, resolve_sql_file
+from airflow_synth.core.extract.sql import read_sql_file, resolve_sql_file
 from airflow_synth.core.synthesizers import SynthesizerSpec, resolve_synthesizer
 
 #: Turns (name, params) into a validated spec; a ``SynthHook`` adds its connection defaults.

@@ -24,10 +24,9 @@ from airflow_synth.core.contract import TableContract, check_contract
 from airflow_synth.core.engine.fresh import FreshColumns, count_leaks
 from airflow_synth.core.engine.table_model import fit_table_model
 from airflow_synth.core.errors import ContractError, DataError
-from airflow_synth.core.extract import DEFAULT_BATCH_ROWS, stream_query_to_parquet
+from airflow_synth.core.extract.sql import sql_hash
+from airflow_synth.core.extract.stream import DEFAULT_BATCH_ROWS, stream_query_to_parquet
 from airflow_synth.core.frames import read_training_frame
-from airflow_synth.core.layout import DatasetLayout, safe_key_part
-from airflow_synth.core.manifest import build_manifest
 from airflow_synth.core.metadata import public_metadata
 from airflow_synth.core.profile.roles import (
     ColumnRole,
@@ -36,8 +35,9 @@ from airflow_synth.core.profile.roles import (
     fresh_columns,
     modelled_columns,
 )
-from airflow_synth.core.publish import ObjectStore, json_bytes, publish_dataset
-from airflow_synth.core.sql import sql_hash
+from airflow_synth.core.publish.layout import DatasetLayout, safe_key_part
+from airflow_synth.core.publish.manifest import build_manifest
+from airflow_synth.core.publish.store import ObjectStore, json_bytes, publish_dataset
 from airflow_synth.core.synthesize import library_versions, sample_to_parquet
 from airflow_synth.core.synthesizers import SynthesizerSpec
 

@@ -201,7 +201,7 @@ def seed_source(
 
 
 def _read_manifest(stack: Any, run_id: str, dataset: str = DATASET) -> dict[str, Any]:
-    from airflow_synth.core.layout import DatasetLayout
+    from airflow_synth.core.publish.layout import DatasetLayout
 
     layout = DatasetLayout(bucket=stack.BUCKET, dataset=dataset, run=run_id)
     body = stack.s3.client().get_object(Bucket=stack.BUCKET, Key=layout.manifest_key)["Body"]

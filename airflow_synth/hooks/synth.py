@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_synth.core.errors import ConnectionConfigError
-from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.synthesizers import (
     DEFAULT_SYNTHESIZER,
     SynthesizerSpec,

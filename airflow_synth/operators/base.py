@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from airflow.sdk import Asset, BaseOperator
 
 from airflow_synth.core.errors import QualityGateError
-from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.hooks.synth import DEFAULT_BUCKET, SynthStoreSettings
 from airflow_synth.runtime import SYNTHESIS_FIELDS, quarantined_report_uri
 from airflow_synth.ui.links import SyntheticReportLink

@@ -47,7 +47,7 @@ class ESLHealthCheckOperator(SynthStoreSettings, BaseOperator):
         self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_synth.core.health import check_dataset_health, enforce_health
+        from airflow_synth.core.publish.health import check_dataset_health, enforce_health
 
         hook = self.synth_hook()
         store = hook.get_conn()

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.demo.standalone import (
     ADMIN_PASSWORD,
     ADMIN_USER,

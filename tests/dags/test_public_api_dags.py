@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagtest_helpers import load_dag_module
 
-from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.core.publish.layout import DatasetLayout
 
 pytestmark = pytest.mark.dags
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from dagtest_helpers import load_dag_module
 
-from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.datagen import integrity_problems, load_spec, seed_database
 
 pytestmark = pytest.mark.dags

@@ -27,8 +27,8 @@ from psycopg.pq import TransactionStatus
 
 from airflow_synth.core.contract import parse_contract
 from airflow_synth.core.errors import ContractError, EmptyExtractError, ExtractError
-from airflow_synth.core.extract import stream_query_to_parquet
-from airflow_synth.core.sql import sql_hash
+from airflow_synth.core.extract.sql import sql_hash
+from airflow_synth.core.extract.stream import stream_query_to_parquet
 from airflow_synth.core.steps import REAL_FILE, run_extract
 from airflow_synth.local import LocalStack
 
@@ -525,7 +525,7 @@ CHILD = textwrap.dedent(
     import os, resource, sys, traceback
     import psycopg
     import pyarrow.parquet  # the same imports in both modes: equal baselines
-    from airflow_synth.core.extract import stream_query_to_parquet
+    from airflow_synth.core.extract.stream import stream_query_to_parquet
 
     dsn, sql, mode, out = sys.argv[1:5]
     pid = os.fork()

@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_synth.core.checks import CheckSettings
-from airflow_synth.core.layout import DatasetLayout
-from airflow_synth.core.publish import FileObjectStore
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.steps import run_synthesize
 from airflow_synth.core.synthesizers import resolve_synthesizer
 from airflow_synth.datagen import Tolerance, answer_key, assert_truths, check_truths, seed_database

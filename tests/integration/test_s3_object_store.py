@@ -25,8 +25,8 @@ from botocore.client import BaseClient
 
 from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.errors import ConnectionConfigError
-from airflow_synth.core.layout import DatasetLayout
-from airflow_synth.core.publish import publish_dataset, read_latest, read_manifest
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import publish_dataset, read_latest, read_manifest
 from airflow_synth.core.steps import run_synthesize
 from airflow_synth.core.synthesizers import resolve_synthesizer
 from airflow_synth.hooks.object_store import S3ObjectStore

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_synth.core.target_load import (
+from airflow_synth.core.target.postgres import (
     LOADS_TABLE,
     TargetColumn,
     TargetForeignKey,

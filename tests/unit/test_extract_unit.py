@@ -1,4 +1,4 @@
-"""Extract logic without a database (airflow_synth.core.extract, sql.error_line, run_extract).
+"""Extract logic without a database (core.extract.stream, sql.error_line, run_extract).
 
 A fake DB-API connection stands in for psycopg: it hands out a named cursor whose
 ``description`` carries PostgreSQL type OIDs and whose rows come in ``fetchmany`` batches.
@@ -21,13 +21,13 @@ import pytest
 
 from airflow_synth.core.contract import parse_contract
 from airflow_synth.core.errors import ContractError, EmptyExtractError, ExtractError
-from airflow_synth.core.extract import (
+from airflow_synth.core.extract.sql import error_line, sql_hash
+from airflow_synth.core.extract.stream import (
     ExtractResult,
     _extract_error,
     arrow_schema_for,
     stream_query_to_parquet,
 )
-from airflow_synth.core.sql import error_line, sql_hash
 from airflow_synth.core.steps import REAL_FILE, run_extract
 
 pytestmark = pytest.mark.unit

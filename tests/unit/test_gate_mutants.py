@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_synth.core import publish as publish_module
 from airflow_synth.core.checks import (
     CheckSettings,
     GateVerdict,
@@ -27,7 +26,6 @@ from airflow_synth.core.checks import (
     wilson_interval,
 )
 from airflow_synth.core.errors import PublishError, QualityGateError
-from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.multitable import check_integrity
 from airflow_synth.core.privacy import (
     PrivacyEvaluator,
@@ -36,7 +34,9 @@ from airflow_synth.core.privacy import (
     _dcr_shares,
     normalise_share,
 )
-from airflow_synth.core.publish import FileObjectStore, publish_dataset
+from airflow_synth.core.publish import store as publish_module
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import FileObjectStore, publish_dataset
 from airflow_synth.core.relations import TableSet, TableShape, build_table_set
 
 pytestmark = pytest.mark.unit

@@ -27,9 +27,9 @@ from airflow_synth.core.checks import (
     wilson_interval,
 )
 from airflow_synth.core.errors import QualityGateError, SynthesizerConfigError
-from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.privacy import PrivacyEvaluator
-from airflow_synth.core.publish import FileObjectStore
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.steps import run_synthesize
 from airflow_synth.core.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.demo.generate import generate_users

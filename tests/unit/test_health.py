@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from airflow_synth.core.health import DatasetHealthError, check_dataset_health, enforce_health
-from airflow_synth.core.layout import DatasetLayout
-from airflow_synth.core.publish import FileObjectStore, publish_dataset, read_latest
+from airflow_synth.core.publish.health import (
+    DatasetHealthError,
+    check_dataset_health,
+    enforce_health,
+)
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import FileObjectStore, publish_dataset, read_latest
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Where published outputs live (airflow_synth.core.layout)."""
+"""Where published outputs live (airflow_synth.core.publish.layout)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import dataclasses
 
 import pytest
 
-from airflow_synth.core.layout import FAILED_DIR, MODELS_PREFIX, DatasetLayout, safe_key_part
+from airflow_synth.core.publish.layout import (
+    FAILED_DIR,
+    MODELS_PREFIX,
+    DatasetLayout,
+    safe_key_part,
+)
 
 pytestmark = pytest.mark.unit
 

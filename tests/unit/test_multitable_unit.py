@@ -11,14 +11,14 @@ import pytest
 
 from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.errors import QualityGateError
-from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.multitable import (
     build_multitable_metadata,
     cardinality_report,
     check_integrity,
 )
 from airflow_synth.core.multitable_steps import run_multitable_publish, run_multitable_synthesize
-from airflow_synth.core.publish import FileObjectStore
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.relations import TableSet, TableShape, build_table_set
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""Atomic publishing to an object store (airflow_synth.core.publish, steps.run_load).
+"""Atomic publishing to an object store (airflow_synth.core.publish.store, steps.run_load).
 
 Consumers only ever go through a manifest (or the ``latest`` pointer), so the rules under
 test are: the manifest is written last, a failure before it leaves no manifest, and a
@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_synth.core.errors import PublishError, SynthError
-from airflow_synth.core.layout import DatasetLayout
-from airflow_synth.core.publish import (
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import (
     FAILED_INDEX,
     MANIFEST_VERSION,
     FileObjectStore,

@@ -18,8 +18,8 @@ import pytest
 from fastapi import HTTPException
 
 from airflow_synth.core.errors import QualityGateError
-from airflow_synth.core.layout import DatasetLayout
-from airflow_synth.core.publish import FAILED_INDEX, FileObjectStore, read_latest
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import FAILED_INDEX, FileObjectStore, read_latest
 from airflow_synth.runtime import (
     FAILED_REPORT_XCOM_KEY,
     quarantine_gate_failure,

@@ -1,4 +1,4 @@
-"""Finding, reading and fingerprinting feature SQL files (airflow_synth.core.sql)."""
+"""Finding, reading and fingerprinting feature SQL files (airflow_synth.core.extract.sql)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from airflow_synth.core.errors import SqlFileError, SynthError
-from airflow_synth.core.sql import read_sql_file, resolve_sql_file, sql_hash, strip_sql_comments
+from airflow_synth.core.extract.sql import (
+    read_sql_file,
+    resolve_sql_file,
+    sql_hash,
+    strip_sql_comments,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""The private staging area for real rows (airflow_synth.core.staging)."""
+"""The private staging area for real rows (airflow_synth.core.extract.staging)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_synth.core.staging import (
+from airflow_synth.core.extract.staging import (
     STAGING_ENV,
     path_from_uri,
     remove_staging,

@@ -23,9 +23,9 @@ import pytest
 from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.contract import TableContract, parse_contract
 from airflow_synth.core.errors import SynthesizerConfigError
-from airflow_synth.core.layout import DatasetLayout
 from airflow_synth.core.metadata import PRIVATE_COLUMN_KEYS
-from airflow_synth.core.publish import FileObjectStore
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.steps import METADATA_FILE, SYNTHETIC_FILE, run_synthesize
 from airflow_synth.core.synthesize import (
     SynthesisResult,

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_synth.core.errors import SynthError
-from airflow_synth.core.target_load import (
+from airflow_synth.core.target.postgres import (
     TargetColumn,
     TargetForeignKey,
     TargetLoadError,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow_synth.core.errors import SynthError
-from airflow_synth.core.publish import ObjectStore, read_latest
+from airflow_synth.core.publish.store import ObjectStore, read_latest
 
 
 class DatasetHealthError(SynthError):

@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 
 from airflow_synth.core.contract import schema_columns
 from airflow_synth.core.errors import EmptyExtractError, ExtractError
+from airflow_synth.core.extract.sql import error_line
 from airflow_synth.core.redact import scrub_message
-from airflow_synth.core.sql import error_line
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from airflow_synth.core.errors import PublishError
-from airflow_synth.core.layout import DatasetLayout
+from airflow_synth.core.publish.layout import DatasetLayout
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Target: copying a published synthetic dataset into a database (one transaction)."""
