@@ -2,8 +2,15 @@
 
 Each function takes the task context plus the task's arguments, turns Airflow things
 (connections, the run id, the DAG's template search path, Jinja rendering) into plain
-values, and calls :mod:`airflow_synth.core.steps`. Keeping this in one module means the
-classic operators and the TaskFlow tasks cannot drift apart.
+values, and calls the core steps. Keeping this in one module means the classic operators
+and the TaskFlow tasks cannot drift apart.
+
+A single table is a table set of one: the single-table and the multi-table steps share
+each Airflow-facing part here, written once (staging and the source connection of an
+extract, the object store, layout and gate quarantine of a synthesis, the S3 error naming
+and Asset event of a publication); what differs is only the core step they call and the
+settings they coerce for it (``execute_<step>`` for a table, ``execute_multitable_<step>``
+for a set). :mod:`airflow_synth.runtime_multitable` is an alias kept for old imports.
 
 Heavy libraries (SDV, pandas) are imported inside the functions, at run time: DAG files
 import this module, and the DAG processor must parse them in well under a second.
@@ -11,6 +18,7 @@ import this module, and the DAG processor must parse them in well under a second
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -20,9 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from airflow_synth.core.checks import CheckSettings
-from airflow_synth.core.coerce import as_bool, as_dict, as_int  # re-exported here
-from airflow_synth.core.contract import TableContract, contract_path_for, load_contract
-from airflow_synth.core.errors import ConnectionConfigError, QualityGateError
+from airflow_synth.core.coerce import as_bool, as_dict, as_float, as_int  # re-exported here
+from airflow_synth.core.contract import (
+    TableContract,
+    contract_path_for,
+    load_contract,
+    load_table_contracts,
+    resolve_table_contracts,
+)
+from airflow_synth.core.errors import (
+    ConnectionConfigError,
+    QualityGateError,
+    SynthesizerConfigError,
+)
 from airflow_synth.core.extract.sql import read_sql_file
 from airflow_synth.core.extract.staging import path_from_uri, remove_staging, run_staging_dir
 from airflow_synth.core.publish.layout import DatasetLayout
@@ -37,6 +55,18 @@ SQL_DIR_ENV = "SYNTH_SQL_DIR"
 AUTO = "auto"
 #: The synthesis settings every synthesizing task takes (templated, passed through as-is).
 SYNTHESIS_FIELDS = ("synthesizer", "synthesizer_params", "num_rows", "seed", "epochs", "checks")
+#: The multi-table synthesis settings that the extract checks up front (``validate=``) and
+#: the synthesize task passes on as they are (besides ``main_table``).
+MULTITABLE_SYNTHESIS_FIELDS = (
+    *("seed", "max_parents", "scale", "max_orphan_share", "fixed_combinations", "checks"),
+    *("engine", "synthesizers", "max_training_rows"),
+)
+#: Where every extract reads from and stages to, then the own settings of a table's and of a
+#: set's extract: the operators keep them and pass them on, the task groups take them from
+#: their config (``validate``, the later steps' settings, is built by the task group).
+EXTRACT_FIELDS = ("dataset", "postgres_conn_id", "staging_dir")
+TABLE_EXTRACT_FIELDS = ("sql_file", "parameters", "contract_file", "dry_run")
+SET_EXTRACT_FIELDS = ("tables", "schema", "relationships", "primary_keys", "contracts")
 #: Rows a dry run extracts and trains on.
 DRY_RUN_ROWS = 1_000
 
@@ -106,6 +136,52 @@ def announce_publication(
     the report view reads the bucket through)."""
     _attach_asset_event(context, layout.dataset_uri, result)
     return {**result, "aws_conn_id": hook.aws_conn_id}
+
+
+@contextmanager
+def source_and_staging(
+    context: Mapping[str, Any], dataset: str, postgres_conn_id: str, staging_dir: str | None
+) -> Iterator[tuple[Any, Path]]:
+    """The source connection and the run's staging folder of an extract (a table or a set).
+
+    The folder is created only once the source is reached, and removed again when the
+    extract fails, so a failed extract leaves no real rows behind.
+    """
+    with closing(postgres_connection(postgres_conn_id)) as conn:
+        target = staging_dir_for(context, dataset, staging_dir)
+        try:
+            yield conn, target
+        except BaseException:
+            remove_staging(target, base=staging_dir)
+            raise
+
+
+@contextmanager
+def training(
+    context: Mapping[str, Any], hook: SynthHook, dataset: str
+) -> Iterator[tuple[S3ObjectStore, DatasetLayout]]:
+    """The checked object store and the run's layout of a synthesize step (a table or a set);
+    a gate that fails inside has its reports quarantined (:func:`gate_failures_quarantined`)."""
+    store = checked_store(hook)
+    layout = run_layout(context, hook, dataset)
+    with gate_failures_quarantined(context, hook, layout):
+        yield store, layout
+
+
+#: A publish step's core call: ``write(store, layout)`` returns the publication record.
+Writer = Callable[[S3ObjectStore, DatasetLayout], dict[str, Any]]
+
+
+def publish(
+    context: Mapping[str, Any], hook: SynthHook, dataset: str, write: Writer
+) -> dict[str, Any]:
+    """Run a publish step's ``write(store, layout)`` (a table or a set) with S3 failures
+    named by connection and bucket, then announce the result on the Asset event."""
+    layout = run_layout(context, hook, dataset)
+    store = hook.get_conn()
+    with s3_failures_named(hook):
+        result = write(store, layout)
+    return announce_publication(context, hook, layout, result)
 
 
 def sql_search_dirs(context: Mapping[str, Any]) -> list[str]:
@@ -195,21 +271,16 @@ def execute_extract(
     sql = render(read_sql_file(sql_path))
     from airflow_synth.core.steps import run_extract
 
-    with closing(postgres_connection(postgres_conn_id)) as conn:
-        target = staging_dir_for(context, dataset, staging_dir)
-        try:
-            result = run_extract(
-                conn,
-                sql,
-                target,
-                sql_name=str(sql_path),
-                parameters=parameters,
-                contract=contract,
-                max_rows=DRY_RUN_ROWS if dry_run else None,
-            )
-        except BaseException:
-            remove_staging(target, base=staging_dir)  # a failed extract leaves nothing behind
-            raise
+    with source_and_staging(context, dataset, postgres_conn_id, staging_dir) as (conn, target):
+        result = run_extract(
+            conn,
+            sql,
+            target,
+            sql_name=str(sql_path),
+            parameters=parameters,
+            contract=contract,
+            max_rows=DRY_RUN_ROWS if dry_run else None,
+        )
     extract_metrics(dataset, result)
     return {
         **result,
@@ -245,13 +316,11 @@ def execute_synthesize(
     if as_bool(extract.get("dry_run")):
         rows = min(rows or DRY_RUN_ROWS, DRY_RUN_ROWS)
     seed_value = as_int(seed, "seed")
-    store = checked_store(hook)
     dry_run = as_bool(extract.get("dry_run"))
     contract_file = extract.get("contract_file")
     contract = load_contract(contract_file) if contract_file else None
     staged = path_from_uri(extract["staging_uri"])
-    layout = run_layout(context, hook, dataset)
-    with gate_failures_quarantined(context, hook, layout):
+    with training(context, hook, dataset) as (store, layout):
         synthesis = run_synthesize(
             staged,
             staged.parent,
@@ -324,7 +393,7 @@ def quarantined_report_uri(error: BaseException) -> str | None:
     return getattr(error, "quarantined_report_uri", None)
 
 
-def execute_load(
+def execute_publish(
     context: Mapping[str, Any],
     *,
     extract: Mapping[str, Any],
@@ -333,9 +402,13 @@ def execute_load(
     hook: SynthHook,
     formats: Sequence[str] = ("parquet",),
 ) -> dict[str, Any]:
-    """Publish data, metadata and manifest; attach the manifest to the Asset event."""
-    from airflow_synth.core.steps import run_load
+    """Publish a synthesize step's output, a table or a table set: data, reports and, last,
+    the manifest; attach the manifest to the Asset event.
 
+    A table set's extract XCom carries its ``table_set``: every table is published under
+    one manifest. Otherwise it is a single table (data, metadata, reports); its dry run
+    publishes nothing and is skipped, so no Asset event is emitted.
+    """
     if as_bool(extract.get("dry_run")):
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -344,10 +417,27 @@ def execute_load(
             synthesis.get("scores"),
         )
         raise AirflowSkipException("dry run: nothing published")
-    layout = run_layout(context, hook, dataset)
+    if "table_set" in extract:
+        write = _set_writer(extract, synthesis, formats)
+    else:
+        write = _table_writer(extract, synthesis, dataset, formats)
+    return publish(context, hook, dataset, write)
+
+
+#: The publish step under its older names: a table's ``load`` and a set's ``publish``.
+execute_load = execute_publish
+execute_multitable_publish = execute_publish
+
+
+def _table_writer(
+    extract: Mapping[str, Any], synthesis: Mapping[str, Any], dataset: str, formats: Sequence[str]
+) -> Writer:
+    """How one table's synthesize output is published (see :func:`execute_publish`)."""
+    from airflow_synth.core.steps import run_load
+
     source = {**_source_lineage(extract), "rows_extracted": extract.get("rows")}
-    store = hook.get_conn()
-    with s3_failures_named(hook):
+
+    def write(store: S3ObjectStore, layout: DatasetLayout) -> dict[str, Any]:
         result = run_load(
             store,
             layout,
@@ -361,8 +451,30 @@ def execute_load(
             timings=step_timings(extract, synthesis),
             formats=formats,
         )
-    load_metrics(dataset, result)
-    return announce_publication(context, hook, layout, result)
+        load_metrics(dataset, result)
+        return result
+
+    return write
+
+
+def _set_writer(
+    extract: Mapping[str, Any], synthesis: Mapping[str, Any], formats: Sequence[str]
+) -> Writer:
+    """How a table set's synthesize output is published (see :func:`execute_publish`)."""
+    from airflow_synth.core.steps import run_multitable_publish
+
+    source = {
+        "postgres_conn_id": extract.get("postgres_conn_id"),
+        "schema": extract.get("schema"),
+        "tables": {
+            name: {"source": t.get("source"), "sql_sha256": t.get("sql_sha256"), "rows": t["rows"]}
+            for name, t in extract["tables"].items()
+        },
+    }
+    timings = {**step_timings(extract, synthesis), "checks": synthesis.get("checks_seconds", 0.0)}
+    return lambda store, layout: run_multitable_publish(
+        store, layout, synthesis=synthesis, source=source, timings=timings, formats=formats
+    )
 
 
 def _source_lineage(extract: Mapping[str, Any]) -> dict[str, Any]:
@@ -459,3 +571,171 @@ def execute_synthesize_dataframe(
         )
     finally:
         remove_staging(target, base=staging_dir)
+
+
+# --- a table set: the same steps over several related tables ----------------------------------
+
+
+def as_list(value: Any, name: str) -> list[Any]:
+    """Accept lists and their JSON text (how params arrive when templates render to strings)."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return [value]  # one relationship written as text
+    if isinstance(value, Mapping) or not isinstance(value, Sequence):
+        raise SynthesizerConfigError(f"{name} must be a list, got {value!r}.")
+    return list(value)
+
+
+def _per_table_switch(value: Any) -> bool | dict[str, bool | list[str]]:
+    """``True``/``False`` for every table, or ``{table: bool or [columns never grouped]}``
+    (JSON text too)."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        value = as_dict(value, "fixed_combinations")
+    if isinstance(value, Mapping):
+        return {
+            str(table): [str(c) for c in flag] if isinstance(flag, list | tuple) else as_bool(flag)
+            for table, flag in value.items()
+        }
+    return as_bool(value)
+
+
+def execute_multitable_extract(
+    context: Mapping[str, Any],
+    *,
+    tables: Any,
+    dataset: str,
+    postgres_conn_id: str,
+    schema: str = "public",
+    relationships: Any = None,
+    primary_keys: Any = None,
+    staging_dir: str | None = None,
+    validate: Mapping[str, Any] | None = None,
+    contracts: Any = None,
+) -> dict[str, Any]:
+    """Check the run's configuration, then stage every table of the set and describe it.
+
+    ``validate`` holds the later steps' settings (see :func:`airflow_synth.preflight.preflight`);
+    they and every table's SQL file are checked before the first table is queried.
+    """
+    from airflow_synth.core.steps import run_multitable_extract
+
+    tables_value = tables if isinstance(tables, Mapping) else as_list(tables, "tables")
+    sql_files = dict(tables_value) if isinstance(tables_value, Mapping) else {}
+    sql_dirs = sql_search_dirs(context)
+    preflight(validate, sql_files=sql_files, sql_dirs=sql_dirs)
+    contract_refs = resolve_table_contracts(as_dict(contracts, "contracts"), sql_dirs)
+    with source_and_staging(context, dataset, postgres_conn_id, staging_dir) as (conn, target):
+        result = run_multitable_extract(
+            conn,
+            tables_value,
+            target,
+            schema=schema,
+            relationships=as_list(relationships, "relationships"),
+            primary_keys=as_dict(primary_keys, "primary_keys"),
+            sql_dirs=sql_dirs,
+            engine=(validate or {}).get("engine") or None,
+        )
+    return {**result, "postgres_conn_id": postgres_conn_id, "contracts": contract_refs}
+
+
+def execute_multitable_synthesize(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    dataset: str,
+    hook: SynthHook,
+    seed: Any = None,
+    max_parents: Any = None,
+    scale: Any = None,
+    main_table: str | None = None,
+    max_orphan_share: Any = None,
+    fixed_combinations: Any = True,
+    checks: Mapping[str, Any] | str | None = None,
+    engine: str | None = None,
+    synthesizers: Any = None,
+    max_training_rows: Any = None,
+) -> dict[str, Any]:
+    """Validate settings (cheap), then train the set's model, sample, check, save it."""
+    from airflow_synth.core.engine.set_run import DEFAULT_MAX_TRAINING_ROWS
+    from airflow_synth.core.settings_check import check_multitable_engine
+    from airflow_synth.core.steps import (
+        DEFAULT_ENGINE,
+        DEFAULT_MAX_PARENTS,
+        run_multitable_synthesize,
+    )
+    from airflow_synth.core.subset import DEFAULT_MAX_ORPHAN_SHARE
+
+    check_settings = CheckSettings.from_mapping(as_dict(checks, "checks"))
+    parents = as_int(max_parents, "max_parents")
+    training_rows = as_int(max_training_rows, "max_training_rows")
+    check_multitable_engine({"engine": engine, "synthesizers": synthesizers})
+    chosen = synthesizers
+    if isinstance(chosen, str) and chosen.strip().startswith("{"):
+        chosen = as_dict(chosen, "synthesizers")
+    scale_value = as_float(scale, "scale", 1.0)
+    orphan_share = as_float(max_orphan_share, "max_orphan_share", DEFAULT_MAX_ORPHAN_SHARE)
+    with training(context, hook, dataset) as (store, layout):
+        return run_multitable_synthesize(
+            extract,
+            Path(extract["staging_dir"]) / "synthetic",
+            dataset=dataset,
+            seed=as_int(seed, "seed"),
+            max_parents=DEFAULT_MAX_PARENTS if parents is None else (parents or None),
+            scale=scale_value,
+            main_table=main_table or None,
+            max_orphan_share=orphan_share,
+            fixed_combinations=_per_table_switch(fixed_combinations),
+            checks=check_settings,
+            model_store=store,
+            layout=layout,
+            contracts=load_table_contracts(extract.get("contracts") or {}),
+            engine=(engine or "").strip() or DEFAULT_ENGINE,
+            synthesizer=chosen or None,
+            max_training_rows=(
+                DEFAULT_MAX_TRAINING_ROWS if training_rows is None else (training_rows or None)
+            ),
+        )
+
+
+def execute_target_load(
+    context: Mapping[str, Any],
+    *,
+    dataset: str,
+    hook: SynthHook,
+    target_conn_id: str,
+    target_schema: str,
+    enabled: Any = True,
+) -> dict[str, Any]:
+    """Load the run's published set into ``target_schema`` of ``target_conn_id``, atomically.
+
+    Reads what to load from the run's manifest in the object store (synthetic data only),
+    so it can also be re-run on its own to refresh a lower environment.
+    """
+    if not as_bool(enabled):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("loading into a target database is switched off")
+    if not target_schema or not str(target_schema).strip():
+        raise SynthesizerConfigError(
+            "target_schema is empty: name the schema of the target database to load into."
+        )
+    from airflow_synth.core.steps import load_published_set
+
+    layout = run_layout(context, hook, dataset)
+    log.info("Loading %s into schema %s", layout.uri(layout.manifest_key), target_schema)
+    with closing(postgres_connection(target_conn_id)) as conn:
+        conn.rollback()  # start clean: the load runs its own single transaction
+        conn.autocommit = True
+        result = load_published_set(hook.get_conn(), layout, conn, str(target_schema).strip())
+    log.info(
+        "Loaded %s rows into %s (connection %s): %s",
+        result.get("rows"),
+        target_schema,
+        target_conn_id,
+        result.get("tables"),
+    )
+    return {**result, "target_conn_id": target_conn_id}

@@ -24,6 +24,7 @@ from airflow_synth.hooks.synth import SynthStoreSettings
 from airflow_synth.operators.base import (
     SynthesisSettings,
     SyntheticReportLinked,
+    keep_arguments,
     with_dataset_outlet,
 )
 from airflow_synth.preflight import preflight
@@ -72,7 +73,7 @@ class _SynthesizeDecoratedOperator(
             **kwargs,
         )
         self.dataset = dataset
-        self.set_synthesis_settings(synthesizer, synthesizer_params, num_rows, seed, epochs, checks)
+        keep_arguments(self, locals(), SYNTHESIS_FIELDS)
         self.formats = formats
         self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
         self.staging_dir = staging_dir

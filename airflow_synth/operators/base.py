@@ -1,9 +1,16 @@
 """What the single-table and the multi-table operators share, written once.
 
-A table set of one is a single table: the synthesize and publish operators of both paths
-differ only in the runtime step they call and the settings they pass it. The
+A table set of one is a single table: the extract, synthesize and publish operators of
+both paths differ only in the runtime step they call and the settings they pass it. The
+arguments every step takes (dataset, store settings, source connection, staging), the
 "Synthetic data report" link, the quarantine of a failed gate and the publish step's
 settings live here so the two stacks (and ``@task.synthesize``) cannot drift apart.
+
+Each operator spells its own arguments out in ``__init__`` (that signature is the public
+API: type hints, ``default_args`` and ``partial`` read it); which of them are kept and
+passed on to the runtime step is decided once, by a names table of
+:mod:`airflow_synth.runtime` (``EXTRACT_FIELDS``, ``SYNTHESIS_FIELDS``, ...) and
+:func:`keep_arguments`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,12 @@ from airflow.sdk import Asset, BaseOperator
 from airflow_synth.core.errors import QualityGateError
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.hooks.synth import DEFAULT_BUCKET, SynthStoreSettings
-from airflow_synth.runtime import SYNTHESIS_FIELDS, quarantined_report_uri
+from airflow_synth.runtime import (
+    EXTRACT_FIELDS,
+    SYNTHESIS_FIELDS,
+    execute_publish,
+    quarantined_report_uri,
+)
 from airflow_synth.ui.links import SyntheticReportLink
 
 
@@ -68,35 +80,93 @@ class SyntheticReportLinked:
 class SynthesisSettings:
     """Mixin for single-table synthesizing tasks (the operator and ``@task.synthesize``):
     the settings named in :data:`~airflow_synth.runtime.SYNTHESIS_FIELDS`, kept as
-    attributes (templated) and passed on unchanged."""
-
-    def set_synthesis_settings(
-        self,
-        synthesizer: str | None,
-        synthesizer_params: Mapping[str, Any] | str | None,
-        num_rows: int | str | None,
-        seed: int | str | None,
-        epochs: int | str | None,
-        checks: Mapping[str, Any] | str | None,
-    ) -> None:
-        self.synthesizer = synthesizer
-        self.synthesizer_params = synthesizer_params
-        self.num_rows = num_rows
-        self.seed = seed
-        self.epochs = epochs
-        self.checks = checks
+    attributes (templated, see :func:`keep_arguments`) and passed on unchanged."""
 
     def synthesis_settings(self) -> dict[str, Any]:
         return settings_of(self, SYNTHESIS_FIELDS)
 
 
-class SynthesizeOperatorBase(SyntheticReportLinked, SynthStoreSettings, BaseOperator):
-    """Train on the extract's staged rows and sample: ``synthesize_step`` with the
-    ``extract`` XCom, the dataset, the store's hook and the settings in ``settings_fields``.
+class ExtractOperatorBase(BaseOperator):
+    """Stage real rows from a source connection (a table or a set): the arguments every
+    extract takes (:data:`~airflow_synth.runtime.EXTRACT_FIELDS`) plus the subclass's own
+    ``extract_fields``, passed on to :meth:`extract_step` under their own names.
+
+    :param dataset: name of the synthetic dataset (staging and output paths).
+    :param postgres_conn_id: Airflow connection of the source database.
+    :param staging_dir: staging root (default ``$SYNTH_STAGING_DIR`` or the temp dir).
+    :param validate: the later steps' settings, checked before the source is queried.
     """
 
-    #: attributes passed to :meth:`synthesize_step` under their own names
+    #: the subclass's own arguments, kept by it and passed to :meth:`extract_step`
+    extract_fields: ClassVar[Sequence[str]]
+    template_fields_renderers: ClassVar[dict[str, str]] = {"validate": "json"}
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        postgres_conn_id: str = "postgres_default",
+        staging_dir: str | None = None,
+        validate: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        keep_arguments(self, locals(), EXTRACT_FIELDS)
+        self.validate = validate
+
+    def extract_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
+        """Call the runtime step (``execute_extract``, ``execute_multitable_extract``)."""
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return self.extract_step(
+            context,
+            validate=self.validate,
+            **settings_of(self, (*EXTRACT_FIELDS, *self.extract_fields)),
+        )
+
+
+class StoreOperatorBase(SynthStoreSettings, BaseOperator):
+    """A task on one dataset that reaches the object store: ``dataset`` and the store
+    settings (``aws_conn_id``, ``bucket``, ``synth_conn_id``), taken the same way by every
+    such operator. With ``publishes_dataset`` the dataset's Asset is the task's outlet.
+    """
+
+    #: whether the task's outlet is the dataset's Asset (see :func:`with_dataset_outlet`)
+    publishes_dataset: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        aws_conn_id: str | None = None,
+        bucket: str | None = None,
+        synth_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if self.publishes_dataset:
+            kwargs = with_dataset_outlet(kwargs, dataset, bucket, synth_conn_id)
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
+
+
+class SynthesizeOperatorBase(SyntheticReportLinked, StoreOperatorBase):
+    """Train on the extract's staged rows and sample: ``synthesize_step`` with the
+    ``extract`` XCom, the dataset, the store's hook and the settings in ``settings_fields``.
+
+    :param extract: the extract task's XCom.
+    """
+
+    #: attributes kept by the subclass and passed to :meth:`synthesize_step` under their names
     settings_fields: ClassVar[Sequence[str]]
+    #: those of them the extract can check before reading a row (``validate=``)
+    checked_fields: ClassVar[Sequence[str]]
+
+    def __init__(self, *, extract: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.extract = extract
 
     def synthesize_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
         """Call the runtime step (``execute_synthesize``, ``execute_multitable_synthesize``)."""
@@ -114,8 +184,10 @@ class SynthesizeOperatorBase(SyntheticReportLinked, SynthStoreSettings, BaseOper
             )
 
 
-class PublishOperatorBase(SyntheticReportLinked, SynthStoreSettings, BaseOperator):
-    """Publish a synthesize task's output (data, reports, manifest last) in ``formats``.
+class PublishOperatorBase(SyntheticReportLinked, StoreOperatorBase):
+    """Publish a synthesize task's output (data, reports, manifest last) in ``formats``:
+    a table or a table set, through the one publish step
+    (:func:`~airflow_synth.runtime.execute_publish`).
 
     :param extract: the extract task's XCom (for lineage in the manifest).
     :param synthesis: the synthesize task's XCom.
@@ -124,34 +196,22 @@ class PublishOperatorBase(SyntheticReportLinked, SynthStoreSettings, BaseOperato
 
     template_fields: Sequence[str] = ("extract", "synthesis", "dataset", "formats")
     ui_color = "#e6f4ea"
+    publishes_dataset = True
+    #: the task id the ESL task groups give it
+    chain_task_id: ClassVar[str]
 
     def __init__(
-        self,
-        *,
-        extract: Any,
-        synthesis: Any,
-        dataset: str,
-        formats: Sequence[str] = ("parquet",),
-        aws_conn_id: str | None = None,
-        bucket: str | None = None,
-        synth_conn_id: str | None = None,
-        **kwargs: Any,
+        self, *, extract: Any, synthesis: Any, formats: Sequence[str] = ("parquet",), **kwargs: Any
     ) -> None:
-        super().__init__(**with_dataset_outlet(kwargs, dataset, bucket, synth_conn_id))
+        super().__init__(**kwargs)
         self.extract = extract
         self.synthesis = synthesis
-        self.dataset = dataset
         self.formats = formats
-        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
-
-    def publish_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
-        """Call the runtime step (``execute_load``, ``execute_multitable_publish``)."""
-        raise NotImplementedError
 
     def execute(self, context: Any) -> dict[str, Any]:
         hook = self.synth_hook()
         formats = [self.formats] if isinstance(self.formats, str) else list(self.formats)
-        result = self.publish_step(
+        result = execute_publish(
             context,
             extract=self.extract,
             synthesis=self.synthesis,
@@ -167,12 +227,23 @@ def settings_of(source: Any, names: Sequence[str]) -> dict[str, Any]:
     return {name: getattr(source, name) for name in names}
 
 
+def keep_arguments(task: Any, arguments: Mapping[str, Any], names: Sequence[str]) -> None:
+    """Set ``task.<name>`` for each of ``names`` from ``arguments`` (an ``__init__``'s
+    ``locals()``), so the names table, not a list of assignments per operator, decides
+    what an operator keeps and later passes on."""
+    for name in names:
+        setattr(task, name, arguments[name])
+
+
 __all__ = [
+    "ExtractOperatorBase",
     "PublishOperatorBase",
+    "StoreOperatorBase",
     "SynthesisSettings",
     "SynthesizeOperatorBase",
     "SyntheticReportLinked",
     "dataset_asset",
+    "keep_arguments",
     "settings_of",
     "with_dataset_outlet",
 ]

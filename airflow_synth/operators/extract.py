@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow_synth.operators.base import ExtractOperatorBase, keep_arguments
+from airflow_synth.runtime import AUTO, TABLE_EXTRACT_FIELDS, execute_extract
 
-from airflow_synth.runtime import AUTO, execute_extract
 
-
-class ESLExtractOperator(BaseOperator):
+class ESLExtractOperator(ExtractOperatorBase):
     """Run a SQL file through a Postgres connection and stage the rows as Parquet.
 
     The SQL file is rendered with the DAG's Jinja environment (``{{ ds }}``, params,
@@ -37,41 +36,21 @@ class ESLExtractOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("sql_file", "dataset", "parameters", "dry_run", "validate")
     template_fields_renderers = {"parameters": "json", "validate": "json"}
-    ui_color = "#e8f0fe"
+    extract_fields = TABLE_EXTRACT_FIELDS
 
     def __init__(
         self,
         *,
         sql_file: str,
-        dataset: str,
-        postgres_conn_id: str = "postgres_default",
         parameters: Mapping[str, Any] | Sequence[Any] | None = None,
         contract_file: str | None = AUTO,
-        staging_dir: str | None = None,
         dry_run: bool | str = False,
-        validate: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.sql_file = sql_file
-        self.dataset = dataset
-        self.postgres_conn_id = postgres_conn_id
-        self.parameters = parameters
-        self.contract_file = contract_file
-        self.staging_dir = staging_dir
-        self.dry_run = dry_run
-        self.validate = validate
+        keep_arguments(self, locals(), TABLE_EXTRACT_FIELDS)
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def extract_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
         return execute_extract(
-            context,
-            sql_file=self.sql_file,
-            dataset=self.dataset,
-            postgres_conn_id=self.postgres_conn_id,
-            render=lambda text: self.render_template(text, context),
-            parameters=self.parameters,
-            contract_file=self.contract_file,
-            staging_dir=self.staging_dir,
-            dry_run=self.dry_run,
-            validate=self.validate,
+            context, render=lambda text: self.render_template(text, context), **arguments
         )

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from airflow_synth.hooks.synth import SynthStoreSettings
+from airflow_synth.operators.base import StoreOperatorBase
+from airflow_synth.runtime import checked_store
 
 
 def _hours(value: Any) -> timedelta | None:
@@ -17,7 +16,7 @@ def _hours(value: Any) -> timedelta | None:
     return value if isinstance(value, timedelta) else timedelta(hours=float(value))
 
 
-class ESLHealthCheckOperator(SynthStoreSettings, BaseOperator):
+class ESLHealthCheckOperator(StoreOperatorBase):
     """Check ``<dataset>/latest.json``: age at most ``max_age``, quality drop at most
     ``max_quality_drop`` versus the run published before. Schedule it (e.g. every morning)
     with your usual alerting (email, ``on_failure_callback``, notifiers).
@@ -32,26 +31,18 @@ class ESLHealthCheckOperator(SynthStoreSettings, BaseOperator):
     def __init__(
         self,
         *,
-        dataset: str,
         max_age: timedelta | float | str | None = timedelta(hours=26),
         max_quality_drop: float | str | None = 0.05,
-        aws_conn_id: str | None = None,
-        bucket: str | None = None,
-        synth_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.dataset = dataset
         self.max_age = max_age
         self.max_quality_drop = max_quality_drop
-        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_synth.core.publish.health import check_dataset_health, enforce_health
 
-        hook = self.synth_hook()
-        store = hook.get_conn()
-        store.check()
+        store = checked_store(self.synth_hook())
         drop = self.max_quality_drop
         report = check_dataset_health(
             store,

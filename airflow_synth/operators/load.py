@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from airflow_synth.operators.base import PublishOperatorBase, dataset_asset, with_dataset_outlet
-from airflow_synth.runtime import execute_load
 
 __all__ = ["ESLLoadOperator", "dataset_asset", "with_dataset_outlet"]
 
@@ -23,5 +20,4 @@ class ESLLoadOperator(PublishOperatorBase):
     :param formats: ``("parquet",)`` or ``("parquet", "csv")``.
     """
 
-    def publish_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
-        return execute_load(context, **arguments)
+    chain_task_id = "load"

@@ -1,8 +1,11 @@
 """Operators of the multi-table ESL: extract a set of related tables, synthesize it with
 referential integrity, publish it under one manifest, and load it into a target database.
 
-Thin shells over :mod:`airflow_synth.runtime_multitable`; staged real rows are removed by
-:class:`~airflow_synth.operators.ESLCleanupOperator` (the same teardown as single tables).
+Thin shells over the multi-table steps of :mod:`airflow_synth.runtime`, on the same bases
+as the single-table operators (:mod:`airflow_synth.operators.base`): a set's operators
+differ from a table's only in their own arguments and the step they call. Staged real rows
+are removed by :class:`~airflow_synth.operators.ESLCleanupOperator` (the same teardown as
+single tables).
 """
 
 from __future__ import annotations
@@ -10,20 +13,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
-from airflow_synth.hooks.synth import SynthStoreSettings
-from airflow_synth.operators.base import PublishOperatorBase, SynthesizeOperatorBase
-from airflow_synth.runtime_multitable import (
+from airflow_synth.operators.base import (
+    ExtractOperatorBase,
+    PublishOperatorBase,
+    StoreOperatorBase,
+    SynthesizeOperatorBase,
+    keep_arguments,
+    settings_of,
+)
+from airflow_synth.runtime import (
     MULTITABLE_SYNTHESIS_FIELDS,
+    SET_EXTRACT_FIELDS,
     execute_multitable_extract,
-    execute_multitable_publish,
     execute_multitable_synthesize,
     execute_target_load,
 )
 
+#: The target-load settings: kept by ``SyntheticPostgresLoadOperator``, passed on as they are.
+TARGET_LOAD_FIELDS = ("target_conn_id", "target_schema", "enabled")
 
-class MultiTableExtractOperator(BaseOperator):
+
+class MultiTableExtractOperator(ExtractOperatorBase):
     """Stage a set of related Postgres tables as Parquet and read their relationships.
 
     :param tables: table names (``SELECT *`` from ``schema``), or a mapping of table name to
@@ -46,46 +56,23 @@ class MultiTableExtractOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("tables", "dataset", "schema", "relationships", "validate")
-    ui_color = "#e8f0fe"
+    extract_fields = SET_EXTRACT_FIELDS
 
     def __init__(
         self,
         *,
         tables: Sequence[str] | Mapping[str, str | None],
-        dataset: str,
-        postgres_conn_id: str = "postgres_default",
         schema: str = "public",
         relationships: Sequence[str | Mapping[str, Any]] | str | None = None,
         primary_keys: Mapping[str, str] | None = None,
-        staging_dir: str | None = None,
-        validate: Mapping[str, Any] | None = None,
         contracts: Mapping[str, str | Mapping[str, Any]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.validate = validate
-        self.contracts = contracts
-        self.tables = tables
-        self.dataset = dataset
-        self.postgres_conn_id = postgres_conn_id
-        self.schema = schema
-        self.relationships = relationships
-        self.primary_keys = primary_keys
-        self.staging_dir = staging_dir
+        keep_arguments(self, locals(), SET_EXTRACT_FIELDS)
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        return execute_multitable_extract(
-            context,
-            tables=self.tables,
-            dataset=self.dataset,
-            postgres_conn_id=self.postgres_conn_id,
-            schema=self.schema,
-            relationships=self.relationships,
-            primary_keys=self.primary_keys,
-            staging_dir=self.staging_dir,
-            validate=self.validate,
-            contracts=self.contracts,
-        )
+    def extract_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
+        return execute_multitable_extract(context, **arguments)
 
 
 class MultiTableSynthesizeOperator(SynthesizeOperatorBase):
@@ -132,12 +119,11 @@ class MultiTableSynthesizeOperator(SynthesizeOperatorBase):
     )
     ui_color = "#fef7e0"
     settings_fields = ("main_table", *MULTITABLE_SYNTHESIS_FIELDS)
+    checked_fields = MULTITABLE_SYNTHESIS_FIELDS
 
     def __init__(
         self,
         *,
-        extract: Any,
-        dataset: str,
         seed: int | str | None = None,
         max_parents: int | str | None = None,
         scale: float | str | None = None,
@@ -148,25 +134,10 @@ class MultiTableSynthesizeOperator(SynthesizeOperatorBase):
         engine: str | None = None,
         synthesizers: str | Mapping[str, str] | None = None,
         max_training_rows: int | str | None = None,
-        aws_conn_id: str | None = None,
-        bucket: str | None = None,
-        synth_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.extract = extract
-        self.dataset = dataset
-        self.engine = engine
-        self.synthesizers = synthesizers
-        self.max_training_rows = max_training_rows
-        self.fixed_combinations = fixed_combinations
-        self.seed = seed
-        self.max_parents = max_parents
-        self.scale = scale
-        self.main_table = main_table
-        self.max_orphan_share = max_orphan_share
-        self.checks = checks
-        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
+        keep_arguments(self, locals(), self.settings_fields)
 
     def synthesize_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
         return execute_multitable_synthesize(context, **arguments)
@@ -180,11 +151,10 @@ class MultiTablePublishOperator(PublishOperatorBase):
     Asset; the event carries the manifest URI.
     """
 
-    def publish_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
-        return execute_multitable_publish(context, **arguments)
+    chain_task_id = "publish"
 
 
-class SyntheticPostgresLoadOperator(SynthStoreSettings, BaseOperator):
+class SyntheticPostgresLoadOperator(StoreOperatorBase):
     """Load this run's published synthetic set into a schema of a target Postgres database.
 
     One transaction, parents first, foreign keys enforced by Postgres; the previous load in
@@ -204,29 +174,18 @@ class SyntheticPostgresLoadOperator(SynthStoreSettings, BaseOperator):
     def __init__(
         self,
         *,
-        dataset: str,
         target_conn_id: str,
         target_schema: str,
         enabled: bool | str = True,
-        aws_conn_id: str | None = None,
-        bucket: str | None = None,
-        synth_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.dataset = dataset
-        self.target_conn_id = target_conn_id
-        self.target_schema = target_schema
-        self.enabled = enabled
-        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
+        keep_arguments(self, locals(), TARGET_LOAD_FIELDS)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        hook = self.synth_hook()
         return execute_target_load(
             context,
             dataset=self.dataset,
-            hook=hook,
-            target_conn_id=self.target_conn_id,
-            target_schema=self.target_schema,
-            enabled=self.enabled,
+            hook=self.synth_hook(),
+            **settings_of(self, TARGET_LOAD_FIELDS),
         )

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_synth.operators.base import SynthesisSettings, SynthesizeOperatorBase
+from airflow_synth.operators.base import (
+    SynthesisSettings,
+    SynthesizeOperatorBase,
+    keep_arguments,
+)
 from airflow_synth.runtime import SYNTHESIS_FIELDS, execute_synthesize
 
 
@@ -38,28 +42,21 @@ class ESLSynthesizeOperator(SynthesisSettings, SynthesizeOperatorBase):
     template_fields: Sequence[str] = ("extract", "dataset", *SYNTHESIS_FIELDS)
     ui_color = "#fce8e6"
     settings_fields = SYNTHESIS_FIELDS
+    checked_fields = SYNTHESIS_FIELDS
 
     def __init__(
         self,
         *,
-        extract: Any,
-        dataset: str,
         synthesizer: str | None = None,
         synthesizer_params: Mapping[str, Any] | str | None = None,
         num_rows: int | str | None = None,
         seed: int | str | None = None,
         epochs: int | str | None = None,
         checks: Mapping[str, Any] | str | None = None,
-        aws_conn_id: str | None = None,
-        bucket: str | None = None,
-        synth_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.extract = extract
-        self.dataset = dataset
-        self.set_synthesis_settings(synthesizer, synthesizer_params, num_rows, seed, epochs, checks)
-        self.set_store_settings(aws_conn_id, bucket, synth_conn_id)
+        keep_arguments(self, locals(), SYNTHESIS_FIELDS)
 
     def synthesize_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
         return execute_synthesize(context, **arguments)

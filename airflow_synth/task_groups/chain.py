@@ -1,35 +1,71 @@
-"""The ESL chain as both task groups wire it: one table or a table set, the same steps.
+"""The ESL chain, built once for a table and for a table set: one builder, one config shape.
 
-``esl_task_group`` and ``esl_multitable_task_group`` differ only in their extract and in the
-operators they choose; the group id, the store settings handed to every step, the order
-``extract >> synthesize >> publish (>> load_target)`` and the staging teardown are decided
-here once, so the two groups cannot drift apart.
+A single table is a table set of one. ``esl_task_group`` and ``esl_multitable_task_group``
+both call :func:`esl_chain_group` with their config; the config's :class:`ChainSteps` names
+the operators, and the operators' own names tables (``extract_fields``,
+``settings_fields``) say which config fields each step takes. The group id, the store
+settings handed to every step, the settings the extract checks first (``validate=``), the
+order ``extract >> synthesize >> publish (>> load_target)`` and the staging teardown are
+decided here once, so the two groups cannot drift apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, ClassVar
 
-from airflow.sdk import BaseOperator, TaskGroup, chain
+from airflow.sdk import TaskGroup, chain
 
-from airflow_synth.operators.base import settings_of
+from airflow_synth.operators.base import (
+    ExtractOperatorBase,
+    PublishOperatorBase,
+    SynthesizeOperatorBase,
+    settings_of,
+)
 from airflow_synth.operators.cleanup import ESLCleanupOperator
+from airflow_synth.runtime import EXTRACT_FIELDS
 
 #: The object-store settings every step after the extract takes (and the extract validates).
 STORE_FIELDS = ("aws_conn_id", "bucket", "synth_conn_id")
 
 
-class ChainConfig(Protocol):
-    """What the chain needs from ``ESLConfig`` and ``MultiTableConfig`` alike."""
+@dataclass(frozen=True)
+class ChainSteps:
+    """The operators of one kind of chain (a table or a set). Each names what it takes:
+    the extract its ``extract_fields``, the synthesize step its ``settings_fields`` (and the
+    ``checked_fields`` among them the extract validates first), the publish step the
+    ``chain_task_id`` it gets here."""
 
+    extract: type[ExtractOperatorBase]
+    synthesize: type[SynthesizeOperatorBase]
+    publish: type[PublishOperatorBase]
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """What every chain's config holds, a table's (``ESLConfig``) and a set's
+    (``MultiTableConfig``) alike: where the rows come from and go, the object store, the
+    seed and gates, and the arguments every task of the group gets (``task_kwargs``).
+
+    Besides ``dataset`` (and the subclass's ``sql_file`` or ``tables``) fields are passed by
+    keyword. String fields may be Jinja templates, rendered at run time.
+    """
+
+    #: the chain's operators (set by each kind of config)
+    steps: ClassVar[ChainSteps]
     dataset: str
-    aws_conn_id: str | None
-    bucket: str | None
-    synth_conn_id: str | None
-    formats: Sequence[str] | str
-    staging_dir: str | None
-    task_kwargs: Mapping[str, Any]
+    _: KW_ONLY
+    postgres_conn_id: str = "postgres_default"
+    aws_conn_id: str | None = None
+    bucket: str | None = None
+    synth_conn_id: str | None = None
+    seed: int | str | None = None
+    #: gate thresholds, holdout and filters (see ``CheckSettings``)
+    checks: Mapping[str, Any] | str | None = None
+    formats: Sequence[str] | str = ("parquet",)
+    staging_dir: str | None = None
+    task_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 def store_settings(config: ChainConfig) -> dict[str, Any]:
@@ -37,54 +73,75 @@ def store_settings(config: ChainConfig) -> dict[str, Any]:
     return settings_of(config, STORE_FIELDS)
 
 
-def esl_group(
-    config: ChainConfig, group_id: str | None, group_kwargs: Mapping[str, Any]
-) -> TaskGroup:
-    """The TaskGroup of one chain: ``esl_<dataset>`` unless a group id is given."""
-    return TaskGroup(group_id or f"esl_{config.dataset}", **group_kwargs)
-
-
-def add_chain_after_extract(
+def esl_chain_group(
     config: ChainConfig,
-    extract: BaseOperator,
+    group_id: str | None,
+    group_kwargs: Mapping[str, Any],
     *,
-    synthesize_class: type[BaseOperator],
-    synthesis: Mapping[str, Any],
-    publish_class: type[BaseOperator],
-    publish_task_id: str,
-    load_target: Callable[[], BaseOperator] | None = None,
-) -> None:
-    """Add ``synthesize``, the publish task and ``cleanup_staging`` after ``extract``.
+    target: Mapping[str, Any] | None = None,
+) -> TaskGroup:
+    """Add ``extract >> synthesize >> publish (>> load_target)`` + staging teardown.
 
-    ``cleanup_staging`` is a teardown of ``extract``: the run's staged real rows are removed
-    whether the run succeeded or failed, without deciding the run's state. ``load_target``
-    (built after the teardown, then run between publish and it) loads a published set
-    into a database.
+    The group is ``esl_<dataset>`` unless a group id is given. ``cleanup_staging`` is a
+    teardown of ``extract``: the run's staged real rows are removed whether the run
+    succeeded or failed, without deciding the run's state. ``target`` (the settings of
+    ``SyntheticPostgresLoadOperator``, ``load_to_target`` as ``enabled``) adds
+    ``load_target`` between the publish task and the teardown.
     """
+    steps = config.steps
     common = dict(config.task_kwargs)
     store = store_settings(config)
-    synthesize = synthesize_class(
-        task_id="synthesize",
-        extract=extract.output,
+    target = dict(target or {})
+    with TaskGroup(group_id or f"esl_{config.dataset}", **group_kwargs) as group:
+        extract = steps.extract(
+            task_id="extract",
+            **settings_of(config, (*EXTRACT_FIELDS, *steps.extract.extract_fields)),
+            validate={**settings_of(config, steps.synthesize.checked_fields), **store, **target},
+            **common,
+        )
+        synthesize = steps.synthesize(
+            task_id="synthesize",
+            extract=extract.output,
+            dataset=config.dataset,
+            **settings_of(config, steps.synthesize.settings_fields),
+            **store,
+            **common,
+        )
+        publish = steps.publish(
+            task_id=steps.publish.chain_task_id,
+            extract=extract.output,
+            synthesis=synthesize.output,
+            dataset=config.dataset,
+            formats=config.formats,
+            **store,
+            **common,
+        )
+        cleanup = ESLCleanupOperator(
+            task_id="cleanup_staging",
+            dataset=config.dataset,
+            staging_dir=config.staging_dir,
+            **common,
+        )
+        after_publish = [_load_target(config, target, store, common)] if target else []
+        chain(extract, synthesize, publish, *after_publish, cleanup.as_teardown(setups=extract))
+    return group
+
+
+def _load_target(
+    config: ChainConfig,
+    target: Mapping[str, Any],
+    store: Mapping[str, Any],
+    common: Mapping[str, Any],
+) -> Any:
+    """The ``load_target`` task: loads the published set into a database."""
+    from airflow_synth.operators.multitable import SyntheticPostgresLoadOperator
+
+    return SyntheticPostgresLoadOperator(
+        task_id="load_target",
         dataset=config.dataset,
-        **synthesis,
+        target_conn_id=target["target_conn_id"],
+        target_schema=target["target_schema"],
+        enabled=target["load_to_target"],
         **store,
         **common,
     )
-    publish = publish_class(
-        task_id=publish_task_id,
-        extract=extract.output,
-        synthesis=synthesize.output,
-        dataset=config.dataset,
-        formats=config.formats,
-        **store,
-        **common,
-    )
-    cleanup = ESLCleanupOperator(
-        task_id="cleanup_staging",
-        dataset=config.dataset,
-        staging_dir=config.staging_dir,
-        **common,
-    )
-    after_publish = [load_target()] if load_target else []
-    chain(extract, synthesize, publish, *after_publish, cleanup.as_teardown(setups=extract))
