@@ -121,7 +121,7 @@ if engine == "hma":
     out["full_size_s"] = out["fit_s"] + out["sample_s"] * full / max(parents, 1)
 else:
     from airflow_synth.core.engine.set_run import run_set_engine
-    from airflow_synth.core.multitable_steps import classify_set, learned_columns
+    from airflow_synth.core.steps import classify_set, learned_columns
     from airflow_synth.core.synthesizers import resolve_synthesizer
     roles = classify_set(real, table_set, {})
     frames = {n: real[n][learned_columns(roles[n])] for n in table_set.order}

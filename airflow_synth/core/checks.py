@@ -154,12 +154,34 @@ def split_holdout(
     wherever the groups allow. The holdout is empty when ``share`` is 0 or the table has
     fewer than :data:`MIN_ROWS_FOR_HOLDOUT` rows (see :func:`holdout_shortfall`).
     """
+    empty = frame.iloc[0:0].reset_index(drop=True)
+    held = holdout_mask(frame, share, seed, columns=columns)
+    if not held.any():
+        return frame.reset_index(drop=True), empty
+    return (
+        frame.loc[~held].reset_index(drop=True),
+        frame.loc[held].reset_index(drop=True),
+    )
+
+
+def holdout_mask(
+    frame: pd.DataFrame,
+    share: float,
+    seed: int | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+) -> Any:
+    """Which rows :func:`split_holdout` holds out (a boolean array; all False for none).
+
+    One rule for every table of every run: a single feature table and each table of a set
+    are split the same way (the set engine keeps row labels, so it needs the mask).
+    """
     import numpy as np
     import pandas as pd
 
-    empty = frame.iloc[0:0].reset_index(drop=True)
+    none = np.zeros(len(frame), dtype=bool)
     if share <= 0 or len(frame) < MIN_ROWS_FOR_HOLDOUT:
-        return frame.reset_index(drop=True), empty
+        return none
     keys = list(columns) if columns is not None else list(frame.columns)
     if keys:
         hashes = pd.util.hash_pandas_object(frame[keys].astype(object), index=False).to_numpy()
@@ -180,12 +202,7 @@ def split_holdout(
             chosen.append(group)
             held += int(sizes[group])
     mask = np.isin(codes, np.asarray(chosen, dtype=codes.dtype))
-    if mask.all():  # never hold out everything
-        return frame.reset_index(drop=True), empty
-    return (
-        frame.loc[~mask].reset_index(drop=True),
-        frame.loc[mask].reset_index(drop=True),
-    )
+    return none if mask.all() else mask  # never hold out everything
 
 
 def holdout_shortfall(rows: int, share: float) -> str:

@@ -45,7 +45,7 @@ MULTITABLE_KEYS = (
     "synthesizers",
     "max_training_rows",
 )
-#: The multi-table engines (see :mod:`airflow_synth.core.multitable_steps`).
+#: The multi-table engines (see :mod:`airflow_synth.core.steps`).
 MULTITABLE_ENGINES = ("per_table", "hma")
 #: Where the later steps write: looked up by the task, not here.
 STORE_KEYS = ("aws_conn_id", "bucket", "synth_conn_id")

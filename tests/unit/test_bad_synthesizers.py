@@ -25,14 +25,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import airflow_synth.core.multitable_steps as multitable_steps
+import airflow_synth.core.steps.synthesize as multitable_steps
 from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.errors import QualityGateError
-from airflow_synth.core.multitable_steps import run_multitable_synthesize
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.relations import TableShape, build_table_set
-from airflow_synth.core.steps import run_synthesize
+from airflow_synth.core.steps import run_multitable_synthesize, run_synthesize
 from airflow_synth.core.synthesizers import SynthesizerSpec
 
 pytestmark = pytest.mark.unit

@@ -16,10 +16,10 @@ from airflow_synth.core.multitable import (
     cardinality_report,
     check_integrity,
 )
-from airflow_synth.core.multitable_steps import run_multitable_publish, run_multitable_synthesize
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.relations import TableSet, TableShape, build_table_set
+from airflow_synth.core.steps import run_multitable_publish, run_multitable_synthesize
 
 pytestmark = pytest.mark.unit
 
@@ -371,7 +371,7 @@ def test_fixed_combination_groups_find_near_functional_columns_only() -> None:
 def test_similarity_filter_runs_on_leaf_tables_whose_real_rows_do_not_repeat() -> None:
     from types import SimpleNamespace
 
-    from airflow_synth.core.multitable_steps import _filter_copies
+    from airflow_synth.core.steps.synthesize import _filter_copies
 
     shapes = {
         "users": TableShape("users", ("id", "x"), ("id",)),

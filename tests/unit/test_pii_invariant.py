@@ -23,9 +23,9 @@ from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.contract import parse_contract
 from airflow_synth.core.engine.fresh import FreshValues
 from airflow_synth.core.errors import QualityGateError
-from airflow_synth.core.multitable_steps import run_multitable_synthesize
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore
+from airflow_synth.core.steps import run_multitable_synthesize
 from airflow_synth.core.synthesizers import resolve_synthesizer
 
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::UserWarning")]

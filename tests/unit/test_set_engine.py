@@ -14,8 +14,8 @@ import pytest
 
 from airflow_synth.core.engine.set_engine import SetSynthesizer
 from airflow_synth.core.engine.set_plan import TablePlan, plan_tables
-from airflow_synth.core.multitable_steps import classify_set
 from airflow_synth.core.relations import TableShape, build_table_set
+from airflow_synth.core.steps import classify_set
 from airflow_synth.core.synthesizers import resolve_synthesizer
 
 pytestmark = pytest.mark.unit

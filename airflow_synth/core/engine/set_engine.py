@@ -27,7 +27,7 @@ import dataclasses
 import logging
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -186,11 +186,18 @@ class SetSynthesizer:
         scale: float = 1.0,
         seed: int | None = None,
         issue_key: KeyIssuer = surrogate_keys,
+        skip: Collection[str] = (),
     ) -> dict[str, pd.DataFrame]:
-        """The synthetic set: root tables at ``sizes`` (default real rows x ``scale``)."""
+        """The synthetic set: root tables at ``sizes`` (default real rows x ``scale``).
+
+        ``skip`` names tables without any relationship that the caller samples itself (in
+        filtered batches, as a single table); they are left out of the result.
+        """
         rng = np.random.default_rng(self.seed if seed is None else seed)
         out: dict[str, pd.DataFrame] = {}
         for name in self.table_set.order:
+            if name in skip:
+                continue
             plan = self.plans[name]
             fitted = self.models[name]
             model = fitted.synthesizer if fitted is not None else None

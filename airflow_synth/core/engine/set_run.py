@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_synth.core.assess.relationships import parent_positions
+from airflow_synth.core.checks import holdout_mask
 from airflow_synth.core.combinations import CombinationSwitch
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.fresh import FreshValues
@@ -49,6 +50,8 @@ class SetRun:
     fit_seconds: float
     sample_seconds: float
     split: dict[str, Any] = field(default_factory=dict)
+    #: tables fitted here but left for the caller to sample (see :func:`run_set_engine`)
+    standalone: list[str] = field(default_factory=list)
     _metadata: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self, table: str) -> Any:  # None for a table without modelled columns
@@ -72,18 +75,25 @@ def split_per_table(
     holdout_share: float,
     max_training_rows: int | None,
     seed: int,
+    columns: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[dict[str, pd.Index], dict[str, pd.Index]]:
-    """Training and held-out row labels of each table (seeded, independent per table)."""
+    """Training and held-out row labels of each table (seeded, independent per table).
+
+    The holdout follows the single rule of :func:`~airflow_synth.core.checks.holdout_mask`
+    (rows equal on the table's modelled ``columns`` are held out together); the training
+    rows are then bounded to ``max_training_rows``, drawn at random.
+    """
     train, holdout = {}, {}
     for name, frame in frames.items():
-        rng = np.random.default_rng(seed + zlib.crc32(name.encode()))
-        order = frame.index.to_numpy()[rng.permutation(len(frame))]
-        held = int(round(len(frame) * holdout_share)) if len(frame) >= 10 else 0
-        holdout[name] = pd.Index(order[:held])
-        rest = order[held:]
+        table_seed = seed + zlib.crc32(name.encode())
+        measured = list((columns or {}).get(name, frame.columns))
+        held = holdout_mask(frame, holdout_share, table_seed, columns=measured)
+        holdout[name] = frame.index[held]
+        rest = frame.index[~held]
         if max_training_rows and len(rest) > max_training_rows:
-            rest = rest[:max_training_rows]
-        train[name] = pd.Index(np.sort(rest))
+            rng = np.random.default_rng(table_seed)
+            rest = rest[np.sort(rng.choice(len(rest), max_training_rows, replace=False))]
+        train[name] = rest
     return train, holdout
 
 
@@ -155,15 +165,24 @@ def run_set_engine(
     contracts: Mapping[str, TableContract] | None = None,
     fixed_combinations: Mapping[str, CombinationSwitch] | CombinationSwitch = True,
     max_orphan_share: float = 0.05,
+    standalone: Sequence[str] = (),
 ) -> SetRun:
     """Plan, fit (bounded, per table) and sample the set at ``scale`` x the real sizes.
 
     ``frames`` are the whole real tables (keys, foreign keys and modelled columns; PII is
-    left out by the caller). Keys in the output are fresh.
+    left out by the caller). Keys in the output are fresh. Tables named in ``standalone``
+    (no relationship) that got a model are fitted but not sampled here: the caller samples
+    them in filtered batches like a single table (:attr:`SetRun.standalone`).
     """
     frames, orphans = checked_frames(frames, table_set, max_orphan_share)
     plans = plan_tables(table_set, roles, frames)
-    train_rows, holdout_rows = split_per_table(frames, holdout_share, max_training_rows, seed or 0)
+    train_rows, holdout_rows = split_per_table(
+        frames,
+        holdout_share,
+        max_training_rows,
+        seed or 0,
+        {name: plans[name].modelled for name in table_set.order},
+    )
     engine = SetSynthesizer(
         table_set,
         plans,
@@ -188,8 +207,9 @@ def run_set_engine(
     def issue_key(table: str, column: str, n: int) -> np.ndarray:
         return issuers[(table, column)].draw(n).to_numpy()
 
+    own = [name for name in standalone if engine.models.get(name) is not None]
     started = time.monotonic()
-    sampled = engine.sample(scale=scale, seed=seed, issue_key=issue_key)
+    sampled = engine.sample(scale=scale, seed=seed, issue_key=issue_key, skip=own)
     sample_seconds = time.monotonic() - started
     modelled = {name: list(plans[name].modelled) for name in table_set.order}
     split = {
@@ -201,7 +221,7 @@ def run_set_engine(
                 "real_rows": len(frames[name]),
                 "training_rows": len(train_rows[name]),
                 "holdout_rows": len(holdout_rows[name]),
-                "synthetic_rows": len(sampled[name]),
+                "synthetic_rows": len(sampled[name]) if name in sampled else None,
                 "owner": str(plans[name].owner) if plans[name].owner else None,
                 "sequences": [s.column for s in plans[name].sequences],
             }
@@ -216,6 +236,7 @@ def run_set_engine(
         fit_seconds=fit_seconds,
         sample_seconds=sample_seconds,
         split=split,
+        standalone=own,
     )
 
 

@@ -1,0 +1,153 @@
+"""The publish step over a table set: every table, its reports, then ONE manifest.
+
+A single feature table is a set of one and keeps its familiar layout (``data.parquet``
+beside its reports); a set of several tables puts each under ``tables/<name>.parquet``.
+Either way the manifest lists every table (URI, rows, key, columns), the relationships and
+the load order, so one reader (:mod:`airflow_synth.core.target.published`, the health
+check, the UI) understands every publication, and consumers see a run only once the
+manifest is written last.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.manifest import schema_description
+from airflow_synth.core.publish.store import ObjectStore, publish_dataset
+from airflow_synth.core.relations import TableSet, TableShape
+
+OUTPUT_FORMATS = ("parquet", "csv")
+#: The manifest's ``kind``: one feature table, or a set of related tables.
+TABLE_KIND, SET_KIND = "table", "multi_table"
+SINGLE_TABLE_FILE = "data.parquet"
+TABLES_DIR = "tables"
+#: What of a synthesize result goes into the manifest (local staging paths never do).
+PUBLIC_SYNTHESIS_KEYS = (
+    "synthesizer",
+    "seed",
+    "scale",
+    "subset",
+    "rows",
+    "training_rows",
+    "holdout_rows",
+    "model_uri",
+    "fit_seconds",
+    "sample_seconds",
+    "checks_seconds",
+    "integrity",
+    "scores",
+    "filters",
+    "gates",
+    "checks",
+)
+
+
+def write_csv(parquet_path: Path, csv_path: Path) -> Path:
+    """Convert a synthetic Parquet file to CSV batch by batch (bounded memory)."""
+    parquet = pq.ParquetFile(parquet_path)
+    with pacsv.CSVWriter(csv_path, parquet.schema_arrow) as writer:
+        for batch in parquet.iter_batches(batch_size=65_536):
+            writer.write_batch(batch)
+    return csv_path
+
+
+def check_formats(formats: Sequence[str]) -> None:
+    """Output formats must include Parquet (what manifests and loaders read) and be known."""
+    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
+    if unknown or "parquet" not in formats:
+        raise ValueError(
+            f"output formats must include 'parquet' and be among {OUTPUT_FORMATS}; got {formats}"
+        )
+
+
+def table_key(table_set: TableSet, name: str) -> str:
+    """Where a table's Parquet goes in the run folder (one rule for every reader)."""
+    if table_set.relationships or len(table_set.tables) > 1:
+        return f"{TABLES_DIR}/{name}.parquet"
+    return SINGLE_TABLE_FILE
+
+
+def publish_tables(
+    store: ObjectStore,
+    layout: DatasetLayout,
+    *,
+    table_set: TableSet,
+    table_files: Mapping[str, Path],
+    files: Mapping[str, Path],
+    reports: Sequence[str],
+    source: Mapping[str, Any],
+    synthesis: Mapping[str, Any],
+    timings: Mapping[str, float],
+    formats: Sequence[str] = ("parquet",),
+) -> dict[str, Any]:
+    """Upload every table (Parquet, and CSV if asked), ``files`` (metadata, reports), then
+    the manifest naming them all; ``reports`` are the names of ``files`` the manifest links
+    under ``reports``."""
+    started = time.monotonic()
+    check_formats(formats)
+    upload = dict(files)
+    tables: dict[str, Any] = {}
+    for name in table_set.order:
+        path = Path(table_files[name])
+        key = table_key(table_set, name)
+        upload[key] = path
+        if "csv" in formats:
+            upload[key.removesuffix(".parquet") + ".csv"] = write_csv(
+                path, path.with_suffix(".csv")
+            )
+        parquet = pq.ParquetFile(path)
+        shape = table_set.tables[name]
+        tables[name] = {
+            "uri": layout.uri(layout.key(key)),
+            "rows": parquet.metadata.num_rows,
+            "primary_key": list(shape.primary_key),
+            "columns": _columns(shape, parquet.schema_arrow),
+        }
+    single = table_key(table_set, table_set.order[0]) == SINGLE_TABLE_FILE
+    manifest: dict[str, Any] = {
+        "dataset": layout.dataset,
+        "run": layout.run,
+        "kind": TABLE_KIND if single else SET_KIND,
+        "rows": sum(t["rows"] for t in tables.values()),
+    }
+    if single:  # a table's columns at the top, as single-table consumers read them
+        manifest["columns"] = schema_description(pq.read_schema(table_files[table_set.order[0]]))
+    manifest.update(
+        {
+            "tables": tables,
+            "relationships": [r.to_dict() for r in table_set.relationships],
+            "load_order": list(table_set.order),
+            "source": dict(source),
+            "synthesis": {k: synthesis[k] for k in PUBLIC_SYNTHESIS_KEYS if k in synthesis},
+            "timings_seconds": {k: round(float(v), 3) for k, v in timings.items()},
+            "versions": dict(synthesis.get("versions", {})),
+            "reports": {name: layout.uri(layout.key(name)) for name in reports},
+        }
+    )
+    published = publish_dataset(store, layout, upload, manifest, load_started=started)
+    return {
+        **published.to_xcom(),
+        "dataset_uri": layout.dataset_uri,
+        "tables": {name: t["uri"] for name, t in tables.items()},
+    }
+
+
+def _columns(shape: TableShape, schema: Any) -> list[dict[str, Any]]:
+    """Each column's name, database type (when the source said) and Arrow/logical type."""
+    described = {c["name"]: c for c in schema_description(schema)}
+    return [
+        {**column, **described.get(column["name"], {})} for column in shape.to_dict()["columns"]
+    ]
+
+
+def table_of_one(name: str, parquet_path: Path) -> TableSet:
+    """A single feature table as a table set of one (no key declared, no relationship)."""
+    columns = tuple(pq.read_schema(parquet_path).names)
+    return TableSet(tables={name: TableShape(name, columns)}, relationships=(), order=(name,))

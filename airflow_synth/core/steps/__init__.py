@@ -1,0 +1,83 @@
+"""The ESL pipeline's steps as plain functions, one import point for every entry point.
+
+extract → synthesize (profile, fit, sample, assess, gates) → publish → optional target
+load, each over a table set; a single feature table is a set of one. Operators, TaskFlow
+tasks, ``@task.synthesize``, the task groups and the demo all call these, so each rule
+(where files go, what is checked, what is recorded) exists once. Inputs and outputs are
+paths, plain values and an :class:`~airflow_synth.core.publish.store.ObjectStore`; the
+returned dicts are small and JSON-safe, made for XCom.
+"""
+
+from airflow_synth.core.extract.tables import (
+    REAL_FILE,
+    TableSource,
+    extract_tables,
+    limit_query,
+    quote_identifier,
+    run_extract,
+    run_multitable_extract,
+)
+from airflow_synth.core.publish.tables import (
+    OUTPUT_FORMATS,
+    PUBLIC_SYNTHESIS_KEYS,
+    check_formats,
+    publish_tables,
+    write_csv,
+)
+from airflow_synth.core.steps.publish import (
+    METADATA_FILE,
+    QUALITY_FILE,
+    REPORTS_DIR,
+    run_load,
+    run_multitable_publish,
+)
+from airflow_synth.core.steps.synthesize import (
+    DEFAULT_ENGINE,
+    DEFAULT_MAX_PARENTS,
+    DEFAULT_SET_SYNTHESIZER,
+    ENGINES,
+    HMA_ENGINE,
+    SYNTHETIC_FILE,
+    TABLES_DIR,
+    classify_set,
+    learned_columns,
+    require_modelled,
+    run_multitable_synthesize,
+    run_synthesize,
+    save_model,
+)
+from airflow_synth.core.target.published import load_published_set
+
+__all__ = [
+    "DEFAULT_ENGINE",
+    "DEFAULT_MAX_PARENTS",
+    "DEFAULT_SET_SYNTHESIZER",
+    "ENGINES",
+    "HMA_ENGINE",
+    "METADATA_FILE",
+    "OUTPUT_FORMATS",
+    "PUBLIC_SYNTHESIS_KEYS",
+    "QUALITY_FILE",
+    "REAL_FILE",
+    "REPORTS_DIR",
+    "SYNTHETIC_FILE",
+    "TABLES_DIR",
+    "TableSource",
+    "check_formats",
+    "classify_set",
+    "extract_tables",
+    "learned_columns",
+    "limit_query",
+    "load_published_set",
+    "publish_tables",
+    "quote_identifier",
+    "require_modelled",
+    "run_extract",
+    "run_load",
+    "run_multitable_extract",
+    "run_multitable_publish",
+    "run_multitable_synthesize",
+    "run_synthesize",
+    "save_model",
+    "write_csv",
+]

@@ -1,0 +1,85 @@
+"""The publish step's two front doors, over the one :func:`publish_tables`.
+
+``run_load`` takes a single-table synthesize result (a set of one), ``run_multitable_publish``
+a table set's; both publish through the same upload-then-manifest rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow_synth.core.assessment import REPORT_FILE
+from airflow_synth.core.extract.staging import path_from_uri
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import ObjectStore
+from airflow_synth.core.publish.tables import publish_tables, table_of_one
+from airflow_synth.core.relations import TableSet
+from airflow_synth.core.steps.synthesize import METADATA_FILE, QUALITY_FILE, REPORTS_DIR
+
+
+def run_load(
+    store: ObjectStore,
+    layout: DatasetLayout,
+    *,
+    synthetic_path: Path,
+    metadata_path: Path,
+    source: Mapping[str, Any],
+    synthesis: Mapping[str, Any],
+    timings: Mapping[str, float],
+    formats: Sequence[str] = ("parquet",),
+    reports: Mapping[str, Path] | None = None,
+) -> dict[str, Any]:
+    """Publish one synthetic table, its metadata, its reports and the manifest (last).
+
+    ``reports`` maps file names (``quality.json``, ``privacy.json``, ``report.html``) to
+    local paths; the manifest links each one under ``reports``.
+    """
+    reports = {name: Path(path) for name, path in (reports or {}).items()}
+    result = publish_tables(
+        store,
+        layout,
+        table_set=table_of_one(layout.dataset, Path(synthetic_path)),
+        table_files={layout.dataset: Path(synthetic_path)},
+        files={METADATA_FILE: Path(metadata_path), **reports},
+        reports=list(reports),
+        source=source,
+        synthesis=synthesis,
+        timings=timings,
+        formats=formats,
+    )
+    report = layout.uri(layout.key(REPORT_FILE)) if REPORT_FILE in reports else None
+    return {**result, "report_uri": report}
+
+
+def run_multitable_publish(
+    store: ObjectStore,
+    layout: DatasetLayout,
+    *,
+    synthesis: Mapping[str, Any],
+    source: Mapping[str, Any],
+    timings: Mapping[str, float],
+    formats: Sequence[str] = ("parquet",),
+) -> dict[str, Any]:
+    """Upload every table, the reports and metadata, then ONE manifest naming them all."""
+    table_set = TableSet.from_dict(synthesis["table_set"])
+    reports = {name: Path(path) for name, path in synthesis["report_files"].items()}
+    result = publish_tables(
+        store,
+        layout,
+        table_set=table_set,
+        table_files={name: Path(path) for name, path in synthesis["table_files"].items()},
+        files={
+            METADATA_FILE: path_from_uri(synthesis["metadata_uri"]),
+            QUALITY_FILE: path_from_uri(synthesis["quality_uri"]),
+            **reports,
+        },
+        reports=[QUALITY_FILE, *reports],
+        source=source,
+        synthesis=synthesis,
+        timings=timings,
+        formats=formats,
+    )
+    report = f"{REPORTS_DIR}/{table_set.order[0]}/report.html"
+    return {**result, "report_uri": layout.uri(layout.key(report)) if report in reports else None}
