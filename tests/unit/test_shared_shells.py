@@ -71,3 +71,64 @@ def test_the_report_link_follows_what_the_task_recorded() -> None:
 def test_settings_of_passes_a_group_on_under_its_names() -> None:
     config = SimpleNamespace(seed=1, checks={"min_quality": 0.5}, other="x")
     assert settings_of(config, ("seed", "checks")) == {"seed": 1, "checks": {"min_quality": 0.5}}
+
+
+def test_one_publish_step_serves_a_table_and_a_set() -> None:
+    """A table is a set of one: both publish operators and both old names run one step."""
+    from airflow_synth import runtime
+    from airflow_synth.operators import ESLLoadOperator, MultiTablePublishOperator
+
+    assert runtime.execute_load is runtime.execute_publish
+    assert runtime.execute_multitable_publish is runtime.execute_publish
+    assert ESLLoadOperator.execute is MultiTablePublishOperator.execute
+    assert (ESLLoadOperator.chain_task_id, MultiTablePublishOperator.chain_task_id) == (
+        "load",
+        "publish",
+    )
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_an_extract_that_fails_leaves_no_staging_behind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, fails: bool
+) -> None:
+    """Both extracts stage through ``source_and_staging``: the folder is made after the
+    source was reached, kept on success and removed when the extract fails."""
+    from airflow_synth import runtime
+
+    closed: list[bool] = []
+    conn = SimpleNamespace(close=lambda: closed.append(True))
+    monkeypatch.setattr(runtime, "postgres_connection", lambda conn_id: conn)
+    context = {"dag": SimpleNamespace(dag_id="dag"), "run_id": "run"}
+    staging = str(tmp_path / "staging")
+
+    def stage() -> Any:
+        with runtime.source_and_staging(context, "ds", "src", staging) as (got, target):
+            assert got is conn and target.is_dir()
+            if fails:
+                raise RuntimeError("the query failed")
+        return target
+
+    if fails:
+        with pytest.raises(RuntimeError):
+            stage()
+        assert not (tmp_path / "staging" / "dag" / "run" / "ds").exists()
+    else:
+        assert stage().is_dir()
+    assert closed == [True]
+
+
+def test_both_configs_share_the_chain_fields_and_take_them_by_keyword() -> None:
+    from airflow_synth.task_groups import ESLConfig, MultiTableConfig
+    from airflow_synth.task_groups.chain import ChainConfig
+
+    table = ESLConfig("users", "users.sql", seed=3, bucket="b")
+    tables = MultiTableConfig("shop", ["users", "orders"], seed=3, bucket="b")
+    for config in (table, tables):
+        assert isinstance(config, ChainConfig)
+        assert settings_of(config, ("seed", "bucket", "postgres_conn_id")) == {
+            "seed": 3,
+            "bucket": "b",
+            "postgres_conn_id": "postgres_default",
+        }
+    with pytest.raises(TypeError):
+        ESLConfig("users", "users.sql", "postgres_src")  # type: ignore[misc]
