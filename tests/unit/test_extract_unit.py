@@ -423,6 +423,8 @@ def test_run_extract_returns_xcom_with_sql_hash_and_contract(tmp_path: Path) -> 
     assert result["contract_file"] == "sql/features/users.contract.yaml"
     assert result["staging_uri"] == (tmp_path / REAL_FILE).resolve().as_uri()
     assert pq.read_table(tmp_path / REAL_FILE).num_rows == 2
+    # the single-table result names its SQL file; "source" would be read as manifest lineage
+    assert "source" not in result
 
 
 def test_run_extract_contract_violation_deletes_the_real_rows(tmp_path: Path) -> None:

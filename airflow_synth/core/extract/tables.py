@@ -135,7 +135,8 @@ def run_extract(
         batch_rows=batch_rows,
         max_rows=max_rows,
     )["table"]
-    return {**staged, "sql_file": staged.pop("source")}
+    sql_file = staged.pop("source")  # the single-table result names it sql_file
+    return {**staged, "sql_file": sql_file}
 
 
 def run_multitable_extract(
