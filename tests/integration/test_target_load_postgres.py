@@ -506,3 +506,37 @@ def test_grants_on_replaced_tables_are_kept(dsn: str, tmp_path: Path, reader) ->
     finally:
         reader.execute(f"DROP OWNED BY {role}")
         reader.execute(f"DROP ROLE {role}")
+
+
+def test_a_published_single_table_loads_through_the_set_reader(
+    dsn: str,
+    tmp_path: Path,
+    reader,  # noqa: ANN001
+) -> None:
+    """A single feature table is a set of one: its manifest is read by the same target
+    load as a multi-table set, and Postgres holds exactly the published rows."""
+    from airflow_synth.core.publish.layout import DatasetLayout
+    from airflow_synth.core.publish.store import FileObjectStore
+    from airflow_synth.core.steps import load_published_set, run_load
+
+    synthetic = _write(
+        tmp_path / "synthetic.parquet",
+        {"id": [3, 1, 2], "plan": ["free", "pro", "basic"], "spend": [0.0, 12.5, 3.25]},
+    )
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text("{}")
+    store = FileObjectStore(tmp_path / "bucket")
+    layout = DatasetLayout("synthetic", "plans", "run1")
+    run_load(
+        store,
+        layout,
+        synthetic_path=synthetic,
+        metadata_path=metadata,
+        source={"sql_file": "plans.sql"},
+        synthesis={},
+        timings={},
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        result = load_published_set(store, layout, conn, "single_table")
+    assert result["tables"] == {"plans": 3}
+    assert _rows(reader, "single_table", "plans", "id") == _parquet_rows(synthetic, "id")

@@ -137,6 +137,7 @@ def run_synthesize(
         checks=checks,
         enforce_gates_=enforce_gates_,
         max_training_rows=None,
+        as_table=True,
     )
 
 
@@ -294,8 +295,14 @@ def synthesize_set(
     main_table: str | None = None,
     max_orphan_share: float = DEFAULT_MAX_ORPHAN_SHARE,
     fixed_combinations: CombinationSwitch | Mapping[str, CombinationSwitch] = True,
+    as_table: bool = False,
 ) -> dict[str, Any]:
     """The synthesize step for a table set (a single feature table is a set of one).
+
+    ``as_table`` (a set of one table without relationships only) lays the outputs out as
+    a single feature table's (``synthetic.parquet`` and the reports in ``out_dir``) and
+    returns the single-table result; otherwise every table gets ``tables/<name>.parquet``
+    and ``reports/<name>/``, with the set's own report and ``quality.json`` beside them.
 
     Every column gets a role first (``contracts`` per table may declare them): keys and
     PII never reach a model and are issued fresh (no published key or PII value equals a
@@ -318,7 +325,9 @@ def synthesize_set(
     out_dir = Path(out_dir)
     if engine not in ENGINES:
         raise SynthesizerConfigError(f"engine must be one of {ENGINES}, got {engine!r}.")
-    one = len(table_set.order) == 1 and not table_set.relationships
+    one = as_table
+    if one and (len(table_set.order) != 1 or table_set.relationships):
+        raise ValueError("as_table needs a set of exactly one table without relationships")
     related_checks = replace(checks, outlier_filter=False)
     if engine == PER_TABLE_ENGINE:
         trained = _fit_per_table(
@@ -333,7 +342,7 @@ def synthesize_set(
             max_training_rows=max_training_rows,
             fixed_combinations=fixed_combinations,
             max_orphan_share=max_orphan_share,
-            require_model=one,
+            require_model=len(table_set.order) == 1,
         )
     else:
         trained = _fit_hma(

@@ -1,0 +1,118 @@
+"""One pipeline for a table and a table set (``airflow_synth.core.steps``).
+
+A single feature table is a table set of one: it is split, fitted, sampled and published
+by the same code as each table of a set. These tests pin what that buys each side:
+an unrelated table inside a set gets the single table's filtered, topped-up sampling; the
+tables of a set get the single table's holdout rule; and a single table's publication is
+a manifest any set reader understands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fake_synthesizers as fakes
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.engine.set_run import split_per_table
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import FileObjectStore
+from airflow_synth.core.relations import TableShape, build_table_set
+from airflow_synth.core.steps import run_load
+from airflow_synth.core.steps.synthesize import synthesize_set
+from airflow_synth.core.synthesizers import SynthesizerSpec, resolve_synthesizer
+
+pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::UserWarning")]
+
+
+def _staged_set(tmp_path: Path) -> tuple[dict[str, Path], object, dict[str, pd.DataFrame]]:
+    """users -> sessions, plus an unrelated customers table."""
+    frames = {**fakes.users_sessions(150, 7), "customers": fakes.customers(400, 11)}
+    real = tmp_path / "real"
+    real.mkdir()
+    paths = {}
+    for name, frame in frames.items():
+        paths[name] = real / f"{name}.parquet"
+        frame.to_parquet(paths[name], index=False)
+    shapes = {
+        "users": TableShape("users", tuple(frames["users"].columns), ("id",)),
+        "sessions": TableShape("sessions", tuple(frames["sessions"].columns), ("sid",)),
+        "customers": TableShape("customers", tuple(frames["customers"].columns)),
+    }
+    table_set = build_table_set(shapes, declared=["sessions.user_id -> users.id"])
+    return paths, table_set, frames
+
+
+def test_an_unrelated_table_of_a_set_is_sampled_like_a_single_table(tmp_path: Path) -> None:
+    """A model that replays 30% of its training rows: in the unrelated table every
+    replayed row is filtered and replaced by a row of its stratum, so the table keeps the
+    asked-for size (a leaf child table would only drop rows)."""
+    paths, table_set, frames = _staged_set(tmp_path)
+    copier = SynthesizerSpec("memoriser", "fake_synthesizers.Memoriser", {"rate": 0.3})
+    copula = resolve_synthesizer("gaussian_copula")
+    result = synthesize_set(
+        paths,
+        table_set,
+        tmp_path / "run",
+        dataset="shop",
+        specs={"users": copula, "sessions": copula, "customers": copier},
+        seed=4,
+        checks=CheckSettings.from_mapping({"min_quality": None, "min_dependence": None}),
+        enforce_gates_=False,  # the copier fails its privacy gates; the outputs are checked
+    )
+    customers = pq.read_table(result["table_files"]["customers"]).to_pandas()
+    assert len(customers) == len(frames["customers"])  # every filtered row replaced
+    privacy = json.loads(Path(result["report_files"]["reports/customers/privacy.json"]).read_text())
+    similarity = privacy["filtered"]["similarity"]
+    assert similarity["replaced"] > 0.2 * len(customers)  # ~30% replayed, each replaced
+    assert similarity["not_replaced"] == 0
+    assert privacy["exact_match_rate"] == pytest.approx(0.3, abs=0.06)  # judged on the raw sample
+    assert privacy["published"]["exact_match_rate"] == 0.0
+    gates = {g["metric"] for g in result["gates"]}
+    assert {"customers.rules_held", "customers.exact_match_rate", "referential_integrity"} <= gates
+
+
+def test_every_table_of_a_set_holds_out_equal_rows_together() -> None:
+    """Rows equal on the modelled columns are one group: never split between training and
+    holdout (a duplicate on both sides would be a held-out row at distance 0)."""
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 40, 2_000)  # ~50 copies of each value
+    frame = pd.DataFrame({"key": np.arange(2_000), "value": values, "flag": values % 2 == 0})
+    train, holdout = split_per_table({"events": frame}, 0.2, None, 7, {"events": ["value", "flag"]})
+    trained = set(frame.loc[train["events"], "value"])
+    held = set(frame.loc[holdout["events"], "value"])
+    assert held and not trained & held
+    assert abs(len(holdout["events"]) - 400) <= 100  # about the asked-for share
+    assert len(train["events"]) + len(holdout["events"]) == len(frame)
+
+
+def test_a_single_table_publication_lists_its_table_like_a_set(tmp_path: Path) -> None:
+    """The manifest of a single table names it under ``tables`` with its URI and load order,
+    so the target load and every set reader understand it (and ``columns`` stays on top)."""
+    synthetic = tmp_path / "synthetic.parquet"
+    fakes.customers(50, 1).to_parquet(synthetic, index=False)
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text("{}")
+    store = FileObjectStore(tmp_path / "bucket")
+    layout = DatasetLayout("synthetic", "customers", "run1")
+    result = run_load(
+        store,
+        layout,
+        synthetic_path=synthetic,
+        metadata_path=metadata,
+        source={"sql_file": "customers.sql"},
+        synthesis={"rows": 50},
+        timings={"extract": 1.0},
+    )
+    manifest = json.loads(store.get_bytes(layout.manifest_key))
+    assert manifest["kind"] == "table"
+    assert manifest["load_order"] == ["customers"]
+    assert manifest["tables"]["customers"]["uri"] == layout.uri(layout.data_key())
+    assert manifest["tables"]["customers"]["rows"] == 50
+    assert [c["name"] for c in manifest["columns"]] == list(fakes.customers(1, 1).columns)
+    assert result["tables"] == {"customers": layout.uri(layout.data_key())}
