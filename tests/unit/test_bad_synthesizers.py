@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import airflow_synth.core.steps.synthesize as multitable_steps
+import airflow_synth.core.steps.fit as engine_fits
 from airflow_synth.core.checks import CheckSettings
 from airflow_synth.core.errors import QualityGateError
 from airflow_synth.core.publish.layout import DatasetLayout
@@ -217,13 +217,11 @@ def staged_set(tmp_path: Path, n_users: int = 400) -> tuple[dict, dict[str, pd.D
 
 def run_fake_hma(monkeypatch, tmp_path: Path, mode: str, checks: dict) -> dict:
     monkeypatch.setattr(
-        multitable_steps,
+        engine_fits,
         "fit_hma",
         lambda train, metadata, seed, **_: (fakes.FakeHMA(dict(train), mode, seed or 0), 0.0),
     )
-    monkeypatch.setattr(
-        multitable_steps, "sample_hma", lambda fake, scale, seed: (fake.sample(), 0.0)
-    )
+    monkeypatch.setattr(engine_fits, "sample_hma", lambda fake, scale, seed: (fake.sample(), 0.0))
     extracted, _ = staged_set(tmp_path)
     return run_multitable_synthesize(
         extracted,

@@ -371,7 +371,7 @@ def test_fixed_combination_groups_find_near_functional_columns_only() -> None:
 def test_similarity_filter_runs_on_leaf_tables_whose_real_rows_do_not_repeat() -> None:
     from types import SimpleNamespace
 
-    from airflow_synth.core.steps.synthesize import _filter_copies
+    from airflow_synth.core.steps.fit import _filter_copies
 
     shapes = {
         "users": TableShape("users", ("id", "x"), ("id",)),

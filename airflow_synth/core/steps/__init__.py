@@ -24,27 +24,23 @@ from airflow_synth.core.publish.tables import (
     publish_tables,
     write_csv,
 )
-from airflow_synth.core.steps.publish import (
-    METADATA_FILE,
-    QUALITY_FILE,
-    REPORTS_DIR,
-    run_load,
-    run_multitable_publish,
-)
-from airflow_synth.core.steps.synthesize import (
-    DEFAULT_ENGINE,
-    DEFAULT_MAX_PARENTS,
+from airflow_synth.core.steps.finish import METADATA_FILE, QUALITY_FILE, REPORTS_DIR, save_model
+from airflow_synth.core.steps.fit import (
     DEFAULT_SET_SYNTHESIZER,
-    ENGINES,
     HMA_ENGINE,
-    SYNTHETIC_FILE,
-    TABLES_DIR,
     classify_set,
     learned_columns,
     require_modelled,
+)
+from airflow_synth.core.steps.publish import run_load, run_multitable_publish
+from airflow_synth.core.steps.synthesize import (
+    DEFAULT_ENGINE,
+    DEFAULT_MAX_PARENTS,
+    ENGINES,
+    SYNTHETIC_FILE,
     run_multitable_synthesize,
     run_synthesize,
-    save_model,
+    synthesize_set,
 )
 from airflow_synth.core.target.published import load_published_set
 
@@ -61,7 +57,6 @@ __all__ = [
     "REAL_FILE",
     "REPORTS_DIR",
     "SYNTHETIC_FILE",
-    "TABLES_DIR",
     "TableSource",
     "check_formats",
     "classify_set",
@@ -79,5 +74,6 @@ __all__ = [
     "run_multitable_synthesize",
     "run_synthesize",
     "save_model",
+    "synthesize_set",
     "write_csv",
 ]

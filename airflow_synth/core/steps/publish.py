@@ -16,7 +16,7 @@ from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import ObjectStore
 from airflow_synth.core.publish.tables import publish_tables, table_of_one
 from airflow_synth.core.relations import TableSet
-from airflow_synth.core.steps.synthesize import METADATA_FILE, QUALITY_FILE, REPORTS_DIR
+from airflow_synth.core.steps.finish import METADATA_FILE, QUALITY_FILE, REPORTS_DIR
 
 
 def run_load(
