@@ -70,7 +70,7 @@ bench: install
 
 # Mutation testing (mutmut) of the gate, privacy-filter, publish and integrity decisions:
 # which functions in tools/mutants.py, which tests in pyproject.toml [tool.mutmut].
-# Fails when a mutant survives. MUTANTS_ARGS="--jobs 4 'airflow_synth.core.checks.*'".
+# Fails when a mutant survives. MUTANTS_ARGS="--jobs 4 'airflow_synth.core.assess.checks.*'".
 MUTANTS_ARGS ?=
 mutants: install
 	$(PY) tools/mutants.py $(MUTANTS_ARGS)

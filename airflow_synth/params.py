@@ -12,8 +12,8 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from airflow_synth.core.checks import CheckSettings
-from airflow_synth.core.synthesizers import AUTO, DEFAULT_SYNTHESIZER, SYNTHESIZERS
+from airflow_synth.core.assess.checks import CheckSettings
+from airflow_synth.core.engine.synthesizers import AUTO, DEFAULT_SYNTHESIZER, SYNTHESIZERS
 from airflow_synth.task_groups.esl import ESLConfig
 
 #: Trigger-form params that feed the synthesize step's ``checks``.

@@ -27,7 +27,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.coerce import as_bool, as_dict, as_float, as_int  # re-exported here
 from airflow_synth.core.contract import (
     TableContract,
@@ -661,13 +661,13 @@ def execute_multitable_synthesize(
 ) -> dict[str, Any]:
     """Validate settings (cheap), then train the set's model, sample, check, save it."""
     from airflow_synth.core.engine.set_run import DEFAULT_MAX_TRAINING_ROWS
+    from airflow_synth.core.engine.subset import DEFAULT_MAX_ORPHAN_SHARE
     from airflow_synth.core.settings_check import check_multitable_engine
     from airflow_synth.core.steps import (
         DEFAULT_ENGINE,
         DEFAULT_MAX_PARENTS,
         run_multitable_synthesize,
     )
-    from airflow_synth.core.subset import DEFAULT_MAX_ORPHAN_SHARE
 
     check_settings = CheckSettings.from_mapping(as_dict(checks, "checks"))
     parents = as_int(max_parents, "max_parents")

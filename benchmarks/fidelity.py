@@ -140,10 +140,10 @@ def run_pipeline(
     synthesizer: str, real: pd.DataFrame, seed: int, work: Path
 ) -> tuple[pd.DataFrame, float]:
     """The synthesize step as users get it (profile, rules, filters; gates reported)."""
-    from airflow_synth.core.checks import CheckSettings
+    from airflow_synth.core.assess.checks import CheckSettings
+    from airflow_synth.core.engine.synthesizers import resolve_synthesizer
     from airflow_synth.core.frames import read_training_frame
     from airflow_synth.core.steps import run_synthesize
-    from airflow_synth.core.synthesizers import resolve_synthesizer
 
     staged = work / "real.parquet"
     pq.write_table(pa.Table.from_pandas(real, preserve_index=False), staged)
@@ -208,10 +208,10 @@ ENGINES: dict[str, Engine] = {
 def measure(
     name: str, train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, seconds: float
 ) -> dict[str, Any]:
-    from airflow_synth.core.dependence import cramers_v, dependence_preservation
-    from airflow_synth.core.fidelity import column_kinds, fidelity_report
-    from airflow_synth.core.metadata import build_metadata
-    from airflow_synth.core.privacy import PrivacyEvaluator
+    from airflow_synth.core.assess.dependence import cramers_v, dependence_preservation
+    from airflow_synth.core.assess.fidelity import column_kinds, fidelity_report
+    from airflow_synth.core.assess.privacy import PrivacyEvaluator
+    from airflow_synth.core.engine.metadata import build_metadata
     from airflow_synth.core.profile.kinds import profile_columns
     from airflow_synth.core.profile.rules import RuleSet, discover_rules
 
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default=",".join(ENGINES))
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    from airflow_synth.core.checks import split_holdout
+    from airflow_synth.core.assess.checks import split_holdout
 
     engines = args.engines.split(",")
     for name in args.tables.split(","):

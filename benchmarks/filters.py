@@ -88,11 +88,11 @@ def run_step(
     real: pd.DataFrame, work: Path, synthesizer: str, observe: Callable | None = None
 ) -> dict[str, Any]:
     """The synthesize step with its defaults; seconds of the step and of its parts."""
-    from airflow_synth.core.assessment import SyntheticAssessor
-    from airflow_synth.core.checks import CheckSettings
+    from airflow_synth.core.assess.assessment import SyntheticAssessor
+    from airflow_synth.core.assess.checks import CheckSettings
     from airflow_synth.core.engine.profile_codec import ProfiledSynthesizer
+    from airflow_synth.core.engine.synthesizers import resolve_synthesizer
     from airflow_synth.core.steps import run_synthesize
-    from airflow_synth.core.synthesizers import resolve_synthesizer
 
     staged = work / f"real_{len(real)}_{pd.util.hash_pandas_object(real).sum()}.parquet"
     if not staged.exists():
@@ -159,7 +159,7 @@ def run_plain(train: pd.DataFrame, rows: int) -> dict[str, float]:
 
 
 def compare(name: str, repeats: int, synthesizer: str, work: Path) -> None:
-    from airflow_synth.core.checks import split_holdout
+    from airflow_synth.core.assess.checks import split_holdout
 
     make, rows = TABLES[name]
     real = make(rows, 7)

@@ -4,7 +4,7 @@ SDV's HMA fits one small model per parent row's children, so fit time and memory
 the number of parents (and children) it is given; on the demo's 10k users / ~1M sessions
 it does not finish on 2 cores. The pipeline therefore trains on an integrity-preserving
 subset (``max_parents`` sampled users with **all** their sessions, see
-:mod:`airflow_synth.core.subset`). This benchmark measures that path at several sizes.
+:mod:`airflow_synth.core.engine.subset`). This benchmark measures that path at several sizes.
 
 Data: the demo spec (``specs/userbookings.yaml``) generated in-process through
 :mod:`airflow_synth.datagen` (no PostgreSQL), ``--users`` users (default 10,000, about 100
@@ -50,7 +50,7 @@ from airflow_synth.core.multitable import (
     build_multitable_metadata, check_integrity, fit_hma, sample_hma,
 )
 from airflow_synth.core.relations import TableSet
-from airflow_synth.core.subset import integrity_subset
+from airflow_synth.core.engine.subset import integrity_subset
 import sdv.multi_table  # noqa: F401  (imports are not the method's memory)
 
 table_set = TableSet.from_dict(json.loads(Path(folder, "table_set.json").read_text()))
@@ -99,7 +99,7 @@ warnings.filterwarnings("ignore")
 folder, engine, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 from pathlib import Path
 import pyarrow.parquet as pq
-from airflow_synth.core.assess import check_integrity, children_per_parent
+from airflow_synth.core.assess.relationships import check_integrity, children_per_parent
 from airflow_synth.core.frames import to_training_frame
 from airflow_synth.core.relations import TableSet
 
@@ -109,7 +109,7 @@ real = {n: to_training_frame(pq.read_table(p)) for n, p in paths.items()}
 out = {"engine": engine}
 if engine == "hma":
     from airflow_synth.core.multitable import build_multitable_metadata, fit_hma, sample_hma
-    from airflow_synth.core.subset import integrity_subset
+    from airflow_synth.core.engine.subset import integrity_subset
     subset = integrity_subset(paths, table_set, Path(folder, "subset"), max_parents=1000,
                               holdout_share=0.2, seed=seed)
     train = {n: to_training_frame(pq.read_table(p)) for n, p in subset.train_paths.items()}
@@ -122,7 +122,7 @@ if engine == "hma":
 else:
     from airflow_synth.core.engine.set_run import run_set_engine
     from airflow_synth.core.steps import classify_set, learned_columns
-    from airflow_synth.core.synthesizers import resolve_synthesizer
+    from airflow_synth.core.engine.synthesizers import resolve_synthesizer
     roles = classify_set(real, table_set, {})
     frames = {n: real[n][learned_columns(roles[n])] for n in table_set.order}
     spec = resolve_synthesizer("gaussian_copula")

@@ -50,7 +50,7 @@ synthetic = pd.read_parquet(f"{folder}/synthetic.parquet").head(rows)
 if method == "sdmetrics":  # imports before the memory baseline: they are not the method
     from sdmetrics.single_table import DCRBaselineProtection
 else:
-    from airflow_synth.core.privacy import PrivacyEvaluator
+    from airflow_synth.core.assess.privacy import PrivacyEvaluator
 
 
 def status_mb(field):

@@ -37,30 +37,30 @@ MUTMUT = Path(sys.executable).parent / "mutmut"
 #: matches the separator), each followed by ``__mutmut_<n>``.
 MUTANT_PATTERNS = (
     # gates: one verdict per metric, the data-derived limits, the refusal
-    "airflow_synth.core.checks.x_verdict__mutmut_*",
-    "airflow_synth.core.checks.x_evaluate_gates__mutmut_*",
-    "airflow_synth.core.checks.x_pii_leak_verdict__mutmut_*",
-    "airflow_synth.core.checks.x_exact_match_limit__mutmut_*",
-    "airflow_synth.core.checks.x_near_copy_limit__mutmut_*",
-    "airflow_synth.core.checks.x_wilson_interval__mutmut_*",
-    "airflow_synth.core.checks.x_enforce_gates__mutmut_*",
-    "airflow_synth.core.checks.x__z__mutmut_*",
-    "airflow_synth.core.checks.x__inverse__mutmut_*",
-    "airflow_synth.core.checks.x__interval__mutmut_*",
-    "airflow_synth.core.checks.x__is_nan__mutmut_*",
+    "airflow_synth.core.assess.checks.x_verdict__mutmut_*",
+    "airflow_synth.core.assess.checks.x_evaluate_gates__mutmut_*",
+    "airflow_synth.core.assess.checks.x_pii_leak_verdict__mutmut_*",
+    "airflow_synth.core.assess.checks.x_exact_match_limit__mutmut_*",
+    "airflow_synth.core.assess.checks.x_near_copy_limit__mutmut_*",
+    "airflow_synth.core.assess.checks.x_wilson_interval__mutmut_*",
+    "airflow_synth.core.assess.checks.x_enforce_gates__mutmut_*",
+    "airflow_synth.core.assess.checks.x__z__mutmut_*",
+    "airflow_synth.core.assess.checks.x__inverse__mutmut_*",
+    "airflow_synth.core.assess.checks.x__interval__mutmut_*",
+    "airflow_synth.core.assess.checks.x__is_nan__mutmut_*",
     # privacy: which rows the filters flag, which rows count as near copies, the shares
     # the gates read (properties such as SyntheticAssessor.copies_are_evidence are not
     # mutated by mutmut: test_bad_synthesizers' coarse-table cases pin that rule)
-    "airflow_synth.core.privacy.x?PrivacyEvaluator?_flags__mutmut_*",
-    "airflow_synth.core.privacy.x?PrivacyEvaluator?_near__mutmut_*",
-    "airflow_synth.core.privacy.x?PrivacyEvaluator?_near_copies__mutmut_*",
-    "airflow_synth.core.privacy.x?PrivacyEvaluator?filter__mutmut_*",
-    "airflow_synth.core.privacy.x?PrivacyEvaluator?evaluate__mutmut_*",
-    "airflow_synth.core.privacy.x_normalise_share__mutmut_*",
-    "airflow_synth.core.privacy.x__dcr_shares__mutmut_*",
-    "airflow_synth.core.privacy.x__closer__mutmut_*",
+    "airflow_synth.core.assess.privacy.x?PrivacyEvaluator?_flags__mutmut_*",
+    "airflow_synth.core.assess.privacy.x?PrivacyEvaluator?_near__mutmut_*",
+    "airflow_synth.core.assess.privacy.x?PrivacyEvaluator?_near_copies__mutmut_*",
+    "airflow_synth.core.assess.privacy.x?PrivacyEvaluator?filter__mutmut_*",
+    "airflow_synth.core.assess.privacy.x?PrivacyEvaluator?evaluate__mutmut_*",
+    "airflow_synth.core.assess.privacy.x_normalise_share__mutmut_*",
+    "airflow_synth.core.assess.privacy.x__dcr_shares__mutmut_*",
+    "airflow_synth.core.assess.privacy.x__closer__mutmut_*",
     # publishing: manifest last, latest pointer, nothing half-visible
-    "airflow_synth.core.publish.x_publish_dataset__mutmut_*",
+    "airflow_synth.core.publish.store.x_publish_dataset__mutmut_*",
     # multi-table: every foreign key must point at a parent
     "airflow_synth.core.multitable.x_check_integrity__mutmut_*",
 )

@@ -22,13 +22,17 @@ from sdv.metadata import Metadata
 
 from airflow_synth.core.assess.relationships import check_integrity as assess_integrity
 from airflow_synth.core.assess.relationships import children_per_parent
-from airflow_synth.core.combinations import CombinationSwitch, combination_constraints, switch_for
 from airflow_synth.core.contract import TableContract
+from airflow_synth.core.engine.combinations import (
+    CombinationSwitch,
+    combination_constraints,
+    switch_for,
+)
+from airflow_synth.core.engine.metadata import apply_contract_column
+from airflow_synth.core.engine.sampling import heartbeat, quiet_model_logs, seed_everything
 from airflow_synth.core.errors import ContractError
-from airflow_synth.core.metadata import apply_contract_column
 from airflow_synth.core.redact import library_errors, redacted_names, scrub_message
 from airflow_synth.core.relations import TableSet
-from airflow_synth.core.synthesize import heartbeat, quiet_model_logs, seed_everything
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ So the extract step receives the settings of the later steps too (the task group
 them in) and hands them to :func:`validate_run_settings`.
 
 This module decides nothing on its own: every rule belongs to the validator that the
-later step uses as well (:func:`~airflow_synth.core.synthesizers.resolve_synthesizer`
+later step uses as well (:func:`~airflow_synth.core.engine.synthesizers.resolve_synthesizer`
 or a hook's ``synthesizer_spec``, :meth:`CheckSettings.from_mapping`, the coercers of
 :mod:`airflow_synth.core.coerce`, :func:`~airflow_synth.core.extract.sql.resolve_sql_file`), so
 the early check and the real step cannot disagree. Connection ids are only *collected*
@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.coerce import as_bool, as_dict, as_float, as_int, as_text
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.core.errors import SynthesizerConfigError
 from airflow_synth.core.extract.sql import read_sql_file, resolve_sql_file
-from airflow_synth.core.synthesizers import SynthesizerSpec, resolve_synthesizer
 
 #: Turns (name, params) into a validated spec; a ``SynthHook`` adds its connection defaults.
 SpecResolver = Callable[[str | None, dict[str, Any]], SynthesizerSpec]

@@ -15,13 +15,13 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_synth.core.errors import ConnectionConfigError
-from airflow_synth.core.publish.layout import DatasetLayout
-from airflow_synth.core.synthesizers import (
+from airflow_synth.core.engine.synthesizers import (
     DEFAULT_SYNTHESIZER,
     SynthesizerSpec,
     resolve_synthesizer,
 )
+from airflow_synth.core.errors import ConnectionConfigError
+from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.hooks.object_store import S3ObjectStore
 
 DEFAULT_AWS_CONN_ID = "aws_default"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from dagtest_helpers import DAG_FILES, load_dag_module
 
-from airflow_synth.core.publish.layout import safe_key_part
+from airflow_synth.core.names import safe_key_part
 
 pytestmark = pytest.mark.dags
 

@@ -109,7 +109,7 @@ def _run_and_check(dags: list[Any], index: int, s3_client) -> None:
 
 
 def _published(s3_client, run_id: str) -> list[dict[str, Any]]:
-    from airflow_synth.core.publish.layout import safe_key_part
+    from airflow_synth.core.names import safe_key_part
 
     wanted = f"/{safe_key_part(run_id)}/manifest.json"
     found = []

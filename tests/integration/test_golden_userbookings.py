@@ -26,11 +26,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.assess.checks import CheckSettings
+from airflow_synth.core.engine.synthesizers import resolve_synthesizer
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.steps import run_synthesize
-from airflow_synth.core.synthesizers import resolve_synthesizer
 from airflow_synth.datagen import Tolerance, answer_key, assert_truths, check_truths, seed_database
 from airflow_synth.demo.generate import demo_spec
 

@@ -23,12 +23,12 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.client import BaseClient
 
-from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.assess.checks import CheckSettings
+from airflow_synth.core.engine.synthesizers import resolve_synthesizer
 from airflow_synth.core.errors import ConnectionConfigError
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import publish_dataset, read_latest, read_manifest
 from airflow_synth.core.steps import run_synthesize
-from airflow_synth.core.synthesizers import resolve_synthesizer
 from airflow_synth.hooks.object_store import S3ObjectStore
 from airflow_synth.hooks.synth import SynthHook
 from airflow_synth.local import LocalStack

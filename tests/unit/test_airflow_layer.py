@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.errors import ConnectionConfigError, SynthesizerConfigError
 from airflow_synth.hooks.synth import SynthHook
 from airflow_synth.params import CHECK_PARAMS

@@ -26,13 +26,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import airflow_synth.core.steps.fit as engine_fits
-from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.assess.checks import CheckSettings
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec
 from airflow_synth.core.errors import QualityGateError
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.relations import TableShape, build_table_set
 from airflow_synth.core.steps import run_multitable_synthesize, run_synthesize
-from airflow_synth.core.synthesizers import SynthesizerSpec
 
 pytestmark = pytest.mark.unit
 

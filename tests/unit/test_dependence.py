@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_synth.core.dependence import MIN_ROWS, cramers_v, dependence_preservation
+from airflow_synth.core.assess.dependence import MIN_ROWS, cramers_v, dependence_preservation
 
 pytestmark = pytest.mark.unit
 

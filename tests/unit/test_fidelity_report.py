@@ -1,4 +1,4 @@
-"""Fidelity report (airflow_synth.core.fidelity) and the HTML report (core.report_html).
+"""Fidelity report (airflow_synth.core.assess.fidelity) and the HTML report (core.report_html).
 
 One real table of 2,000 customers with known relationships (income follows age, risk
 follows income, segment follows age, active follows tenure), scored against a
@@ -18,15 +18,15 @@ import pandas as pd
 import pytest
 from sdv.single_table import GaussianCopulaSynthesizer
 
-from airflow_synth.core.contract import parse_contract
-from airflow_synth.core.fidelity import column_kinds, fidelity_report, summary_lines
-from airflow_synth.core.metadata import build_metadata
-from airflow_synth.core.report_html import (
+from airflow_synth.core.assess.fidelity import column_kinds, fidelity_report, summary_lines
+from airflow_synth.core.assess.report_html import (
     OTHER_RARE,
     category_shares,
     histogram,
     render_report,
 )
+from airflow_synth.core.contract import parse_contract
+from airflow_synth.core.engine.metadata import build_metadata
 
 pytestmark = [
     pytest.mark.unit,

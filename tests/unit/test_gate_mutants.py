@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_synth.core.checks import (
+from airflow_synth.core.assess.checks import (
     CheckSettings,
     GateVerdict,
     enforce_gates,
@@ -25,15 +25,15 @@ from airflow_synth.core.checks import (
     verdict,
     wilson_interval,
 )
-from airflow_synth.core.errors import PublishError, QualityGateError
-from airflow_synth.core.multitable import check_integrity
-from airflow_synth.core.privacy import (
+from airflow_synth.core.assess.privacy import (
     PrivacyEvaluator,
     PrivacySettings,
     _closer,
     _dcr_shares,
     normalise_share,
 )
+from airflow_synth.core.errors import PublishError, QualityGateError
+from airflow_synth.core.multitable import check_integrity
 from airflow_synth.core.publish import store as publish_module
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore, publish_dataset

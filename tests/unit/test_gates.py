@@ -17,21 +17,21 @@ import pyarrow.parquet as pq
 import pytest
 from fake_synthesizers import customers
 
-from airflow_synth.core.checks import (
+from airflow_synth.core.assess.checks import (
     CheckSettings,
     GateVerdict,
     enforce_gates,
     evaluate_gates,
     holdout_shortfall,
-    split_holdout,
     wilson_interval,
 )
+from airflow_synth.core.assess.privacy import PrivacyEvaluator
+from airflow_synth.core.engine.holdout import split_holdout
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.core.errors import QualityGateError, SynthesizerConfigError
-from airflow_synth.core.privacy import PrivacyEvaluator
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.steps import run_synthesize
-from airflow_synth.core.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.demo.generate import generate_users
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""SDV metadata built from data plus the contract (airflow_synth.core.metadata)."""
+"""SDV metadata built from data plus the contract (airflow_synth.core.engine.metadata)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from airflow_synth.core.contract import TableContract, parse_contract
-from airflow_synth.core.metadata import (
+from airflow_synth.core.engine.metadata import (
     PRIVATE_COLUMN_KEYS,
     build_metadata,
     public_metadata,

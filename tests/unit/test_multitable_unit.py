@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.errors import QualityGateError
 from airflow_synth.core.multitable import (
     build_multitable_metadata,
@@ -343,7 +343,7 @@ def test_fixed_combination_groups_find_near_functional_columns_only() -> None:
     """action fixes action_type/action_detail (an event log); device_type is independent."""
     from sdv.metadata import Metadata
 
-    from airflow_synth.core.combinations import fixed_combination_groups
+    from airflow_synth.core.engine.combinations import fixed_combination_groups
 
     rng = np.random.default_rng(0)
     actions = np.array([f"a{i}" for i in range(30)])
@@ -398,7 +398,7 @@ def test_a_near_unique_column_is_no_category_to_fix_combinations_with() -> None:
     pair is unique when nearly every value is): such a column is not a category."""
     from sdv.metadata import Metadata
 
-    from airflow_synth.core.combinations import fixed_combination_groups
+    from airflow_synth.core.engine.combinations import fixed_combination_groups
 
     rng = np.random.default_rng(1)
     frame = pd.DataFrame(
@@ -416,7 +416,7 @@ def test_a_near_unique_column_is_no_category_to_fix_combinations_with() -> None:
 def test_the_combination_switch_is_per_table_and_per_column() -> None:
     from sdv.metadata import Metadata
 
-    from airflow_synth.core.combinations import fixed_combination_groups, switch_for
+    from airflow_synth.core.engine.combinations import fixed_combination_groups, switch_for
 
     assert switch_for(True, "orders") == (True, ())
     assert switch_for({"orders": False}, "orders") == (False, ())

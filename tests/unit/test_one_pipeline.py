@@ -18,14 +18,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.engine.set_run import split_per_table
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.relations import TableShape, build_table_set
 from airflow_synth.core.steps import run_load
 from airflow_synth.core.steps.synthesize import synthesize_set
-from airflow_synth.core.synthesizers import SynthesizerSpec, resolve_synthesizer
 
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::UserWarning")]
 

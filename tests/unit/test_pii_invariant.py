@@ -19,14 +19,14 @@ from test_multitable_unit import extracted_for
 from test_roles import customers
 
 from airflow_synth.core import steps
-from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.contract import parse_contract
 from airflow_synth.core.engine.fresh import FreshValues
+from airflow_synth.core.engine.synthesizers import resolve_synthesizer
 from airflow_synth.core.errors import QualityGateError
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.steps import run_multitable_synthesize
-from airflow_synth.core.synthesizers import resolve_synthesizer
 
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::UserWarning")]
 

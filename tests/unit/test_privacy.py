@@ -1,4 +1,4 @@
-"""Privacy measurement and filters (airflow_synth.core.privacy and its two helpers).
+"""Privacy measurement and filters (airflow_synth.core.assess.privacy and its two helpers).
 
 Each property a user relies on is pinned with a table whose right answer is known: a
 "synthesizer" that memorises its training rows must be caught; an independent sample from
@@ -18,15 +18,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import pairwise_distances
 
-import airflow_synth.core.privacy_neighbours as neighbours
-from airflow_synth.core.errors import DataError
-from airflow_synth.core.privacy import (
+import airflow_synth.core.assess.privacy_neighbours as neighbours
+from airflow_synth.core.assess.privacy import (
     PrivacyConfigError,
     PrivacyEvaluator,
     PrivacySettings,
 )
-from airflow_synth.core.privacy_encoding import ONE_HOT_SCALE, TableEncoder
-from airflow_synth.core.privacy_neighbours import NeighbourIndex, Segment
+from airflow_synth.core.assess.privacy_encoding import ONE_HOT_SCALE, TableEncoder
+from airflow_synth.core.assess.privacy_neighbours import NeighbourIndex, Segment
+from airflow_synth.core.errors import DataError
 
 pytestmark = pytest.mark.unit
 
@@ -544,7 +544,7 @@ def test_far_future_dates_in_microseconds_stay_in_the_future():
 
 
 def test_measurement_sample_is_bounded_and_uniform(data, fitted):
-    from airflow_synth.core.privacy import MeasurementSample
+    from airflow_synth.core.assess.privacy import MeasurementSample
 
     _, _, synthetic = data
     sample = MeasurementSample(max_rows=1_000, seed=1)
@@ -578,8 +578,9 @@ def test_one_rule_decides_whether_exact_copies_are_memorisation():
     not repeat each other more often than the exact-match limit."""
     from sdv.metadata import Metadata
 
-    from airflow_synth.core.assessment import SyntheticAssessor
-    from airflow_synth.core.checks import CheckSettings, split_holdout
+    from airflow_synth.core.assess.assessment import SyntheticAssessor
+    from airflow_synth.core.assess.checks import CheckSettings
+    from airflow_synth.core.engine.holdout import split_holdout
 
     rng = np.random.default_rng(3)
     coarse = pd.DataFrame(
@@ -601,7 +602,7 @@ def test_one_rule_decides_whether_exact_copies_are_memorisation():
 def test_sample_to_parquet_shows_every_raw_batch_even_without_filters(tmp_path):
     import pyarrow as pa
 
-    from airflow_synth.core.synthesize import sample_to_parquet
+    from airflow_synth.core.engine.sampling import sample_to_parquet
 
     class Batches:
         def sample(self, num_rows: int) -> dict:
@@ -636,8 +637,9 @@ def test_sample_to_parquet_shows_every_raw_batch_even_without_filters(tmp_path):
 def test_assess_reports_pii_leaks_and_roles_in_both_files(tmp_path):
     from sdv.metadata import Metadata
 
-    from airflow_synth.core.assessment import SyntheticAssessor
-    from airflow_synth.core.checks import CheckSettings, split_holdout
+    from airflow_synth.core.assess.assessment import SyntheticAssessor
+    from airflow_synth.core.assess.checks import CheckSettings
+    from airflow_synth.core.engine.holdout import split_holdout
 
     rng = np.random.default_rng(4)
     frame = pd.DataFrame({"x": rng.normal(size=400), "y": rng.choice(["a", "b"], 400)})
@@ -684,7 +686,7 @@ def test_assess_reports_pii_leaks_and_roles_in_both_files(tmp_path):
 
 
 def test_a_full_measurement_sample_measures_only_rows_that_can_enter(data, fitted):
-    from airflow_synth.core.privacy import MeasurementSample
+    from airflow_synth.core.assess.privacy import MeasurementSample
 
     _, _, synthetic = data
     sample = MeasurementSample(max_rows=500, seed=2)

@@ -24,11 +24,11 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import pairwise_distances
 
-from airflow_synth.core.checks import CheckSettings
-from airflow_synth.core.privacy import PrivacyEvaluator, PrivacySettings
-from airflow_synth.core.replacement import Strata, match
+from airflow_synth.core.assess.checks import CheckSettings
+from airflow_synth.core.assess.privacy import PrivacyEvaluator, PrivacySettings
+from airflow_synth.core.engine.replacement import Strata, match
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.core.steps import run_synthesize
-from airflow_synth.core.synthesizers import SynthesizerSpec, resolve_synthesizer
 
 pytestmark = pytest.mark.unit
 
@@ -177,7 +177,7 @@ def test_the_reports_say_how_many_rows_each_filter_replaced(prone_run) -> None:
 
 
 def test_the_task_log_says_how_rows_were_replaced() -> None:
-    from airflow_synth.core.fidelity import summary_lines
+    from airflow_synth.core.assess.fidelity import summary_lines
 
     filtered = {
         "outlier": {

@@ -16,13 +16,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.contract import parse_contract
 from airflow_synth.core.engine.profile_codec import ProfileCodec
+from airflow_synth.core.engine.synthesizers import resolve_synthesizer
 from airflow_synth.core.errors import ContractError
 from airflow_synth.core.profile.kinds import profile_columns
 from airflow_synth.core.steps import run_synthesize
-from airflow_synth.core.synthesizers import resolve_synthesizer
 
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::UserWarning")]
 

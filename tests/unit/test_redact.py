@@ -21,6 +21,8 @@ import pyarrow as pa
 import pytest
 from sdv.metadata import Metadata
 
+from airflow_synth.core.engine.sampling import fit_synthesizer, sample_to_parquet
+from airflow_synth.core.engine.synthesizers import resolve_synthesizer
 from airflow_synth.core.errors import DataError, SynthError
 from airflow_synth.core.multitable import build_multitable_metadata, fit_hma, sample_hma
 from airflow_synth.core.redact import (
@@ -34,8 +36,6 @@ from airflow_synth.core.redact import (
     scrub_message,
 )
 from airflow_synth.core.relations import TableShape, build_table_set
-from airflow_synth.core.synthesize import fit_synthesizer, sample_to_parquet
-from airflow_synth.core.synthesizers import resolve_synthesizer
 
 pytestmark = pytest.mark.unit
 

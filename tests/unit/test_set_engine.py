@@ -14,9 +14,9 @@ import pytest
 
 from airflow_synth.core.engine.set_engine import SetSynthesizer
 from airflow_synth.core.engine.set_plan import TablePlan, plan_tables
+from airflow_synth.core.engine.synthesizers import resolve_synthesizer
 from airflow_synth.core.relations import TableShape, build_table_set
 from airflow_synth.core.steps import classify_set
-from airflow_synth.core.synthesizers import resolve_synthesizer
 
 pytestmark = pytest.mark.unit
 
@@ -221,7 +221,7 @@ def test_a_child_date_after_its_parents_date_holds_on_every_row(sampled, fitted)
 def test_children_per_parent_follow_the_real_histogram_for_every_parent(sampled, fitted) -> None:
     """Owners through the count learned with the parent; other parents (a clerk, a
     part-supplier pair) through their real popularity, shared out exactly."""
-    from airflow_synth.core.assess import children_per_parent
+    from airflow_synth.core.assess.relationships import children_per_parent
 
     real, engine = fitted
     found = children_per_parent(real, sampled, engine.table_set)

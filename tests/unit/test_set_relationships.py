@@ -7,15 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_synth.core.assess import (
-    CrossTableOrdering,
+from airflow_synth.core.assess.links import parent_child_count_links
+from airflow_synth.core.assess.relationships import (
     check_integrity,
     children_per_parent,
+    nullable_relationships,
+)
+from airflow_synth.core.assess.set_report import render_set_report
+from airflow_synth.core.profile.orderings import (
+    CrossTableOrdering,
     cross_table_hold_rates,
     discover_cross_table_orderings,
-    nullable_relationships,
-    parent_child_count_links,
-    render_set_report,
     repair_cross_table_orderings,
 )
 from airflow_synth.core.relations import Relationship, TableSet, TableShape

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from airflow_synth.core.engine.synthesizers import resolve_synthesizer
 from airflow_synth.core.errors import (
     ConnectionConfigError,
     ContractError,
@@ -21,7 +22,6 @@ from airflow_synth.core.errors import (
     SynthesizerConfigError,
 )
 from airflow_synth.core.settings_check import validate_run_settings
-from airflow_synth.core.synthesizers import resolve_synthesizer
 
 pytestmark = pytest.mark.unit
 

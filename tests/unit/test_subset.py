@@ -9,9 +9,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from airflow_synth.core.engine.subset import check_keys, choose_main_table, integrity_subset
 from airflow_synth.core.errors import DataError
 from airflow_synth.core.relations import RelationshipError, TableSet, TableShape, build_table_set
-from airflow_synth.core.subset import check_keys, choose_main_table, integrity_subset
 
 pytestmark = pytest.mark.unit
 

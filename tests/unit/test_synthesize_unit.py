@@ -1,4 +1,4 @@
-"""Training and sampling without servers (core.steps.run_synthesize, core.synthesize).
+"""Training and sampling without servers (core.steps.run_synthesize, core.engine.sampling).
 
 The expensive part (fitting GaussianCopula on 300 rows, ~1-2 s) happens three times per
 module, in module-scoped fixtures: twice with seed 7 and once with seed 8.
@@ -20,21 +20,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_synth.core.checks import CheckSettings
+from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.contract import TableContract, parse_contract
-from airflow_synth.core.errors import SynthesizerConfigError
-from airflow_synth.core.metadata import PRIVATE_COLUMN_KEYS
-from airflow_synth.core.publish.layout import DatasetLayout
-from airflow_synth.core.publish.store import FileObjectStore
-from airflow_synth.core.steps import METADATA_FILE, SYNTHETIC_FILE, run_synthesize
-from airflow_synth.core.synthesize import (
+from airflow_synth.core.engine.metadata import PRIVATE_COLUMN_KEYS
+from airflow_synth.core.engine.sampling import (
     SynthesisResult,
     heartbeat,
     library_versions,
     sample_to_parquet,
     seed_everything,
 )
-from airflow_synth.core.synthesizers import resolve_synthesizer
+from airflow_synth.core.engine.synthesizers import resolve_synthesizer
+from airflow_synth.core.errors import SynthesizerConfigError
+from airflow_synth.core.publish.layout import DatasetLayout
+from airflow_synth.core.publish.store import FileObjectStore
+from airflow_synth.core.steps import METADATA_FILE, SYNTHETIC_FILE, run_synthesize
 
 pytestmark = [
     pytest.mark.unit,
@@ -440,7 +440,7 @@ def test_good_params_are_coerced() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# small helpers of core.synthesize
+# small helpers of core.engine.sampling
 # --------------------------------------------------------------------------------------------
 def test_seed_everything_makes_python_and_numpy_repeat() -> None:
     seed_everything(123)
@@ -454,7 +454,7 @@ def test_seed_everything_makes_python_and_numpy_repeat() -> None:
 def test_heartbeat_logs_while_the_block_runs(caplog: pytest.LogCaptureFixture) -> None:
     import time
 
-    with caplog.at_level(logging.INFO, logger="airflow_synth.core.synthesize"):
+    with caplog.at_level(logging.INFO, logger="airflow_synth.core.engine.sampling"):
         with heartbeat("training demo", every=0.02):
             time.sleep(0.15)
         count = sum("Still training demo" in r.getMessage() for r in caplog.records)
@@ -504,7 +504,7 @@ def test_limit_query_bounds_any_select() -> None:
 def test_quiet_model_logs_silences_per_model_info_lines_and_restores_levels(caplog) -> None:
     import logging
 
-    from airflow_synth.core.synthesize import quiet_model_logs
+    from airflow_synth.core.engine.sampling import quiet_model_logs
 
     chatty = logging.getLogger("SingleTableSynthesizer")
     chatty.setLevel(logging.INFO)

@@ -1,4 +1,4 @@
-"""The synthesizer registry and SynthesizerSpec (airflow_synth.core.synthesizers).
+"""The synthesizer registry and SynthesizerSpec (airflow_synth.core.engine.synthesizers).
 
 Error paths of ``resolve_synthesizer`` for names and the most common typos live in
 test_synthesize_unit.py; this module checks the registry, the spec object and the type
@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from sdv.metadata import Metadata
 
-from airflow_synth.core.errors import SynthesizerConfigError
-from airflow_synth.core.synthesizers import (
+from airflow_synth.core.engine.synthesizers import (
     DEFAULT_SYNTHESIZER,
     SYNTHESIZERS,
     SynthesizerSpec,
     resolve_synthesizer,
 )
+from airflow_synth.core.errors import SynthesizerConfigError
 
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore:We strongly recommend")]
 

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 from airflow_synth.core.engine import tabular_argn
+from airflow_synth.core.engine.metadata import build_metadata
+from airflow_synth.core.engine.synthesizers import resolve_synthesizer
 from airflow_synth.core.engine.tabular_argn import TabularARGNSynthesizer
 from airflow_synth.core.errors import SynthesizerConfigError
-from airflow_synth.core.metadata import build_metadata
 from airflow_synth.core.profile.kinds import profile_columns
-from airflow_synth.core.synthesizers import resolve_synthesizer
 
 pytestmark = pytest.mark.unit
 

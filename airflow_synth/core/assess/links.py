@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_synth.core.assess.relationships import child_counts
+from airflow_synth.core.keys import child_counts, key_columns
 from airflow_synth.core.relations import TableSet
 
 #: Below this real strength a link is not scored (there is nothing to keep).
@@ -39,17 +39,6 @@ LISTED_CATEGORIES = 10
 
 _POOLED = "\0other"
 _MISSING = "\0missing"
-
-
-def key_columns(table_set: TableSet, table: str) -> set[str]:
-    """The primary key and every foreign key column of ``table``: never modelled."""
-    keys = set(table_set.tables[table].primary_key)
-    for rel in table_set.relationships:
-        if rel.child == table:
-            keys.update(rel.child_columns)
-        if rel.parent == table:
-            keys.update(rel.parent_columns)
-    return keys
 
 
 def _numeric(series: pd.Series) -> np.ndarray | None:

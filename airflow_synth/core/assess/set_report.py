@@ -7,7 +7,7 @@ between a parent's attributes and its number of children, and the ``child >= par
 rules across joins. It is drawn from the JSON-safe results of :mod:`.relationships`,
 :mod:`.links` and :mod:`.orderings`, never from frames, so it cannot show a real cell
 value: only counts, shares, scores and names (every name HTML-escaped). It shares the
-single-table page's frame, styles and plot helpers (:mod:`airflow_synth.core.report_html`),
+single-table page's frame, styles and plot helpers (:mod:`airflow_synth.core.assess.report_html`),
 so both look alike and both forbid the browser to fetch or run anything.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from airflow_synth.core.report_html import (
+from airflow_synth.core.assess.report_html import (
     REAL_COLOR,
     SYNTH_COLOR,
     _bars_svg,
@@ -46,7 +46,7 @@ def render_set_report(
     ``integrity`` is :func:`~airflow_synth.core.assess.relationships.check_integrity`'s
     result, ``children`` :func:`~airflow_synth.core.assess.relationships.children_per_parent`'s,
     ``links`` :func:`~airflow_synth.core.assess.links.parent_child_count_links`'s and
-    ``orderings`` :func:`~airflow_synth.core.assess.orderings.cross_table_hold_rates`'s
+    ``orderings`` :func:`~airflow_synth.core.profile.orderings.cross_table_hold_rates`'s
     (either None: not measured). ``table_reports`` maps a table to the relative address of
     its own report, linked from the page.
     """

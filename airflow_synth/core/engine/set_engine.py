@@ -33,13 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_synth.core.assess.orderings import (
-    discover_cross_table_orderings,
-    repair_cross_table_orderings,
-)
-from airflow_synth.core.assess.relationships import parent_positions
-from airflow_synth.core.combinations import CombinationSwitch
 from airflow_synth.core.contract import TableContract
+from airflow_synth.core.engine.combinations import CombinationSwitch
 from airflow_synth.core.engine.parent_context import ParentContext
 from airflow_synth.core.engine.set_plan import (
     CHILDREN_PREFIX,
@@ -49,9 +44,14 @@ from airflow_synth.core.engine.set_plan import (
     children_per_parent,
     is_helper_column,
 )
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec
 from airflow_synth.core.engine.table_model import TableModel, fit_table_model
+from airflow_synth.core.keys import parent_positions
+from airflow_synth.core.profile.orderings import (
+    discover_cross_table_orderings,
+    repair_cross_table_orderings,
+)
 from airflow_synth.core.relations import Relationship, TableSet
-from airflow_synth.core.synthesizers import SynthesizerSpec
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from airflow_synth.core.assess.relationships import child_counts
+from airflow_synth.core.keys import child_counts
 from airflow_synth.core.profile.roles import MODELLED, ColumnRole
 from airflow_synth.core.relations import Relationship, TableSet
 

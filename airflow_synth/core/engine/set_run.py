@@ -19,18 +19,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_synth.core.assess.relationships import parent_positions
-from airflow_synth.core.checks import holdout_mask
-from airflow_synth.core.combinations import CombinationSwitch
 from airflow_synth.core.contract import TableContract
+from airflow_synth.core.engine.combinations import CombinationSwitch
 from airflow_synth.core.engine.fresh import FreshValues
+from airflow_synth.core.engine.holdout import holdout_mask
+from airflow_synth.core.engine.metadata import build_metadata
 from airflow_synth.core.engine.set_engine import ENGINE_NAME, SetSynthesizer
 from airflow_synth.core.engine.set_plan import is_helper_column, plan_tables
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec
 from airflow_synth.core.errors import DataError
-from airflow_synth.core.metadata import build_metadata
+from airflow_synth.core.keys import parent_positions
 from airflow_synth.core.profile.roles import KEY, ColumnRole
 from airflow_synth.core.relations import RelationshipError, TableSet
-from airflow_synth.core.synthesizers import SynthesizerSpec
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def split_per_table(
 ) -> tuple[dict[str, pd.Index], dict[str, pd.Index]]:
     """Training and held-out row labels of each table (seeded, independent per table).
 
-    The holdout follows the single rule of :func:`~airflow_synth.core.checks.holdout_mask`
+    The holdout follows the single rule of :func:`~airflow_synth.core.engine.holdout.holdout_mask`
     (rows equal on the table's modelled ``columns`` are held out together); the training
     rows are then bounded to ``max_training_rows``, drawn at random.
     """

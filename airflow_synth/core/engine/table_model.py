@@ -18,18 +18,18 @@ from typing import Any
 
 import pandas as pd
 
-from airflow_synth.core.combinations import (
+from airflow_synth.core.contract import TableContract
+from airflow_synth.core.engine.combinations import (
     CombinationSwitch,
     combination_constraints,
     switch_for,
 )
-from airflow_synth.core.contract import TableContract
+from airflow_synth.core.engine.metadata import build_metadata
 from airflow_synth.core.engine.profile_codec import ProfileCodec, ProfiledSynthesizer
-from airflow_synth.core.metadata import build_metadata
+from airflow_synth.core.engine.sampling import fit_synthesizer
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec
 from airflow_synth.core.profile.kinds import ColumnProfile, profile_columns
 from airflow_synth.core.profile.rules import RuleSet, discover_rules
-from airflow_synth.core.synthesize import fit_synthesizer
-from airflow_synth.core.synthesizers import SynthesizerSpec
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from airflow_synth.core.publish.layout import safe_key_part
+from airflow_synth.core.names import safe_key_part
 
 STAGING_ENV = "SYNTH_STAGING_DIR"
 

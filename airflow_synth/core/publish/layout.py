@@ -20,21 +20,13 @@ looks inside it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+from airflow_synth.core.names import safe_key_part
+
 MODELS_PREFIX = "_models"
 #: Folder (under the dataset) for the reports of runs that failed a gate.
 FAILED_DIR = "_failed"
-
-
-def safe_key_part(value: str) -> str:
-    """Make a run id or dataset name safe as one S3 key segment (no '/', ':' or '+')."""
-    cleaned = _UNSAFE.sub("_", value.strip()).strip("._")
-    if not cleaned:
-        raise ValueError(f"{value!r} cannot be used as a path segment")
-    return cleaned
 
 
 @dataclass(frozen=True)

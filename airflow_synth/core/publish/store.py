@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from airflow_synth.core.errors import PublishError
+from airflow_synth.core.names import json_bytes
 from airflow_synth.core.publish.layout import DatasetLayout
 
 log = logging.getLogger(__name__)
@@ -103,10 +104,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def json_bytes(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, indent=2, sort_keys=False, default=str).encode("utf-8")
 
 
 def publish_dataset(

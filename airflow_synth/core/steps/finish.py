@@ -16,32 +16,32 @@ from typing import Any
 
 import pandas as pd
 
-from airflow_synth.core.assess import check_integrity as check_set_integrity
-from airflow_synth.core.assess import (
-    children_per_parent,
-    cross_table_hold_rates,
-    discover_cross_table_orderings,
-    nullable_relationships,
-    parent_child_count_links,
-    render_set_report,
-)
-from airflow_synth.core.assessment import SyntheticAssessor
-from airflow_synth.core.checks import (
+from airflow_synth.core.assess.assessment import SyntheticAssessor
+from airflow_synth.core.assess.checks import (
     CheckSettings,
     GateVerdict,
     enforce_gates,
 )
-from airflow_synth.core.checks import verdict as gate_verdict
-from airflow_synth.core.metadata import public_metadata
+from airflow_synth.core.assess.checks import verdict as gate_verdict
+from airflow_synth.core.assess.links import parent_child_count_links
+from airflow_synth.core.assess.relationships import check_integrity as check_set_integrity
+from airflow_synth.core.assess.relationships import children_per_parent, nullable_relationships
+from airflow_synth.core.assess.set_report import render_set_report
+from airflow_synth.core.engine.metadata import public_metadata
+from airflow_synth.core.engine.sampling import library_versions
 from airflow_synth.core.multitable import (
     cardinality_report,
     multitable_quality,
 )
+from airflow_synth.core.names import json_bytes
+from airflow_synth.core.profile.orderings import (
+    cross_table_hold_rates,
+    discover_cross_table_orderings,
+)
 from airflow_synth.core.publish.layout import DatasetLayout
-from airflow_synth.core.publish.store import ObjectStore, json_bytes
+from airflow_synth.core.publish.store import ObjectStore
 from airflow_synth.core.relations import TableSet
 from airflow_synth.core.steps.fit import _Trained
-from airflow_synth.core.synthesize import library_versions
 
 log = logging.getLogger(__name__)
 

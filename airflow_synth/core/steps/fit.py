@@ -17,15 +17,18 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from airflow_synth.core.assessment import PRIVACY_MIN_ROWS, SyntheticAssessor
-from airflow_synth.core.checks import (
+from airflow_synth.core.assess.assessment import PRIVACY_MIN_ROWS, SyntheticAssessor
+from airflow_synth.core.assess.checks import (
     CheckSettings,
 )
-from airflow_synth.core.combinations import CombinationSwitch
 from airflow_synth.core.contract import TableContract
+from airflow_synth.core.engine.combinations import CombinationSwitch
 from airflow_synth.core.engine.fresh import FreshColumns, reissue_keys
+from airflow_synth.core.engine.sampling import sample_to_parquet
 from airflow_synth.core.engine.set_engine import ENGINE_NAME as PER_TABLE_ENGINE
 from airflow_synth.core.engine.set_run import run_set_engine
+from airflow_synth.core.engine.subset import integrity_subset
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.core.errors import ContractError, DataError, SynthesizerConfigError
 from airflow_synth.core.frames import read_training_frame, to_training_frame
 from airflow_synth.core.multitable import (
@@ -46,9 +49,6 @@ from airflow_synth.core.profile.roles import (
     modelled_columns,
 )
 from airflow_synth.core.relations import TableSet, single_column_keys_only
-from airflow_synth.core.subset import integrity_subset
-from airflow_synth.core.synthesize import sample_to_parquet
-from airflow_synth.core.synthesizers import SynthesizerSpec, resolve_synthesizer
 
 log = logging.getLogger(__name__)
 

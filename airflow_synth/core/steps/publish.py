@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_synth.core.assessment import REPORT_FILE
+from airflow_synth.core.assess.assessment import REPORT_FILE
 from airflow_synth.core.extract.staging import path_from_uri
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import ObjectStore

@@ -5,9 +5,9 @@ A single feature table (``run_synthesize``) and a set of related tables
 (:mod:`~airflow_synth.core.profile.roles`), the per-table model
 (:func:`~airflow_synth.core.engine.table_model.fit_table_model`), fresh identifiers
 (:mod:`~airflow_synth.core.engine.fresh`), the per-table assessment and gates
-(:class:`~airflow_synth.core.assessment.SyntheticAssessor`), the public metadata and the model
-save. What a set adds on top is what only a set has: the set engine that samples parents
-first, referential integrity, children per parent and cross-table rules.
+(:class:`~airflow_synth.core.assess.assessment.SyntheticAssessor`), the public metadata
+and the model save. What a set adds on top is what only a set has: the set engine that
+samples parents first, referential integrity, children per parent and cross-table rules.
 
 Inputs are paths and plain values; outputs are small JSON-safe dicts made for XCom.
 """
@@ -24,22 +24,25 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from airflow_synth.core.assessment import SyntheticAssessor
-from airflow_synth.core.checks import (
+from airflow_synth.core.assess.assessment import SyntheticAssessor
+from airflow_synth.core.assess.checks import (
     CheckSettings,
 )
-from airflow_synth.core.combinations import CombinationSwitch
 from airflow_synth.core.contract import TableContract
+from airflow_synth.core.engine.combinations import CombinationSwitch
 from airflow_synth.core.engine.fresh import count_leaks
 from airflow_synth.core.engine.set_engine import ENGINE_NAME as PER_TABLE_ENGINE
 from airflow_synth.core.engine.set_run import DEFAULT_MAX_TRAINING_ROWS
+from airflow_synth.core.engine.subset import DEFAULT_MAX_ORPHAN_SHARE
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec
 from airflow_synth.core.errors import SynthesizerConfigError
 from airflow_synth.core.extract.staging import path_from_uri
 from airflow_synth.core.frames import conform_to_schema, to_training_frame
+from airflow_synth.core.names import safe_key_part
 from airflow_synth.core.profile.roles import (
     fresh_columns,
 )
-from airflow_synth.core.publish.layout import DatasetLayout, safe_key_part
+from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import ObjectStore
 from airflow_synth.core.publish.tables import TABLES_DIR, table_of_one
 from airflow_synth.core.relations import TableSet
@@ -60,8 +63,6 @@ from airflow_synth.core.steps.fit import (
     renumber_sequences,
     table_specs,
 )
-from airflow_synth.core.subset import DEFAULT_MAX_ORPHAN_SHARE
-from airflow_synth.core.synthesizers import SynthesizerSpec
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The filters do not need every synthetic row's distance to its closest training r
 (DCR): the similarity filter asks "is a training row closer than ``r_similar``?" and the
 outlier filter "is *no* training row within ``R``?" (``R`` at or above the outlier cut-off).
 Both are answered here without the full nearest-neighbour search of
-:mod:`airflow_synth.core.privacy_neighbours` for most rows, and exactly for all of them:
+:mod:`airflow_synth.core.assess.privacy_neighbours` for most rows, and exactly for all of them:
 
 * **near** (tiny radius, ``r**2 <= delta``): only a training row with the same discrete
   pattern (every category, boolean and NULL indicator equal) can be that close, because any
@@ -32,8 +32,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from airflow_synth.core.privacy_encoding import EncodedRows
-from airflow_synth.core.privacy_neighbours import NeighbourIndex, Segment
+from airflow_synth.core.assess.privacy_encoding import EncodedRows
+from airflow_synth.core.assess.privacy_neighbours import NeighbourIndex, Segment
 
 #: Candidate training rows taken on each side of a query in the sorted order.
 WITNESSES_PER_SIDE = 4
@@ -165,7 +165,7 @@ class RadiusSearch:
         distance per row, from :meth:`witnesses`) bounds the search: only training patterns
         whose mismatch cost alone is below it can hold a closer row, and within each the
         pattern k-d tree finds the closest. Where too many patterns qualify, the full exact
-        search (:class:`~airflow_synth.core.privacy_neighbours.NeighbourIndex`) answers."""
+        search (:class:`~airflow_synth.core.assess.privacy_neighbours.NeighbourIndex`) answers."""
         n = len(q)
         if n == 0:
             return np.empty(0)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_synth.core.fidelity import filter_counts, subsample
+from airflow_synth.core.assess.fidelity import filter_counts, subsample
 
 KINDS = ("numerical", "categorical", "datetime", "boolean", "id", "pii")
 #: categories held by fewer real rows than this are never named on the page
@@ -70,10 +70,10 @@ def render_report(
 ) -> str:
     """The report page as one HTML string (write it with UTF-8).
 
-    ``quality`` is :func:`airflow_synth.core.fidelity.fidelity_report`'s body, ``privacy``
+    ``quality`` is :func:`airflow_synth.core.assess.fidelity.fidelity_report`'s body, ``privacy``
     the privacy figures (``exact_match_rate``, ``dcr_share``, ``nndr: {median}``; ``None`` when
     not measured), ``kinds`` column -> kind (see
-    :func:`airflow_synth.core.fidelity.column_kinds`). ``settings`` is shown as a table;
+    :func:`airflow_synth.core.assess.fidelity.column_kinds`). ``settings`` is shown as a table;
     its keys ``dataset``, ``run``, ``synthesizer``, ``parameters``, ``seed`` and ``rows``
     (when present) also make the header. ``filters`` (``{name: rows dropped}``) defaults to
     the privacy report's ``filtered``.

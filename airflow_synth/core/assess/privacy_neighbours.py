@@ -2,7 +2,7 @@
 
 Brute force (every synthetic row against every real row, in ~130 one-hot-heavy
 dimensions) costs about 12-25 s for 50k x 40k rows on two cores: too slow to run on every
-synthetic table. The encoding (:mod:`airflow_synth.core.privacy_encoding`) has a structure
+synthetic table. The encoding (:mod:`airflow_synth.core.assess.privacy_encoding`) has a structure
 that lets us skip almost all of that work *without approximating*:
 
     squared distance = continuous part + sum, over discrete groups whose codes differ,
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits  # scikit-learn's dependency, via SDV
 
-from airflow_synth.core.privacy_encoding import EncodedRows
+from airflow_synth.core.assess.privacy_encoding import EncodedRows
 
 #: Highest level searched by joins (a cost model may hand the rest to brute force sooner).
 MAX_LEVEL = 4

@@ -5,7 +5,7 @@ holdout and the SDV metadata. During sampling its :meth:`~SyntheticAssessor.obse
 every *raw* batch, before any filter, and keeps a bounded uniform sample of its rows
 (measured in one search at the end); :meth:`~SyntheticAssessor.screen` then judges risky
 rows (counted per filter), which the sampler replaces by rows of their stratum
-(:mod:`airflow_synth.core.replacement`). Afterwards :meth:`~SyntheticAssessor.assess`
+(:mod:`airflow_synth.core.engine.replacement`). Afterwards :meth:`~SyntheticAssessor.assess`
 computes the fidelity report of the published table, the privacy report of the raw sample
 (what the gates judge) and of the published rows (for reference), evaluates the gates and
 writes
@@ -30,23 +30,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_synth.core.checks import (
+from airflow_synth.core.assess.checks import (
     CheckSettings,
     GateVerdict,
     evaluate_gates,
     holdout_shortfall,
 )
-from airflow_synth.core.dependence import dependence_preservation
-from airflow_synth.core.fidelity import column_kinds, fidelity_report, summary_lines
-from airflow_synth.core.privacy import (
+from airflow_synth.core.assess.dependence import dependence_preservation
+from airflow_synth.core.assess.fidelity import column_kinds, fidelity_report, summary_lines
+from airflow_synth.core.assess.privacy import (
     FilterResult,
     MeasurementSample,
     PrivacyEvaluator,
     PrivacySettings,
 )
-from airflow_synth.core.publish.store import json_bytes
-from airflow_synth.core.replacement import ReplacementLog, Strata
-from airflow_synth.core.report_html import render_report
+from airflow_synth.core.assess.report_html import render_report
+from airflow_synth.core.engine.replacement import ReplacementLog, Strata
+from airflow_synth.core.names import json_bytes
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class SyntheticAssessor:
         self._pending_rows = 0
         measured = {c: k for c, k in self.kinds.items() if k in _MEASURED_KINDS}
         #: the strata removed rows are replaced within, and how they were (see
-        #: :mod:`airflow_synth.core.replacement`)
+        #: :mod:`airflow_synth.core.engine.replacement`)
         self.strata = Strata.fit(train, measured)
         self.replacements = ReplacementLog(columns=self.strata.names())
         self.measured_columns = [c for c in train.columns if c in measured]
@@ -275,7 +275,7 @@ class SyntheticAssessor:
 
     def screen(self, batch: pd.DataFrame) -> FilterResult:
         """The enabled filters' verdict on one sampled batch (counted per filter); the
-        caller replaces the removed rows (see :mod:`airflow_synth.core.replacement`) and
+        caller replaces the removed rows (see :mod:`airflow_synth.core.engine.replacement`) and
         records how in :attr:`replacements`."""
         assert self.privacy is not None
         self.screened_rows += len(batch)

@@ -20,7 +20,7 @@ on the *training* rows (the rows whose leakage we measure):
   full-range numeric difference.
 
 The encoding is kept in two parts, which is what makes the neighbour search fast (see
-:mod:`airflow_synth.core.privacy_neighbours`): *continuous* coordinates (the scaled
+:mod:`airflow_synth.core.assess.privacy_neighbours`): *continuous* coordinates (the scaled
 numbers) and discrete *groups* (each categorical, boolean and null indicator), stored as a
 small integer code per row plus an embedding table per group. The full vector is the
 continuous part followed by each group's embedding of its code.

@@ -202,7 +202,7 @@ class Refill:
 
     ``draw(n)`` samples ``n`` new rows from the model (and shows them to the privacy
     measurement); ``screen(frame)`` runs the filters on them, returning a
-    :class:`~airflow_synth.core.privacy.FilterResult`. ``stop()`` says when the filters
+    :class:`~airflow_synth.core.assess.privacy.FilterResult`. ``stop()`` says when the filters
     removed too much to go on (the ``filtered_share`` gate will refuse the run).
     """
 

@@ -24,10 +24,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from airflow_synth.core.engine.replacement import Refill, ReplacementLog, Strata
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec
 from airflow_synth.core.frames import conform_to_schema
 from airflow_synth.core.redact import library_errors
-from airflow_synth.core.replacement import Refill, ReplacementLog, Strata
-from airflow_synth.core.synthesizers import SynthesizerSpec
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +214,9 @@ def sample_to_parquet(
     removed ones too): privacy is judged on what the model produces, not on what the
     filters let through.
     ``screen`` (the privacy filters: a frame in, a
-    :class:`~airflow_synth.core.privacy.FilterResult` out) may remove rows from each batch;
+    :class:`~airflow_synth.core.assess.privacy.FilterResult` out) may remove rows from each batch;
     each removed row is replaced by an extra sample of its stratum (``strata``, see
-    :mod:`airflow_synth.core.replacement`), so the filters do not move the rates the model
+    :mod:`airflow_synth.core.engine.replacement`), so the filters do not move the rates the model
     produced; ``replacements`` records how. ``row_filter`` (a frame in, the kept rows out)
     is the older form: removed rows are replaced by plain new samples.
     Either way, if the filters remove more than ``max_filtered_share`` of everything

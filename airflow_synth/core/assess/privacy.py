@@ -20,13 +20,13 @@ real row is. Two filters (as Gretel's privacy filters) then drop the rows that f
   determine each other), which the fidelity gates judge: the filter does not gut the table.
 
 The filters ask radius questions, not every row's DCR: DCRs measured before are reused,
-and the rest are answered exactly by :mod:`airflow_synth.core.privacy_radius` (a k-d tree
+and the rest are answered exactly by :mod:`airflow_synth.core.assess.privacy_radius` (a k-d tree
 per discrete pattern for near copies, *witnesses* for outliers), at a cost linear in rows.
 
 Columns listed in ``exclude`` (ids, PII, generated fresh) are left out of every distance
 and of exact matching. Distances are Euclidean on the encoding of
-:mod:`airflow_synth.core.privacy_encoding`, found exactly (not approximately) by
-:mod:`airflow_synth.core.privacy_neighbours`. Nearest neighbours of a synthetic table are
+:mod:`airflow_synth.core.assess.privacy_encoding`, found exactly (not approximately) by
+:mod:`airflow_synth.core.assess.privacy_neighbours`. Nearest neighbours of a synthetic table are
 computed once and cached by row content, so ``filter`` then ``report`` (on the same
 frame, or on the kept rows) search once; :meth:`PrivacyEvaluator.evaluate` does both.
 
@@ -39,7 +39,7 @@ Keys of the report (``privacy.json``):
 * ``exact_match_rate_holdout``: the same against the holdout rows, for reference.
 * ``exact_match_rate_holdout_to_train``: share of holdout rows identical to some training
   row, for reference: 0 by construction when the holdout is split by distinct row
-  (:func:`airflow_synth.core.checks.split_holdout`).
+  (:func:`airflow_synth.core.engine.holdout.split_holdout`).
 * ``exact_match_rate_real_repeats``: share of training rows identical to *another* training
   row: how often real rows repeat, so the fair yardstick for ``exact_match_rate`` (a
   generator drawing from the true distribution matches training rows at about this rate);
@@ -95,10 +95,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from airflow_synth.core.assess.privacy_encoding import EncodedRows, TableEncoder, check_kinds
+from airflow_synth.core.assess.privacy_neighbours import NeighbourIndex, Segment
+from airflow_synth.core.assess.privacy_radius import RadiusSearch
 from airflow_synth.core.errors import DataError, SynthError
-from airflow_synth.core.privacy_encoding import EncodedRows, TableEncoder, check_kinds
-from airflow_synth.core.privacy_neighbours import NeighbourIndex, Segment
-from airflow_synth.core.privacy_radius import RadiusSearch
 
 #: Decimals kept in the report: enough for rates of one row in a million.
 _DECIMALS = 6
@@ -292,7 +292,7 @@ class PrivacyEvaluator:
 
         Exact, without measuring every row: the DCRs measured before (cached) are used
         where known, and the rest are answered as radius questions
-        (:class:`~airflow_synth.core.privacy_radius.RadiusSearch`).
+        (:class:`~airflow_synth.core.assess.privacy_radius.RadiusSearch`).
         """
         rows = self.encoder.encode(synthetic)
         exact = _member(rows.hashes, self._train_hashes)
@@ -314,7 +314,7 @@ class PrivacyEvaluator:
         rows = self.encoder.encode(synthetic)
         known = ~np.isnan(self._cached_dcr(rows.hashes))
         if not known.any():
-            from airflow_synth.core.fidelity import subsample
+            from airflow_synth.core.assess.fidelity import subsample
 
             return self.report(subsample(synthetic, max_rows, 0))
         positions = np.flatnonzero(known)
@@ -698,7 +698,7 @@ def _dcr_shares(raw: float | None, expected: float, n: int) -> dict[str, Any]:
             "dcr_share_full_train": None,
             "dcr_share_full_train_expected": expected,
         }
-    from airflow_synth.core.checks import wilson_interval
+    from airflow_synth.core.assess.checks import wilson_interval
 
     low, high = wilson_interval(raw, n)
     return {

@@ -181,7 +181,7 @@ def scored_columns(table_meta: Mapping[str, Any]) -> list[str]:
 
 
 def column_kinds(metadata: Metadata | Mapping[str, Any], table: str) -> dict[str, str]:
-    """Column -> kind for :func:`airflow_synth.core.report_html.render_report`.
+    """Column -> kind for :func:`airflow_synth.core.assess.report_html.render_report`.
 
     Kinds are ``numerical``, ``categorical``, ``datetime``, ``boolean``, ``id`` and ``pii``;
     ``ordinal`` is drawn as ``categorical``; every sdtype SDV fills with fresh fake values

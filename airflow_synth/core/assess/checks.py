@@ -31,19 +31,17 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_synth.core.engine.holdout import MIN_ROWS_FOR_HOLDOUT
 from airflow_synth.core.errors import QualityGateError, SynthesizerConfigError
 
 if TYPE_CHECKING:  # pandas is heavy; DAG files import this module through the operators
-    import pandas as pd
+    pass
 
-#: Below this many real rows nothing is held out (a holdout of one or two rows measures
-#: nothing, and the model would lose a tenth of very little data).
-MIN_ROWS_FOR_HOLDOUT = 10
 #: False-alarm rate of the data-derived limits: a faithful model fails a limit that comes
 #: from the binomial noise of its own count about once in a thousand runs.
 FALSE_ALARM_RATE = 0.001
@@ -131,78 +129,6 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     if not math.isfinite(number) or number < 0:
         raise SynthesizerConfigError(f"{key} must be a finite number >= 0, got {value!r}.")
     return number
-
-
-def split_holdout(
-    frame: pd.DataFrame,
-    share: float,
-    seed: int | None = None,
-    *,
-    columns: Sequence[str] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split real rows into (train, holdout) by *distinct row*, seeded.
-
-    Rows identical on ``columns`` (the measured ones; default all) form one group and a
-    group is held out whole. Why: privacy is measured against the holdout as "rows the
-    model never saw". A duplicated row split across both sides is a held-out row at
-    distance 0 from training; with 3% duplicates the near-copy yardstick (the closest
-    1% of held-out rows) became 0 and no near copy was caught. Ids issued fresh must not be
-    in ``columns``: they make every row distinct and would undo the grouping.
-
-    Groups are taken in a seeded random order while they fit into ``share`` of the rows
-    (a group larger than what is left is skipped), so the holdout size is as requested
-    wherever the groups allow. The holdout is empty when ``share`` is 0 or the table has
-    fewer than :data:`MIN_ROWS_FOR_HOLDOUT` rows (see :func:`holdout_shortfall`).
-    """
-    empty = frame.iloc[0:0].reset_index(drop=True)
-    held = holdout_mask(frame, share, seed, columns=columns)
-    if not held.any():
-        return frame.reset_index(drop=True), empty
-    return (
-        frame.loc[~held].reset_index(drop=True),
-        frame.loc[held].reset_index(drop=True),
-    )
-
-
-def holdout_mask(
-    frame: pd.DataFrame,
-    share: float,
-    seed: int | None = None,
-    *,
-    columns: Sequence[str] | None = None,
-) -> Any:
-    """Which rows :func:`split_holdout` holds out (a boolean array; all False for none).
-
-    One rule for every table of every run: a single feature table and each table of a set
-    are split the same way (the set engine keeps row labels, so it needs the mask).
-    """
-    import numpy as np
-    import pandas as pd
-
-    none = np.zeros(len(frame), dtype=bool)
-    if share <= 0 or len(frame) < MIN_ROWS_FOR_HOLDOUT:
-        return none
-    keys = list(columns) if columns is not None else list(frame.columns)
-    if keys:
-        hashes = pd.util.hash_pandas_object(frame[keys].astype(object), index=False).to_numpy()
-        codes = pd.factorize(hashes)[0]
-    else:
-        codes = np.arange(len(frame))
-    sizes = np.bincount(codes)
-    order = np.random.default_rng(seed if seed is not None else 0).permutation(sizes.size)
-    target = int(round(len(frame) * share))
-    cumulative = np.cumsum(sizes[order])
-    taken = int(np.searchsorted(cumulative, target, side="right"))  # groups that fit whole
-    chosen = list(order[:taken])
-    held = int(cumulative[taken - 1]) if taken else 0
-    for group in order[taken:]:  # fill the rest with the groups that still fit
-        if held >= target:
-            break
-        if held + sizes[group] <= target:
-            chosen.append(group)
-            held += int(sizes[group])
-    mask = np.isin(codes, np.asarray(chosen, dtype=codes.dtype))
-    return none if mask.all() else mask  # never hold out everything
 
 
 def holdout_shortfall(rows: int, share: float) -> str:
@@ -453,7 +379,7 @@ def near_copy_limit(
 
     A near copy is a sampled row, not an exact copy, closer to a training row than the
     smallest of ``m`` reference distances (held-out rows to training, distinct training
-    rows to their nearest other one; see :mod:`airflow_synth.core.privacy`). An unseen real
+    rows to their nearest other one; see :mod:`airflow_synth.core.assess.privacy`). An unseen real
     row lands there with probability ``1 / (m + 1)``; over the ``m`` reference rows that
     probability is itself Beta(1, m) distributed, so the count among ``n`` sampled rows is
     beta-binomial(n, 1, m) for a model that does not copy, whatever the data. The limit is

@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_synth.core.assess.links import key_columns
-from airflow_synth.core.assess.relationships import parent_positions
+from airflow_synth.core.keys import key_columns, parent_positions
 from airflow_synth.core.relations import Relationship, TableSet
 
 #: A rule needs at least this many joined rows with both values set.
