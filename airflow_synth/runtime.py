@@ -22,6 +22,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -42,12 +44,13 @@ from airflow_synth.core.errors import (
     SynthesizerConfigError,
 )
 from airflow_synth.core.extract.sql import read_sql_file
-from airflow_synth.core.extract.staging import path_from_uri, remove_staging, run_staging_dir
+from airflow_synth.core.extract.staging import path_from_uri, remove_staging
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.hooks.object_store import S3ObjectStore, describe_s3_failure
 from airflow_synth.hooks.synth import SynthHook
 from airflow_synth.metrics import extract_metrics, load_metrics, synthesis_metrics
 from airflow_synth.preflight import preflight
+from airflow_synth.workspace import TaskWorkspace, remove_run_staging, task_workspace
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,14 @@ MULTITABLE_SYNTHESIS_FIELDS = (
 #: Where every extract reads from and stages to, then the own settings of a table's and of a
 #: set's extract: the operators keep them and pass them on, the task groups take them from
 #: their config (``validate``, the later steps' settings, is built by the task group).
-EXTRACT_FIELDS = ("dataset", "postgres_conn_id", "staging_dir")
+EXTRACT_FIELDS = (
+    "dataset",
+    "postgres_conn_id",
+    "staging_dir",
+    "aws_conn_id",
+    "bucket",
+    "synth_conn_id",
+)
 TABLE_EXTRACT_FIELDS = ("sql_file", "parameters", "contract_file", "dry_run")
 SET_EXTRACT_FIELDS = ("tables", "schema", "relationships", "primary_keys", "contracts")
 #: Rows a dry run extracts and trains on.
@@ -140,20 +150,53 @@ def announce_publication(
 
 @contextmanager
 def source_and_staging(
-    context: Mapping[str, Any], dataset: str, postgres_conn_id: str, staging_dir: str | None
-) -> Iterator[tuple[Any, Path]]:
-    """The source connection and the run's staging folder of an extract (a table or a set).
+    context: Mapping[str, Any],
+    dataset: str,
+    postgres_conn_id: str,
+    staging_dir: str | None,
+    validate: Mapping[str, Any] | None = None,
+) -> Iterator[tuple[Any, TaskWorkspace]]:
+    """The source connection and the task's workspace of an extract (a table or a set).
 
-    The folder is created only once the source is reached, and removed again when the
-    extract fails, so a failed extract leaves no real rows behind.
+    The staging location comes from the store settings the later steps will use
+    (``validate``: ``synth_conn_id``, ``aws_conn_id``, ``bucket``) unless ``staging_dir``
+    names one. The workspace is created only once the source is reached; a failed extract
+    stages nothing and its local files are removed, so it leaves no real rows behind.
     """
-    with closing(postgres_connection(postgres_conn_id)) as conn:
-        target = staging_dir_for(context, dataset, staging_dir)
+    hook = store_hook(validate or {})
+    with (
+        closing(postgres_connection(postgres_conn_id)) as conn,
+        task_workspace(context, dataset, hook, staging_dir) as workspace,
+    ):
+        workspace.check()  # the staging bucket is reachable before any row is read
         try:
-            yield conn, target
+            yield conn, workspace
         except BaseException:
-            remove_staging(target, base=staging_dir)
+            if workspace.staging is None:  # a local staging folder: remove it now
+                remove_staging(workspace.local, base=workspace.location.local_root)
             raise
+
+
+def store_settings(
+    validate: Mapping[str, Any] | None,
+    aws_conn_id: str | None,
+    bucket: str | None,
+    synth_conn_id: str | None,
+) -> dict[str, Any]:
+    """An extract's store settings: its own arguments, else those it validates for the
+    later steps (the task group passes them there)."""
+    given = {"aws_conn_id": aws_conn_id, "bucket": bucket, "synth_conn_id": synth_conn_id}
+    return {key: value or (validate or {}).get(key) for key, value in given.items()}
+
+
+def store_hook(settings: Mapping[str, Any]) -> SynthHook:
+    """The hook of the store settings (``synth_conn_id``, ``aws_conn_id``, ``bucket``) in
+    ``settings``; the defaults where they are missing."""
+    return SynthHook(
+        settings.get("synth_conn_id") or None,
+        aws_conn_id=settings.get("aws_conn_id") or None,
+        bucket=settings.get("bucket") or None,
+    )
 
 
 @contextmanager
@@ -196,14 +239,6 @@ def sql_search_dirs(context: Mapping[str, Any]) -> list[str]:
     if fileloc:
         dirs.append(str(Path(fileloc).parent))
     return dirs
-
-
-def staging_dir_for(
-    context: Mapping[str, Any], dataset: str, base: str | None = None, create: bool = True
-) -> Path:
-    """The run's private staging folder: derived from (dag, run, dataset), never from XCom."""
-    dag_id, run_id = _dag_and_run(context)
-    return run_staging_dir(dag_id, run_id, dataset, base=base, create=create)
 
 
 def resolve_contract(sql_path: Path, contract_file: str | None) -> TableContract | None:
@@ -253,8 +288,15 @@ def execute_extract(
     staging_dir: str | None = None,
     dry_run: Any = False,
     validate: Mapping[str, Any] | None = None,
+    aws_conn_id: str | None = None,
+    bucket: str | None = None,
+    synth_conn_id: str | None = None,
 ) -> dict[str, Any]:
     """Check the run's configuration, then extract to private staging and check the contract.
+
+    The store settings (``aws_conn_id``, ``bucket``, ``synth_conn_id``; else those in
+    ``validate``) say where the real rows are staged for the next tasks (see
+    :meth:`SynthHook.staging`).
 
     ``validate`` holds the later steps' settings (synthesizer, checks, connection ids; see
     :func:`airflow_synth.preflight.preflight`): they, the SQL file and the contract are
@@ -271,23 +313,30 @@ def execute_extract(
     sql = render(read_sql_file(sql_path))
     from airflow_synth.core.steps import run_extract
 
-    with source_and_staging(context, dataset, postgres_conn_id, staging_dir) as (conn, target):
+    store = store_settings(validate, aws_conn_id, bucket, synth_conn_id)
+    with source_and_staging(context, dataset, postgres_conn_id, staging_dir, store) as (
+        conn,
+        workspace,
+    ):
         result = run_extract(
             conn,
             sql,
-            target,
+            workspace.local,
             sql_name=str(sql_path),
             parameters=parameters,
             contract=contract,
             max_rows=DRY_RUN_ROWS if dry_run else None,
         )
-    extract_metrics(dataset, result)
-    return {
-        **result,
-        "postgres_conn_id": postgres_conn_id,
-        "staging_dir": str(target),
-        "dry_run": dry_run,
-    }
+        extract_metrics(dataset, result)
+        return workspace.stage(
+            {
+                **result,
+                "postgres_conn_id": postgres_conn_id,
+                "staging_dir": str(workspace.local),
+                "staging": str(workspace.location),
+                "dry_run": dry_run,
+            }
+        )
 
 
 def execute_synthesize(
@@ -319,11 +368,14 @@ def execute_synthesize(
     dry_run = as_bool(extract.get("dry_run"))
     contract_file = extract.get("contract_file")
     contract = load_contract(contract_file) if contract_file else None
-    staged = path_from_uri(extract["staging_uri"])
-    with training(context, hook, dataset) as (store, layout):
+    with (
+        task_workspace(context, dataset, hook, extract.get("staging")) as workspace,
+        training(context, hook, dataset) as (store, layout),
+    ):
+        staged = path_from_uri(workspace.fetch(extract)["staging_uri"])
         synthesis = run_synthesize(
             staged,
-            staged.parent,
+            workspace.local,
             dataset=dataset,
             spec=spec,
             num_rows=rows,
@@ -334,8 +386,8 @@ def execute_synthesize(
             checks=check_settings,
             enforce_gates_=not dry_run,
         )
-    synthesis_metrics(dataset, synthesis)
-    return synthesis
+        synthesis_metrics(dataset, synthesis)
+        return workspace.stage({**synthesis, "staging": str(workspace.location)})
 
 
 #: XCom key under which a synthesize task that failed a gate records its quarantined reports
@@ -417,11 +469,14 @@ def execute_publish(
             synthesis.get("scores"),
         )
         raise AirflowSkipException("dry run: nothing published")
-    if "table_set" in extract:
-        write = _set_writer(extract, synthesis, formats)
-    else:
-        write = _table_writer(extract, synthesis, dataset, formats)
-    return publish(context, hook, dataset, write)
+    staging = synthesis.get("staging") or extract.get("staging")
+    with task_workspace(context, dataset, hook, staging) as workspace:
+        synthesis = workspace.fetch(synthesis)
+        if "table_set" in extract:
+            write = _set_writer(extract, synthesis, formats)
+        else:
+            write = _table_writer(extract, synthesis, dataset, formats)
+        return publish(context, hook, dataset, write)
 
 
 #: The publish step under its older names: a table's ``load`` and a set's ``publish``.
@@ -504,13 +559,15 @@ def _attach_asset_event(context: Mapping[str, Any], uri: str, result: Mapping[st
 
 
 def execute_cleanup(
-    context: Mapping[str, Any], *, dataset: str, staging_dir: str | None = None
+    context: Mapping[str, Any],
+    *,
+    dataset: str,
+    staging_dir: str | None = None,
+    hook: SynthHook | None = None,
 ) -> bool:
-    """Delete the run's staged rows (real and synthetic); True if something was removed."""
-    target = staging_dir_for(context, dataset, staging_dir, create=False)
-    removed = remove_staging(target, base=staging_dir)
-    log.info("%s staging folder %s", "Removed" if removed else "No", target)
-    return removed
+    """Delete the run's staged rows (real and synthetic), in the object store or the local
+    staging folder; True if something was removed."""
+    return remove_run_staging(context, dataset, hook or SynthHook(), staging_dir)
 
 
 def execute_synthesize_dataframe(
@@ -543,9 +600,9 @@ def execute_synthesize_dataframe(
         )
     if frame.empty:
         raise EmptyExtractError(f"@task.synthesize: {origin} returned an empty DataFrame.")
-    target = staging_dir_for(context, dataset, staging_dir)
+    local = Path(tempfile.mkdtemp(prefix="airflow-synth-frame-"))  # this task only, 0700
     try:
-        staged = target / REAL_FILE
+        staged = local / REAL_FILE
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), staged)
         extract = {
             "staging_uri": staged.resolve().as_uri(),
@@ -553,6 +610,7 @@ def execute_synthesize_dataframe(
             "seconds": 0.0,
             "contract_file": None,
             "source": {"python_callable": origin},
+            "staging": staging_dir,
         }
         synthesis = execute_synthesize(
             context,
@@ -570,7 +628,8 @@ def execute_synthesize_dataframe(
             formats=formats,
         )
     finally:
-        remove_staging(target, base=staging_dir)
+        shutil.rmtree(local, ignore_errors=True)
+        remove_run_staging(context, dataset, hook, staging_dir)
 
 
 # --- a table set: the same steps over several related tables ----------------------------------
@@ -615,6 +674,9 @@ def execute_multitable_extract(
     staging_dir: str | None = None,
     validate: Mapping[str, Any] | None = None,
     contracts: Any = None,
+    aws_conn_id: str | None = None,
+    bucket: str | None = None,
+    synth_conn_id: str | None = None,
 ) -> dict[str, Any]:
     """Check the run's configuration, then stage every table of the set and describe it.
 
@@ -628,18 +690,29 @@ def execute_multitable_extract(
     sql_dirs = sql_search_dirs(context)
     preflight(validate, sql_files=sql_files, sql_dirs=sql_dirs)
     contract_refs = resolve_table_contracts(as_dict(contracts, "contracts"), sql_dirs)
-    with source_and_staging(context, dataset, postgres_conn_id, staging_dir) as (conn, target):
+    store = store_settings(validate, aws_conn_id, bucket, synth_conn_id)
+    with source_and_staging(context, dataset, postgres_conn_id, staging_dir, store) as (
+        conn,
+        workspace,
+    ):
         result = run_multitable_extract(
             conn,
             tables_value,
-            target,
+            workspace.local,
             schema=schema,
             relationships=as_list(relationships, "relationships"),
             primary_keys=as_dict(primary_keys, "primary_keys"),
             sql_dirs=sql_dirs,
             engine=(validate or {}).get("engine") or None,
         )
-    return {**result, "postgres_conn_id": postgres_conn_id, "contracts": contract_refs}
+        return workspace.stage(
+            {
+                **result,
+                "postgres_conn_id": postgres_conn_id,
+                "contracts": contract_refs,
+                "staging": str(workspace.location),
+            }
+        )
 
 
 def execute_multitable_synthesize(
@@ -678,10 +751,13 @@ def execute_multitable_synthesize(
         chosen = as_dict(chosen, "synthesizers")
     scale_value = as_float(scale, "scale", 1.0)
     orphan_share = as_float(max_orphan_share, "max_orphan_share", DEFAULT_MAX_ORPHAN_SHARE)
-    with training(context, hook, dataset) as (store, layout):
-        return run_multitable_synthesize(
-            extract,
-            Path(extract["staging_dir"]) / "synthetic",
+    with (
+        task_workspace(context, dataset, hook, extract.get("staging")) as workspace,
+        training(context, hook, dataset) as (store, layout),
+    ):
+        synthesis = run_multitable_synthesize(
+            workspace.fetch(extract),
+            workspace.local / "synthetic",
             dataset=dataset,
             seed=as_int(seed, "seed"),
             max_parents=DEFAULT_MAX_PARENTS if parents is None else (parents or None),
@@ -699,6 +775,7 @@ def execute_multitable_synthesize(
                 DEFAULT_MAX_TRAINING_ROWS if training_rows is None else (training_rows or None)
             ),
         )
+        return workspace.stage({**synthesis, "staging": str(workspace.location)})
 
 
 def execute_target_load(

@@ -38,11 +38,7 @@ def _session_dags_folder() -> Path:
     return SESSION_DAGS
 
 
-os.environ.update(
-    airflow_environment(
-        SESSION_ROOT / "airflow", {}, project=PROJECT, staging_dir=SESSION_ROOT / "staging"
-    )
-)
+os.environ.update(airflow_environment(SESSION_ROOT / "airflow", {}, project=PROJECT))
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_session_dags_folder())
 os.environ["SYNTH_TEST_SQL_DIR"] = str(PROJECT / "tests" / "dags" / "sql")
 

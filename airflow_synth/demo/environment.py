@@ -46,6 +46,8 @@ def airflow_environment(
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "SYNTH_SQL_DIR": str(project / "sql"),
-        "SYNTH_STAGING_DIR": str((staging_dir or airflow_home.parent / "staging").resolve()),
+        # staging: the stack's private bucket (SynthHook's default), as on a real deployment;
+        # a local folder only when asked for (LocalExecutor)
+        **({"SYNTH_STAGING_DIR": str(Path(staging_dir).resolve())} if staging_dir else {}),
         **dict(connections),
     }

@@ -7,6 +7,7 @@ whatever the connection says, and the core never sees a secret.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,23 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from airflow_synth.core.errors import ConnectionConfigError, PublishError
 
+log = logging.getLogger(__name__)
+#: Error codes of a server that refuses server-side encryption headers.
+_NO_SSE = {"NotImplemented", "InvalidArgument", "InvalidRequest", "InvalidEncryptionAlgorithmError"}
+
 
 class S3ObjectStore:
-    """Object store over one bucket of an Airflow AWS connection."""
+    """Object store over one bucket of an Airflow AWS connection.
 
-    def __init__(self, aws_conn_id: str, bucket: str) -> None:
+    ``encrypt`` asks for server-side encryption (SSE-S3, AES256) on every upload (staged
+    real rows); a server that does not support it is told once in the log and gets plain
+    uploads.
+    """
+
+    def __init__(self, aws_conn_id: str, bucket: str, *, encrypt: bool = False) -> None:
         self.aws_conn_id = aws_conn_id
         self.bucket = bucket
+        self.encrypt = encrypt
         self._hook: S3Hook | None = None
 
     @property
@@ -43,10 +54,29 @@ class S3ObjectStore:
             ) from exc
 
     def put_file(self, path: Path, key: str) -> None:
-        self.hook.load_file(str(path), key=key, bucket_name=self.bucket, replace=True)
+        self._put(self.hook.load_file, str(path), key)
 
     def put_bytes(self, data: bytes, key: str) -> None:
-        self.hook.load_bytes(data, key=key, bucket_name=self.bucket, replace=True)
+        self._put(self.hook.load_bytes, data, key)
+
+    def _put(self, load: Any, body: Any, key: str) -> None:
+        """Upload (multipart for big files: memory stays bounded), encrypted if asked."""
+        if not self.encrypt:
+            load(body, key=key, bucket_name=self.bucket, replace=True)
+            return
+        try:
+            load(body, key=key, bucket_name=self.bucket, replace=True, encrypt=True)
+        except Exception as exc:
+            if _error_code(exc) not in _NO_SSE:
+                raise
+            log.warning(
+                "Bucket %s does not support server-side encryption (%s): uploading without it. "
+                "Encrypt the bucket by default, or use a server that supports SSE-S3.",
+                self.bucket,
+                _error_code(exc),
+            )
+            self.encrypt = False
+            load(body, key=key, bucket_name=self.bucket, replace=True)
 
     def get_bytes(self, key: str) -> bytes | None:
         client = self.hook.get_conn()
@@ -68,10 +98,14 @@ class S3ObjectStore:
             self.hook.delete_objects(bucket=self.bucket, keys=keys)
 
     def download(self, key: str, path: Path) -> Path:
-        data = self.get_bytes(key)
-        if data is None:
-            raise PublishError(f"s3://{self.bucket}/{key} does not exist")
-        Path(path).write_bytes(data)
+        """Stream one object to a local file (in chunks: bounded memory)."""
+        client = self.hook.get_conn()
+        try:
+            client.download_file(self.bucket, key, str(path))
+        except Exception as exc:
+            if _error_code(exc) in {"404", "NoSuchKey"}:
+                raise PublishError(f"s3://{self.bucket}/{key} does not exist") from exc
+            raise
         return Path(path)
 
 

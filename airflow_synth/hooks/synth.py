@@ -1,14 +1,17 @@
 """``SynthHook``: the synthesizer side of airflow-synth, configured by one connection.
 
 A ``synth`` connection holds the defaults a platform team sets once: which AWS connection
-and bucket receive synthetic data and models, and the default synthesizer and its
-parameters. Arguments given to an operator win over the connection, and the connection
-is optional: without it, the hook uses the explicit arguments alone.
+and bucket receive synthetic data and models, where real rows are staged between the
+tasks of a run (``staging``: ``s3://bucket/prefix``, default ``s3://<bucket>-staging/runs``,
+or a local folder for LocalExecutor), and the default synthesizer and its parameters.
+Arguments given to an operator win over the connection, and the connection is optional:
+without it, the hook uses the explicit arguments alone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from airflow_synth.core.engine.synthesizers import (
     resolve_synthesizer,
 )
 from airflow_synth.core.errors import ConnectionConfigError
+from airflow_synth.core.extract.staging import STAGING_ENV, StagingLocation
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.hooks.object_store import S3ObjectStore
 
@@ -96,6 +100,24 @@ class SynthHook(BaseHook):
     def get_conn(self) -> S3ObjectStore:
         """The object store synthetic data and models go to."""
         return S3ObjectStore(self.aws_conn_id, self.bucket)
+
+    def staging(self, override: str | None = None) -> StagingLocation:
+        """Where this run's real rows are staged between tasks.
+
+        In order: the task's own ``staging_dir`` (``override``; a folder or
+        ``s3://bucket/prefix``), ``$SYNTH_STAGING_DIR`` (a local folder: the explicit
+        LocalExecutor choice), the connection's ``staging``, else the private bucket
+        ``<bucket>-staging`` through the same AWS connection (any worker can run any step).
+        """
+        chosen = override or os.environ.get(STAGING_ENV) or self.settings.get("staging")
+        return StagingLocation.parse(chosen or f"s3://{self.bucket}-staging")
+
+    def staging_store(self, location: StagingLocation) -> S3ObjectStore:
+        """The object store of an object-store staging location: the connection's
+        ``staging_aws_conn_id`` (default: the same AWS connection), server-side encryption
+        requested on every upload."""
+        conn_id = self.settings.get("staging_aws_conn_id") or self.aws_conn_id
+        return S3ObjectStore(conn_id, str(location.bucket), encrypt=True)
 
     def layout(self, dataset: str, run: str) -> DatasetLayout:
         return DatasetLayout(bucket=self.bucket, dataset=dataset, run=run)

@@ -187,6 +187,23 @@ class LocalS3Server:
             config=Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 1})
         )
 
+    def expire_objects(self, name: str, days: int = 1) -> None:
+        """A lifecycle rule on bucket ``name``: objects are deleted ``days`` after upload
+        (the backstop for staged rows whose run never reached its teardown)."""
+        self.client().put_bucket_lifecycle_configuration(
+            Bucket=name,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "expire-staged-rows",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": ""},
+                        "Expiration": {"Days": days},
+                    }
+                ]
+            },
+        )
+
     def create_bucket(self, name: str) -> bool:
         """Create bucket ``name`` unless it exists; returns True if it was created."""
         client = self.client()

@@ -27,6 +27,9 @@ SOURCE_DATABASE = "userbookings"
 TARGET_DATABASE = "synthetic_staging"
 TARGET_CONN_ENV = "AIRFLOW_CONN_SYNTH_TARGET_DB"
 BUCKET = "synthetic"
+#: The private bucket real rows are staged in between the tasks of a run (SynthHook's
+#: default staging for the bucket above), with a lifecycle rule as the teardown's backstop.
+STAGING_BUCKET = f"{BUCKET}-staging"
 POSTGRES_CONN_ENV = "AIRFLOW_CONN_USERBOOKINGS_DB"
 S3_CONN_ENV = "AIRFLOW_CONN_SYNTH_S3"
 STATE_DIR_ENV = "SYNTH_LOCAL_DIR"
@@ -48,6 +51,7 @@ class LocalStack:
 
     DATABASE = SOURCE_DATABASE
     BUCKET = BUCKET
+    STAGING_BUCKET = STAGING_BUCKET
 
     def __init__(
         self,
@@ -83,6 +87,8 @@ class LocalStack:
             self.pg.create_database(self.DATABASE)
             self.pg.create_database(TARGET_DATABASE)
             self.s3.create_bucket(self.BUCKET)
+            self.s3.create_bucket(self.STAGING_BUCKET)
+            self.s3.expire_objects(self.STAGING_BUCKET, days=1)
         except BaseException:
             if not pg_was_running:
                 self.pg.stop()

@@ -93,8 +93,13 @@ class ExtractOperatorBase(BaseOperator):
 
     :param dataset: name of the synthetic dataset (staging and output paths).
     :param postgres_conn_id: Airflow connection of the source database.
-    :param staging_dir: staging root (default ``$SYNTH_STAGING_DIR`` or the temp dir).
+    :param staging_dir: where real rows wait for the next task: ``s3://bucket/prefix`` or,
+        on a single-machine (LocalExecutor) Airflow, a local folder. Default: the ``synth``
+        connection's ``staging``, else ``s3://<bucket>-staging/runs`` (see README,
+        "Production deployment"); ``$SYNTH_STAGING_DIR`` chooses a local folder.
     :param validate: the later steps' settings, checked before the source is queried.
+    :param aws_conn_id, bucket, synth_conn_id: the store settings of the later steps (else
+        those in ``validate``): the staging bucket derives from them.
     """
 
     #: the subclass's own arguments, kept by it and passed to :meth:`extract_step`
@@ -109,6 +114,9 @@ class ExtractOperatorBase(BaseOperator):
         postgres_conn_id: str = "postgres_default",
         staging_dir: str | None = None,
         validate: Mapping[str, Any] | None = None,
+        aws_conn_id: str | None = None,
+        bucket: str | None = None,
+        synth_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

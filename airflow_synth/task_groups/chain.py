@@ -120,6 +120,7 @@ def esl_chain_group(
             task_id="cleanup_staging",
             dataset=config.dataset,
             staging_dir=config.staging_dir,
+            **store,
             **common,
         )
         after_publish = [_load_target(config, target, store, common)] if target else []

@@ -28,8 +28,15 @@ def extract_table(
     staging_dir: str | None = None,
     dry_run: bool = False,
     validate: Mapping[str, Any] | None = None,
+    aws_conn_id: str | None = None,
+    bucket: str | None = None,
+    synth_conn_id: str | None = None,
 ) -> dict[str, Any]:
     """Extract a SQL file's result into private staging (see ``ESLExtractOperator``).
+
+    Give it the store settings you give ``synthesize_table``/``load_table``: the rows are
+    staged in that store's private staging bucket (``<bucket>-staging``, or the ``synth``
+    connection's ``staging``), where the next task finds them on any worker.
 
     Give ``validate`` the settings you pass to ``synthesize_table``/``load_table``
     (``synthesizer``, ``checks``, ``aws_conn_id``, ...): they are checked before the query
@@ -48,6 +55,9 @@ def extract_table(
         staging_dir=staging_dir,
         dry_run=dry_run,
         validate=validate,
+        aws_conn_id=aws_conn_id,
+        bucket=bucket,
+        synth_conn_id=synth_conn_id,
     )
 
 
@@ -105,6 +115,19 @@ def load_table(
 
 
 @task
-def cleanup_staging(*, dataset: str, staging_dir: str | None = None) -> bool:
-    """Delete the run's staging folder (use as a teardown)."""
-    return execute_cleanup(get_current_context(), dataset=dataset, staging_dir=staging_dir)
+def cleanup_staging(
+    *,
+    dataset: str,
+    staging_dir: str | None = None,
+    aws_conn_id: str | None = None,
+    bucket: str | None = None,
+    synth_conn_id: str | None = None,
+) -> bool:
+    """Delete what the run staged (use as a teardown; give it the store settings the other
+    tasks got, so it finds the same staging location)."""
+    return execute_cleanup(
+        get_current_context(),
+        dataset=dataset,
+        staging_dir=staging_dir,
+        hook=SynthHook(synth_conn_id, aws_conn_id=aws_conn_id, bucket=bucket),
+    )

@@ -16,3 +16,14 @@ def load_dag_module(path: Path) -> Any:
     assert spec.loader is not None
     spec.loader.exec_module(module)
     return module
+
+
+def staged_objects(s3_client: Any, dag_id: str) -> list[str]:
+    """What a DAG's runs left in the private staging bucket (real or synthetic rows staged
+    between tasks): empty once every run's teardown ran."""
+    from airflow_synth.local.stack import STAGING_BUCKET
+
+    pages = s3_client.get_paginator("list_objects_v2").paginate(
+        Bucket=STAGING_BUCKET, Prefix=f"runs/{dag_id}/"
+    )
+    return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))

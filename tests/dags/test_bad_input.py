@@ -9,13 +9,12 @@ the report view lead to it, and no data, model, manifest or ``latest.json`` is w
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from dagtest_helpers import DAG_FILES, load_dag_module
+from dagtest_helpers import DAG_FILES, load_dag_module, staged_objects
 
 from airflow_synth.core.names import safe_key_part
 
@@ -100,8 +99,7 @@ def test_bad_input_fails_clearly_and_publishes_nothing(
         )
     else:
         assert keys_under(s3_client, f"bad_{case}/") == [], "a failed run published something"
-    staging = Path(os.environ["SYNTH_STAGING_DIR"]) / f"bad_input_{case}"
-    assert not [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else True
+    assert staged_objects(s3_client, f"bad_input_{case}") == [], "staged rows were left behind"
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from dagtest_helpers import load_dag_module
+from dagtest_helpers import load_dag_module, staged_objects
 
+from airflow_synth.core.names import safe_key_part
 from airflow_synth.core.publish.layout import DatasetLayout
 
 pytestmark = pytest.mark.dags
@@ -152,10 +152,22 @@ def test_published_metadata_reveals_no_real_extremes(bookings_run, s3_client) ->
     assert "range_min" not in text and "range_values" not in text
 
 
-def test_staged_real_rows_are_gone_after_the_run(bookings_run) -> None:
-    staging = Path(os.environ["SYNTH_STAGING_DIR"]) / "esl_airbnb_bookings"
-    leftovers = [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else []
-    assert leftovers == []
+def test_staged_real_rows_are_gone_after_the_run(bookings_run, s3_client) -> None:
+    assert staged_objects(s3_client, "esl_airbnb_bookings") == []
+
+
+def test_tasks_hand_rows_on_through_the_private_staging_bucket(bookings_run) -> None:
+    """No step assumes it runs where the previous one ran: XComs name staged objects in the
+    private staging bucket (never a worker's local path), and never the published bucket."""
+    ti = next(t for t in bookings_run.get_task_instances() if t.task_id == "esl.extract")
+    extract = ti.xcom_pull(task_ids="esl.extract")
+    synthesis = ti.xcom_pull(task_ids="esl.synthesize")
+    run = safe_key_part(bookings_run.run_id)
+    prefix = f"s3://synthetic-staging/runs/esl_airbnb_bookings/{run}/"
+    assert extract["staging_uri"].startswith(prefix)
+    assert synthesis["synthetic_uri"].startswith(prefix)
+    assert all(uri.startswith(prefix) for uri in synthesis["report_uris"].values())
+    assert "file://" not in json.dumps([extract, synthesis])
 
 
 def test_rows_param_controls_the_published_row_count(seeded_source, project_dag, s3_client) -> None:

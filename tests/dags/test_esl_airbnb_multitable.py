@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from dagtest_helpers import load_dag_module
+from dagtest_helpers import load_dag_module, staged_objects
 
 from airflow_synth.core.publish.layout import DatasetLayout
 
@@ -185,10 +184,8 @@ def test_a_rerun_replaces_the_previous_load(multitable_run, project_dag, target_
     assert users == 60 and orphans == 0
 
 
-def test_staged_real_rows_are_removed(multitable_run) -> None:
-    staging = Path(os.environ["SYNTH_STAGING_DIR"]) / "esl_airbnb_multitable"
-    leftovers = [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else []
-    assert leftovers == []
+def test_staged_real_rows_are_removed(multitable_run, s3_client) -> None:
+    assert staged_objects(s3_client, "esl_airbnb_multitable") == []
 
 
 # ------------------------------------------------------------------------------- bad input
@@ -265,5 +262,4 @@ def test_bad_multitable_input_fails_clearly_and_publishes_nothing(
     for prefix in (f"mt_bad_{case}/", f"_models/mt_bad_{case}/"):
         listed = s3_client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
         assert listed.get("KeyCount", 0) == 0, f"a failed run left objects under {prefix}"
-    staging = Path(os.environ["SYNTH_STAGING_DIR"]) / f"mt_bad_{case}"
-    assert not [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else True
+    assert staged_objects(s3_client, f"mt_bad_{case}") == [], "staged rows were left behind"

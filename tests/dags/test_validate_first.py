@@ -9,11 +9,10 @@ published.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from dagtest_helpers import load_dag_module
+from dagtest_helpers import load_dag_module, staged_objects
 
 pytestmark = pytest.mark.dags
 
@@ -70,9 +69,8 @@ def test_a_bad_later_setting_fails_the_extract_before_any_row_is_read(
         assert states[task_id] in ("upstream_failed", None), f"{task_id} ran: {states[task_id]}"
     for phrase in phrases:
         assert phrase in output, f"{phrase!r} missing from the extract task's error"
-    # The extract failed before it created the run's staging folder, so no real row was ever
-    # written there. (Staging a run creates <staging>/<dag_id>/<run>/<dataset>; the teardown
-    # removes the run's folders but keeps <dag_id>, so this also holds after a cleanup.)
-    assert not (Path(os.environ["SYNTH_STAGING_DIR"]) / dag.dag_id).exists()
+    # The extract failed before it staged anything, so no real row ever reached the staging
+    # bucket (and the teardown found nothing to remove).
+    assert staged_objects(s3_client, dag.dag_id) == []
     listed = s3_client.list_objects_v2(Bucket=BUCKET, Prefix=f"{dataset}/")
     assert listed.get("KeyCount", 0) == 0, "a failed run published something"

@@ -88,32 +88,45 @@ def test_one_publish_step_serves_a_table_and_a_set() -> None:
 
 
 @pytest.mark.parametrize("fails", [False, True])
+@pytest.mark.parametrize("where", ["local folder", "object store"])
 def test_an_extract_that_fails_leaves_no_staging_behind(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, fails: bool
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, fails: bool, where: str
 ) -> None:
-    """Both extracts stage through ``source_and_staging``: the folder is made after the
-    source was reached, kept on success and removed when the extract fails."""
+    """Both extracts stage through ``source_and_staging``: the workspace is made after the
+    source was reached. A local staging folder is kept on success (the next task on this
+    machine reads it) and removed when the extract fails; with object-store staging the
+    task's own folder is removed either way (its files travel through the bucket)."""
     from airflow_synth import runtime
 
+    monkeypatch.delenv("SYNTH_STAGING_DIR", raising=False)
     closed: list[bool] = []
     conn = SimpleNamespace(close=lambda: closed.append(True))
     monkeypatch.setattr(runtime, "postgres_connection", lambda conn_id: conn)
+    checked: list[str] = []  # the staging bucket is reached before the query runs
+    monkeypatch.setattr(
+        "airflow_synth.hooks.object_store.S3ObjectStore.check",
+        lambda store: checked.append(store.bucket),
+    )
     context = {"dag": SimpleNamespace(dag_id="dag"), "run_id": "run"}
-    staging = str(tmp_path / "staging")
+    staging = str(tmp_path / "staging") if where == "local folder" else None
+    seen: list[Any] = []
 
     def stage() -> Any:
-        with runtime.source_and_staging(context, "ds", "src", staging) as (got, target):
-            assert got is conn and target.is_dir()
+        with runtime.source_and_staging(context, "ds", "src", staging) as (got, workspace):
+            assert got is conn and workspace.local.is_dir()
+            assert (workspace.staging is None) is (where == "local folder")
+            assert checked == ([] if where == "local folder" else ["synthetic-staging"])
+            seen.append(workspace.local)
             if fails:
                 raise RuntimeError("the query failed")
-        return target
 
     if fails:
         with pytest.raises(RuntimeError):
             stage()
-        assert not (tmp_path / "staging" / "dag" / "run" / "ds").exists()
     else:
-        assert stage().is_dir()
+        stage()
+    kept = where == "local folder" and not fails
+    assert seen[0].is_dir() is kept
     assert closed == [True]
 
 

@@ -1,10 +1,14 @@
 """The private staging area for real rows.
 
-Real (non-synthetic) rows exist only here, only for the duration of a run: each run gets
-its own folder (mode 0700) under the staging root, and the run's teardown removes it
-whether the run succeeded or failed. The root defaults to ``$SYNTH_STAGING_DIR`` or a
-folder in the system temp dir; with a distributed executor point it at storage every
-worker of the run can see (or run the ESL group on one worker queue).
+Real (non-synthetic) rows exist only here, only for the duration of a run, and the run's
+teardown removes them whether the run succeeded or failed. Two kinds of staging:
+
+- **object store** (the default): a private bucket/prefix through the AWS connection, one
+  prefix per (dag, run, dataset). Each task works in a private local folder of its own,
+  removed when the task ends, and hands files on through the object store, so any worker
+  (Celery, Kubernetes) can run any step (:class:`ObjectStaging`);
+- **a local folder** (an explicit choice for LocalExecutor: one machine runs every task):
+  each run gets its own folder (mode 0700) under the staging root.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from airflow_synth.core.names import safe_key_part
@@ -67,3 +74,125 @@ def path_from_uri(uri: str) -> Path:
     if parsed.scheme not in ("file", ""):
         raise ValueError(f"staging URI {uri!r} is not a local file URI")
     return Path(unquote(parsed.path))
+
+
+# -- staging in an object store: any worker can run the next step ----------------------------
+
+#: The default staging prefix inside the staging bucket.
+DEFAULT_STAGING_PREFIX = "runs"
+
+
+@dataclass(frozen=True)
+class StagingLocation:
+    """Where a run's real rows wait between its tasks.
+
+    ``s3://bucket/prefix`` (the default, through the AWS connection): any worker can run
+    the next step, nothing is shared but the object store. A local folder: one machine
+    only (LocalExecutor), an explicit choice.
+    """
+
+    bucket: str | None = None
+    prefix: str = DEFAULT_STAGING_PREFIX
+    local_root: Path | None = None
+
+    @classmethod
+    def parse(cls, value: str | Path) -> StagingLocation:
+        """``s3://bucket[/prefix]`` or a local folder (``file://`` or a plain path)."""
+        text = str(value).strip()
+        parsed = urlparse(text)
+        if parsed.scheme == "s3":
+            if not parsed.netloc:
+                raise ValueError(f"staging location {text!r} names no bucket (s3://bucket/prefix)")
+            prefix = parsed.path.strip("/") or DEFAULT_STAGING_PREFIX
+            return cls(bucket=parsed.netloc, prefix=prefix)
+        if parsed.scheme not in ("", "file"):
+            raise ValueError(
+                f"staging location {text!r} is neither s3://bucket/prefix nor a local folder"
+            )
+        return cls(local_root=staging_root(path_from_uri(text)))
+
+    @property
+    def in_object_store(self) -> bool:
+        return self.bucket is not None
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}/" if self.bucket else str(self.local_root)
+
+
+class ObjectStaging:
+    """One run's staged files in an object store, mirrored from a task's private workspace.
+
+    A task works in a local folder of its own (:attr:`local`, removed when the task ends);
+    :meth:`stage` uploads the files an XCom result names and rewrites their references to
+    ``s3://`` URIs, :meth:`fetch` does the reverse in the next task (on whatever worker),
+    and :meth:`remove` deletes every object of the run (the teardown). Uploads and
+    downloads go file to file, so memory stays bounded whatever the table's size.
+    """
+
+    def __init__(self, store: Any, bucket: str, prefix: str, run_key: str, local: Path) -> None:
+        self.store, self.bucket, self.local = store, bucket, Path(local).resolve()
+        self.run_prefix = f"{prefix.strip('/')}/{run_key.strip('/')}/"
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.run_prefix}"
+
+    def stage(self, result: Any) -> Any:
+        """``result`` with every local file under :attr:`local` uploaded and named by URI."""
+        return _rewrite(result, self._upload)
+
+    def fetch(self, result: Any) -> Any:
+        """``result`` with every staged object of this run downloaded and named by file URI."""
+        return _rewrite(result, self._download)
+
+    def remove(self) -> int:
+        """Delete every staged object of the run; how many there were."""
+        keys = self.store.list_keys(self.run_prefix)
+        self.store.delete_keys(keys)
+        return len(keys)
+
+    def _upload(self, value: str) -> str:
+        path = _local_path(value)
+        if path is None or self.local not in path.parents and path != self.local:
+            return value
+        relative = path.relative_to(self.local).as_posix()
+        if path.is_dir():
+            return self.uri + (relative + "/" if relative != "." else "")
+        if not path.is_file():
+            return value
+        key = self.run_prefix + relative
+        self.store.put_file(path, key)
+        return f"s3://{self.bucket}/{key}"
+
+    def _download(self, value: str) -> str:
+        if not value.startswith(self.uri):
+            return value
+        relative = value[len(self.uri) :]
+        target = (self.local / relative).resolve()
+        if self.local not in target.parents and target != self.local:
+            raise ValueError(f"refusing to stage {value!r} outside the workspace {self.local}")
+        if not relative or relative.endswith("/"):
+            target.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return str(target)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store.download(self.run_prefix + relative, target)
+        return target.as_uri()
+
+
+def _local_path(value: str) -> Path | None:
+    if value.startswith("file://"):
+        return path_from_uri(value).resolve()
+    if value.startswith("/"):
+        return Path(value).resolve()
+    return None
+
+
+def _rewrite(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` (an XCom result: dicts, lists, strings) with ``change`` applied to strings."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, Mapping):
+        return {key: _rewrite(item, change) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rewrite(item, change) for item in value]
+    return value

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -76,6 +77,14 @@ class FileObjectStore:
     def delete_keys(self, keys: Iterable[str]) -> None:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
+
+    def download(self, key: str, path: Path) -> Path:
+        """Copy one object to a local file (as :class:`S3ObjectStore` streams it)."""
+        source = self._path(key)
+        if not source.is_file():
+            raise PublishError(f"{source} does not exist")
+        shutil.copyfile(source, path)
+        return Path(path)
 
 
 @dataclass(frozen=True)

@@ -64,12 +64,12 @@ def run_multitable_publish(
 ) -> dict[str, Any]:
     """Upload every table, the reports and metadata, then ONE manifest naming them all."""
     table_set = TableSet.from_dict(synthesis["table_set"])
-    reports = {name: Path(path) for name, path in synthesis["report_files"].items()}
+    reports = {name: path_from_uri(path) for name, path in synthesis["report_files"].items()}
     result = publish_tables(
         store,
         layout,
         table_set=table_set,
-        table_files={name: Path(path) for name, path in synthesis["table_files"].items()},
+        table_files={name: path_from_uri(path) for name, path in synthesis["table_files"].items()},
         files={
             METADATA_FILE: path_from_uri(synthesis["metadata_uri"]),
             QUALITY_FILE: path_from_uri(synthesis["quality_uri"]),

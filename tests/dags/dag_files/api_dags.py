@@ -27,6 +27,7 @@ with DAG(
         postgres_conn_id="userbookings_db",
         parameters={"excluded_method": "google"},
         contract_file=None,
+        **STORE,
     )
     # 80 rows are too few to measure dependence: the gate is waived explicitly
     synthetic = synthesize_table(
@@ -40,7 +41,7 @@ with DAG(
     published = load_table.override(outlets=[dataset_asset("synthetic", "taskflow_users")])(
         staged, synthetic, dataset="taskflow_users", formats=["parquet", "csv"], **STORE
     )
-    published >> cleanup_staging(dataset="taskflow_users").as_teardown(setups=staged)
+    published >> cleanup_staging(dataset="taskflow_users", **STORE).as_teardown(setups=staged)
 
 
 with DAG(

@@ -67,7 +67,7 @@ with DAG(
     )
     synthetic = synthesize_table(staged, dataset="vf_taskflow", **later)
     published = load_table(staged, synthetic, dataset="vf_taskflow", **later)
-    published >> cleanup_staging(dataset="vf_taskflow").as_teardown(setups=staged)
+    published >> cleanup_staging(dataset="vf_taskflow", **STORE).as_teardown(setups=staged)
 
 with DAG(
     dag_id="validate_first_multitable_unknown_target", schedule=None, start_date=START
