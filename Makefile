@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 PG_BIN ?= /usr/lib/postgresql/15/bin
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+AIRFLOW_ARGS ?=
 # TabularARGN's engine: installed without its pins (see the argn extra in pyproject.toml)
 MOSTLYAI_ENGINE ?= 2.7.3
 
@@ -53,8 +54,11 @@ lint: install
 test: install lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# Airflow on the local stack: PostgreSQL metadata DB, LocalExecutor, 127.0.0.1 only. Ctrl-C,
+# SIGTERM (make passes it on) or SIGHUP stop it and everything it started.
+# Options: make airflow AIRFLOW_ARGS="--port 8081 --users 2000"
 airflow: install
-	$(PY) -m airflow_synth.demo.standalone
+	$(PY) -m airflow_synth.demo.standalone $(AIRFLOW_ARGS)
 
 stack-up: install
 	$(PY) -m airflow_synth.local up

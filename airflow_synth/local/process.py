@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 
@@ -74,6 +74,40 @@ def find_processes(match: Callable[[list[str]], bool]) -> list[int]:
             if argv and match(argv) and pid_alive(pid):
                 found.append(pid)
     return sorted(found)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+
+
+def descendants(roots: Collection[int]) -> set[int]:
+    """Live descendants of ``roots`` (children, grandchildren, ...), roots excluded (Linux /proc).
+
+    One snapshot of the process table: a process that an ancestor forks after it, or that is
+    reparented away (its parent died) before it, is not found.
+    """
+    try:
+        entries = [int(e) for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return set()
+    children: dict[int, list[int]] = {}
+    for pid in entries:
+        parent = _parent_of(pid)
+        if parent is not None:
+            children.setdefault(parent, []).append(pid)
+    found: set[int] = set()
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return {pid for pid in found if pid_alive(pid)}
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
