@@ -22,7 +22,8 @@ COPY --chown=airflow:0 airflow_synth/ /opt/airflow/airflow-synth/airflow_synth/
 # The argn extra brings TabularARGN's dependencies (what synthesizer "auto" prefers); the
 # engine itself goes in without its pins (psutil<6 clashes with Airflow 3, and its torchvision
 # cannot load beside CPU torch 2.13; tabular training needs neither): see README "Synthesizers".
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/airflow/airflow-synth[argn]" \
+# The celery extra: the CeleryExecutor the compose stack runs (scheduler and workers).
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/opt/airflow/airflow-synth[argn,celery]" \
     && pip install --no-cache-dir --no-deps mostlyai-engine==2.7.3
 
 # The ready-made DAGs, the SQL (feature queries and Flyway migrations) and the UI plugin are baked
@@ -32,14 +33,12 @@ COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 sql/ /opt/airflow/sql/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 
-# staging/ holds *real* rows between extract and synthesize: private to the Airflow user and
-# group 0 (the image runs with an arbitrary UID but always GID 0). auth/ holds the simple auth
-# manager's password file written by airflow-init. Creating them here gives fresh named
-# volumes mounted on these paths the same owner and mode.
-RUN mkdir -p /opt/airflow/staging /opt/airflow/auth /opt/airflow/logs \
-    && chmod 0770 /opt/airflow/staging \
+# auth/ holds the simple auth manager's password file written by airflow-init. Creating it
+# here gives a fresh named volume mounted on it the same owner and mode. No staging folder:
+# real rows are staged in the object store (the bucket `<bucket>-staging`), so any worker can
+# run any step; set SYNTH_STAGING_DIR only to choose a local folder (LocalExecutor).
+RUN mkdir -p /opt/airflow/auth /opt/airflow/logs \
     && chmod 0775 /opt/airflow/auth
 
 ENV SYNTH_SQL_DIR=/opt/airflow/sql \
-    SYNTH_SPECS_DIR=/opt/airflow/specs \
-    SYNTH_STAGING_DIR=/opt/airflow/staging
+    SYNTH_SPECS_DIR=/opt/airflow/specs

@@ -3,9 +3,11 @@
 Docker cannot run where the tests run, so the stack's wiring is checked here instead: the
 services exist, every `${VAR}` has a value in .env.sample, volumes and dependencies resolve,
 the Airflow containers get both connections and the connection URIs point at the compose
-services. Each checker is a small function returning the problems it found; every one is run
-on the real files (no problems expected) and on a broken copy (the problem must be reported),
-so none of them can pass by checking nothing.
+services, the CeleryExecutor runs on Redis with two workers that share no staging disk, and
+MinIO gets a private staging bucket whose objects expire. Each checker is a small function
+returning the problems it found; every one is run on the real files (no problems expected)
+and on a broken copy (the problem must be reported), so none of them can pass by checking
+nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -30,9 +33,11 @@ COMPOSE_FILE = REPO / "docker-compose.yaml"
 ENV_SAMPLE = REPO / ".env.sample"
 DOCKERFILE = REPO / "Dockerfile"
 
+WORKER_SERVICES = ("airflow-worker-1", "airflow-worker-2")
 REQUIRED_SERVICES = (
     "postgres",
     "flyway",
+    "redis",
     "minio",
     "minio-init",
     "airflow-init",
@@ -40,6 +45,7 @@ REQUIRED_SERVICES = (
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
+    *WORKER_SERVICES,
 )
 AIRFLOW_SERVICES = tuple(s for s in REQUIRED_SERVICES if s.startswith("airflow-"))
 CONNECTION_VARS = (
@@ -48,6 +54,11 @@ CONNECTION_VARS = (
     "AIRFLOW_CONN_SYNTH_TARGET_DB",
 )
 BUCKET = "synthetic"
+#: The private bucket real rows are staged in (SynthHook's default: `<bucket>-staging`).
+STAGING_BUCKET = f"{BUCKET}-staging"
+#: Named volumes Celery workers may share: task logs (as in Airflow's own compose) and the
+#: login file. Staged real rows must never be among them.
+SHAREABLE_VOLUMES = frozenset({"airflow-logs", "airflow-auth"})
 SOURCE_DB = "userbookings"
 
 # `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?err}`, `${VAR?err}`, `${VAR:+x}`,
@@ -227,9 +238,10 @@ def check_shared_airflow_settings(
         "AIRFLOW__API_AUTH__JWT_SECRET",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
         "SYNTH_SQL_DIR",
         "SYNTH_SPECS_DIR",
-        "SYNTH_STAGING_DIR",
     )
     all_services = compose.get("services") or {}
     envs = {name: environment_of(all_services.get(name) or {}) for name in services}
@@ -239,8 +251,8 @@ def check_shared_airflow_settings(
         if None in values.values() or len(set(values.values())) != 1:
             problems.append(f"{key} differs between the Airflow services: {values}")
     first = envs.get(services[0], {}) if services else {}
-    if first.get("AIRFLOW__CORE__EXECUTOR") != "LocalExecutor":
-        problems.append("the Airflow services do not use the LocalExecutor")
+    if first.get("AIRFLOW__CORE__EXECUTOR") != "CeleryExecutor":
+        problems.append("the Airflow services do not use the CeleryExecutor")
     api_url = urlsplit(first.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", ""))
     if api_url.hostname not in all_services or api_url.path.rstrip("/") != "/execution":
         problems.append(
@@ -353,6 +365,137 @@ def check_bucket_created(compose: dict[str, Any], bucket: str = BUCKET) -> list[
         ):
             return []
     return [f"minio-init does not run `mc mb --ignore-existing <alias>/{bucket}`"]
+
+
+def _minio_init_commands(compose: dict[str, Any]) -> list[list[str]]:
+    """The words of each shell command minio-init runs (split at `&&`, `||`, `;`, newlines)."""
+    service = (compose.get("services") or {}).get("minio-init") or {}
+    script = " ".join(_strings([service.get("entrypoint"), service.get("command")]))
+    return [
+        [word.strip("'\"") for word in command.split() if word not in ("{", "}")]
+        for command in re.split(r"&&|\|\||;|\n", script)
+    ]
+
+
+def check_staging_bucket(
+    compose: dict[str, Any], bucket: str = STAGING_BUCKET, days: int = 1
+) -> list[str]:
+    """minio-init creates the staging bucket, keeps it private and expires its objects."""
+
+    def names_bucket(word: str) -> bool:
+        return re.fullmatch(rf"[\w-]+/{re.escape(bucket)}/?", word) is not None
+
+    problems = check_bucket_created(compose, bucket)
+    commands = _minio_init_commands(compose)
+    lifecycle = False
+    for words in commands:
+        if words[:4] == ["mc", "ilm", "rule", "add"] and any(map(names_bucket, words)):
+            flags = " ".join(words[4:])
+            lifecycle |= re.search(rf"--expire-days[= ]{days}\b", flags) is not None
+        public = words[:3] == ["mc", "anonymous", "set"] and words[3:4] != ["none"]
+        if public and any(map(names_bucket, words)):
+            problems.append(f"minio-init gives anonymous {words[3]!r} access to {bucket}")
+    if not lifecycle:
+        problems.append(
+            f"minio-init does not run `mc ilm rule add --expire-days {days} <alias>/{bucket}`"
+        )
+    return problems
+
+
+def _waits_healthy(service: dict[str, Any], target: str) -> bool:
+    deps = service.get("depends_on") or {}
+    return isinstance(deps, dict) and (deps.get(target) or {}).get("condition") == (
+        "service_healthy"
+    )
+
+
+def worker_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Services that run `celery worker` (the image's entrypoint prefixes `airflow`)."""
+    found = {}
+    for name, service in (compose.get("services") or {}).items():
+        command = service.get("command") or ""
+        words = command.split() if isinstance(command, str) else [str(w) for w in command]
+        if words[-2:] == ["celery", "worker"] or words[:2] == ["celery", "worker"]:
+            found[name] = service
+    return found
+
+
+def check_celery(compose: dict[str, Any]) -> list[str]:
+    """CeleryExecutor on a healthy Redis, results in the metadata DB."""
+    services = compose.get("services") or {}
+    problems = []
+    redis = services.get("redis")
+    if redis is None:
+        return ["service 'redis' (the Celery broker) is missing"]
+    if not (redis.get("healthcheck") or {}).get("test"):
+        problems.append("service 'redis' has no healthcheck")
+    env = environment_of(services.get("airflow-scheduler") or {})
+    if env.get("AIRFLOW__CORE__EXECUTOR") != "CeleryExecutor":
+        problems.append("the scheduler does not use the CeleryExecutor")
+    broker = urlsplit(env.get("AIRFLOW__CELERY__BROKER_URL", ""))
+    if broker.scheme != "redis" or broker.hostname != "redis":
+        problems.append(f"AIRFLOW__CELERY__BROKER_URL {broker.geturl()!r} is not redis://redis")
+    backend = env.get("AIRFLOW__CELERY__RESULT_BACKEND", "")
+    result, metadata = (
+        urlsplit(backend.removeprefix("db+")),
+        urlsplit(env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")),
+    )
+    if not backend.startswith("db+postgresql") or (result.hostname, result.path) != (
+        metadata.hostname,
+        metadata.path,
+    ):
+        problems.append(
+            f"AIRFLOW__CELERY__RESULT_BACKEND {backend!r} is not the metadata DB "
+            "(db+postgresql://...@postgres:5432/airflow)"
+        )
+    for name in ("airflow-scheduler", *worker_services(compose)):
+        if not _waits_healthy(services.get(name) or {}, "redis"):
+            problems.append(f"service {name!r} does not wait for redis to be healthy")
+    return problems
+
+
+def check_workers(compose: dict[str, Any], expected: int = 2) -> list[str]:
+    """At least ``expected`` Celery workers, each a machine of its own: own hostname,
+    a healthcheck, the api-server (execution API) up first, no shared volume but logs/auth."""
+    workers = worker_services(compose)
+    problems = []
+    count = sum(int((s.get("deploy") or {}).get("replicas", 1)) for s in workers.values())
+    if count < expected:
+        problems.append(f"{count} Celery worker(s), expected {expected}")
+    hostnames = [s.get("hostname") for s in workers.values() if s.get("hostname")]
+    if len(hostnames) != len(set(hostnames)):
+        problems.append(f"Celery workers share a hostname: {hostnames}")
+    users: dict[str, list[str]] = {}
+    for name, service in workers.items():
+        if not (service.get("healthcheck") or {}).get("test"):
+            problems.append(f"worker {name!r} has no healthcheck")
+        if not _waits_healthy(service, "airflow-apiserver"):
+            problems.append(f"worker {name!r} does not wait for the api-server to be healthy")
+        replicas = int((service.get("deploy") or {}).get("replicas", 1))
+        for entry in service.get("volumes") or []:
+            kind, source, _ = _volume_parts(entry)
+            if kind == "volume" and source:
+                users.setdefault(source, []).extend([name] * replicas)
+    for volume, names in sorted(users.items()):
+        if len(names) > 1 and volume not in SHAREABLE_VOLUMES:
+            problems.append(f"Celery workers share the volume {volume!r}: {sorted(set(names))}")
+    return problems
+
+
+def check_no_staging_disk(compose: dict[str, Any]) -> list[str]:
+    """Real rows are staged in the object store: no Airflow service stages them on a disk."""
+    problems = []
+    for name, service in (compose.get("services") or {}).items():
+        if not name.startswith("airflow-"):
+            continue
+        staging = environment_of(service).get("SYNTH_STAGING_DIR")
+        if staging is not None and not staging.startswith("s3://"):
+            problems.append(f"service {name!r} stages real rows in the folder {staging!r}")
+        for entry in service.get("volumes") or []:
+            _, source, target = _volume_parts(entry)
+            if "staging" in f"{source} {target}":
+                problems.append(f"service {name!r} mounts a staging volume {source!r}")
+    return problems
 
 
 def check_airflow_image(
@@ -487,11 +630,11 @@ def test_every_named_volume_is_declared(compose: dict[str, Any], broken: dict[st
 
 def test_every_depends_on_target_exists(compose: dict[str, Any], broken: dict[str, Any]) -> None:
     assert check_depends_on(compose) == []
-    broken["services"]["airflow-init"]["depends_on"]["redis"] = {"condition": "service_healthy"}
+    broken["services"]["airflow-init"]["depends_on"]["rabbitmq"] = {"condition": "service_healthy"}
     broken["services"]["flyway"]["depends_on"] = ["postgress"]
     assert check_depends_on(broken) == [
         "service 'flyway' depends on 'postgress', which is not a service",
-        "service 'airflow-init' depends on 'redis', which is not a service",
+        "service 'airflow-init' depends on 'rabbitmq', which is not a service",
     ]
 
 
@@ -507,7 +650,7 @@ def test_the_stack_starts_in_order(compose: dict[str, Any]) -> None:
             deps = services[name]["depends_on"]
             assert deps["airflow-init"]["condition"] == "service_completed_successfully", name
     assert services["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
-    for name in ("postgres", "minio", "airflow-apiserver", "airflow-scheduler"):
+    for name in ("postgres", "redis", "minio", "airflow-apiserver", "airflow-scheduler"):
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
 
 
@@ -531,11 +674,6 @@ def test_airflow_services_share_their_settings(
     assert check_shared_airflow_settings(compose) == []
     env = compose["services"]["airflow-scheduler"]["environment"]
     assert env["SYNTH_SQL_DIR"] == "/opt/airflow/sql"
-    assert env["SYNTH_STAGING_DIR"] == "/opt/airflow/staging"
-    assert (
-        "airflow-staging:/opt/airflow/staging"
-        in compose["services"]["airflow-scheduler"]["volumes"]
-    )
     broken["services"]["airflow-apiserver"]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"] = (
         "other"
     )
@@ -647,6 +785,108 @@ def test_minio_init_creates_the_bucket(compose: dict[str, Any], broken: dict[str
     assert check_bucket_created(broken) != []
 
 
+def test_celery_executor_runs_on_a_healthy_redis(
+    compose: dict[str, Any], broken: dict[str, Any]
+) -> None:
+    assert check_celery(compose) == []
+    env = environment_of(compose["services"]["airflow-scheduler"])
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    # the broker is not published on the host
+    assert not compose["services"]["redis"].get("ports")
+
+    for name in ("airflow-scheduler", "airflow-worker-2"):
+        broken["services"][name]["depends_on"]["redis"] = {"condition": "service_started"}
+    env = broken["services"]["airflow-scheduler"]["environment"]
+    env["AIRFLOW__CELERY__RESULT_BACKEND"] = "redis://redis:6379/1"
+    del broken["services"]["redis"]["healthcheck"]
+    assert check_celery(broken) == [
+        "service 'redis' has no healthcheck",
+        "AIRFLOW__CELERY__RESULT_BACKEND 'redis://redis:6379/1' is not the metadata DB "
+        "(db+postgresql://...@postgres:5432/airflow)",
+        "service 'airflow-scheduler' does not wait for redis to be healthy",
+        "service 'airflow-worker-2' does not wait for redis to be healthy",
+    ]
+    env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+    assert "the scheduler does not use the CeleryExecutor" in check_celery(broken)
+    # every Airflow container must agree on the executor and the broker
+    assert any(
+        p.startswith("AIRFLOW__CORE__EXECUTOR differs")
+        for p in check_shared_airflow_settings(broken)
+    )
+
+
+def test_two_celery_workers_share_no_staging(
+    compose: dict[str, Any], broken: dict[str, Any]
+) -> None:
+    workers = worker_services(compose)
+    assert set(workers) == set(WORKER_SERVICES)
+    assert check_workers(compose) == []
+    assert check_no_staging_disk(compose) == []
+    assert {w["hostname"] for w in workers.values()} == set(WORKER_SERVICES)
+    for worker in workers.values():
+        assert environment_of(worker)["DUMB_INIT_SETSID"] == "0"  # Celery's warm shutdown
+        assert "SYNTH_STAGING_DIR" not in environment_of(worker)
+    assert not any("staging" in name for name in compose["volumes"])
+
+    # one worker is not a distributed deployment
+    one = json.loads(json.dumps(compose))
+    del one["services"]["airflow-worker-2"]
+    assert check_workers(one) == ["1 Celery worker(s), expected 2"]
+    # ... unless it has replicas (which then must not share a volume either)
+    one["services"]["airflow-worker-1"]["deploy"] = {"replicas": 2}
+    assert check_workers(one) == []
+    one["services"]["airflow-worker-1"]["volumes"].append("scratch:/opt/airflow/scratch")
+    assert check_workers(one) == ["Celery workers share the volume 'scratch': ['airflow-worker-1']"]
+
+    for name in WORKER_SERVICES:
+        broken["services"][name]["volumes"].append("airflow-staging:/opt/airflow/staging")
+        broken["services"][name]["environment"]["SYNTH_STAGING_DIR"] = "/opt/airflow/staging"
+    broken["services"]["airflow-worker-2"]["hostname"] = "airflow-worker-1"
+    del broken["services"]["airflow-worker-1"]["depends_on"]["airflow-apiserver"]
+    assert check_workers(broken) == [
+        "Celery workers share a hostname: ['airflow-worker-1', 'airflow-worker-1']",
+        "worker 'airflow-worker-1' does not wait for the api-server to be healthy",
+        "Celery workers share the volume 'airflow-staging': "
+        "['airflow-worker-1', 'airflow-worker-2']",
+    ]
+    assert check_no_staging_disk(broken) == [
+        "service 'airflow-worker-1' stages real rows in the folder '/opt/airflow/staging'",
+        "service 'airflow-worker-1' mounts a staging volume 'airflow-staging'",
+        "service 'airflow-worker-2' stages real rows in the folder '/opt/airflow/staging'",
+        "service 'airflow-worker-2' mounts a staging volume 'airflow-staging'",
+    ]
+
+
+def test_minio_init_creates_a_private_expiring_staging_bucket(
+    compose: dict[str, Any], broken: dict[str, Any]
+) -> None:
+    assert check_staging_bucket(compose) == []
+    assert check_bucket_created(compose) == []  # the published bucket too
+    prefix = "mc alias set local http://minio:9000 a b && mc mb --ignore-existing local/synthetic"
+    cases = {
+        # no staging bucket at all
+        "": [
+            "minio-init does not run `mc mb --ignore-existing <alias>/synthetic-staging`",
+            "minio-init does not run `mc ilm rule add --expire-days 1 <alias>/synthetic-staging`",
+        ],
+        # a lifecycle rule, but on the published bucket, and a week long
+        " && mc mb --ignore-existing local/synthetic-staging"
+        " && mc ilm rule add --expire-days 1 local/synthetic"
+        " && mc ilm rule add --expire-days 7 local/synthetic-staging": [
+            "minio-init does not run `mc ilm rule add --expire-days 1 <alias>/synthetic-staging`"
+        ],
+        # real rows readable by anyone
+        " && mc mb --ignore-existing local/synthetic-staging"
+        " && mc anonymous set download local/synthetic-staging"
+        ' && mc ilm rule add --expire-days "1" local/synthetic-staging': [
+            "minio-init gives anonymous 'download' access to synthetic-staging"
+        ],
+    }
+    for tail, problems in cases.items():
+        broken["services"]["minio-init"]["command"] = [prefix + tail]
+        assert check_staging_bucket(broken) == problems, tail
+
+
 def test_airflow_image_is_3_3_built_from_the_dockerfile(
     compose: dict[str, Any], broken: dict[str, Any]
 ) -> None:
@@ -665,10 +905,19 @@ def test_dockerfile_installs_the_package_and_its_folders() -> None:
     text = DOCKERFILE.read_text()
     assert "download.pytorch.org/whl/cpu" in text
     # the CPU torch wheel goes in before the package, or pip pulls the CUDA build for SDV
-    assert text.index("torch==") < text.index('"/opt/airflow/airflow-synth[argn]"')
+    assert text.index("torch==") < text.index('"/opt/airflow/airflow-synth[argn,celery]"')
     # TabularARGN (synthesizer "auto"): its dependencies by the extra, the engine without its
     # pins (psutil<6 clashes with Airflow 3), after the package
-    assert text.index("airflow-synth[argn]") < text.index("--no-deps mostlyai-engine==")
+    assert text.index("airflow-synth[argn,celery]") < text.index("--no-deps mostlyai-engine==")
+    # the celery extra (the CeleryExecutor of the compose stack) exists and is pinned
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(req.startswith("apache-airflow-providers-celery") for req in extras["celery"])
+    constraints = (REPO / "constraints.txt").read_text().splitlines()
+    assert any(line.startswith("apache-airflow-providers-celery==") for line in constraints)
+    # no local staging folder baked in: it would force local staging on every worker
+    assert not re.search(r"^(ENV|ARG)\b.*SYNTH_STAGING_DIR", text, flags=re.MULTILINE)
     for folder in ("pyproject.toml", "README.md", "airflow_synth/", "dags/", "sql/", "plugins/"):
         assert re.search(rf"^COPY .*\b{re.escape(folder)}", text, flags=re.MULTILINE), folder
         assert (REPO / folder.rstrip("/")).exists(), (
