@@ -27,6 +27,7 @@ from psycopg.pq import TransactionStatus
 
 from airflow_synth.core.contract import parse_contract
 from airflow_synth.core.errors import ContractError, EmptyExtractError, ExtractError
+from airflow_synth.core.extract import columnar
 from airflow_synth.core.extract.sql import sql_hash
 from airflow_synth.core.extract.stream import stream_query_to_parquet
 from airflow_synth.core.steps import REAL_FILE, run_extract
@@ -34,6 +35,7 @@ from airflow_synth.local import LocalStack
 
 pytestmark = pytest.mark.integration
 
+columnar_connect = columnar.connect
 DATABASE = "extract_it"
 #: A session time zone far from UTC, so a timestamptz that is not converted shows up.
 SESSION_TZ = "Asia/Kolkata"
@@ -237,6 +239,96 @@ def test_every_mapped_type_round_trips_with_nulls(conn: psycopg.Connection, dsn,
     assert all(table.column(name).null_count == 1 for name in names if name != "id")
 
 
+def test_rows_are_read_by_adbc_in_a_read_only_connection(conn, tmp_path, monkeypatch):
+    """A psycopg 3 connection's rows come through ADBC, not a row at a time."""
+    import airflow_synth.core.extract.stream as stream
+
+    opened: list[Any] = []
+
+    def spy(source: Any) -> Any:
+        connection = columnar_connect(source)
+        opened.append(connection)
+        return connection
+
+    monkeypatch.setattr(columnar, "connect", spy)
+    monkeypatch.setattr(stream, "_batch", None)  # the row-at-a-time converter: unused
+    result = stream_query_to_parquet(
+        conn, "SELECT id, label FROM big", tmp_path / "b.parquet", batch_rows=10_000
+    )
+    assert result.rows == 25_000 and len(opened) == 1
+    meta = pq.ParquetFile(result.path).metadata
+    assert [meta.row_group(i).num_rows for i in range(3)] == [10_000, 10_000, 5_000]
+
+
+def test_the_extract_cannot_write_to_the_source(conn: psycopg.Connection, dsn, tmp_path):
+    """A query that writes (here a volatile function) fails: the source stays untouched."""
+    sql = "SELECT id, touch(id) AS touched FROM accounts ORDER BY id"
+    staging = tmp_path / "staging"
+    with pytest.raises(ExtractError) as err:
+        stream_query_to_parquet(conn, sql, staging / "t.parquet", sql_name="writes.sql")
+    assert "writes.sql failed in the database: cannot execute INSERT in a read-only" in str(
+        err.value
+    )
+    assert leftovers(staging) == []
+    assert fetch_plain(dsn, "SELECT count(*) FROM touched")[0][0] == 0
+    assert_usable(conn)
+
+
+def test_a_psycopg2_connection_writes_the_same_file(dsn: str, conn, tmp_path):
+    """PostgresHook before SQLAlchemy 2 hands out psycopg 2: the row path, same result."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    old = psycopg2.connect(dsn, options=f"-c TimeZone={SESSION_TZ}")
+    try:
+        by_rows = stream_query_to_parquet(old, TYPED_SQL, tmp_path / "rows.parquet")
+        assert old.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    finally:
+        old.close()
+    by_copy = stream_query_to_parquet(conn, TYPED_SQL, tmp_path / "copy.parquet")
+    assert by_rows.columns == by_copy.columns
+    assert pq.read_table(by_rows.path).equals(pq.read_table(by_copy.path))
+
+
+def test_types_without_an_arrow_match_arrive_in_postgres_text_form(conn, tmp_path):
+    """Numbers are cast to float8 by the server (rounded as float(Decimal) is); anything
+    else without an Arrow type arrives as PostgreSQL prints it."""
+    sql = """
+        SELECT 0.1::numeric AS tenth, 123456789.123456789::numeric AS long_num,
+               'NaN'::numeric AS nan, 1e-7::numeric AS tiny, 42::oid AS an_oid,
+               interval '1 day 2 hours' AS span, ARRAY[1, NULL, 3] AS ints,
+               '10.0.0.1/8'::inet AS net, 'x'::"char" AS one_char, 'pg'::name AS a_name,
+               '\\xdead'::bytea AS raw, NULL::interval AS no_span
+    """
+    out = tmp_path / "text.parquet"
+    stream_query_to_parquet(conn, sql, out)
+    table = pq.read_table(out)
+    assert [str(t) for t in table.schema.types] == ["double"] * 4 + ["int64"] + ["string"] * 7
+    row = table.to_pylist()[0]
+    assert row["tenth"] == float(Decimal("0.1"))
+    assert row["long_num"] == float(Decimal("123456789.123456789"))
+    assert np.isnan(row["nan"])
+    assert row["tiny"] == float(Decimal("1e-7"))
+    assert row["an_oid"] == 42
+    assert row["span"] == "1 day 02:00:00"
+    assert row["ints"] == "{1,NULL,3}"
+    assert row["net"] == "10.0.0.1/8"
+    assert row["one_char"] == "x" and row["a_name"] == "pg"
+    assert row["raw"] == "\\xdead"
+    assert row["no_span"] is None
+
+
+def test_duplicate_column_names_and_a_trailing_comment(conn, tmp_path):
+    """The COPY wraps the query: a ``;``, a trailing ``--`` comment and two columns of the
+    same name (a join) must survive that."""
+    sql = "SELECT a.id, b.id, 1.5::numeric AS x\nFROM accounts a JOIN accounts b USING (id);"
+    sql += " -- both ids"
+    out = tmp_path / "dup.parquet"
+    result = stream_query_to_parquet(conn, sql.replace("; --", "\n--"), out)
+    assert result.columns == [("id", "integer"), ("id", "integer"), ("x", "float")]
+    assert pq.ParquetFile(out).metadata.num_rows == 4
+    result = stream_query_to_parquet(conn, "SELECT id FROM accounts;\n", out)
+    assert result.rows == 4
+
+
 def test_many_batches_become_row_groups_in_order(conn: psycopg.Connection, dsn, tmp_path):
     sql = "SELECT id, label, amount, at FROM big ORDER BY id"
     out = tmp_path / "big.parquet"
@@ -378,15 +470,45 @@ def test_error_while_streaming_removes_the_partial_file(conn: psycopg.Connection
     """A row that fails mid-stream (after batches were written) leaves nothing behind."""
     sql = "SELECT id, 1 / (id - 2500) AS boom FROM big"  # no ORDER BY: fails at row 2500
     staging = tmp_path / "staging"
-    # A fetch after the first is not wrapped in ExtractError today (the unit tests pin the
-    # raw driver error); accept either, but it must be this database error.
-    with pytest.raises((ExtractError, psycopg.errors.DivisionByZero)) as err:
+    with pytest.raises(ExtractError) as err:
         stream_query_to_parquet(
             conn, sql, staging / "real.parquet", batch_rows=1_000, sql_name="boom.sql"
         )
-    cause = err.value.__cause__ if isinstance(err.value, ExtractError) else err.value
-    assert isinstance(cause, psycopg.errors.DivisionByZero)
-    assert "division by zero" in str(err.value)
+    assert str(err.value).startswith(
+        "The query in boom.sql failed in the database: division by zero"
+    )
+    assert err.value.__cause__ is None  # an error about the rows: no driver traceback
+    assert leftovers(staging) == []
+    assert_usable(conn)
+
+
+def test_a_row_error_after_batches_were_written_quotes_no_value(conn, tmp_path):
+    """The cast fails at row 20,000, long after the first row groups were written."""
+    sql = (
+        "SELECT id, CASE WHEN id = 20000 THEN ('SECRET-' || label || '-42')::integer "
+        "ELSE id END AS n FROM big ORDER BY id"
+    )
+    staging = tmp_path / "staging"
+    with pytest.raises(ExtractError) as err:
+        stream_query_to_parquet(
+            conn, sql, staging / "real.parquet", batch_rows=1_000, sql_name="late.sql"
+        )
+    text = str(err.value)
+    assert "late.sql failed in the database: invalid input syntax for type integer" in text
+    assert "SECRET" not in text and "values withheld" in text
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    assert leftovers(staging) == []
+    assert_usable(conn)
+
+
+@pytest.mark.parametrize(
+    "value", ["'infinity'::timestamp", "'-infinity'::timestamptz", "'infinity'::date"]
+)
+def test_an_infinite_timestamp_is_refused_naming_the_column(conn, tmp_path, value):
+    sql = f"SELECT id, CASE WHEN id = 3 THEN {value} END AS seen FROM accounts"
+    staging = tmp_path / "staging"
+    with pytest.raises(ExtractError, match="column 'seen' holds an infinite"):
+        stream_query_to_parquet(conn, sql, staging / "real.parquet", sql_name="inf.sql")
     assert leftovers(staging) == []
     assert_usable(conn)
 
@@ -420,20 +542,27 @@ def test_zero_rows_allowed_writes_an_empty_file_with_the_schema(conn, tmp_path):
 # transaction
 # --------------------------------------------------------------------------------------------
 def test_extract_transaction_is_rolled_back(conn: psycopg.Connection, dsn, tmp_path):
-    """Side effects of the query (a volatile function writing rows) do not persist."""
-    sql = "SELECT id, touch(id) AS touched FROM accounts ORDER BY id"
-    out = tmp_path / "t.parquet"
-    result = stream_query_to_parquet(conn, sql, out, batch_rows=2)
+    """The source connection's transaction (the DECLARE) ends; it extracts again."""
+    result = stream_query_to_parquet(conn, "SELECT id FROM accounts", tmp_path / "t.parquet")
     assert result.rows == 4
-    assert pq.read_table(out).column("touched").to_pylist() == [1, 2, 3, 4]
     assert conn.info.transaction_status == TransactionStatus.IDLE
-    assert fetch_plain(dsn, "SELECT count(*) FROM touched")[0][0] == 0
-    assert conn.execute("SELECT count(*) FROM touched").fetchone() == (0,)
-    # the same connection extracts again (the named cursor was closed)
-    conn.rollback()
     again = stream_query_to_parquet(conn, "SELECT id FROM accounts", tmp_path / "again.parquet")
     assert again.rows == 4
     assert_usable(conn)
+
+
+def test_the_row_path_rolls_back_what_the_query_wrote(dsn: str, tmp_path):
+    """psycopg 2 (the row path) runs the query in the task's transaction: rolled back."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    old = psycopg2.connect(dsn)
+    try:
+        sql = "SELECT id, touch(id) AS touched FROM accounts ORDER BY id"
+        result = stream_query_to_parquet(old, sql, tmp_path / "t.parquet", batch_rows=2)
+        assert result.rows == 4
+        assert pq.read_table(result.path).column("touched").to_pylist() == [1, 2, 3, 4]
+    finally:
+        old.close()
+    assert fetch_plain(dsn, "SELECT count(*) FROM touched")[0][0] == 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,14 +636,15 @@ def test_run_extract_contract_mismatch_deletes_the_staged_file(conn: psycopg.Con
 MEMORY_ROWS = 300_000
 #: ~700 characters of distinct text per row: 300k rows are ~200 MB as text, far more as
 #: Python objects, while one 10k-row batch is a few MB.
-WIDE_SQL = f"""
+WIDE_TEMPLATE = """
 SELECT g AS id,
        repeat(md5(g::text), 8) AS a,
        repeat(md5((g + 1)::text), 8) AS b,
        repeat(md5((g + 2)::text), 6) AS c,
        g * 0.5 AS x
-FROM generate_series(1, {MEMORY_ROWS}) AS g
+FROM generate_series(1, {rows}) AS g
 """
+WIDE_SQL = WIDE_TEMPLATE.format(rows=MEMORY_ROWS)
 
 #: The measuring child forks once more and measures in the grandchild: Linux carries the
 #: RSS high-water mark of the process image that exec replaced (here: this pytest
@@ -549,9 +679,9 @@ CHILD = textwrap.dedent(
 )
 
 
-def child_peak(dsn: str, mode: str, out: Path) -> tuple[int, int]:
+def child_peak(dsn: str, mode: str, out: Path, sql: str = WIDE_SQL) -> tuple[int, int]:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, dsn, WIDE_SQL, mode, str(out)],
+        [sys.executable, "-c", CHILD, dsn, sql, mode, str(out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -574,3 +704,18 @@ def test_streaming_memory_stays_well_below_fetchall(dsn: str, tmp_path, record_p
     assert stream_kib < 0.8 * fetchall_kib, (stream_kib, fetchall_kib)
     # and the difference is the data, not noise: fetchall holds 100+ MiB more
     assert fetchall_kib - stream_kib > 100 * 1024, (stream_kib, fetchall_kib)
+
+
+def test_peak_memory_does_not_grow_with_the_rows(dsn: str, tmp_path, record_property):
+    """Three times the rows, the same peak (the goal: 10M rows within 1.2x of 1M rows).
+
+    Both sizes are past the start-up of the pipeline (the driver's first 16 MB batches,
+    the Parquet writer's buffers): at 300k rows the peak has reached its plateau.
+    """
+    out = tmp_path / "wide.parquet"
+    small_rows, small_kib = child_peak(dsn, "stream", out)
+    big_rows, big_kib = child_peak(dsn, "stream", out, WIDE_TEMPLATE.format(rows=3 * MEMORY_ROWS))
+    record_property("peak_rss_small_mib", small_kib // 1024)
+    record_property("peak_rss_big_mib", big_kib // 1024)
+    assert (small_rows, big_rows) == (MEMORY_ROWS, 3 * MEMORY_ROWS)
+    assert big_kib <= 1.2 * small_kib, (small_kib, big_kib)

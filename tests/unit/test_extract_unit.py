@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +21,16 @@ import pytest
 
 from airflow_synth.core.contract import parse_contract
 from airflow_synth.core.errors import ContractError, EmptyExtractError, ExtractError
+from airflow_synth.core.extract import columnar
+from airflow_synth.core.extract.columnar import (
+    NATIVE_OIDS,
+    ReadError,
+    conform,
+    conninfo_for,
+    read_tables,
+    select_with_casts,
+    server_cast,
+)
 from airflow_synth.core.extract.sql import error_line, sql_hash
 from airflow_synth.core.extract.stream import (
     ExtractResult,
@@ -443,3 +453,241 @@ def test_run_extract_without_contract(tmp_path: Path) -> None:
     assert result["contract_file"] is None
     assert result["columns"] == [["x", "float"]]
     assert conn.executed == [("SELECT x", [1])]
+
+
+# --------------------------------------------------------------------------------------------
+# the ADBC reader (core.extract.columnar): casts, connection string, batches, errors
+# --------------------------------------------------------------------------------------------
+def test_select_without_casts_is_the_query_on_lines_of_its_own() -> None:
+    sql = "SELECT id, name\nFROM users -- all of them\n"
+    assert select_with_casts(sql, [20, 25, 1042, 1184]) == sql
+    assert select_with_casts("SELECT id FROM users; \n", [20]) == "SELECT id FROM users\n"
+    assert select_with_casts("SELECT 1 -- one", [23]) == "SELECT 1 -- one\n"
+
+
+def test_select_with_casts_renames_by_position_and_survives_comments() -> None:
+    sql = "SELECT * FROM t; -- the whole table\n"
+    assert select_with_casts(sql.replace("; --", " --"), [1700, 25, 2950, 26, 3802]) == (
+        "SELECT c1::float8, c2, c3::text, c4::int8, c5::text FROM (\n"
+        "SELECT * FROM t -- the whole table\n"
+        ") AS airflow_synth_q(c1, c2, c3, c4, c5)"
+    )
+    assert select_with_casts("SELECT 1.5;\n", [1700]).splitlines()[1] == "SELECT 1.5"
+
+
+@pytest.mark.parametrize(
+    ("oid", "cast"),
+    [(16, None), (20, None), (1042, None), (1114, None), (19, None), (1700, "float8")]
+    + [(26, "int8"), (2950, "text"), (114, "text"), (3802, "text"), (1186, "text")]
+    + [(18, "text"), (1009, "text"), (17, "text")],
+)
+def test_server_cast_per_oid(oid: int, cast: str | None) -> None:
+    assert server_cast(oid) == cast
+
+
+def test_every_native_oid_has_the_arrow_type_adbc_gives() -> None:
+    """ADBC's own mapping (verified in the integration tests) for the OIDs read as is."""
+    adbc = {16: "bool", 20: "int64", 21: "int16", 23: "int32", 700: "float", 701: "double"}
+    adbc |= {1082: "date32[day]", 1114: "timestamp[us]", 1184: "timestamp[us, tz=UTC]"}
+    adbc |= {oid: "string" for oid in (19, 25, 1042, 1043)}
+    assert set(adbc) == NATIVE_OIDS
+    for oid, arrow_type in adbc.items():
+        assert str(arrow_schema_for([Column("c", oid)]).field("c").type) == arrow_type
+
+
+def test_conninfo_is_read_only_utf8_and_quotes_every_value() -> None:
+    conninfo = conninfo_for(
+        {"host": "db.example", "port": "5432", "dbname": "my db", "user": "o'neil"},
+        password="pa ss'\\word",
+    )
+    assert conninfo == (
+        "host='db.example' port='5432' dbname='my db' user='o\\'neil' "
+        "options='-c default_transaction_read_only=on' client_encoding='UTF8' "
+        "password='pa ss\\'\\\\word'"
+    )
+
+
+def test_conninfo_keeps_the_source_options_and_needs_no_password() -> None:
+    conninfo = conninfo_for({"host": "h", "options": "-c TimeZone=Asia/Kolkata"}, None)
+    assert "options='-c TimeZone=Asia/Kolkata -c default_transaction_read_only=on'" in conninfo
+    assert "password" not in conninfo
+
+
+def _batch_of(**columns: pa.Array) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
+
+
+def test_conform_takes_the_described_names_and_types() -> None:
+    schema = pa.schema([("id", pa.int64()), ("id", pa.int64()), ("x", pa.float64())])
+    batch = _batch_of(
+        c1=pa.array([1, 2]), c2=pa.array([3, None]), c3=pa.array([0.5, 1.0], pa.float32())
+    )
+    conformed = conform(batch, schema)
+    assert conformed.schema == schema
+    assert conformed.column(2).to_pylist() == [0.5, 1.0]
+    with pytest.raises(ExtractError, match="2 columns where 3 were described"):
+        conform(batch.select([0, 1]), schema)
+
+
+@pytest.mark.parametrize(
+    ("arrow_type", "value"),
+    [
+        (pa.timestamp("us"), -9_222_425_352_054_775_809),  # how ADBC sends 'infinity'
+        (pa.timestamp("us", tz="UTC"), -9_222_425_352_054_775_808),  # '-infinity'
+        (pa.date32(), -2_147_472_691),
+    ],
+)
+def test_conform_refuses_infinite_dates_naming_the_column(arrow_type, value) -> None:
+    schema = pa.schema([("seen", arrow_type)])
+    storage = pa.int32() if arrow_type == pa.date32() else pa.int64()
+    finite = pa.array([0, None], storage).cast(arrow_type)
+    assert conform(_batch_of(c1=finite), schema).num_rows == 2
+    infinite = pa.array([0, value, None], storage).cast(arrow_type)
+    with pytest.raises(ExtractError, match="column 'seen' holds an infinite"):
+        conform(_batch_of(c1=infinite), schema)
+    lowest = pa.array([-210_866_803_200_000_000 if storage == pa.int64() else -2_440_588])
+    assert conform(_batch_of(c1=lowest.cast(storage).cast(arrow_type)), schema).num_rows == 1
+
+
+class FakeAdbcCursor:
+    def __init__(self, source: FakeAdbc) -> None:
+        self.source = source
+
+    def __enter__(self) -> FakeAdbcCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def execute(self, query: str) -> None:
+        self.source.queries.append(query)
+
+    def fetch_record_batch(self) -> Iterator[pa.RecordBatch]:
+        yield from self.source.batches
+
+
+class FakeAdbc:
+    """An ADBC connection that hands out the given record batches."""
+
+    def __init__(self, batches: list[pa.RecordBatch]) -> None:
+        self.batches = batches
+        self.queries: list[str] = []
+        self.closed = False
+
+    def __enter__(self) -> FakeAdbc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed = True
+
+    def cursor(self) -> FakeAdbcCursor:
+        return FakeAdbcCursor(self)
+
+
+def test_read_tables_cuts_adbc_batches_into_tables_of_batch_rows(monkeypatch) -> None:
+    sizes = [3, 7, 1, 4]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    batches = [
+        _batch_of(c1=pa.array(range(start, start + n)))
+        for start, n in zip(starts, sizes, strict=True)
+    ]
+    source = FakeAdbc(batches)
+    monkeypatch.setattr(columnar, "connect", lambda conn: source)
+    schema = pa.schema([("id", pa.int64())])
+    tables = list(read_tables(object(), "SELECT id FROM t", schema, [20], batch_rows=5))
+    assert [t.num_rows for t in tables] == [5, 5, 5]
+    assert [v for t in tables for v in t.column("id").to_pylist()] == list(range(15))
+    assert all(t.schema == schema for t in tables)
+    assert source.queries == ["SELECT id FROM t\n"] and source.closed
+
+
+def test_server_error_keeps_the_message_not_the_statement_or_values() -> None:
+    exc = RuntimeError(
+        "INVALID_DATA: [libpq] Failed to execute query: could not begin COPY: ERROR:  x\n\n"
+        "Query was: COPY (SELECT * FROM t WHERE name = 'Alice Secret') TO STDOUT"
+    )
+    exc.details = [  # type: ignore[attr-defined]
+        (b"PG_DIAG_MESSAGE_PRIMARY", b'invalid input syntax for type integer: "SECRET-1"'),
+        (b"PG_DIAG_SQLSTATE", b"22P02"),
+    ]
+    exc.sqlstate = "22P02"  # type: ignore[attr-defined]
+    error = str(_extract_error(ReadError(exc), SQL, "q.sql"))
+    assert "invalid input syntax for type integer" in error and "values withheld" in error
+    assert "SECRET" not in error and "Alice" not in error and "Query was" not in error
+    # pyarrow's errors while streaming carry only libpq's text
+    streamed = ReadError(
+        OSError(
+            "[libpq] Execution error [PGRES_FATAL_ERROR]: ERROR:  invalid input syntax for "
+            'type integer: "SECRET-1"\nCONTEXT:  SQL function'
+        )
+    )
+    assert streamed.diag.message_primary == 'invalid input syntax for type integer: "SECRET-1"'
+    assert "SECRET" not in str(streamed)
+    plain = ReadError(RuntimeError("IO: [libpq] connection lost\nQuery was: COPY (x)"))
+    assert plain.diag.message_primary == "IO: [libpq] connection lost"
+
+
+def test_connect_error_names_the_server_never_the_password(monkeypatch) -> None:
+    import adbc_driver_postgresql.dbapi as adbc
+
+    def refuse(conninfo: str) -> None:
+        assert "password='hunter2'" in conninfo
+        raise RuntimeError("IO: [libpq] Failed to connect: bad password hunter2")
+
+    monkeypatch.setattr(adbc, "connect", refuse)
+    info = SimpleNamespace(
+        password="hunter2",
+        host="db",
+        port=5432,
+        dbname="src",
+        get_parameters=lambda: {"host": "db", "port": "5432", "dbname": "src"},
+    )
+    with pytest.raises(ExtractError) as err:
+        columnar.connect(SimpleNamespace(info=info))
+    text = str(err.value)
+    assert "read-only connection to db:5432/src" in text
+    assert "hunter2" not in text and "***" in text
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_a_database_error_while_fetching_is_wrapped_without_its_values(tmp_path: Path) -> None:
+    class FetchFails(FakeConnection):
+        def cursor(self, name: str | None = None) -> FakeCursor:
+            cursor = super().cursor(name)
+
+            def fetchmany(size: int) -> list[tuple]:
+                raise FakeDbError('invalid input syntax for type integer: "SECRET"', FakeDiag())
+
+            cursor.fetchmany = fetchmany  # type: ignore[method-assign]
+            return cursor
+
+    conn = FetchFails(USER_COLUMNS, USER_ROWS)
+    with pytest.raises(ExtractError) as err:
+        stream_query_to_parquet(conn, SQL, tmp_path / "r.parquet", sql_name="q.sql")
+    assert "SECRET" not in str(err.value) and "values withheld" in str(err.value)
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    assert list(tmp_path.iterdir()) == [] and conn.rollbacks == 1
+
+
+def test_the_file_appears_under_its_name_only_when_complete(tmp_path: Path) -> None:
+    """While rows stream, only the ``.partial`` file exists; a reader never sees half."""
+    out = tmp_path / "real.parquet"
+    seen: list[tuple[bool, bool]] = []
+
+    class Watched(FakeConnection):
+        def cursor(self, name: str | None = None) -> FakeCursor:
+            cursor = super().cursor(name)
+            fetch = cursor.fetchmany
+
+            def fetchmany(size: int) -> list[tuple]:
+                seen.append((out.exists(), out.with_name("real.parquet.partial").exists()))
+                return fetch(size)
+
+            cursor.fetchmany = fetchmany  # type: ignore[method-assign]
+            return cursor
+
+    stream_query_to_parquet(Watched(USER_COLUMNS, USER_ROWS), SQL, out, batch_rows=3)
+    assert len(seen) == 4
+    assert all(not final for final, _ in seen)  # never under its final name mid-stream
+    assert all(partial for _, partial in seen[1:])  # written beside it
+    assert out.is_file() and not out.with_name("real.parquet.partial").exists()
