@@ -24,6 +24,11 @@ from airflow_synth.core.engine.combinations import (
     combination_constraints,
     switch_for,
 )
+from airflow_synth.core.engine.cpu_budget import (
+    CpuBudget,
+    measure_cpu_budget,
+    threads_for_training,
+)
 from airflow_synth.core.engine.metadata import build_metadata
 from airflow_synth.core.engine.profile_codec import ProfileCodec, ProfiledSynthesizer
 from airflow_synth.core.engine.sampling import fit_synthesizer
@@ -56,6 +61,7 @@ def fit_table_model(
     kinds: Mapping[str, str] | None = None,
     rules_off: Sequence[str] = (),
     smooth: Sequence[str] = (),
+    threads: int | None = None,
 ) -> TableModel:
     """Profile ``train``, discover its rules and fit ``spec`` on the encoded rows.
 
@@ -65,7 +71,57 @@ def fit_table_model(
     as plain numbers without point-mass states (a copula links a number to the other
     columns, but not a state category: a children count kept as states lost its 0.46 rank
     correlation with the parent's credit).
+
+    ``threads`` is the task's share of the worker's CPUs (e.g. an Airflow task's pool
+    slots) and is used as given; without it, ``SYNTH_CPU_THREADS`` or the worker's measured
+    CPU budget (cgroup quota, CPU affinity: not the host's core count) decides. torch and the
+    BLAS/OpenMP pools use that many threads for this fit only and are restored afterwards,
+    so the next task in the same worker process starts from the settings it had.
     """
+    budget = measure_cpu_budget(threads)
+    count = training_threads(spec, budget)
+    log.info("Training with %d threads (CPU budget: %s)", count, budget.describe())
+    with threads_for_training(count):
+        return _fit(
+            train,
+            table,
+            spec,
+            contract=contract,
+            seed=seed,
+            fixed_combinations=fixed_combinations,
+            kinds=kinds,
+            rules_off=rules_off,
+            smooth=smooth,
+            threads=count,
+        )
+
+
+def training_threads(spec: SynthesizerSpec, budget: CpuBudget) -> int:
+    """Threads for training ``spec`` within ``budget``.
+
+    A number a person or the task set is used as given. A measured budget goes through the
+    model's measured share (:meth:`SynthesizerSpec.torch_threads`: half the CPUs for the
+    neural models, whose small operations train faster on fewer threads than cores); SDV's
+    copulas are numpy/scipy work and get the whole budget.
+    """
+    if budget.explicit or not spec.is_neural:
+        return budget.cpus
+    return spec.torch_threads(budget.cpus)
+
+
+def _fit(
+    train: pd.DataFrame,
+    table: str,
+    spec: SynthesizerSpec,
+    *,
+    contract: TableContract | None,
+    seed: int | None,
+    fixed_combinations: CombinationSwitch,
+    kinds: Mapping[str, str] | None,
+    rules_off: Sequence[str],
+    smooth: Sequence[str],
+    threads: int,
+) -> TableModel:
     declared_kinds = {**(contract.kinds if contract else {}), **(kinds or {})}
     profiles = [
         replace(p, point_masses=()) if p.name in smooth else p
@@ -91,6 +147,12 @@ def fit_table_model(
         combination_constraints({table: encoded}, model_metadata, {table: left_out}) if on else []
     )
     fitted, seconds = fit_synthesizer(
-        encoded, model_metadata, spec, table, seed=seed, constraints=constraints
+        encoded,
+        model_metadata,
+        spec,
+        table,
+        seed=seed,
+        torch_threads=threads,
+        constraints=constraints,
     )
     return TableModel(ProfiledSynthesizer(fitted, codec, rules), profiles, rules, metadata, seconds)

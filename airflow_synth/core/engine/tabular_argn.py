@@ -24,7 +24,8 @@ The wrapper gives the pipeline what it gets from SDV: ``fit({table: frame})``,
 * The process is left as the engine found it (:func:`engine_side_effects_undone`): training
   switches the CPU to flush denormal floats to zero and reseeds the global generators,
   which silently changed what a later HMA run in the same worker produced from the same
-  seed.
+  seed. Training and sampling run with the worker's CPU budget in threads (cgroup quota,
+  CPU affinity; :mod:`~airflow_synth.core.engine.cpu_budget`), restored the same way.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from airflow_synth.core.engine.cpu_budget import (
+    active_training_threads,
+    measure_cpu_budget,
+    threads_for_training,
+)
 
 log = logging.getLogger(__name__)
 
@@ -267,8 +274,28 @@ class TabularARGNSynthesizer:
             shutil.rmtree(workspace, ignore_errors=True)
 
 
+def engine_threads() -> int:
+    """Threads for the engine: the caller's inside a fit, else the worker's CPU budget.
+
+    Inside :func:`~airflow_synth.core.engine.table_model.fit_table_model` the threads it
+    chose (and logged) are kept. Anywhere else (sampling in a later task, often on another
+    worker than the fit) the budget is measured here: an explicit ``SYNTH_CPU_THREADS`` as
+    given, a measured one at the engine's share (half: on 2 cores TabularARGN trains 1.6x
+    faster on 1 thread than on 2).
+    """
+    active = active_training_threads()
+    if active is not None:
+        return active
+    budget = measure_cpu_budget()
+    if budget.explicit:
+        return budget.cpus
+    from airflow_synth.core.engine.synthesizers import SYNTHESIZERS, SynthesizerSpec
+
+    return SynthesizerSpec("tabular_argn", SYNTHESIZERS["tabular_argn"]).torch_threads(budget.cpus)
+
+
 @contextlib.contextmanager
-def engine_side_effects_undone() -> Iterator[None]:
+def engine_side_effects_undone(threads: int | None = None) -> Iterator[None]:
     """Undo what the engine changes process-wide, so the next task in this worker is unchanged.
 
     Training calls ``torch.set_flush_denormal(True)`` (the CPU then rounds tiny floats to
@@ -276,7 +303,9 @@ def engine_side_effects_undone() -> Iterator[None]:
     Python's, NumPy's and torch's global generators and exports ``MOSTLYAI_ENGINE_SEED``.
     In a long-lived worker (or ``dag.test()``) an HMA run after an ARGN fit then produced
     other rows from the same seed. Flush-to-zero is off by default and has no getter, so it
-    is switched off again; the rest is restored to what it was.
+    is switched off again; the rest is restored to what it was. The block runs with
+    ``threads`` torch and BLAS threads (default :func:`engine_threads`), put back by
+    :func:`~airflow_synth.core.engine.cpu_budget.threads_for_training` on the way out.
     """
     import torch
 
@@ -284,7 +313,10 @@ def engine_side_effects_undone() -> Iterator[None]:
     torch_state, dtype = torch.get_rng_state(), torch.get_default_dtype()
     seed_variable = os.environ.get("MOSTLYAI_ENGINE_SEED")
     try:
-        with warnings.catch_warnings():  # the engine adds filters of its own
+        with (
+            threads_for_training(threads or engine_threads()),
+            warnings.catch_warnings(),  # the engine adds filters of its own
+        ):
             yield
     finally:
         torch.set_flush_denormal(False)
