@@ -84,6 +84,14 @@ def esl_params(
                 "gaussian_copula."
             ),
         ),
+        "max_training_rows": Param(
+            200_000,
+            type="integer",
+            minimum=0,
+            title="Most training rows",
+            description="A bigger table is trained on a seeded sample of this many rows; the "
+            "rows to generate are sampled all the same. 0 = train on every row.",
+        ),
         "seed": Param(
             seed,
             type=["null", "integer"],
@@ -163,6 +171,7 @@ def config_from_params(dataset: str, sql_file: str, **settings: Any) -> ESLConfi
         "num_rows": "{{ params.rows }}",
         "seed": "{{ params.seed }}",
         "epochs": "{{ params.epochs }}",
+        "max_training_rows": "{{ params.max_training_rows }}",
         "formats": "{{ ['parquet', 'csv'] if params.csv else ['parquet'] }}",
         "checks": {name: "{{ params." + name + " }}" for name in CHECK_PARAMS},
         "dry_run": "{{ params.dry_run }}",

@@ -57,7 +57,15 @@ log = logging.getLogger(__name__)
 SQL_DIR_ENV = "SYNTH_SQL_DIR"
 AUTO = "auto"
 #: The synthesis settings every synthesizing task takes (templated, passed through as-is).
-SYNTHESIS_FIELDS = ("synthesizer", "synthesizer_params", "num_rows", "seed", "epochs", "checks")
+SYNTHESIS_FIELDS = (
+    "synthesizer",
+    "synthesizer_params",
+    "num_rows",
+    "seed",
+    "epochs",
+    "checks",
+    "max_training_rows",
+)
 #: The multi-table synthesis settings that the extract checks up front (``validate=``) and
 #: the synthesize task passes on as they are (besides ``main_table``).
 MULTITABLE_SYNTHESIS_FIELDS = (
@@ -351,6 +359,7 @@ def execute_synthesize(
     seed: Any = None,
     epochs: Any = None,
     checks: Mapping[str, Any] | str | None = None,
+    max_training_rows: Any = None,
 ) -> dict[str, Any]:
     """Validate settings first (cheap), then train, sample, check and save the model."""
     from airflow_synth.core.settings_check import synthesizer_spec_for
@@ -385,9 +394,18 @@ def execute_synthesize(
             layout=layout,
             checks=check_settings,
             enforce_gates_=not dry_run,
+            max_training_rows=training_rows_bound(max_training_rows),
         )
         synthesis_metrics(dataset, synthesis)
         return workspace.stage({**synthesis, "staging": str(workspace.location)})
+
+
+def training_rows_bound(value: Any) -> int | None:
+    """``max_training_rows`` as the steps take it: unset = the default bound, 0 = none."""
+    from airflow_synth.core.engine.set_run import DEFAULT_MAX_TRAINING_ROWS
+
+    rows = as_int(value, "max_training_rows")
+    return DEFAULT_MAX_TRAINING_ROWS if rows is None else (rows or None)
 
 
 #: XCom key under which a synthesize task that failed a gate records its quarantined reports
@@ -733,7 +751,6 @@ def execute_multitable_synthesize(
     max_training_rows: Any = None,
 ) -> dict[str, Any]:
     """Validate settings (cheap), then train the set's model, sample, check, save it."""
-    from airflow_synth.core.engine.set_run import DEFAULT_MAX_TRAINING_ROWS
     from airflow_synth.core.engine.subset import DEFAULT_MAX_ORPHAN_SHARE
     from airflow_synth.core.settings_check import check_multitable_engine
     from airflow_synth.core.steps import (
@@ -744,7 +761,6 @@ def execute_multitable_synthesize(
 
     check_settings = CheckSettings.from_mapping(as_dict(checks, "checks"))
     parents = as_int(max_parents, "max_parents")
-    training_rows = as_int(max_training_rows, "max_training_rows")
     check_multitable_engine({"engine": engine, "synthesizers": synthesizers})
     chosen = synthesizers
     if isinstance(chosen, str) and chosen.strip().startswith("{"):
@@ -771,9 +787,7 @@ def execute_multitable_synthesize(
             contracts=load_table_contracts(extract.get("contracts") or {}),
             engine=(engine or "").strip() or DEFAULT_ENGINE,
             synthesizer=chosen or None,
-            max_training_rows=(
-                DEFAULT_MAX_TRAINING_ROWS if training_rows is None else (training_rows or None)
-            ),
+            max_training_rows=training_rows_bound(max_training_rows),
         )
         return workspace.stage({**synthesis, "staging": str(workspace.location)})
 

@@ -52,7 +52,7 @@ with DAG(
             "SDV's HMA on a subset of max_parents users (small schemas only).",
         ),
         "max_training_rows": Param(
-            100_000,
+            200_000,
             type="integer",
             minimum=0,
             title="Training rows per table (per_table)",

@@ -52,6 +52,7 @@ class _SynthesizeDecoratedOperator(
         seed: int | str | None = None,
         epochs: int | str | None = None,
         checks: Mapping[str, Any] | str | None = None,
+        max_training_rows: int | str | None = None,
         formats: Sequence[str] = ("parquet",),
         aws_conn_id: str | None = None,
         bucket: str | None = None,

@@ -85,7 +85,7 @@ class MultiTableSynthesizeOperator(SynthesizeOperatorBase):
         integrity-preserving subset; at most five tables, two levels, single-column keys).
     :param synthesizers: ``per_table`` only: one synthesizer name for every table or
         ``{table: name}`` (default ``gaussian_copula``).
-    :param max_training_rows: ``per_table`` only: training rows per table (default 100,000;
+    :param max_training_rows: ``per_table`` only: training rows per table (default 200,000;
         0 = all); sampling still produces the full size.
     :param max_parents: ``hma`` only: main-table rows (with all their children) to train on;
         bounds fit time and memory. 0 = all rows.

@@ -32,6 +32,8 @@ class ESLSynthesizeOperator(SynthesisSettings, SynthesizeOperatorBase):
     :param seed: makes the run reproducible (numpy, torch and SDV sampling are seeded).
     :param epochs: most training epochs of neural synthesizers (ignored by gaussian_copula);
         an ``epochs`` key in ``synthesizer_params`` wins.
+    :param max_training_rows: train on a seeded sample of at most this many rows (default
+        200,000; 0 = all); ``num_rows`` are sampled all the same.
     :param checks: holdout, filters and gate thresholds (see ``CheckSettings``), e.g.
         ``{"min_quality": 0.8, "max_dcr_share": 0.55, "outlier_filter": False}``.
     :param aws_conn_id: AWS connection of the bucket (default from ``synth_conn_id``).
@@ -53,6 +55,7 @@ class ESLSynthesizeOperator(SynthesisSettings, SynthesizeOperatorBase):
         seed: int | str | None = None,
         epochs: int | str | None = None,
         checks: Mapping[str, Any] | str | None = None,
+        max_training_rows: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

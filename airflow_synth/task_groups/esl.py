@@ -34,6 +34,7 @@ class ESLConfig(ChainConfig):
     synthesizer_params: Mapping[str, Any] | str | None = None
     num_rows: int | str | None = None
     epochs: int | str | None = None
+    max_training_rows: int | str | None = None
     parameters: Mapping[str, Any] | Sequence[Any] | None = None
     contract_file: str | None = AUTO
     dry_run: bool | str = False

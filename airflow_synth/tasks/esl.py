@@ -72,6 +72,7 @@ def synthesize_table(
     seed: int | str | None = None,
     epochs: int | str | None = None,
     checks: Mapping[str, Any] | str | None = None,
+    max_training_rows: int | str | None = None,
     aws_conn_id: str | None = None,
     bucket: str | None = None,
     synth_conn_id: str | None = None,
@@ -88,6 +89,7 @@ def synthesize_table(
         seed=seed,
         epochs=epochs,
         checks=checks,
+        max_training_rows=max_training_rows,
     )
 
 

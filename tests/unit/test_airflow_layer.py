@@ -185,6 +185,7 @@ def test_esl_dags_wire_the_chain_with_a_teardown_and_an_asset(dagbag, dag_id: st
         "rows",
         "synthesizer",
         "epochs",
+        "max_training_rows",
         "seed",
         "csv",
         "dry_run",

@@ -116,3 +116,29 @@ def test_a_single_table_publication_lists_its_table_like_a_set(tmp_path: Path) -
     assert manifest["tables"]["customers"]["rows"] == 50
     assert [c["name"] for c in manifest["columns"]] == list(fakes.customers(1, 1).columns)
     assert result["tables"] == {"customers": layout.uri(layout.data_key())}
+
+
+def test_a_big_table_is_trained_on_a_bounded_sample_and_sampled_in_full(tmp_path: Path) -> None:
+    """``max_training_rows`` bounds what the model learns from, not what is published; the
+    bound is recorded for the manifest."""
+    from airflow_synth.core.steps import run_synthesize
+
+    real = tmp_path / "real.parquet"
+    fakes.customers(3_000, 5).to_parquet(real, index=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_synthesize(
+        real,
+        out,
+        dataset="customers",
+        spec=resolve_synthesizer("gaussian_copula"),
+        num_rows=2_500,
+        seed=1,
+        checks=CheckSettings.from_mapping({"min_dependence": None}),
+        enforce_gates_=False,
+        max_training_rows=500,
+    )
+    assert result["training_rows"] == 500
+    assert result["max_training_rows"] == 500
+    assert result["holdout_rows"] == 600  # the holdout is taken first, from every row
+    assert pq.read_metadata(result["synthetic_uri"].removeprefix("file://")).num_rows == 2_500

@@ -343,6 +343,7 @@ def test_esl_task_group_gives_extract_the_synthesis_and_store_settings() -> None
         "seed": 1,
         "epochs": 3,
         "checks": {"min_quality": 0.5},
+        "max_training_rows": None,
         "aws_conn_id": "synth_s3",
         "bucket": "b",
         "synth_conn_id": None,

@@ -21,6 +21,7 @@ import pandas as pd
 
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.combinations import CombinationSwitch
+from airflow_synth.core.engine.cpu_budget import cpu_budget, threads_for_training
 from airflow_synth.core.engine.fresh import FreshValues
 from airflow_synth.core.engine.holdout import holdout_mask
 from airflow_synth.core.engine.metadata import build_metadata
@@ -34,9 +35,10 @@ from airflow_synth.core.relations import RelationshipError, TableSet
 
 log = logging.getLogger(__name__)
 
-#: Default bound on each table's training rows (the rest of a big table is not needed to
-#: learn its shape; sampling still produces the full size).
-DEFAULT_MAX_TRAINING_ROWS = 100_000
+#: Default bound on each table's training rows, single tables and every table of a set (the
+#: rest of a big table is not needed to learn its shape; sampling still produces the full
+#: size). A seeded random sample of the rows outside the holdout.
+DEFAULT_MAX_TRAINING_ROWS = 200_000
 
 
 @dataclass
@@ -93,6 +95,13 @@ def split_per_table(
         if max_training_rows and len(rest) > max_training_rows:
             rng = np.random.default_rng(table_seed)
             rest = rest[np.sort(rng.choice(len(rest), max_training_rows, replace=False))]
+            log.info(
+                "%s: training on a seeded sample of %d of %d rows (max_training_rows); "
+                "sampling still produces the full size",
+                name,
+                max_training_rows,
+                len(frame) - int(held.sum()),
+            )
         train[name] = rest
     return train, holdout
 
@@ -209,7 +218,8 @@ def run_set_engine(
 
     own = [name for name in standalone if engine.models.get(name) is not None]
     started = time.monotonic()
-    sampled = engine.sample(scale=scale, seed=seed, issue_key=issue_key, skip=own)
+    with threads_for_training(cpu_budget()):  # the worker's CPUs, not the host's
+        sampled = engine.sample(scale=scale, seed=seed, issue_key=issue_key, skip=own)
     sample_seconds = time.monotonic() - started
     modelled = {name: list(plans[name].modelled) for name in table_set.order}
     split = {

@@ -37,6 +37,7 @@ PUBLIC_SYNTHESIS_KEYS = (
     "rows",
     "training_rows",
     "holdout_rows",
+    "max_training_rows",
     "model_uri",
     "fit_seconds",
     "sample_seconds",

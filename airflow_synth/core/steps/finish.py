@@ -180,6 +180,7 @@ def _finish_table(trained: _Trained, done: _Sampled, run: _Run) -> dict[str, Any
         "rows": rows,
         "training_rows": len(trained.train[name]),
         "holdout_rows": len(trained.holdout[name]),
+        "max_training_rows": trained.split.get("max_training_rows"),
         "fit_seconds": round(trained.fit_seconds, 3),
         "sample_seconds": round(trained.sample_seconds, 3),
         "checks_seconds": round(assessment.seconds, 3),

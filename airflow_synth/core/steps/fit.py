@@ -23,6 +23,7 @@ from airflow_synth.core.assess.checks import (
 )
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.combinations import CombinationSwitch
+from airflow_synth.core.engine.cpu_budget import cpu_budget, threads_for_training
 from airflow_synth.core.engine.fresh import FreshColumns, reissue_keys
 from airflow_synth.core.engine.sampling import sample_to_parquet
 from airflow_synth.core.engine.set_engine import ENGINE_NAME as PER_TABLE_ENGINE
@@ -230,20 +231,21 @@ def _sample_standalone(
     columns = list(frame.columns)
     del frame
     assessor.expect(max(wanted, PRIVACY_MIN_ROWS))
-    rows, _ = sample_to_parquet(
-        fitted.synthesizer,
-        wanted,
-        schema,
-        path,
-        name,
-        screen=assessor.screen if assessor.filtering else None,
-        strata=assessor.strata,
-        replacements=assessor.replacements,
-        max_filtered_share=max_filtered_share,
-        observe=assessor.observe,
-        complete=lambda batch: fresh.complete(batch, columns),
-    )
-    extra = assessor.top_up(lambda n: fitted.synthesizer.sample(num_rows=n)[name])
+    with threads_for_training(cpu_budget()):  # neural samplers too: the worker's CPUs only
+        rows, _ = sample_to_parquet(
+            fitted.synthesizer,
+            wanted,
+            schema,
+            path,
+            name,
+            screen=assessor.screen if assessor.filtering else None,
+            strata=assessor.strata,
+            replacements=assessor.replacements,
+            max_filtered_share=max_filtered_share,
+            observe=assessor.observe,
+            complete=lambda batch: fresh.complete(batch, columns),
+        )
+        extra = assessor.top_up(lambda n: fitted.synthesizer.sample(num_rows=n)[name])
     if extra:
         log.info("%s: privacy judged on %d more sampled rows (not published)", name, extra)
     return rows

@@ -88,8 +88,12 @@ def run_synthesize(
     layout: DatasetLayout | None = None,
     checks: CheckSettings | None = None,
     enforce_gates_: bool = True,
+    max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
 ) -> dict[str, Any]:
     """Synthesize one feature table: :func:`synthesize_set` over a table set of one.
+
+    A table bigger than ``max_training_rows`` (outside the holdout) is trained on a seeded
+    random sample of that many rows (``None``: all); ``num_rows`` are sampled all the same.
 
     With ``enforce_gates_=False`` (dry runs) failed gates are logged, not raised.
 
@@ -112,7 +116,7 @@ def run_synthesize(
         layout=layout,
         checks=checks,
         enforce_gates_=enforce_gates_,
-        max_training_rows=None,
+        max_training_rows=max_training_rows,
         as_table=True,
     )
 
