@@ -3,7 +3,7 @@
 Every method reads the same freshly generated 14-column table of the embedded PostgreSQL:
 
 - ``psql``: ``psql \\copy (SELECT ...) TO '/dev/null'``, the wire-speed limit (no file written);
-- ``ours``: :func:`~airflow_synth.core.extract.stream.stream_query_to_parquet` (binary COPY);
+- ``ours``: :func:`~airflow_synth.core.extract.stream.stream_query_to_parquet` (ADBC reader);
 - ``adbc``: the ADBC PostgreSQL driver's record batches streamed into Parquet (zstd, as
   ours), when ``adbc-driver-postgresql`` is installed (it is not a dependency);
 - ``pandas``: ``pandas.read_sql`` + ``DataFrame.to_parquet``, the baseline to beat.

@@ -9,6 +9,7 @@ not a guess about what the driver returns.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -276,7 +277,8 @@ def test_the_extract_cannot_write_to_the_source(conn: psycopg.Connection, dsn, t
 
 def test_a_psycopg2_connection_writes_the_same_file(dsn: str, conn, tmp_path):
     """PostgresHook before SQLAlchemy 2 hands out psycopg 2: the row path, same result."""
-    psycopg2 = pytest.importorskip("psycopg2")
+    import psycopg2  # a dependency of the postgres provider
+
     old = psycopg2.connect(dsn, options=f"-c TimeZone={SESSION_TZ}")
     try:
         by_rows = stream_query_to_parquet(old, TYPED_SQL, tmp_path / "rows.parquet")
@@ -553,7 +555,8 @@ def test_extract_transaction_is_rolled_back(conn: psycopg.Connection, dsn, tmp_p
 
 def test_the_row_path_rolls_back_what_the_query_wrote(dsn: str, tmp_path):
     """psycopg 2 (the row path) runs the query in the task's transaction: rolled back."""
-    psycopg2 = pytest.importorskip("psycopg2")
+    import psycopg2  # a dependency of the postgres provider
+
     old = psycopg2.connect(dsn)
     try:
         sql = "SELECT id, touch(id) AS touched FROM accounts ORDER BY id"
@@ -575,6 +578,23 @@ def accounts_contract(columns: list[dict[str, str]]) -> Any:
     return parse_contract(
         {"table": "accounts", "columns": columns}, source="features/accounts.contract.yaml"
     )
+
+
+def test_no_value_reaches_the_log(conn: psycopg.Connection, tmp_path, caplog):
+    """Every log line of an extract (ours and the libraries', at DEBUG) is free of values."""
+    caplog.set_level(logging.DEBUG)
+    staging = tmp_path / "staging"
+    run_extract(conn, "SELECT * FROM accounts", staging, sql_name="acc.sql", batch_rows=1)
+    with pytest.raises(ExtractError):
+        run_extract(
+            conn,
+            "SELECT id, (name || '-x')::integer FROM accounts",
+            staging,
+            sql_name="bad.sql",
+        )
+    assert "acc.sql" in caplog.text
+    for value in ("alice", "bob", "carol", INJECTION):
+        assert value not in caplog.text, value
 
 
 def test_run_extract_checks_the_contract_and_reports(conn: psycopg.Connection, tmp_path):
