@@ -601,6 +601,30 @@ def test_read_tables_cuts_adbc_batches_into_tables_of_batch_rows(monkeypatch) ->
     assert source.queries == ["SELECT id FROM t\n"] and source.closed
 
 
+def test_read_tables_turns_a_failure_while_streaming_into_a_read_error(monkeypatch) -> None:
+    """pyarrow raises the driver's text (which quotes the value) from the reader: it is
+    reduced to a ReadError, and the original is not chained."""
+
+    def failing() -> Iterator[pa.RecordBatch]:
+        yield _batch_of(c1=pa.array([1, 2]))
+        raise OSError(
+            "[libpq] Query failed [PGRES_FATAL_ERROR]: ERROR:  invalid input syntax for "
+            'type integer: "SECRET-7"'
+        )
+
+    source = FakeAdbc([])
+    source.batches = failing()  # type: ignore[assignment]
+    monkeypatch.setattr(columnar, "connect", lambda conn: source)
+    tables = read_tables(object(), "SELECT n FROM t", pa.schema([("n", pa.int64())]), [20], 1)
+    assert next(tables).num_rows == 1
+    assert next(tables).num_rows == 1
+    with pytest.raises(ReadError) as err:
+        next(tables)
+    assert "SECRET" not in str(err.value)
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    assert source.closed  # the driver's connection is closed on the way out
+
+
 def test_server_error_keeps_the_message_not_the_statement_or_values() -> None:
     exc = RuntimeError(
         "INVALID_DATA: [libpq] Failed to execute query: could not begin COPY: ERROR:  x\n\n"
