@@ -77,9 +77,10 @@ def test_an_unrelated_table_of_a_set_is_sampled_like_a_single_table(tmp_path: Pa
     assert {"customers.rules_held", "customers.exact_match_rate", "referential_integrity"} <= gates
 
 
-def test_every_table_of_a_set_holds_out_equal_rows_together() -> None:
-    """Rows equal on the modelled columns are one group: never split between training and
-    holdout (a duplicate on both sides would be a held-out row at distance 0)."""
+def test_the_split_holds_out_rows_equal_on_the_given_columns_together() -> None:
+    """Rows equal on the given columns (a standalone table's modelled columns, as for a
+    single table) are one group: never split between training and holdout (a duplicate on
+    both sides would be a held-out row at distance 0)."""
     rng = np.random.default_rng(0)
     values = rng.integers(0, 40, 2_000)  # ~50 copies of each value
     frame = pd.DataFrame({"key": np.arange(2_000), "value": values, "flag": values % 2 == 0})

@@ -106,6 +106,21 @@ def split_per_table(
     return train, holdout
 
 
+def holdout_columns(
+    name: str, frame: pd.DataFrame, plan: Any, standalone: Sequence[str]
+) -> list[str]:
+    """What makes rows "equal" for the holdout of one table.
+
+    A table without relationships is split as a single table is: rows equal on the modelled
+    columns are held out together. A related table is split by row (its keys make every row
+    distinct): in an event log a third of the rows repeat others, so grouping would keep the
+    biggest groups (the commonest events) out of the holdout, and a faithful model's copies
+    of them would count as closer to training (the full-size demo's sessions: DCR share
+    0.63 grouped, 0.52 by row).
+    """
+    return list(plan.modelled) if name in standalone else list(frame.columns)
+
+
 def checked_frames(
     frames: Mapping[str, pd.DataFrame], table_set: TableSet, max_orphan_share: float
 ) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
@@ -190,7 +205,7 @@ def run_set_engine(
         holdout_share,
         max_training_rows,
         seed or 0,
-        {name: plans[name].modelled for name in table_set.order},
+        {name: holdout_columns(name, frames[name], plans[name], standalone) for name in frames},
     )
     engine = SetSynthesizer(
         table_set,
