@@ -13,8 +13,9 @@ caches, the page cache), then each recorded round runs every method once, in an 
 rotated from round to round, so drift on a shared machine hits all methods alike. Medians
 are reported per method, and the ratios are medians of the per-round ratios (each from
 runs made back to back). Each run happens in a fresh grandchild process whose peak RSS
-(``wait4``'s ``ru_maxrss``) is its peak memory: a process started by ``exec`` from this one
-would report our own high-water mark instead.
+(``wait4``'s ``ru_maxrss``) is its peak memory (a process started by ``exec`` from this one
+would report our own high-water mark instead) and whose user + system time is the
+client's CPU (the server's is not counted: it is the same query for every method).
 
 ``python -m benchmarks extract`` runs 1M rows (a few minutes); ``--big`` adds 10M rows
 (pandas needs ~16 GB there) and checks that our peak memory stays flat.
@@ -47,7 +48,7 @@ METHODS = ("psql", "ours", "adbc", "pandas")
 GOALS = {"psql": 0.6, "pandas": 4.0}  # ours' throughput as a multiple of theirs
 PEAK_GROWTH_GOAL = 1.2  # ours' peak memory at 10M rows over that at 1M rows
 
-#: Runs one method in a forked grandchild and prints {"seconds", "peak_mib", "rows"}.
+#: Runs one method in a forked grandchild; prints {"seconds", "peak_mib", "cpu_s", "rows"}.
 CHILD = r"""
 import json, os, sys, time
 method, dsn, query, out, psql = sys.argv[1:6]
@@ -100,6 +101,7 @@ if os.waitstatus_to_exitcode(status) != 0:
     sys.exit(f"{method} failed with status {status}")
 report.setdefault("seconds", wall)  # psql: from fork to exit, connection included
 report["peak_mib"] = usage.ru_maxrss / 1024
+report["cpu_s"] = usage.ru_utime + usage.ru_stime  # the client's, all threads
 print(json.dumps(report))
 """
 
@@ -153,7 +155,7 @@ def measure(
             label = "warm-up" if round_no < 0 else f"round {round_no + 1}"
             print(
                 f"  {label:8s} {method:7s} {result['seconds']:7.2f} s  "
-                f"peak {result['peak_mib']:7.0f} MiB",
+                f"client CPU {result['cpu_s']:6.2f} s  peak {result['peak_mib']:7.0f} MiB",
                 flush=True,
             )
             if round_no >= 0:
@@ -170,6 +172,7 @@ def summarise(rows: int, runs: dict[str, list[dict]]) -> dict:
             "seconds": seconds,
             "rows_per_s": rows / seconds,
             "peak_mib": statistics.median(r["peak_mib"] for r in results),
+            "cpu_s": statistics.median(r["cpu_s"] for r in results),
         }
     ours = runs["ours"]
     for method, results in runs.items():
@@ -190,7 +193,7 @@ def print_summary(summary: dict) -> None:
     for method, m in summary["methods"].items():
         print(
             f"  {method:7s} {m['seconds']:7.2f} s  {m['rows_per_s'] / 1e6:6.2f} M rows/s  "
-            f"peak {m['peak_mib']:7.0f} MiB"
+            f"client CPU {m['cpu_s']:6.2f} s  peak {m['peak_mib']:7.0f} MiB"
         )
     for method, r in summary["ours_vs"].items():
         goal = GOALS.get(method)
