@@ -553,19 +553,22 @@ def test_extract_transaction_is_rolled_back(conn: psycopg.Connection, dsn, tmp_p
     assert_usable(conn)
 
 
-def test_the_row_path_rolls_back_what_the_query_wrote(dsn: str, tmp_path):
-    """psycopg 2 (the row path) runs the query in the task's transaction: rolled back."""
+def test_the_row_path_is_read_only_too(dsn: str, tmp_path):
+    """psycopg 2 (the row path) runs the query in the task's transaction, made read-only."""
     import psycopg2  # a dependency of the postgres provider
 
     old = psycopg2.connect(dsn)
     try:
         sql = "SELECT id, touch(id) AS touched FROM accounts ORDER BY id"
-        result = stream_query_to_parquet(old, sql, tmp_path / "t.parquet", batch_rows=2)
-        assert result.rows == 4
-        assert pq.read_table(result.path).column("touched").to_pylist() == [1, 2, 3, 4]
+        with pytest.raises(ExtractError, match="cannot execute INSERT in a read-only"):
+            stream_query_to_parquet(old, sql, tmp_path / "t.parquet", batch_rows=2)
+        assert old.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        again = stream_query_to_parquet(old, "SELECT id FROM accounts", tmp_path / "a.parquet")
+        assert again.rows == 4
     finally:
         old.close()
     assert fetch_plain(dsn, "SELECT count(*) FROM touched")[0][0] == 0
+    assert leftovers(tmp_path) == ["a.parquet"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from airflow_synth.core.extract.columnar import (
 )
 from airflow_synth.core.extract.sql import error_line, sql_hash
 from airflow_synth.core.extract.stream import (
+    READ_ONLY,
     ExtractResult,
     _extract_error,
     arrow_schema_for,
@@ -66,6 +67,8 @@ class FakeCursor:
 
     def execute(self, sql: str, parameters: Any = None) -> None:
         self.conn.executed.append((sql, parameters))
+        if sql == READ_ONLY:  # the row path's first statement: no result
+            return
         if self.conn.execute_error is not None:
             raise self.conn.execute_error
         self.description = list(self.conn.columns)
@@ -306,9 +309,10 @@ def test_stream_writes_every_row_in_batches(tmp_path: Path) -> None:
     # one Parquet row group per fetched batch: memory stays bounded by batch_rows
     assert pq.ParquetFile(out).metadata.num_row_groups == 3
     assert conn.fetch_sizes == [3, 3, 3, 3]
-    assert conn.cursor_names == ["airflow_synth_extract"]  # server-side cursor
-    assert conn.cursors[0].itersize == 3
-    assert conn.executed == [(SQL, {"min_id": 0})]  # bound by the driver, not formatted
+    assert conn.cursor_names == [None, "airflow_synth_extract"]  # read-only, server-side
+    assert conn.cursors[1].itersize == 3
+    # read-only first; then the values are bound by the driver, not formatted
+    assert conn.executed == [(READ_ONLY, None), (SQL, {"min_id": 0})]
     assert conn.rollbacks == 1
     assert not list(out.parent.glob("*.partial"))
 
@@ -335,7 +339,7 @@ def test_stream_passes_no_parameters_as_none(tmp_path: Path) -> None:
     conn = FakeConnection([Column("a", 23)], [(1,)])
     stream_query_to_parquet(conn, "SELECT 100 % 7", tmp_path / "r.parquet", {})
     # an empty mapping must not switch the driver into %-placeholder mode
-    assert conn.executed == [("SELECT 100 % 7", None)]
+    assert conn.executed[1:] == [("SELECT 100 % 7", None)]
 
 
 def test_empty_result_is_an_error_and_leaves_no_file(tmp_path: Path) -> None:
@@ -452,7 +456,7 @@ def test_run_extract_without_contract(tmp_path: Path) -> None:
     result = run_extract(conn, "SELECT x", tmp_path, sql_name="q.sql", parameters=[1])
     assert result["contract_file"] is None
     assert result["columns"] == [["x", "float"]]
-    assert conn.executed == [("SELECT x", [1])]
+    assert conn.executed[1:] == [("SELECT x", [1])]
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 50_000
 CURSOR_NAME = "airflow_synth_extract"
+#: Sent before the row path's query (going read-only is allowed at any point of a transaction).
+READ_ONLY = "SET TRANSACTION READ ONLY"
 
 # PostgreSQL built-in type OIDs (stable across versions) -> Arrow types.
 _ARROW_BY_OID: dict[int, pa.DataType] = {
@@ -249,7 +251,13 @@ def _client_side(conn: Any, sql: str, parameters: Any) -> str:
 
 
 def _cursor_tables(conn: Any, sql: str, parameters: Any, sql_name: str, batch_rows: int) -> Tables:
-    """The rows through a server-side cursor, a row at a time (psycopg 2 connections)."""
+    """The rows through a server-side cursor, a row at a time (psycopg 2 connections).
+
+    The query runs in the task's transaction, made read-only first (as the ADBC path's
+    connection is), so a SQL file cannot change the source; it is rolled back at the end.
+    """
+    with conn.cursor() as setup:
+        setup.execute(READ_ONLY)
     with conn.cursor(name=CURSOR_NAME) as cursor:
         cursor.itersize = batch_rows
         _declare(cursor, sql, parameters, sql_name)
