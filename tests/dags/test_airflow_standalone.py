@@ -27,11 +27,10 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 import requests
+from dagtest_helpers import api_session, trigger_and_wait, wait_for_dag
 
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.demo.standalone import (
-    ADMIN_PASSWORD,
-    ADMIN_USER,
     METADATA_DATABASE,
     wait_healthy,
 )
@@ -218,14 +217,7 @@ def make_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
 
 @pytest.fixture(scope="module")
 def api(make_airflow: Runner) -> requests.Session:
-    token = requests.post(
-        f"{make_airflow.base}/auth/token",
-        json={"username": ADMIN_USER, "password": ADMIN_PASSWORD},
-        timeout=30,
-    ).json()["access_token"]
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
-    return session
+    return api_session(make_airflow.base)
 
 
 def _component(runner: Runner, name: str) -> int:
@@ -292,38 +284,16 @@ def test_trigger_through_the_rest_api_runs_and_publishes(
     make_airflow: Runner, api: requests.Session
 ) -> None:
     base = make_airflow.base
-    deadline = time.monotonic() + 180
-    while api.get(f"{base}/api/v2/dags/{DAG_ID}", timeout=30).status_code != 200:
-        assert time.monotonic() < deadline, f"{DAG_ID} never appeared in the API"
-        time.sleep(2)
+    wait_for_dag(api, base, DAG_ID)
     listed = api.get(f"{base}/api/v2/dags", params={"tags": "esl"}, timeout=30).json()
     assert {DAG_ID, "esl_airbnb_bookings_nightly"} <= {d["dag_id"] for d in listed["dags"]}
-
-    response = api.patch(f"{base}/api/v2/dags/{DAG_ID}", json={"is_paused": False}, timeout=30)
-    assert response.status_code == 200
-    run = api.post(
-        f"{base}/api/v2/dags/{DAG_ID}/dagRuns",
-        json={
-            "logical_date": None,
-            # 40 rows are too few to measure dependence: waived, as a user must say so
-            "conf": {
-                "rows": 40,
-                "seed": 2,
-                "synthesizer": "gaussian_copula",
-                "min_dependence": None,
-            },
-        },
-        timeout=30,
-    ).json()
-    run_id = run["dag_run_id"]
-
-    state, deadline = None, time.monotonic() + 420
-    while time.monotonic() < deadline:
-        url = f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}"
-        state = api.get(url, timeout=30).json()["state"]
-        if state in ("success", "failed"):
-            break
-        time.sleep(3)
+    run_id, state = trigger_and_wait(
+        api,
+        base,
+        DAG_ID,
+        # 40 rows are too few to measure dependence: waived, as a user must say so
+        {"rows": 40, "seed": 2, "synthesizer": "gaussian_copula", "min_dependence": None},
+    )
     assert state == "success"
 
     # the tasks ran in the LocalExecutor's worker processes, below the scheduler

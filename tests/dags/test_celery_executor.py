@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,16 +27,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 import redis
-import requests
-from dagtest_helpers import staged_objects
+from dagtest_helpers import api_session, staged_objects, trigger_and_wait
 
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.demo.standalone import (
-    ADMIN_PASSWORD,
-    ADMIN_USER,
     metadata_db_environment,
     migrate_metadata_db,
-    standalone_environment,
     start_standalone,
     stop_standalone,
     wait_healthy,
@@ -55,7 +50,6 @@ SERVERS = {
     "scheduler": ("scheduler",),
     "dag-processor": ("dag-processor",),
 }
-RUN_TIMEOUT = 420
 
 
 @contextlib.contextmanager
@@ -86,42 +80,35 @@ def redis_broker(folder: Path) -> Iterator[str]:
             proc.kill()
 
 
-def start_worker(name: str, queue: str, env: dict[str, str], root: Path) -> subprocess.Popen:
-    """One Celery worker with a home, Airflow home and temp folder of its own."""
+def worker_environment(env: dict[str, str], name: str, root: Path) -> dict[str, str]:
+    """A worker's own home, Airflow home (a copy of the deployment's config) and temp folder."""
     home, airflow_home, tmp = root / "home", root / "airflow", root / "tmp"
     for folder in (home, airflow_home, tmp):
         folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(Path(env["AIRFLOW_HOME"]) / "airflow.cfg", airflow_home / "airflow.cfg")
-    own = {
+    return {
         **env,
         "HOME": str(home),
         "AIRFLOW_HOME": str(airflow_home),
         "TMPDIR": str(tmp),
         "SYNTH_WORKER_NAME": name,
     }
-    argv = [str(Path(sys.executable).parent / "airflow"), "celery", "worker"]
-    argv += ["--queues", queue, "--concurrency", "1", "--celery-hostname", f"{name}@localhost"]
-    argv += ["--skip-serve-logs", "--without-gossip", "--without-mingle"]
-    with open(root / "worker.log", "ab") as log:
-        return subprocess.Popen(
-            argv,
-            env=own,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
-def stop_worker(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, 15)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 9)
-        proc.wait(timeout=10)
+def worker_command(name: str, queue: str) -> tuple[str, ...]:
+    return (
+        "celery",
+        "worker",
+        "--queues",
+        queue,
+        "--concurrency",
+        "1",
+        "--celery-hostname",
+        f"{name}@localhost",
+        "--skip-serve-logs",
+        "--without-gossip",
+        "--without-mingle",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -148,52 +135,25 @@ def celery_airflow(
         migrate_metadata_db(env)
         port = find_free_port()
         servers = start_standalone(env, port, root / "logs", components=SERVERS)
-        workers: dict[str, subprocess.Popen] = {}
+        workers = []
         try:
-            worker_env = standalone_environment(env, port)
             for name, queue in WORKERS.items():
-                workers[name] = start_worker(name, queue, worker_env, root / name)
+                own = worker_environment(env, name, root / name)
+                command = {name: worker_command(name, queue)}
+                workers.append(start_standalone(own, port, root / name, components=command))
             wait_healthy(port, timeout=300, proc=servers)
             base = f"http://127.0.0.1:{port}"
-            token = requests.post(
-                f"{base}/auth/token",
-                json={"username": ADMIN_USER, "password": ADMIN_PASSWORD},
-                timeout=30,
-            ).json()["access_token"]
-            session = requests.Session()
-            session.headers["Authorization"] = f"Bearer {token}"
-            yield {"base": base, "session": session, "root": root, "workers": workers}
+            yield {"base": base, "session": api_session(base), "root": root}
         finally:
-            for proc in workers.values():
-                stop_worker(proc)
-            stop_standalone(servers)
+            for processes in (*workers, servers):
+                stop_standalone(processes)
 
 
-def trigger_and_wait(deployment: dict[str, Any], dag_id: str, conf: dict[str, Any]) -> str:
-    """Trigger ``dag_id`` with ``conf`` through the REST API; the run's id once it finished."""
-    base, session = deployment["base"], deployment["session"]
-    deadline = time.monotonic() + 180
-    while session.get(f"{base}/api/v2/dags/{dag_id}", timeout=30).status_code != 200:
-        assert time.monotonic() < deadline, f"{dag_id} never appeared in the API"
-        time.sleep(2)
-    response = session.patch(f"{base}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=30)
-    assert response.status_code == 200, response.text
-    run = session.post(
-        f"{base}/api/v2/dags/{dag_id}/dagRuns",
-        json={"logical_date": None, "conf": conf},
-        timeout=30,
-    ).json()
-    run_id = run["dag_run_id"]
-    state, deadline = None, time.monotonic() + RUN_TIMEOUT
-    while time.monotonic() < deadline:
-        url = f"{base}/api/v2/dags/{dag_id}/dagRuns/{run_id}"
-        state = session.get(url, timeout=30).json()["state"]
-        if state in ("success", "failed"):
-            break
-        time.sleep(3)
-    assert state == "success", (
-        f"{dag_id} run {run_id} ended {state}: {task_states(deployment, dag_id, run_id)}"
-    )
+def run_and_check(deployment: dict[str, Any], dag_id: str, conf: dict[str, Any]) -> str:
+    """Trigger ``dag_id`` through the REST API; its run id once it succeeded."""
+    run_id, state = trigger_and_wait(deployment["session"], deployment["base"], dag_id, conf)
+    states = task_states(deployment, dag_id, run_id)
+    assert state == "success", f"{dag_id} run {run_id} ended {state}: {states}"
     return run_id
 
 
@@ -235,7 +195,7 @@ def leftovers(deployment: dict[str, Any]) -> list[str]:
 
 
 def test_celery_executor_runs_a_table_across_two_workers(celery_airflow, s3_client) -> None:
-    run_id = trigger_and_wait(
+    run_id = run_and_check(
         celery_airflow,
         "esl_airbnb_bookings",
         # 40 rows are too few to measure dependence: waived, as a user must say so
@@ -256,7 +216,7 @@ def test_celery_executor_runs_a_table_across_two_workers(celery_airflow, s3_clie
 
 
 def test_celery_executor_runs_a_table_set_across_two_workers(celery_airflow, s3_client) -> None:
-    run_id = trigger_and_wait(
+    run_id = run_and_check(
         celery_airflow,
         "esl_airbnb_multitable",
         {"seed": 3, "max_training_rows": 2_000, "load_to_target": False},
