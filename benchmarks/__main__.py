@@ -1,14 +1,14 @@
 """Run the benchmarks: ``python -m benchmarks [NAME] [ARGS]``.
 
-``python -m benchmarks extract|privacy|multitable|fidelity|filters [ARGS]`` runs one of them
-with its own arguments (``python -m benchmarks multitable --help``). Without a name every
-benchmark runs: the extract benchmark first with the arguments (``--rows``: rows
-extracted), then privacy and multi-table at their own defaults.
+``python -m benchmarks extract|privacy|multitable|fidelity|filters|big_table [ARGS]`` runs
+one of them with its own arguments (``python -m benchmarks multitable --help``). Without a
+name every benchmark runs: the extract benchmark first with the arguments (``--rows``:
+rows extracted), then privacy and multi-table at their own defaults.
 """
 
 import sys
 
-from benchmarks import extract, fidelity, filters, multitable, privacy
+from benchmarks import big_table, extract, fidelity, filters, multitable, privacy
 
 BENCHMARKS = {
     "extract": extract,
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "multitable": multitable,
     "fidelity": fidelity,
     "filters": filters,
+    "big_table": big_table,
 }
 
 
