@@ -46,9 +46,8 @@ folder, parents, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 from pathlib import Path
 import pyarrow.parquet as pq
 from airflow_synth.core.frames import to_training_frame
-from airflow_synth.core.multitable import (
-    build_multitable_metadata, check_integrity, fit_hma, sample_hma,
-)
+from airflow_synth.core.assess.set_quality import check_integrity
+from airflow_synth.core.engine.hma import build_multitable_metadata, fit_hma, sample_hma
 from airflow_synth.core.relations import TableSet
 from airflow_synth.core.engine.subset import integrity_subset
 import sdv.multi_table  # noqa: F401  (imports are not the method's memory)
@@ -108,7 +107,7 @@ paths = {name: Path(folder, f"{name}.parquet") for name in table_set.order}
 real = {n: to_training_frame(pq.read_table(p)) for n, p in paths.items()}
 out = {"engine": engine}
 if engine == "hma":
-    from airflow_synth.core.multitable import build_multitable_metadata, fit_hma, sample_hma
+    from airflow_synth.core.engine.hma import build_multitable_metadata, fit_hma, sample_hma
     from airflow_synth.core.engine.subset import integrity_subset
     subset = integrity_subset(paths, table_set, Path(folder, "subset"), max_parents=1000,
                               holdout_share=0.2, seed=seed)

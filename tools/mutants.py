@@ -62,7 +62,7 @@ MUTANT_PATTERNS = (
     # publishing: manifest last, latest pointer, nothing half-visible
     "airflow_synth.core.publish.store.x_publish_dataset__mutmut_*",
     # multi-table: every foreign key must point at a parent
-    "airflow_synth.core.multitable.x_check_integrity__mutmut_*",
+    "airflow_synth.core.assess.set_quality.x_check_integrity__mutmut_*",
 )
 NOT_CAUGHT = ("survived", "timeout", "suspicious", "no tests", "segfault")
 

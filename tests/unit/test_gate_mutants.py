@@ -32,8 +32,8 @@ from airflow_synth.core.assess.privacy import (
     _dcr_shares,
     normalise_share,
 )
+from airflow_synth.core.assess.set_quality import check_integrity
 from airflow_synth.core.errors import PublishError, QualityGateError
-from airflow_synth.core.multitable import check_integrity
 from airflow_synth.core.publish import store as publish_module
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore, publish_dataset

@@ -10,12 +10,9 @@ import pandas as pd
 import pytest
 
 from airflow_synth.core.assess.checks import CheckSettings
+from airflow_synth.core.assess.set_quality import cardinality_report, check_integrity
+from airflow_synth.core.engine.hma import build_multitable_metadata
 from airflow_synth.core.errors import QualityGateError
-from airflow_synth.core.multitable import (
-    build_multitable_metadata,
-    cardinality_report,
-    check_integrity,
-)
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.relations import TableSet, TableShape, build_table_set

@@ -21,10 +21,10 @@ import pyarrow as pa
 import pytest
 from sdv.metadata import Metadata
 
+from airflow_synth.core.engine.hma import build_multitable_metadata, fit_hma, sample_hma
 from airflow_synth.core.engine.sampling import fit_synthesizer, sample_to_parquet
 from airflow_synth.core.engine.synthesizers import resolve_synthesizer
 from airflow_synth.core.errors import DataError, SynthError
-from airflow_synth.core.multitable import build_multitable_metadata, fit_hma, sample_hma
 from airflow_synth.core.redact import (
     WITHHELD,
     LibraryError,
@@ -276,7 +276,7 @@ def test_multi_table_quality_report_errors_carry_no_values(
 ) -> None:
     import sdv.evaluation
 
-    from airflow_synth.core.multitable import multitable_quality
+    from airflow_synth.core.assess.set_quality import multitable_quality
 
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("ZEBRA_LABEL_7731")

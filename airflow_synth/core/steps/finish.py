@@ -26,13 +26,13 @@ from airflow_synth.core.assess.checks import verdict as gate_verdict
 from airflow_synth.core.assess.links import parent_child_count_links
 from airflow_synth.core.assess.relationships import check_integrity as check_set_integrity
 from airflow_synth.core.assess.relationships import children_per_parent, nullable_relationships
-from airflow_synth.core.assess.set_report import render_set_report
-from airflow_synth.core.engine.metadata import public_metadata
-from airflow_synth.core.engine.sampling import library_versions
-from airflow_synth.core.multitable import (
+from airflow_synth.core.assess.set_quality import (
     cardinality_report,
     multitable_quality,
 )
+from airflow_synth.core.assess.set_report import render_set_report
+from airflow_synth.core.engine.metadata import public_metadata
+from airflow_synth.core.engine.sampling import library_versions
 from airflow_synth.core.names import json_bytes
 from airflow_synth.core.profile.orderings import (
     cross_table_hold_rates,

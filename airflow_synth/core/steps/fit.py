@@ -25,6 +25,12 @@ from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.combinations import CombinationSwitch
 from airflow_synth.core.engine.cpu_budget import cpu_budget, threads_for_training
 from airflow_synth.core.engine.fresh import FreshColumns, reissue_keys
+from airflow_synth.core.engine.hma import (
+    SYNTHESIZER,
+    build_multitable_metadata,
+    fit_hma,
+    sample_hma,
+)
 from airflow_synth.core.engine.sampling import sample_to_parquet
 from airflow_synth.core.engine.set_engine import ENGINE_NAME as PER_TABLE_ENGINE
 from airflow_synth.core.engine.set_run import run_set_engine
@@ -32,12 +38,6 @@ from airflow_synth.core.engine.subset import integrity_subset
 from airflow_synth.core.engine.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.core.errors import ContractError, DataError, SynthesizerConfigError
 from airflow_synth.core.frames import read_training_frame, to_training_frame
-from airflow_synth.core.multitable import (
-    SYNTHESIZER,
-    build_multitable_metadata,
-    fit_hma,
-    sample_hma,
-)
 from airflow_synth.core.profile.roles import (
     FOREIGN_KEY,
     KEY,
