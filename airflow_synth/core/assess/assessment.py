@@ -19,6 +19,8 @@ and the model itself (which replays those rows for anyone who samples it) was sa
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import time
 from collections import Counter
@@ -137,6 +139,48 @@ def _privacy_for_summary(privacy: Mapping[str, Any] | None) -> Mapping[str, Any]
     return privacy
 
 
+@dataclass
+class SamplingState:
+    """What an assessor learned while one shard was sampled, and nothing else.
+
+    Counts, the filters' tallies, how removed rows were replaced and the raw privacy
+    measurements (distances and ratios: numbers, never a value of a row). A shard task
+    saves it beside its part file; the task that judges the table merges every shard's
+    state into one assessor (:meth:`SyntheticAssessor.absorb`).
+    """
+
+    sampled_rows: int
+    screened_rows: int
+    dropped: dict[str, int]
+    replacements: dict[str, Any]
+    raw: dict[str, np.ndarray]
+
+    def save(self, path: Path) -> Path:
+        """Write the state to ``path`` (one ``.npz`` file, no pickles)."""
+        meta = {
+            "sampled_rows": self.sampled_rows,
+            "screened_rows": self.screened_rows,
+            "dropped": self.dropped,
+            "replacements": self.replacements,
+        }
+        with open(path, "wb") as handle:
+            np.savez(handle, meta=np.array(json.dumps(meta)), **self.raw)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path) -> SamplingState:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            raw = {name: data[name] for name in data.files if name != "meta"}
+        return cls(
+            int(meta["sampled_rows"]),
+            int(meta["screened_rows"]),
+            {str(k): int(v) for k, v in meta["dropped"].items()},
+            dict(meta["replacements"]),
+            raw,
+        )
+
+
 class SyntheticAssessor:
     """Filters and reports for one run, fitted on its train/holdout split.
 
@@ -196,6 +240,59 @@ class SyntheticAssessor:
                 )
             if checks.similarity_filter or checks.outlier_filter:
                 log.warning("Privacy filters and DCR are switched off: %s", self.privacy_reason)
+
+    # -- shards ----------------------------------------------------------------------------
+
+    def fork(self, seed: int) -> SyntheticAssessor:
+        """This assessor for one shard: the fitted parts (privacy evaluator, strata)
+        shared, the sampling state its own and empty, its raw sample drawn from ``seed``.
+
+        Shards sampled in one task or in many then judge the same rows the same way, and
+        :meth:`absorb` merges what they saw.
+        """
+        twin = copy.copy(self)
+        twin.dropped = Counter()
+        twin.sampled_rows = twin.screened_rows = 0
+        twin.raw = MeasurementSample(PRIVACY_MAX_ROWS, seed)
+        twin._pending, twin._pending_rows = [], 0
+        twin.replacements = ReplacementLog(columns=self.strata.names())
+        return twin
+
+    def sampling_state(self) -> SamplingState:
+        """What this (shard's) assessor saw while sampling, to be merged elsewhere."""
+        self.flush()
+        log_ = self.replacements
+        return SamplingState(
+            sampled_rows=int(self.sampled_rows),
+            screened_rows=int(self.screened_rows),
+            dropped={str(k): int(v) for k, v in self.dropped.items()},
+            replacements={
+                "same": dict(log_.same),
+                "coarser": dict(log_.coarser),
+                "any_row": dict(log_.any_row),
+                "unmatched": dict(log_.unmatched),
+                "extra_rows": int(log_.extra_rows),
+                "rounds": int(log_.rounds),
+            },
+            raw=self.raw.arrays(),
+        )
+
+    def absorb(self, states: Sequence[SamplingState]) -> None:
+        """Merge the shards' sampling states: counts and tallies add up, the raw privacy
+        sample becomes a uniform sample of every shard's raw rows."""
+        for state in states:
+            self.sampled_rows += state.sampled_rows
+            self.screened_rows += state.screened_rows
+            self.dropped.update(state.dropped)
+            log_, got = self.replacements, state.replacements
+            for part in ("same", "coarser", "any_row", "unmatched"):
+                mine = getattr(log_, part)
+                for name, count in got.get(part, {}).items():
+                    mine[name] = mine.get(name, 0) + int(count)
+            log_.extra_rows += int(got.get("extra_rows", 0))
+            log_.rounds += int(got.get("rounds", 0))
+            if self.privacy is not None:
+                self.raw.merge(state.raw)
 
     @property
     def filtering(self) -> bool:
@@ -259,15 +356,16 @@ class SyntheticAssessor:
         them evenly and measures about :data:`PRIVACY_MAX_ROWS` rows, not a multiple."""
         self.raw.expect(rows)
 
-    def top_up(self, sample: Callable[[int], pd.DataFrame]) -> int:
-        """Observe extra raw rows (never published) until :data:`PRIVACY_MIN_ROWS` were seen.
+    def top_up(self, sample: Callable[[int], pd.DataFrame], minimum: int = PRIVACY_MIN_ROWS) -> int:
+        """Observe extra raw rows (never published) until ``minimum`` (by default
+        :data:`PRIVACY_MIN_ROWS`; a shard: its share of it) were seen.
 
         A run that publishes 40 rows would otherwise judge privacy on 40 rows: a DCR share
         of a faithful model then lands anywhere in 0.35-0.65 and the gate is a coin toss.
         The model is cheap to sample, so the measurement gets enough rows; the extra rows
         are measured and dropped. Returns how many were drawn.
         """
-        missing = PRIVACY_MIN_ROWS - self.sampled_rows
+        missing = minimum - self.sampled_rows
         if self.privacy is None or missing <= 0:
             return 0
         self.observe(sample(missing))

@@ -678,6 +678,27 @@ class MeasurementSample:
         """The kept measurements (None before the first batch)."""
         return self._rows
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The kept keys and measurements as plain arrays (numbers only, no value of any
+        row): what a shard hands on so one task can judge the union of all shards."""
+        out = {"keys": self._keys, "seen": np.array([self.seen], dtype=np.int64)}
+        if self._rows is not None:
+            for f in dataclasses.fields(self._rows):
+                out[f"m_{f.name}"] = getattr(self._rows, f.name)
+        return out
+
+    def merge(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Take another sample's :meth:`arrays` in: the smallest keys of both stay, so the
+        result is a uniform sample of every row either saw (as if one sample saw all)."""
+        self.seen += int(np.asarray(arrays["seen"]).sum())
+        keys = np.asarray(arrays["keys"])
+        if not keys.size:
+            return
+        rows = _Measured(
+            *(np.asarray(arrays[f"m_{f.name}"]) for f in dataclasses.fields(_Measured))
+        )
+        self.add(rows, keys)
+
 
 def normalise_share(raw: float, expected: float) -> float:
     """Re-weight a share whose no-memorisation value is ``expected`` so that value maps to

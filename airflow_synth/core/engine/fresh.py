@@ -60,9 +60,24 @@ def _column_seed(seed: int, name: str) -> int:
 
 
 class FreshValues:
-    """Issues fresh values for one column; none equals a value of ``real``."""
+    """Issues fresh values for one column; none equals a value of ``real``.
 
-    def __init__(self, role: ColumnRole, real: pd.Series, *, seed: int = 0) -> None:
+    ``shard`` (``(index, count, seed)``) is one of ``count`` shards issuing values for the
+    same column in different tasks: unique values are drawn from the shard's own part of
+    the value space (an integer's residue, a text's hash modulo ``count``), so no two shards
+    ever issue the same key; values that repeat (a user id on many rows) come from one
+    pool shared by every shard, so the union keeps the real "rows per id" shape; draws use
+    the shard's seed.
+    """
+
+    def __init__(
+        self,
+        role: ColumnRole,
+        real: pd.Series,
+        *,
+        seed: int = 0,
+        shard: tuple[int, int, int] | None = None,
+    ) -> None:
         self.role = role
         self.rng = np.random.default_rng(_column_seed(seed, role.name))
         self._faker_seed = _column_seed(seed + 1, role.name)
@@ -105,6 +120,13 @@ class FreshValues:
         ):
             counts = non_null.value_counts().to_numpy()[:REPEAT_POOL_MAX].astype(np.float64)
             self.weights = counts / counts.sum()
+        self.partition: tuple[int, int] | None = None
+        if shard is not None and shard[1] > 1:
+            index, count, shard_seed = shard
+            if self.weights is not None:
+                self._repeat_pool()  # the same pool in every shard: drawn from the run's seed
+            self.partition = (index, count)
+            self.rng = np.random.default_rng(_column_seed(shard_seed, role.name))
 
     # -- public ------------------------------------------------------------------------
 
@@ -136,7 +158,7 @@ class FreshValues:
         return self._repeats
 
     def _fresh(self, n: int) -> np.ndarray:
-        out = self._generate(n)
+        out = self._own(n)
         bad = self._rejected(out)
         rounds = 0
         while bad.any():
@@ -150,11 +172,28 @@ class FreshValues:
                 )
             count = int(bad.sum())
             # later rounds scramble harder: widen numbers, scramble pooled texts
-            out[bad] = self._generate(count, widen=max(0, rounds - 8) // 4, scramble=rounds >= 3)
+            out[bad] = self._own(count, widen=max(0, rounds - 8) // 4, scramble=rounds >= 3)
             bad = self._rejected(out)
         if self.unique:
             self.issued.update(out.tolist())
         return out
+
+    def _own(self, n: int, widen: int = 0, scramble: bool = False) -> np.ndarray:
+        """``n`` generated values from this shard's part of the value space (all of it
+        without shards, or where values need not be unique)."""
+        if self.partition is None or not self.unique or n == 0:
+            return self._generate(n, widen, scramble)
+        index, count = self.partition
+        if self.integer:  # move each number to the shard's residue class
+            values = self._generate(n, widen, scramble)
+            return values - values % count + index
+        parts, have = [], 0
+        while have < n:  # keep the texts whose hash falls in this shard's part
+            candidates = self._generate((n - have) * count + 8, widen, scramble)
+            own = candidates[shard_of_values(candidates, count) == index]
+            parts.append(own)
+            have += own.size
+        return np.concatenate(parts)[:n]
 
     def _rejected(self, values: np.ndarray) -> np.ndarray:
         """Values equal to a real one, or repeating (within the batch or earlier) if unique."""
@@ -263,6 +302,15 @@ class FreshValues:
         return picks
 
 
+def shard_of_values(values: np.ndarray, count: int) -> np.ndarray:
+    """Which of ``count`` shards owns each text value (a stable hash, the same everywhere)."""
+    return np.fromiter(
+        (zlib.crc32(str(v).encode("utf-8")) % count for v in values),
+        dtype=np.int64,
+        count=len(values),
+    )
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -318,9 +366,18 @@ class FreshColumns:
     :func:`reissue_keys`).
     """
 
-    def __init__(self, real: pd.DataFrame, roles: Iterable[ColumnRole], *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        real: pd.DataFrame,
+        roles: Iterable[ColumnRole],
+        *,
+        seed: int = 0,
+        shard: tuple[int, int, int] | None = None,
+    ) -> None:
         self.roles = [r for r in roles if r.fresh and r.role != "foreign_key"]
-        self.generators = {r.name: FreshValues(r, real[r.name], seed=seed) for r in self.roles}
+        self.generators = {
+            r.name: FreshValues(r, real[r.name], seed=seed, shard=shard) for r in self.roles
+        }
 
     def complete(self, sampled: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
         """``sampled`` (modelled columns) plus fresh columns, in the order of ``columns``."""

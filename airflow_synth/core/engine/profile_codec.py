@@ -221,6 +221,17 @@ class ProfiledSynthesizer:
     def _set_random_state(self, seed: int) -> None:  # SDV's per-model seeding hook
         self.synthesizer._set_random_state(seed)  # noqa: SLF001
 
+    def reseed(self, seed: int) -> None:
+        """Sample from ``seed`` on: the model's, the codec's and the rules' draws.
+
+        A shard of a sample starts here, so it draws the same rows whether it runs in the
+        task that trained the model or in another task (another worker) that loaded it.
+        """
+        self._set_random_state(seed)
+        self.codec.rng = np.random.default_rng(seed)
+        if self.rules is not None and hasattr(self.rules, "rng"):
+            self.rules.rng = np.random.default_rng(seed + 1)
+
     def __getattr__(self, name: str) -> Any:
         if name == "synthesizer":  # not set yet (unpickling): no recursion
             raise AttributeError(name)

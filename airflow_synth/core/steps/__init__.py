@@ -33,11 +33,19 @@ from airflow_synth.core.steps.fit import (
     require_modelled,
 )
 from airflow_synth.core.steps.publish import run_load, run_multitable_publish
+from airflow_synth.core.steps.sharded import (
+    FIT_FILE,
+    SYNTHETIC_FILE,
+    ShardSample,
+    TableFit,
+    finish_shards,
+    sample_shard,
+    train_table,
+)
 from airflow_synth.core.steps.synthesize import (
     DEFAULT_ENGINE,
     DEFAULT_MAX_PARENTS,
     ENGINES,
-    SYNTHETIC_FILE,
     run_multitable_synthesize,
     run_synthesize,
     synthesize_set,
@@ -49,6 +57,7 @@ __all__ = [
     "DEFAULT_MAX_PARENTS",
     "DEFAULT_SET_SYNTHESIZER",
     "ENGINES",
+    "FIT_FILE",
     "HMA_ENGINE",
     "METADATA_FILE",
     "OUTPUT_FORMATS",
@@ -57,10 +66,13 @@ __all__ = [
     "REAL_FILE",
     "REPORTS_DIR",
     "SYNTHETIC_FILE",
+    "ShardSample",
+    "TableFit",
     "TableSource",
     "check_formats",
     "classify_set",
     "extract_tables",
+    "finish_shards",
     "learned_columns",
     "limit_query",
     "load_published_set",
@@ -73,7 +85,9 @@ __all__ = [
     "run_multitable_publish",
     "run_multitable_synthesize",
     "run_synthesize",
+    "sample_shard",
     "save_model",
     "synthesize_set",
+    "train_table",
     "write_csv",
 ]

@@ -136,65 +136,6 @@ def _gate_then_save(
     return versions, model_uri
 
 
-def _finish_table(trained: _Trained, done: _Sampled, run: _Run) -> dict[str, Any]:
-    """Reports, gates and model of a set of one: the single feature table's result."""
-    name = done.table_set.order[0]
-    fitted = trained.table_models[name]
-    spec = trained.model.specs[name]
-    assessor = done.assessors[name]
-    roles = trained.roles[name]
-    rows = len(done.synthetic[name])
-    settings = {
-        "dataset": run.dataset,
-        "run": run.layout.run if run.layout is not None else None,
-        "synthesizer": spec.describe(),
-        "seed": run.seed,
-        "rows": rows,
-        "training_rows": len(trained.train[name]),
-        "holdout_rows": len(trained.holdout[name]),
-    }
-    assessment = assessor.assess(
-        done.synthetic[name],
-        done.out_dir,
-        settings,
-        title=f"{run.dataset}: synthetic copy",
-        fresh_leaks=done.leaks[name],
-        roles=[r.to_dict() for r in roles],
-        rules=fitted.rules,
-    )
-    for line in assessment.summary_lines():
-        log.info(line)
-    metadata_path = done.out_dir / METADATA_FILE
-    metadata_path.write_bytes(json_bytes(public_metadata(fitted.metadata, roles, fitted.profiles)))
-    versions, model_uri = _gate_then_save(
-        run,
-        assessment.gates,
-        f"Dataset {run.dataset!r}",
-        {**assessment.files, METADATA_FILE: metadata_path},
-        (fitted.synthesizer, spec.describe(), done.out_dir),
-    )
-    return {
-        "synthetic_uri": Path(done.table_files[name]).resolve().as_uri(),
-        "metadata_uri": metadata_path.resolve().as_uri(),
-        "report_uris": {n: path.resolve().as_uri() for n, path in assessment.files.items()},
-        "rows": rows,
-        "training_rows": len(trained.train[name]),
-        "holdout_rows": len(trained.holdout[name]),
-        "max_training_rows": trained.split.get("max_training_rows"),
-        "fit_seconds": round(trained.fit_seconds, 3),
-        "sample_seconds": round(trained.sample_seconds, 3),
-        "checks_seconds": round(assessment.seconds, 3),
-        "synthesizer": spec.describe(),
-        "seed": run.seed,
-        "model_uri": model_uri,
-        "scores": assessment.scores(),
-        "filters": assessment.filters,
-        "gates": [g.to_dict() for g in assessment.gates],
-        "checks": run.checks.to_dict(),
-        "versions": versions,
-    }
-
-
 def _finish_set(trained: _Trained, done: _Sampled, run: _Run) -> dict[str, Any]:
     """Per-table reports plus what only a set has; set-level gates, metadata and model."""
     real_keyed, train, holdout = trained.real_keyed, trained.train, trained.holdout

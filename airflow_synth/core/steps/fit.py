@@ -17,13 +17,12 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from airflow_synth.core.assess.assessment import PRIVACY_MIN_ROWS, SyntheticAssessor
+from airflow_synth.core.assess.assessment import SyntheticAssessor
 from airflow_synth.core.assess.checks import (
     CheckSettings,
 )
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.combinations import CombinationSwitch
-from airflow_synth.core.engine.cpu_budget import cpu_budget, threads_for_training
 from airflow_synth.core.engine.fresh import FreshColumns, reissue_keys
 from airflow_synth.core.engine.hma import (
     SYNTHESIZER,
@@ -31,13 +30,12 @@ from airflow_synth.core.engine.hma import (
     fit_hma,
     sample_hma,
 )
-from airflow_synth.core.engine.sampling import sample_to_parquet
 from airflow_synth.core.engine.set_engine import ENGINE_NAME as PER_TABLE_ENGINE
 from airflow_synth.core.engine.set_run import run_set_engine
 from airflow_synth.core.engine.subset import integrity_subset
 from airflow_synth.core.engine.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.core.errors import ContractError, DataError, SynthesizerConfigError
-from airflow_synth.core.frames import read_training_frame, to_training_frame
+from airflow_synth.core.frames import to_training_frame
 from airflow_synth.core.profile.roles import (
     FOREIGN_KEY,
     KEY,
@@ -207,48 +205,6 @@ def _fit_hma(
         metadata=metadata,
         main_table=subset.main_table,
     )
-
-
-def _sample_standalone(
-    fitted: Any,
-    assessor: SyntheticAssessor,
-    real_path: Path,
-    roles: Sequence[ColumnRole],
-    path: Path,
-    name: str,
-    wanted: int,
-    max_filtered_share: float,
-    seed: int | None,
-) -> int:
-    """Sample a table without relationships in filtered batches into ``path``.
-
-    Rows the privacy filters remove are replaced by rows of their stratum, keys and PII
-    are issued fresh per batch, and privacy is judged on at least
-    :data:`PRIVACY_MIN_ROWS` raw rows (extra ones are drawn, not published).
-    """
-    frame, schema = read_training_frame(real_path)
-    fresh = FreshColumns(frame, roles, seed=seed or 0)
-    columns = list(frame.columns)
-    del frame
-    assessor.expect(max(wanted, PRIVACY_MIN_ROWS))
-    with threads_for_training(cpu_budget()):  # neural samplers too: the worker's CPUs only
-        rows, _ = sample_to_parquet(
-            fitted.synthesizer,
-            wanted,
-            schema,
-            path,
-            name,
-            screen=assessor.screen if assessor.filtering else None,
-            strata=assessor.strata,
-            replacements=assessor.replacements,
-            max_filtered_share=max_filtered_share,
-            observe=assessor.observe,
-            complete=lambda batch: fresh.complete(batch, columns),
-        )
-        extra = assessor.top_up(lambda n: fitted.synthesizer.sample(num_rows=n)[name])
-    if extra:
-        log.info("%s: privacy judged on %d more sampled rows (not published)", name, extra)
-    return rows
 
 
 def classify_set(

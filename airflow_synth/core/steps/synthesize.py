@@ -15,7 +15,6 @@ Inputs are paths and plain values; outputs are small JSON-safe dicts made for XC
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -38,17 +37,15 @@ from airflow_synth.core.engine.synthesizers import SynthesizerSpec
 from airflow_synth.core.errors import SynthesizerConfigError
 from airflow_synth.core.extract.staging import path_from_uri
 from airflow_synth.core.frames import conform_to_schema, to_training_frame
-from airflow_synth.core.names import safe_key_part
 from airflow_synth.core.profile.roles import (
     fresh_columns,
 )
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import ObjectStore
-from airflow_synth.core.publish.tables import TABLES_DIR, table_of_one
+from airflow_synth.core.publish.tables import TABLES_DIR
 from airflow_synth.core.relations import TableSet
 from airflow_synth.core.steps.finish import (
     _finish_set,
-    _finish_table,
     _Run,
     _Sampled,
 )
@@ -57,16 +54,20 @@ from airflow_synth.core.steps.fit import (
     _filter_copies,
     _fit_hma,
     _fit_per_table,
-    _sample_standalone,
     issue_fresh_pii,
     issue_fresh_values,
     renumber_sequences,
     table_specs,
 )
+from airflow_synth.core.steps.sharded import (
+    finish_shards,
+    sample_all_shards,
+    table_fit,
+    train_table,
+)
 
 log = logging.getLogger(__name__)
 
-SYNTHETIC_FILE = "synthetic.parquet"
 #: Default bound on the main table's training rows (parents), see README "Multi-table ESL".
 DEFAULT_MAX_PARENTS = 1_000
 #: The multi-table engines: SDV's HMA (small schemas) and each table its own model.
@@ -89,35 +90,57 @@ def run_synthesize(
     checks: CheckSettings | None = None,
     enforce_gates_: bool = True,
     max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
+    shards: int | None = None,
 ) -> dict[str, Any]:
-    """Synthesize one feature table: :func:`synthesize_set` over a table set of one.
+    """Synthesize one feature table in this process: train, sample every shard, assess.
 
-    A table bigger than ``max_training_rows`` (outside the holdout) is trained on a seeded
-    random sample of that many rows (``None``: all); ``num_rows`` are sampled all the same.
+    The three parts of :mod:`airflow_synth.core.steps.sharded` one after the other (the
+    ready-made DAGs run them as three tasks, the shards mapped over workers); the same
+    seed and shard count give the same rows either way. The model is the per-table
+    engine's over a table set of one. A table bigger than ``max_training_rows`` (outside
+    the holdout) is trained on a seeded random sample of that many rows (``None``: all);
+    ``num_rows`` (default: as many as extracted) are sampled all the same, in ``shards``
+    part files (default: one per million rows).
 
     With ``enforce_gates_=False`` (dry runs) failed gates are logged, not raised.
 
     The synthetic Parquet has exactly the staged file's schema. Sampled batches pass the
-    privacy filters; the final table gets its fidelity and privacy reports and the gates
-    decide: a failed gate raises :class:`QualityGateError` after the reports are written
-    and summarised in the log, and before the model is saved, so nothing leaves the run.
+    privacy filters; the union of the shards gets its fidelity and privacy reports and the
+    gates decide: a failed gate raises :class:`QualityGateError` after the reports are
+    written and summarised in the log, and before the model is saved, so nothing leaves
+    the run.
     """
-    name = safe_key_part(dataset)
-    return synthesize_set(
-        {name: Path(staged_path)},
-        table_of_one(name, Path(staged_path)),
-        out_dir,
+    checks = checks or CheckSettings()
+    fit = train_table(
+        staged_path,
         dataset=dataset,
-        specs={name: spec},
-        sizes={name: int(num_rows)} if num_rows else None,
+        spec=spec,
+        num_rows=num_rows,
         seed=seed,
-        contracts={name: contract} if contract is not None else {},
-        model_store=model_store,
-        layout=layout,
+        contract=contract,
         checks=checks,
-        enforce_gates_=enforce_gates_,
         max_training_rows=max_training_rows,
-        as_table=True,
+        shards=shards,
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    judge = fit.assessor()
+    samples = sample_all_shards(fit, Path(staged_path), out_dir, judge)
+    return finish_shards(
+        fit,
+        Path(staged_path),
+        samples,
+        out_dir,
+        _Run(
+            dataset=dataset,
+            seed=seed,
+            scale=1.0,
+            checks=checks,
+            layout=layout,
+            model_store=model_store,
+            enforce_gates_=enforce_gates_,
+            max_parents=None,
+        ),
     )
 
 
@@ -197,14 +220,12 @@ def synthesize_set(
     main_table: str | None = None,
     max_orphan_share: float = DEFAULT_MAX_ORPHAN_SHARE,
     fixed_combinations: CombinationSwitch | Mapping[str, CombinationSwitch] = True,
-    as_table: bool = False,
 ) -> dict[str, Any]:
     """The synthesize step for a table set (a single feature table is a set of one).
 
-    ``as_table`` (a set of one table without relationships only) lays the outputs out as
-    a single feature table's (``synthetic.parquet`` and the reports in ``out_dir``) and
-    returns the single-table result; otherwise every table gets ``tables/<name>.parquet``
-    and ``reports/<name>/``, with the set's own report and ``quality.json`` beside them.
+    Every table gets ``tables/<name>.parquet`` and ``reports/<name>/``, with the set's own
+    report and ``quality.json`` beside them (a single feature table is synthesized by
+    :func:`run_synthesize`, over the same engine, sampler and assessment).
 
     Every column gets a role first (``contracts`` per table may declare them): keys and
     PII never reach a model and are issued fresh (no published key or PII value equals a
@@ -227,9 +248,6 @@ def synthesize_set(
     out_dir = Path(out_dir)
     if engine not in ENGINES:
         raise SynthesizerConfigError(f"engine must be one of {ENGINES}, got {engine!r}.")
-    one = as_table
-    if one and (len(table_set.order) != 1 or table_set.relationships):
-        raise ValueError("as_table needs a set of exactly one table without relationships")
     related_checks = replace(checks, outlier_filter=False)
     shared: dict[str, Any] = {  # what both engines are told
         "seed": seed,
@@ -246,7 +264,7 @@ def synthesize_set(
             dataset=dataset,
             checks=checks,
             max_training_rows=max_training_rows,
-            require_model=len(table_set.order) == 1,
+            require_model=False,
             **shared,
         )
     else:
@@ -266,7 +284,7 @@ def synthesize_set(
         ).to_pandas()
         for name in table_set.order
     }
-    tables_dir = out_dir if one else out_dir / TABLES_DIR
+    tables_dir = out_dir / TABLES_DIR
     tables_dir.mkdir(parents=True, exist_ok=True)
     assessors = {  # a table of keys and PII only has nothing to assess but its keys
         name: SyntheticAssessor(
@@ -282,24 +300,17 @@ def synthesize_set(
     }
     table_files: dict[str, str] = {}
     for name in trained.standalone:  # no relationship: filtered batches, like one table
-        path = tables_dir / (SYNTHETIC_FILE if one else f"{name}.parquet")
         real_rows = pq.ParquetFile(real_paths[name]).metadata.num_rows
         wanted = (sizes or {}).get(name) or round(real_rows * scale)
-        started = time.monotonic()
-        rows = _sample_standalone(
-            trained.table_models[name],
-            assessors[name],
-            real_paths[name],
-            roles[name],
-            path,
-            name,
-            int(wanted),
-            checks.max_filtered_share,
-            seed,
+        fit = table_fit(trained, name, dataset, checks, seed, int(wanted), shards=1)
+        samples = sample_all_shards(
+            fit, real_paths[name], tables_dir, assessors[name], file_name=f"{name}.parquet"
         )
-        trained.sample_seconds += time.monotonic() - started
+        assessors[name].absorb([s.state for s in samples])
+        trained.sample_seconds += sum(s.seconds for s in samples)
+        rows = sum(s.rows for s in samples)
         trained.split.setdefault("tables", {}).setdefault(name, {})["synthetic_rows"] = rows
-        table_files[name] = str(path)
+        table_files[name] = str(samples[0].path)
     sampled = trained.sampled
     if engine == PER_TABLE_ENGINE:  # keys are fresh already; PII comes from its pools
         sampled = issue_fresh_pii(sampled, real_fresh, roles, table_set, seed or 0)
@@ -327,8 +338,7 @@ def synthesize_set(
         keyed[name] = published[trained.learned[name]]
         synthetic[name] = published[list(trained.train[name].columns)]
     del real_fresh
-    finish = _finish_table if one else _finish_set
-    return finish(
+    return _finish_set(
         trained,
         _Sampled(assessors, synthetic, keyed, leaks, table_files, table_set, out_dir),
         _Run(

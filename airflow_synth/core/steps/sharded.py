@@ -1,0 +1,444 @@
+"""A table's synthesize step in three parts: train once, sample in shards, assess the union.
+
+Each part can run in a task of its own, on any worker (Airflow's dynamic task mapping
+runs one task per shard), or all three in one process (:func:`synthesize_table`); both
+produce the same rows for the same seed and shard count, because everything a shard
+draws is seeded from its :class:`~airflow_synth.core.engine.shards.Shard`:
+
+* :func:`train_table` fits the table's model (the per-table engine over a set of one:
+  roles, holdout, bounded training rows) and plans the shards; :meth:`TableFit.save`
+  writes what the shards need into one private file (the model, which can decode but holds
+  no stand-in pools, the training and held-out rows the privacy checks compare against).
+* :func:`sample_shard` samples one shard through the privacy filters into its own part
+  file, issues fresh keys and PII from the shard's own part of the value space (no two
+  shards issue the same key), and keeps what its privacy measurement saw
+  (:class:`~airflow_synth.core.assess.assessment.SamplingState`: numbers, no values).
+* :func:`finish_shards` merges the shards' states, judges the union (fidelity on a
+  seeded sample of at most :data:`ASSESS_MAX_ROWS` rows of it, the fresh-value leak check
+  on every row), and lets the gates decide before the model is saved.
+
+No Airflow import; inputs are paths and plain values, outputs small JSON-safe dicts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from airflow_synth.core.assess.assessment import (
+    PRIVACY_MIN_ROWS,
+    SamplingState,
+    SyntheticAssessor,
+)
+from airflow_synth.core.assess.checks import CheckSettings
+from airflow_synth.core.contract import TableContract
+from airflow_synth.core.engine.cpu_budget import cpu_budget, threads_for_training
+from airflow_synth.core.engine.fresh import FreshColumns, count_leaks
+from airflow_synth.core.engine.metadata import public_metadata
+from airflow_synth.core.engine.sampling import sample_to_parquet
+from airflow_synth.core.engine.set_run import DEFAULT_MAX_TRAINING_ROWS
+from airflow_synth.core.engine.shards import Shard, plan_shards
+from airflow_synth.core.engine.subset import DEFAULT_MAX_ORPHAN_SHARE
+from airflow_synth.core.engine.synthesizers import SynthesizerSpec
+from airflow_synth.core.engine.table_model import TableModel
+from airflow_synth.core.extract.staging import path_from_uri
+from airflow_synth.core.frames import to_training_frame
+from airflow_synth.core.names import json_bytes, safe_key_part
+from airflow_synth.core.profile.roles import ColumnRole, fresh_columns
+from airflow_synth.core.publish.tables import table_of_one
+from airflow_synth.core.steps.finish import METADATA_FILE, _gate_then_save, _Run
+from airflow_synth.core.steps.fit import _fit_per_table, _Trained
+
+log = logging.getLogger(__name__)
+
+#: The single shard's file (what an unsharded table always wrote); shards go in a folder
+#: of that name (``synthetic/part-00000.parquet``, ...).
+SYNTHETIC_FILE = "synthetic.parquet"
+FIT_FILE = "fit.pkl"
+#: Synthetic rows the fidelity report reads at most: a seeded uniform sample of the union
+#: beyond (the quality report's pair trends need no more; 10M rows would need ~10 GB).
+ASSESS_MAX_ROWS = 1_000_000
+
+
+@dataclass
+class TableFit:
+    """A trained table and its sampling plan: everything a shard needs, in one object."""
+
+    name: str
+    dataset: str
+    model: TableModel
+    spec: SynthesizerSpec
+    roles: list[ColumnRole]
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    checks: CheckSettings
+    seed: int | None
+    split: dict[str, Any]
+    shards: list[Shard]
+    fit_seconds: float
+
+    @property
+    def rows(self) -> int:
+        """Rows to sample in all (every shard's together)."""
+        return sum(shard.rows for shard in self.shards)
+
+    def assessor(self) -> SyntheticAssessor:
+        """A fresh judge of this table's samples (the same in every task that builds it)."""
+        return SyntheticAssessor(
+            self.train,
+            self.holdout,
+            self.model.metadata,
+            self.name,
+            self.checks,
+            seed=self.seed or 0,
+        )
+
+    def sampler(self) -> Any:
+        """The model as shards sample it: it decodes, and holds no stand-in pools of real
+        values (what is saved and staged is the same)."""
+        return self.model.synthesizer.decode_only()
+
+    def save(self, path: Path) -> Path:
+        """Pickle the fit for the shard and assess tasks (private staging only: it holds
+        the training and held-out rows; the published model is saved without them)."""
+        import cloudpickle
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = replace(self, model=replace(self.model, synthesizer=self.sampler()))
+        with open(path, "wb") as handle:
+            cloudpickle.dump(staged, handle)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> TableFit:
+        import cloudpickle
+
+        with open(path, "rb") as handle:
+            fit = cloudpickle.load(handle)
+        if not isinstance(fit, cls):
+            raise TypeError(f"{path} is not a staged airflow-synth table fit")
+        return fit
+
+    def plan(self) -> list[dict[str, Any]]:
+        """The shards as XCom carries them (what dynamic task mapping expands over)."""
+        return [shard.to_dict() for shard in self.shards]
+
+
+@dataclass
+class ShardSample:
+    """One sampled shard: its part file, rows, seconds and what its assessor saw."""
+
+    shard: Shard
+    path: Path
+    rows: int
+    seconds: float
+    state: SamplingState = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """XCom form (the state is saved beside the part file, named by URI)."""
+        state_path = self.path.with_name(self.path.stem + ".state.npz")
+        self.state.save(state_path)
+        return {
+            "shard": self.shard.to_dict(),
+            "part_uri": self.path.resolve().as_uri(),
+            "state_uri": state_path.resolve().as_uri(),
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShardSample:
+        return cls(
+            Shard.from_dict(data["shard"]),
+            path_from_uri(data["part_uri"]),
+            int(data["rows"]),
+            float(data.get("seconds") or 0.0),
+            SamplingState.load(path_from_uri(data["state_uri"])),
+        )
+
+
+def shard_path(out_dir: Path, shard: Shard, file_name: str = SYNTHETIC_FILE) -> Path:
+    """Where a shard's part file goes: ``file_name`` for a single shard (what an unsharded
+    table always wrote), ``<its stem>/part-<n>.parquet`` otherwise."""
+    if shard.count == 1:
+        return Path(out_dir) / file_name
+    return Path(out_dir) / Path(file_name).stem / shard.part_name
+
+
+def train_table(
+    staged_path: Path,
+    *,
+    dataset: str,
+    spec: SynthesizerSpec,
+    num_rows: int | None = None,
+    seed: int | None = None,
+    contract: TableContract | None = None,
+    checks: CheckSettings | None = None,
+    max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
+    shards: int | None = None,
+) -> TableFit:
+    """Fit one feature table (a set of one through the per-table engine) and plan its
+    shards: ``num_rows`` (default: as many as were extracted) in ``shards`` shards
+    (default: one per :data:`~airflow_synth.core.engine.shards.DEFAULT_MAX_SHARD_ROWS`)."""
+    checks = checks or CheckSettings()
+    name = safe_key_part(dataset)
+    trained = _fit_per_table(
+        {name: Path(staged_path)},
+        table_of_one(name, Path(staged_path)),
+        {name: spec},
+        dataset=dataset,
+        seed=seed,
+        scale=1.0,
+        checks=checks,
+        contracts={name: contract} if contract is not None else {},
+        max_training_rows=max_training_rows,
+        fixed_combinations=True,
+        max_orphan_share=DEFAULT_MAX_ORPHAN_SHARE,
+        require_model=True,
+    )
+    wanted = num_rows or pq.ParquetFile(staged_path).metadata.num_rows
+    return table_fit(trained, name, dataset, checks, seed, int(wanted), shards)
+
+
+def table_fit(
+    trained: _Trained,
+    name: str,
+    dataset: str,
+    checks: CheckSettings,
+    seed: int | None,
+    rows: int,
+    shards: int | None = None,
+) -> TableFit:
+    """One table of a fitted set (a table without relationships) with its shard plan."""
+    plan = plan_shards(rows, seed=seed, shards=shards)
+    if len(plan) > 1:
+        log.info("%s: %d rows to sample in %d shards", name, rows, len(plan))
+    return TableFit(
+        name=name,
+        dataset=dataset,
+        model=trained.table_models[name],
+        spec=trained.model.specs[name],
+        roles=list(trained.roles[name]),
+        train=trained.train[name],
+        holdout=trained.holdout[name],
+        checks=checks,
+        seed=seed,
+        split=trained.split,
+        shards=plan,
+        fit_seconds=trained.fit_seconds,
+    )
+
+
+def sample_shard(
+    fit: TableFit,
+    real_path: Path,
+    shard: Shard,
+    out_dir: Path,
+    *,
+    assessor: SyntheticAssessor | None = None,
+    file_name: str = SYNTHETIC_FILE,
+) -> ShardSample:
+    """Sample one shard of ``fit`` into its part file under ``out_dir``.
+
+    Rows the privacy filters remove are replaced by rows of their stratum, fresh keys and
+    PII come from the shard's own part of the value space, and the shard's share of
+    :data:`PRIVACY_MIN_ROWS` raw rows is observed at least (extra rows are not published).
+    ``assessor`` (built once by a caller that samples several shards) is forked, never
+    changed; without it one is built from ``fit``.
+    """
+    started = time.monotonic()
+    judge = (assessor or fit.assessor()).fork(shard.seed)
+    schema = pq.read_schema(real_path)
+    names = [r.name for r in fresh_columns(fit.roles)]
+    real_fresh = to_training_frame(pq.read_table(real_path, columns=names))
+    fresh = FreshColumns(
+        real_fresh, fit.roles, seed=fit.seed or 0, shard=(shard.index, shard.count, shard.seed)
+    )
+    del real_fresh
+    columns = list(schema.names)
+    judge.expect(max(fit.rows, PRIVACY_MIN_ROWS))
+    sampler = fit.sampler()
+    sampler.reseed(shard.seed)
+    path = shard_path(out_dir, shard, file_name)
+    if shard.count > 1:
+        log.info(
+            "%s: sampling %s (%d rows, seed %d)", fit.name, shard.label, shard.rows, shard.seed
+        )
+    with threads_for_training(cpu_budget()):  # neural samplers too: the worker's CPUs only
+        rows, _ = sample_to_parquet(
+            sampler,
+            shard.rows,
+            schema,
+            path,
+            fit.name,
+            screen=judge.screen if judge.filtering else None,
+            strata=judge.strata,
+            replacements=judge.replacements,
+            max_filtered_share=fit.checks.max_filtered_share,
+            observe=judge.observe,
+            complete=lambda batch: fresh.complete(batch, columns),
+        )
+        minimum = math.ceil(PRIVACY_MIN_ROWS * shard.rows / max(fit.rows, 1))
+        extra = judge.top_up(lambda n: sampler.sample(num_rows=n)[fit.name], minimum)
+    if extra:
+        log.info("%s: privacy judged on %d more sampled rows (not published)", fit.name, extra)
+    return ShardSample(shard, path, rows, time.monotonic() - started, judge.sampling_state())
+
+
+def sample_all_shards(
+    fit: TableFit,
+    real_path: Path,
+    out_dir: Path,
+    assessor: SyntheticAssessor | None = None,
+    file_name: str = SYNTHETIC_FILE,
+) -> list[ShardSample]:
+    """Every shard of ``fit``, one after the other in this process (what the mapped shard
+    tasks do side by side)."""
+    judge = assessor or fit.assessor()
+    return [
+        sample_shard(fit, real_path, shard, out_dir, assessor=judge, file_name=file_name)
+        for shard in fit.shards
+    ]
+
+
+def read_for_assessment(
+    paths: Sequence[Path], columns: Sequence[str], max_rows: int, seed: int
+) -> pd.DataFrame:
+    """The ``columns`` of the union of ``paths``: every row up to ``max_rows``, else a
+    seeded uniform sample of that many (each part contributes its share)."""
+    counts = [pq.ParquetFile(path).metadata.num_rows for path in paths]
+    total = sum(counts)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for path, count in zip(paths, counts, strict=True):
+        table = pq.read_table(path, columns=list(columns))
+        if total > max_rows and count:
+            keep = np.sort(rng.choice(count, round(max_rows * count / total), replace=False))
+            table = table.take(keep)
+        frames.append(to_training_frame(table))
+    if len(frames) == 1:
+        return frames[0]
+    return pd.concat(frames, ignore_index=True)
+
+
+def fresh_leaks(
+    paths: Sequence[Path], real_path: Path, roles: Sequence[ColumnRole]
+) -> dict[str, int]:
+    """Per fresh column, published values equal to a real one, over every row of every
+    part (read one part at a time)."""
+    names = [r.name for r in fresh_columns(roles)]
+    real = to_training_frame(pq.read_table(real_path, columns=names))
+    total: Counter[str] = Counter({name: 0 for name in names})
+    for path in paths:
+        published = to_training_frame(pq.read_table(path, columns=names))
+        total.update(count_leaks(published, real, names))
+    return dict(total)
+
+
+def finish_shards(
+    fit: TableFit,
+    real_path: Path,
+    samples: Sequence[ShardSample],
+    out_dir: Path,
+    run: _Run,
+    *,
+    assessor: SyntheticAssessor | None = None,
+    part_uris: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Judge the union of the shards, gate it, save the model: the table's result.
+
+    ``part_uris`` name the parts in the result when they live elsewhere than the local
+    paths read here (staged by the shard tasks); by default the local paths' URIs.
+    """
+    samples = sorted(samples, key=lambda s: s.shard.index)
+    planned = sorted(s.index for s in fit.shards)
+    if [s.shard.index for s in samples] != planned:
+        raise ValueError(
+            f"{fit.name}: the shards sampled ({[s.shard.index for s in samples]}) are not the "
+            f"shards planned ({planned}); run every shard of the train task's plan."
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    judge = assessor or fit.assessor()
+    judge.absorb([s.state for s in samples])
+    paths = [s.path for s in samples]
+    rows = sum(s.rows for s in samples)
+    synthetic = read_for_assessment(paths, list(fit.train.columns), ASSESS_MAX_ROWS, fit.seed or 0)
+    if rows > len(synthetic):
+        log.info(
+            "%s: fidelity judged on a seeded sample of %d of %d rows",
+            fit.name,
+            len(synthetic),
+            rows,
+        )
+    leaks = fresh_leaks(paths, real_path, fit.roles)
+    fit.split.setdefault("tables", {}).setdefault(fit.name, {})["synthetic_rows"] = rows
+    settings = {
+        "dataset": run.dataset,
+        "run": run.layout.run if run.layout is not None else None,
+        "synthesizer": fit.spec.describe(),
+        "seed": run.seed,
+        "rows": rows,
+        "shards": len(samples),
+        "training_rows": len(fit.train),
+        "holdout_rows": len(fit.holdout),
+    }
+    assessment = judge.assess(
+        synthetic,
+        out_dir,
+        settings,
+        title=f"{run.dataset}: synthetic copy",
+        fresh_leaks=leaks,
+        roles=[r.to_dict() for r in fit.roles],
+        rules=fit.model.rules,
+    )
+    del synthetic
+    for line in assessment.summary_lines():
+        log.info(line)
+    metadata_path = out_dir / METADATA_FILE
+    metadata_path.write_bytes(
+        json_bytes(public_metadata(fit.model.metadata, fit.roles, fit.model.profiles))
+    )
+    versions, model_uri = _gate_then_save(
+        run,
+        assessment.gates,
+        f"Dataset {run.dataset!r}",
+        {**assessment.files, METADATA_FILE: metadata_path},
+        (fit.sampler(), fit.spec.describe(), out_dir),
+    )
+    uris = list(part_uris) if part_uris is not None else [p.resolve().as_uri() for p in paths]
+    return {
+        "synthetic_uri": uris[0] if len(uris) == 1 else None,
+        "part_uris": uris,
+        "metadata_uri": metadata_path.resolve().as_uri(),
+        "report_uris": {n: path.resolve().as_uri() for n, path in assessment.files.items()},
+        "rows": rows,
+        "shards": [
+            {**s.shard.to_dict(), "rows": s.rows, "seconds": round(s.seconds, 3)} for s in samples
+        ],
+        "training_rows": len(fit.train),
+        "holdout_rows": len(fit.holdout),
+        "max_training_rows": fit.split.get("max_training_rows"),
+        "fit_seconds": round(fit.fit_seconds, 3),
+        "sample_seconds": round(sum(s.seconds for s in samples), 3),
+        "checks_seconds": round(assessment.seconds, 3),
+        "synthesizer": fit.spec.describe(),
+        "seed": run.seed,
+        "model_uri": model_uri,
+        "scores": assessment.scores(),
+        "filters": assessment.filters,
+        "gates": [g.to_dict() for g in assessment.gates],
+        "checks": run.checks.to_dict(),
+        "versions": versions,
+    }
