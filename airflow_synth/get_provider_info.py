@@ -30,6 +30,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_synth.operators.extract",
                     "airflow_synth.operators.synthesize",
+                    "airflow_synth.operators.sharded",
                     "airflow_synth.operators.load",
                     "airflow_synth.operators.cleanup",
                     "airflow_synth.operators.health",

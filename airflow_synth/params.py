@@ -92,6 +92,15 @@ def esl_params(
             description="A bigger table is trained on a seeded sample of this many rows; the "
             "rows to generate are sampled all the same. 0 = train on every row.",
         ),
+        "shards": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            title="Sampling shards",
+            description="Sample in this many shards, each a task of its own that any worker "
+            "can run. Empty or 0 = one shard per million rows. The same seed and shard count "
+            "give the same rows.",
+        ),
         "seed": Param(
             seed,
             type=["null", "integer"],
@@ -172,6 +181,7 @@ def config_from_params(dataset: str, sql_file: str, **settings: Any) -> ESLConfi
         "seed": "{{ params.seed }}",
         "epochs": "{{ params.epochs }}",
         "max_training_rows": "{{ params.max_training_rows }}",
+        "shards": "{{ params.shards }}",
         "formats": "{{ ['parquet', 'csv'] if params.csv else ['parquet'] }}",
         "checks": {name: "{{ params." + name + " }}" for name in CHECK_PARAMS},
         "dry_run": "{{ params.dry_run }}",

@@ -25,7 +25,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ SYNTHESIS_FIELDS = (
     "epochs",
     "checks",
     "max_training_rows",
+    "shards",
 )
 #: The multi-table synthesis settings that the extract checks up front (``validate=``) and
 #: the synthesize task passes on as they are (besides ``main_table``).
@@ -347,12 +348,10 @@ def execute_extract(
         )
 
 
-def execute_synthesize(
-    context: Mapping[str, Any],
-    *,
+def _table_synthesis(
     extract: Mapping[str, Any],
-    dataset: str,
     hook: SynthHook,
+    *,
     synthesizer: str | None = None,
     synthesizer_params: Any = None,
     num_rows: Any = None,
@@ -360,44 +359,173 @@ def execute_synthesize(
     epochs: Any = None,
     checks: Mapping[str, Any] | str | None = None,
     max_training_rows: Any = None,
+    shards: Any = None,
 ) -> dict[str, Any]:
-    """Validate settings first (cheap), then train, sample, check and save the model."""
+    """A table's synthesis settings, checked and coerced (cheap, before any row is read),
+    as the core's ``train_table``/``run_synthesize`` take them."""
     from airflow_synth.core.settings_check import synthesizer_spec_for
-    from airflow_synth.core.steps import run_synthesize
 
     spec = synthesizer_spec_for(synthesizer, synthesizer_params, epochs, hook.synthesizer_spec)
     epochs_value = as_int(epochs, "epochs")
     if epochs_value and not spec.is_neural:
         log.info("epochs=%s ignored: %s is not trained in epochs", epochs_value, spec.name)
-    check_settings = CheckSettings.from_mapping(as_dict(checks, "checks"))
     rows = as_int(num_rows, "num_rows") or None  # 0 or empty: as many as extracted
     if as_bool(extract.get("dry_run")):
         rows = min(rows or DRY_RUN_ROWS, DRY_RUN_ROWS)
-    seed_value = as_int(seed, "seed")
-    dry_run = as_bool(extract.get("dry_run"))
     contract_file = extract.get("contract_file")
-    contract = load_contract(contract_file) if contract_file else None
+    return {
+        "spec": spec,
+        "num_rows": rows,
+        "seed": as_int(seed, "seed"),
+        "contract": load_contract(contract_file) if contract_file else None,
+        "checks": CheckSettings.from_mapping(as_dict(checks, "checks")),
+        "max_training_rows": training_rows_bound(max_training_rows),
+        "shards": as_int(shards, "shards") or None,  # empty or 0: one per million rows
+    }
+
+
+def execute_synthesize(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    dataset: str,
+    hook: SynthHook,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Validate settings first (cheap), then train, sample every shard, check and save the
+    model, all in this task (the ready-made chain spreads the same work over the
+    ``train``, mapped ``sample`` and ``assess`` tasks: :func:`execute_train`)."""
+    from airflow_synth.core.steps import run_synthesize
+
+    synthesis = _table_synthesis(extract, hook, **settings)
+    dry_run = as_bool(extract.get("dry_run"))
     with (
         task_workspace(context, dataset, hook, extract.get("staging")) as workspace,
         training(context, hook, dataset) as (store, layout),
     ):
         staged = path_from_uri(workspace.fetch(extract)["staging_uri"])
-        synthesis = run_synthesize(
+        result = run_synthesize(
             staged,
             workspace.local,
             dataset=dataset,
-            spec=spec,
-            num_rows=rows,
-            seed=seed_value,
-            contract=contract,
             model_store=None if dry_run else store,
             layout=layout,
-            checks=check_settings,
             enforce_gates_=not dry_run,
-            max_training_rows=training_rows_bound(max_training_rows),
+            **synthesis,
         )
-        synthesis_metrics(dataset, synthesis)
-        return workspace.stage({**synthesis, "staging": str(workspace.location)})
+        synthesis_metrics(dataset, result)
+        return workspace.stage({**result, "staging": str(workspace.location)})
+
+
+def execute_train(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    dataset: str,
+    hook: SynthHook,
+    **settings: Any,
+) -> list[dict[str, Any]]:
+    """Train once on the extract's staged rows and plan the shards.
+
+    The fit (model, training and held-out rows) is staged privately, once; the XCom is
+    the list of shards, each naming the staged fit: what the ``sample`` task is mapped
+    over (:func:`execute_sample`), one task per shard on whatever worker is free.
+    """
+    from airflow_synth.core.steps import FIT_FILE, train_table
+
+    synthesis = _table_synthesis(extract, hook, **settings)
+    with task_workspace(context, dataset, hook, extract.get("staging")) as workspace:
+        checked_store(hook)  # the model must be publishable before hours of training
+        staged = path_from_uri(workspace.fetch(extract)["staging_uri"])
+        fit = train_table(staged, dataset=dataset, **synthesis)
+        saved = workspace.stage(
+            {"fit_uri": fit.save(workspace.local / "train" / FIT_FILE).as_uri()}
+        )
+        log.info(
+            "Trained on %d rows in %.1f s; %d rows to sample in %d shard(s)",
+            len(fit.train),
+            fit.fit_seconds,
+            fit.rows,
+            len(fit.shards),
+        )
+        return [
+            {"shard": shard, "fit_uri": saved["fit_uri"], "staging": str(workspace.location)}
+            for shard in fit.plan()
+        ]
+
+
+def execute_sample(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    shard: Mapping[str, Any],
+    dataset: str,
+    hook: SynthHook,
+) -> dict[str, Any]:
+    """Sample one shard of the staged fit (an element of the ``train`` task's XCom) into
+    its part file, staged for the ``assess`` task. A retry samples the same rows."""
+    from airflow_synth.core.engine.shards import Shard
+    from airflow_synth.core.steps import TableFit, sample_shard
+
+    planned = Shard.from_dict(shard.get("shard", shard))
+    with suppress(TypeError):  # the mapped task's label in the UI (``map_index_template``)
+        context["shard_label"] = f"{planned.label}: {planned.rows:,} rows"  # type: ignore[index]
+    with task_workspace(context, dataset, hook, shard.get("staging")) as workspace:
+        staged = workspace.fetch({"real": extract["staging_uri"], "fit": shard["fit_uri"]})
+        fit = TableFit.load(path_from_uri(staged["fit"]))
+        sample = sample_shard(fit, path_from_uri(staged["real"]), planned, workspace.local)
+        log.info("Sampled %s: %d rows in %.1f s", planned.label, sample.rows, sample.seconds)
+        return workspace.stage({**sample.to_dict(), "staging": str(workspace.location)})
+
+
+def execute_assess(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    train: Sequence[Mapping[str, Any]],
+    samples: Sequence[Mapping[str, Any]],
+    dataset: str,
+    hook: SynthHook,
+) -> dict[str, Any]:
+    """Judge the union of the shards, let the gates decide, save the model: the same
+    result a one-task synthesis returns, with the staged parts listed (``part_uris``)."""
+    from airflow_synth.core.steps import ShardSample, TableFit, finish_shards
+    from airflow_synth.core.steps.finish import _Run
+
+    plan, samples = list(train), list(samples)
+    if not plan:
+        raise ValueError("The train task planned no shard: nothing to assess.")
+    dry_run = as_bool(extract.get("dry_run"))
+    with (
+        task_workspace(context, dataset, hook, plan[0].get("staging")) as workspace,
+        training(context, hook, dataset) as (store, layout),
+    ):
+        staged = workspace.fetch({"real": extract["staging_uri"], "fit": plan[0]["fit_uri"]})
+        fit = TableFit.load(path_from_uri(staged["fit"]))
+        fetched = [ShardSample.from_dict(workspace.fetch(s)) for s in samples]
+        result = finish_shards(
+            fit,
+            path_from_uri(staged["real"]),
+            fetched,
+            workspace.local,
+            _Run(
+                dataset=dataset,
+                seed=fit.seed,
+                scale=1.0,
+                checks=fit.checks,
+                layout=layout,
+                model_store=None if dry_run else store,
+                enforce_gates_=not dry_run,
+                max_parents=None,
+            ),
+            part_uris=[s["part_uri"] for s in sorted(samples, key=_shard_index)],
+        )
+        synthesis_metrics(dataset, result)
+        return workspace.stage({**result, "staging": str(workspace.location)})
+
+
+def _shard_index(sample: Mapping[str, Any]) -> int:
+    return int(sample["shard"]["index"])
 
 
 def training_rows_bound(value: Any) -> int | None:
@@ -514,7 +642,10 @@ def _table_writer(
         result = run_load(
             store,
             layout,
-            synthetic_path=path_from_uri(synthesis["synthetic_uri"]),
+            synthetic_path=[
+                path_from_uri(uri)
+                for uri in synthesis.get("part_uris") or [synthesis["synthetic_uri"]]
+            ],
             metadata_path=path_from_uri(synthesis["metadata_uri"]),
             reports={
                 name: path_from_uri(uri) for name, uri in synthesis.get("report_uris", {}).items()
@@ -722,6 +853,7 @@ def execute_multitable_extract(
             primary_keys=as_dict(primary_keys, "primary_keys"),
             sql_dirs=sql_dirs,
             engine=(validate or {}).get("engine") or None,
+            contracts=load_table_contracts(contract_refs),
         )
         return workspace.stage(
             {

@@ -1,6 +1,6 @@
 """Run the benchmarks: ``python -m benchmarks [NAME] [ARGS]``.
 
-``python -m benchmarks extract|privacy|multitable|fidelity|filters|big_table [ARGS]`` runs
+``python -m benchmarks extract|privacy|multitable|fidelity|filters|big_table|shards [ARGS]`` runs
 one of them with its own arguments (``python -m benchmarks multitable --help``). Without a
 name every benchmark runs: the extract benchmark first with the arguments (``--rows``:
 rows extracted), then privacy and multi-table at their own defaults.
@@ -8,7 +8,7 @@ rows extracted), then privacy and multi-table at their own defaults.
 
 import sys
 
-from benchmarks import big_table, extract, fidelity, filters, multitable, privacy
+from benchmarks import big_table, extract, fidelity, filters, multitable, privacy, shards
 
 BENCHMARKS = {
     "extract": extract,
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "fidelity": fidelity,
     "filters": filters,
     "big_table": big_table,
+    "shards": shards,
 }
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.coerce import as_bool, as_dict, as_float, as_int, as_text
+from airflow_synth.core.engine.shards import shard_count
 from airflow_synth.core.engine.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.core.errors import SynthesizerConfigError
 from airflow_synth.core.extract.sql import read_sql_file, resolve_sql_file
@@ -53,6 +54,7 @@ TARGET_KEYS = ("target_conn_id", "target_schema", "load_to_target")
 KNOWN_KEYS = (
     *SYNTHESIZER_KEYS,
     "num_rows",
+    "shards",
     "seed",
     "checks",
     *MULTITABLE_KEYS,
@@ -144,9 +146,11 @@ def validate_run_settings(
         checks = CheckSettings.from_mapping(as_dict(values["checks"], "checks"))
     numbers: dict[str, int | float | None] = {}
     check_multitable_engine(values)
-    for key in ("num_rows", "seed", "max_parents", "max_training_rows"):
+    for key in ("num_rows", "seed", "max_parents", "max_training_rows", "shards"):
         if key in values:
             numbers[key] = as_int(values[key], key)
+    if numbers.get("shards"):
+        shard_count(numbers.get("num_rows") or 1, int(numbers["shards"]))  # in range?
     for key in ("scale", "max_orphan_share"):
         if key in values:
             numbers[key] = as_float(values[key], key, default=1.0)

@@ -53,6 +53,7 @@ class _SynthesizeDecoratedOperator(
         epochs: int | str | None = None,
         checks: Mapping[str, Any] | str | None = None,
         max_training_rows: int | str | None = None,
+        shards: int | str | None = None,
         formats: Sequence[str] = ("parquet",),
         aws_conn_id: str | None = None,
         bucket: str | None = None,

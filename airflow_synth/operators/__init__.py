@@ -10,14 +10,22 @@ from airflow_synth.operators.multitable import (
     MultiTableSynthesizeOperator,
     SyntheticPostgresLoadOperator,
 )
+from airflow_synth.operators.sharded import (
+    ESLAssessOperator,
+    ESLSampleShardOperator,
+    ESLTrainOperator,
+)
 from airflow_synth.operators.synthesize import ESLSynthesizeOperator
 
 __all__ = [
+    "ESLAssessOperator",
     "ESLCleanupOperator",
     "ESLExtractOperator",
     "ESLHealthCheckOperator",
     "ESLLoadOperator",
+    "ESLSampleShardOperator",
     "ESLSynthesizeOperator",
+    "ESLTrainOperator",
     "MultiTableExtractOperator",
     "MultiTablePublishOperator",
     "MultiTableSynthesizeOperator",

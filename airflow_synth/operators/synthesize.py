@@ -34,6 +34,10 @@ class ESLSynthesizeOperator(SynthesisSettings, SynthesizeOperatorBase):
         an ``epochs`` key in ``synthesizer_params`` wins.
     :param max_training_rows: train on a seeded sample of at most this many rows (default
         200,000; 0 = all); ``num_rows`` are sampled all the same.
+    :param shards: sample in this many part files (same seed + shard count = same rows);
+        default: one per million rows. The ready-made chain runs each shard as a mapped
+        task (``ESLTrainOperator``, ``ESLSampleShardOperator``, ``ESLAssessOperator``);
+        here they run one after the other.
     :param checks: holdout, filters and gate thresholds (see ``CheckSettings``), e.g.
         ``{"min_quality": 0.8, "max_dcr_share": 0.55, "outlier_filter": False}``.
     :param aws_conn_id: AWS connection of the bucket (default from ``synth_conn_id``).
@@ -56,6 +60,7 @@ class ESLSynthesizeOperator(SynthesisSettings, SynthesizeOperatorBase):
         epochs: int | str | None = None,
         checks: Mapping[str, Any] | str | None = None,
         max_training_rows: int | str | None = None,
+        shards: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -6,7 +6,8 @@ the operators, and the operators' own names tables (``extract_fields``,
 ``settings_fields``) say which config fields each step takes. The group id, the store
 settings handed to every step, the settings the extract checks first (``validate=``), the
 order ``extract >> synthesize >> publish (>> load_target)`` and the staging teardown are
-decided here once, so the two groups cannot drift apart.
+decided here once, so the two groups cannot drift apart. A table's synthesis runs as
+``train >> sample (mapped, one task per shard) >> assess``, a set's as one ``synthesize``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class ChainSteps:
     extract: type[ExtractOperatorBase]
     synthesize: type[SynthesizeOperatorBase]
     publish: type[PublishOperatorBase]
+    #: a table's synthesis spread over tasks: ``(train, sample, assess)`` operators (train
+    #: takes the synthesize step's settings, sample is mapped over train's shards)
+    sharded: tuple[type[SynthesizeOperatorBase], type[Any], type[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,14 +103,8 @@ def esl_chain_group(
             validate={**settings_of(config, steps.synthesize.checked_fields), **store, **target},
             **common,
         )
-        synthesize = steps.synthesize(
-            task_id="synthesize",
-            extract=extract.output,
-            dataset=config.dataset,
-            **settings_of(config, steps.synthesize.settings_fields),
-            **store,
-            **common,
-        )
+        synthesis = _synthesis_tasks(config, extract, store, common)
+        synthesize = synthesis[-1]
         publish = steps.publish(
             task_id=steps.publish.chain_task_id,
             extract=extract.output,
@@ -124,8 +122,51 @@ def esl_chain_group(
             **common,
         )
         after_publish = [_load_target(config, target, store, common)] if target else []
-        chain(extract, synthesize, publish, *after_publish, cleanup.as_teardown(setups=extract))
+        chain(extract, *synthesis, publish, *after_publish, cleanup.as_teardown(setups=extract))
     return group
+
+
+def _synthesis_tasks(
+    config: ChainConfig, extract: Any, store: Mapping[str, Any], common: Mapping[str, Any]
+) -> list[Any]:
+    """The synthesis of the chain: one ``synthesize`` task, or (a table's steps with
+    ``sharded``) ``train`` >> ``sample`` (one mapped task per shard) >> ``assess``; the last
+    one's XCom is what the publish step takes."""
+    steps = config.steps
+    settings = settings_of(config, steps.synthesize.settings_fields)
+    if steps.sharded is None:
+        return [
+            steps.synthesize(
+                task_id="synthesize",
+                extract=extract.output,
+                dataset=config.dataset,
+                **settings,
+                **store,
+                **common,
+            )
+        ]
+    train_step, sample_step, assess_step = steps.sharded
+    train = train_step(
+        task_id="train",
+        extract=extract.output,
+        dataset=config.dataset,
+        **settings,
+        **store,
+        **common,
+    )
+    sample = sample_step.partial(
+        task_id="sample", extract=extract.output, dataset=config.dataset, **store, **common
+    ).expand(shard=train.output)
+    assess = assess_step(
+        task_id="assess",
+        extract=extract.output,
+        train=train.output,
+        samples=sample.output,
+        dataset=config.dataset,
+        **store,
+        **common,
+    )
+    return [train, sample, assess]
 
 
 def _load_target(

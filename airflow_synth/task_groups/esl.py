@@ -12,7 +12,14 @@ from typing import Any, ClassVar
 
 from airflow.sdk import TaskGroup
 
-from airflow_synth.operators import ESLExtractOperator, ESLLoadOperator, ESLSynthesizeOperator
+from airflow_synth.operators import (
+    ESLAssessOperator,
+    ESLExtractOperator,
+    ESLLoadOperator,
+    ESLSampleShardOperator,
+    ESLSynthesizeOperator,
+    ESLTrainOperator,
+)
 from airflow_synth.runtime import AUTO
 from airflow_synth.task_groups.chain import ChainConfig, ChainSteps, esl_chain_group
 
@@ -26,7 +33,10 @@ class ESLConfig(ChainConfig):
     """
 
     steps: ClassVar[ChainSteps] = ChainSteps(
-        ESLExtractOperator, ESLSynthesizeOperator, ESLLoadOperator
+        ESLExtractOperator,
+        ESLSynthesizeOperator,
+        ESLLoadOperator,
+        sharded=(ESLTrainOperator, ESLSampleShardOperator, ESLAssessOperator),
     )
     sql_file: str
     _: KW_ONLY
@@ -35,6 +45,8 @@ class ESLConfig(ChainConfig):
     num_rows: int | str | None = None
     epochs: int | str | None = None
     max_training_rows: int | str | None = None
+    #: shards to sample in, each a mapped ``sample`` task (default: one per million rows)
+    shards: int | str | None = None
     parameters: Mapping[str, Any] | Sequence[Any] | None = None
     contract_file: str | None = AUTO
     dry_run: bool | str = False
@@ -45,11 +57,12 @@ def esl_task_group(
 ) -> TaskGroup:
     """Add the ESL chain for ``config`` to the current DAG and return its TaskGroup.
 
-    Tasks: ``extract`` (a setup), ``synthesize``, ``load`` and ``cleanup_staging`` (a
-    teardown: it deletes the run's staged real rows whether the run succeeded or failed,
-    without deciding the run's state).
+    Tasks: ``extract`` (a setup), ``train`` (fits the model once), ``sample`` (mapped: one
+    task per shard, spread over the workers), ``assess`` (judges the union, gates, saves
+    the model), ``load`` and ``cleanup_staging`` (a teardown: it deletes the run's staged
+    real rows whether the run succeeded or failed, without deciding the run's state).
 
-    ``extract`` is also given the settings of ``synthesize`` and ``load`` (``validate=``), so
-    an unknown synthesizer, a bad check or a missing connection fails it before the query.
+    ``extract`` is also given the settings of the later steps (``validate=``), so an
+    unknown synthesizer, a bad check or a missing connection fails it before the query.
     """
     return esl_chain_group(config, group_id, group_kwargs)

@@ -73,6 +73,7 @@ def synthesize_table(
     epochs: int | str | None = None,
     checks: Mapping[str, Any] | str | None = None,
     max_training_rows: int | str | None = None,
+    shards: int | str | None = None,
     aws_conn_id: str | None = None,
     bucket: str | None = None,
     synth_conn_id: str | None = None,
@@ -90,6 +91,7 @@ def synthesize_table(
         epochs=epochs,
         checks=checks,
         max_training_rows=max_training_rows,
+        shards=shards,
     )
 
 

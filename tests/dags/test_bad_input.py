@@ -49,7 +49,7 @@ EXPECTED = {
         ],
     ),
     "quality_gate": (
-        "synthesize",
+        "assess",
         ["FAIL quality_score", "(must be >= 0.999)", "nothing was published"],
     ),
     "unknown_check": ("extract", ["Unknown check setting 'max_dcr'", "'max_dcr_share'"]),
@@ -162,7 +162,7 @@ def assert_only_reports_quarantined(
 def test_report_view_serves_the_quarantined_report_to_allowed_users_only(
     bad_dags, s3_client, monkeypatch
 ) -> None:
-    """Through the FastAPI app: the quarantined report.html for the failed synthesize task,
+    """Through the FastAPI app: the quarantined report.html for the failed assess task,
     with the CSP header; 403 for a user who may not read the DAG."""
     from airflow.api_fastapi.core_api.security import get_user
     from fastapi.testclient import TestClient
@@ -172,7 +172,7 @@ def test_report_view_serves_the_quarantined_report_to_allowed_users_only(
     dag_run = bad_dags.dag_quality_gate.test()
     assert dag_run.state == "failed"
     report_view.app.dependency_overrides[get_user] = lambda: SimpleNamespace(name="reader")
-    query = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "task_id": "esl.synthesize"}
+    query = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "task_id": "esl.assess"}
     try:
         client = TestClient(report_view.app)
         monkeypatch.setattr(report_view, "_authorized", lambda user, dag_id: True)

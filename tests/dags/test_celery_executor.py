@@ -4,9 +4,10 @@ Redis (the Debian package) is the broker; the session's PostgreSQL holds Airflow
 DB and Celery's results; an API server, a scheduler and a DAG processor run as in production;
 and two Celery workers each get their own ``AIRFLOW_HOME``, ``HOME`` and temporary folder, so
 the two share nothing but the servers. A cluster policy routes extract and publish to one
-worker and synthesize and the teardown to the other
-(``celery_deployment/airflow_local_settings.py``): every step must find what the step before
-it staged, on another machine as far as it can tell.
+worker and training, assessing and the teardown to the other, and the sampling shards to a
+queue both serve (``celery_deployment/airflow_local_settings.py``): every step must find what
+the step before it staged, on another machine as far as it can tell, and the shards of one
+run are spread over both workers.
 
 Select with ``pytest -k celery_executor``.
 """
@@ -45,6 +46,7 @@ pytestmark = pytest.mark.dags
 HERE = Path(__file__).resolve().parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 WORKERS = {"worker-a": "worker_a", "worker-b": "worker_b"}  # name -> the queue it serves
+SHARD_QUEUE = "shards"  # served by both workers
 SERVERS = {
     "api-server": ("api-server", "--host", "127.0.0.1", "--port", "{port}"),
     "scheduler": ("scheduler",),
@@ -100,7 +102,7 @@ def worker_command(name: str, queue: str) -> tuple[str, ...]:
         "celery",
         "worker",
         "--queues",
-        queue,
+        f"{queue},{SHARD_QUEUE}",
         "--concurrency",
         "1",
         "--celery-hostname",
@@ -161,7 +163,10 @@ def task_states(deployment: dict[str, Any], dag_id: str, run_id: str) -> dict[st
     base, session = deployment["base"], deployment["session"]
     url = f"{base}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
     return {
-        ti["task_id"]: (ti["state"], ti.get("hostname"))
+        ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""): (
+            ti["state"],
+            ti.get("hostname"),
+        )
         for ti in session.get(url, timeout=30).json()["task_instances"]
     }
 
@@ -175,10 +180,12 @@ def xcom(deployment: dict[str, Any], dag_id: str, run_id: str, task_id: str) -> 
     return session.get(url, params={"deserialize": True}, timeout=30).json()["value"]
 
 
-def handed_on_through_staging(deployment: dict[str, Any], dag_id: str, run_id: str) -> None:
-    """Extract and synthesize name staged objects in the private bucket, never a path on the
+def handed_on_through_staging(
+    deployment: dict[str, Any], dag_id: str, run_id: str, task_ids: tuple[str, ...]
+) -> None:
+    """The tasks' XComs name staged objects in the private bucket, never a path on the
     worker that wrote them (on one machine another worker could still read such a path)."""
-    for task_id in ("esl.extract", "esl.synthesize"):
+    for task_id in task_ids:
         text = json.dumps(xcom(deployment, dag_id, run_id, task_id))
         assert f"s3://synthetic-staging/runs/{dag_id}/" in text, f"{task_id}: {text[:300]}"
         assert "file://" not in text and str(deployment["root"]) not in text, task_id
@@ -199,18 +206,36 @@ def test_celery_executor_runs_a_table_across_two_workers(celery_airflow, s3_clie
         celery_airflow,
         "esl_airbnb_bookings",
         # 40 rows are too few to measure dependence: waived, as a user must say so
-        {"rows": 40, "seed": 2, "synthesizer": "gaussian_copula", "min_dependence": None},
+        {
+            "rows": 40,
+            "seed": 2,
+            "shards": 2,
+            "synthesizer": "gaussian_copula",
+            "min_dependence": None,
+        },
     )
     states = task_states(celery_airflow, "esl_airbnb_bookings", run_id)
     ran_on = {task: host for task, (state, host) in states.items() if state == "success"}
-    assert ran_on["esl.extract"] == "worker-a" and ran_on["esl.synthesize"] == "worker-b"
-    assert ran_on["esl.load"] == "worker-a", states
-    assert set(ran_on.values()) == set(WORKERS), states
-    handed_on_through_staging(celery_airflow, "esl_airbnb_bookings", run_id)
+    assert ran_on["esl.extract"] == "worker-a" and ran_on["esl.train"] == "worker-b", states
+    assert ran_on["esl.assess"] == "worker-b" and ran_on["esl.load"] == "worker-a", states
+    # trained once, sampled in two mapped shard tasks that ran on different workers
+    assert {ran_on["esl.sample[0]"], ran_on["esl.sample[1]"]} == set(WORKERS), states
+    handed_on_through_staging(
+        celery_airflow, "esl_airbnb_bookings", run_id, ("esl.extract", "esl.train", "esl.assess")
+    )
 
     layout = DatasetLayout("synthetic", "airbnb_bookings", run_id)
-    body = s3_client.get_object(Bucket="synthetic", Key=layout.data_key())["Body"].read()
-    assert pq.read_table(io.BytesIO(body)).num_rows == 40
+    manifest = json.loads(
+        s3_client.get_object(Bucket="synthetic", Key=layout.manifest_key)["Body"].read()
+    )
+    parts = manifest["tables"]["airbnb_bookings"]["parts"]
+    assert [part["rows"] for part in parts] == [20, 20]
+    rows = 0
+    for part in parts:
+        key = part["uri"].removeprefix("s3://synthetic/")
+        body = s3_client.get_object(Bucket="synthetic", Key=key)["Body"].read()
+        rows += pq.read_table(io.BytesIO(body)).num_rows
+    assert rows == manifest["rows"] == 40
     assert staged_objects(s3_client, "esl_airbnb_bookings") == []
     assert leftovers(celery_airflow) == []
 
@@ -225,7 +250,9 @@ def test_celery_executor_runs_a_table_set_across_two_workers(celery_airflow, s3_
     ran_on = {task: host for task, (state, host) in states.items() if state == "success"}
     assert ran_on["esl.extract"] == "worker-a" and ran_on["esl.synthesize"] == "worker-b", states
     assert set(ran_on.values()) == set(WORKERS), states
-    handed_on_through_staging(celery_airflow, "esl_airbnb_multitable", run_id)
+    handed_on_through_staging(
+        celery_airflow, "esl_airbnb_multitable", run_id, ("esl.extract", "esl.synthesize")
+    )
 
     layout = DatasetLayout("synthetic", "airbnb_multitable", run_id)
     manifest = s3_client.get_object(Bucket="synthetic", Key=layout.manifest_key)["Body"].read()

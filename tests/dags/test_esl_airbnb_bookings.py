@@ -161,7 +161,7 @@ def test_tasks_hand_rows_on_through_the_private_staging_bucket(bookings_run) -> 
     private staging bucket (never a worker's local path), and never the published bucket."""
     ti = next(t for t in bookings_run.get_task_instances() if t.task_id == "esl.extract")
     extract = ti.xcom_pull(task_ids="esl.extract")
-    synthesis = ti.xcom_pull(task_ids="esl.synthesize")
+    synthesis = ti.xcom_pull(task_ids="esl.assess")
     run = safe_key_part(bookings_run.run_id)
     prefix = f"s3://synthetic-staging/runs/esl_airbnb_bookings/{run}/"
     assert extract["staging_uri"].startswith(prefix)
@@ -238,10 +238,10 @@ def test_dry_run_trains_and_reports_but_publishes_nothing(seeded_source, project
     )
     assert dag_run.state == "success"  # a missed gate is reported, not enforced
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-    assert states["esl.synthesize"] == "success" and states["esl.load"] == "skipped"
+    assert states["esl.assess"] == "success" and states["esl.load"] == "skipped"
     synthesis = next(
-        ti for ti in dag_run.get_task_instances() if ti.task_id == "esl.synthesize"
-    ).xcom_pull(task_ids="esl.synthesize")
+        ti for ti in dag_run.get_task_instances() if ti.task_id == "esl.assess"
+    ).xcom_pull(task_ids="esl.assess")
     assert synthesis["rows"] <= 1_000  # capped at the dry-run size
     assert synthesis["model_uri"] is None
     assert not next(g for g in synthesis["gates"] if g["metric"] == "quality_score")["passed"]

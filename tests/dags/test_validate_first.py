@@ -22,13 +22,13 @@ BUCKET = "synthetic"
 EXPECTED = {
     "unknown_synthesizer": (
         "esl.extract",
-        ["esl.synthesize", "esl.load"],
+        ["esl.train", "esl.sample", "esl.assess", "esl.load"],
         "vf_unknown_synthesizer",
         ["Unknown synthesizer 'gausian'", "Did you mean 'gaussian_copula'"],
     ),
     "unknown_aws_connection": (
         "esl.extract",
-        ["esl.synthesize", "esl.load"],
+        ["esl.train", "esl.sample", "esl.assess", "esl.load"],
         "vf_unknown_aws_connection",
         ["'no_such_s3'", "Create the Airflow connection", "AIRFLOW_CONN_NO_SUCH_S3"],
     ),

@@ -540,3 +540,33 @@ def test_a_published_single_table_loads_through_the_set_reader(
         result = load_published_set(store, layout, conn, "single_table")
     assert result["tables"] == {"plans": 3}
     assert _rows(reader, "single_table", "plans", "id") == _parquet_rows(synthetic, "id")
+
+
+def test_a_table_published_in_parts_loads_whole(dsn: str, tmp_path: Path, reader) -> None:  # noqa: ANN001
+    """A table sampled in shards is published as parts; the target holds every part's rows."""
+    from airflow_synth.core.publish.layout import DatasetLayout
+    from airflow_synth.core.publish.store import FileObjectStore
+    from airflow_synth.core.steps import load_published_set, run_load
+
+    parts = [
+        _write(tmp_path / "p0.parquet", {"id": [1, 2], "plan": ["free", "pro"]}),
+        _write(tmp_path / "p1.parquet", {"id": [3, 4, 5], "plan": ["basic", "pro", "free"]}),
+    ]
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text("{}")
+    store = FileObjectStore(tmp_path / "bucket")
+    layout = DatasetLayout("synthetic", "plans_parts", "run1")
+    run_load(
+        store,
+        layout,
+        synthetic_path=parts,
+        metadata_path=metadata,
+        source={"sql_file": "plans.sql"},
+        synthesis={},
+        timings={},
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        result = load_published_set(store, layout, conn, "parts_table")
+    assert result["tables"] == {"plans_parts": 5}
+    expected = sorted(_parquet_rows(parts[0], "id") + _parquet_rows(parts[1], "id"))
+    assert _rows(reader, "parts_table", "plans_parts", "id") == expected

@@ -10,6 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from airflow.sdk.definitions.mappedoperator import MappedOperator
 
 from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.errors import ConnectionConfigError, SynthesizerConfigError
@@ -175,17 +176,29 @@ def test_multitable_dag_wires_publish_target_load_and_teardown(dagbag) -> None:
 def test_esl_dags_wire_the_chain_with_a_teardown_and_an_asset(dagbag, dag_id: str) -> None:
     dag = dagbag.dags[dag_id]
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"esl.extract", "esl.synthesize", "esl.load", "esl.cleanup_staging"}
+    assert set(tasks) == {
+        "esl.extract",
+        "esl.train",
+        "esl.sample",
+        "esl.assess",
+        "esl.load",
+        "esl.cleanup_staging",
+    }
     assert tasks["esl.cleanup_staging"].is_teardown
     assert tasks["esl.extract"].is_setup
-    assert tasks["esl.synthesize"].upstream_task_ids == {"esl.extract"}
-    assert "esl.synthesize" in tasks["esl.load"].upstream_task_ids
+    assert tasks["esl.train"].upstream_task_ids == {"esl.extract"}
+    # train once, sample in shards mapped over train's plan, assess the union
+    assert isinstance(tasks["esl.sample"], MappedOperator)
+    assert tasks["esl.sample"].upstream_task_ids == {"esl.extract", "esl.train"}
+    assert tasks["esl.assess"].upstream_task_ids == {"esl.extract", "esl.train", "esl.sample"}
+    assert "esl.assess" in tasks["esl.load"].upstream_task_ids
     assert [a.uri for a in tasks["esl.load"].outlets] == ["s3://synthetic/airbnb_bookings"]
     assert set(dag.params) == {
         "rows",
         "synthesizer",
         "epochs",
         "max_training_rows",
+        "shards",
         "seed",
         "csv",
         "dry_run",

@@ -260,3 +260,45 @@ def test_a_sampling_state_keeps_numbers_only(tmp_path: Path) -> None:
     with np.load(path, allow_pickle=False) as data:  # no pickled objects, no text but meta
         kinds = {data[name].dtype.kind for name in data.files if name != "meta"}
     assert kinds <= {"f", "i", "u", "b"}
+
+
+def test_a_sharded_table_is_published_as_parts_of_one_table(tmp_path: Path) -> None:
+    """The manifest lists the parts (rows each) under the table's folder, which any Parquet
+    reader reads whole; ``rows`` is the union's."""
+    from airflow_synth.core.publish.layout import DatasetLayout
+    from airflow_synth.core.publish.store import FileObjectStore
+    from airflow_synth.core.steps import run_load
+
+    real = _staged(tmp_path, rows=300)
+    result = run_synthesize(
+        real,
+        tmp_path / "out",
+        dataset="customers",
+        spec=resolve_synthesizer("gaussian_copula"),
+        seed=4,
+        checks=NO_QUALITY_GATES,
+        shards=3,
+    )
+    store = FileObjectStore(tmp_path / "bucket")
+    layout = DatasetLayout("synthetic", "customers", "run1")
+    run_load(
+        store,
+        layout,
+        synthetic_path=[Path(u.removeprefix("file://")) for u in result["part_uris"]],
+        metadata_path=Path(result["metadata_uri"].removeprefix("file://")),
+        source={},
+        synthesis=result,
+        timings={},
+    )
+    manifest = json.loads(store.get_bytes(layout.manifest_key))
+    table = manifest["tables"]["customers"]
+    assert manifest["rows"] == table["rows"] == 300
+    assert [p["rows"] for p in table["parts"]] == [100, 100, 100]
+    assert table["uri"] == layout.uri(layout.key("data")) + "/"
+    assert [p["uri"].rsplit("/", 2)[-2:] for p in table["parts"]][0] == [
+        "data",
+        "part-00000.parquet",
+    ]
+    assert len(manifest["synthesis"]["shards"]) == 3
+    folder = tmp_path / "bucket" / layout.key("data")
+    assert len(pd.read_parquet(folder)) == 300

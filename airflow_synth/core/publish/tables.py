@@ -42,6 +42,7 @@ PUBLIC_SYNTHESIS_KEYS = (
     "fit_seconds",
     "sample_seconds",
     "checks_seconds",
+    "shards",
     "integrity",
     "scores",
     "filters",
@@ -75,12 +76,21 @@ def table_key(table_set: TableSet, name: str) -> str:
     return SINGLE_TABLE_FILE
 
 
+def part_keys(key: str, count: int) -> list[str]:
+    """The keys of a table's parts: the table's own key for one file, else
+    ``<key without .parquet>/part-<n>.parquet`` (a folder any Parquet reader reads whole)."""
+    if count == 1:
+        return [key]
+    folder = key.removesuffix(".parquet")
+    return [f"{folder}/part-{index:05d}.parquet" for index in range(count)]
+
+
 def publish_tables(
     store: ObjectStore,
     layout: DatasetLayout,
     *,
     table_set: TableSet,
-    table_files: Mapping[str, Path],
+    table_files: Mapping[str, Path | Sequence[Path]],
     files: Mapping[str, Path],
     reports: Sequence[str],
     source: Mapping[str, Any],
@@ -90,27 +100,42 @@ def publish_tables(
 ) -> dict[str, Any]:
     """Upload every table (Parquet, and CSV if asked), ``files`` (metadata, reports), then
     the manifest naming them all; ``reports`` are the names of ``files`` the manifest links
-    under ``reports``."""
+    under ``reports``.
+
+    A table sampled in shards is a list of part files: published as ``.../part-<n>.parquet``
+    under the table's folder, its manifest entry's ``uri`` the folder and ``parts`` each
+    part (with its rows), so a reader of the folder or of the parts sees the whole table.
+    """
     started = time.monotonic()
     check_formats(formats)
     upload = dict(files)
     tables: dict[str, Any] = {}
     for name in table_set.order:
-        path = Path(table_files[name])
-        key = table_key(table_set, name)
-        upload[key] = path
-        if "csv" in formats:
-            upload[key.removesuffix(".parquet") + ".csv"] = write_csv(
-                path, path.with_suffix(".csv")
-            )
-        parquet = pq.ParquetFile(path)
+        given = table_files[name]
+        paths = [Path(p) for p in given] if isinstance(given, list | tuple) else [Path(given)]
+        keys = part_keys(table_key(table_set, name), len(paths))
+        parts = []
+        for key, path in zip(keys, paths, strict=True):
+            upload[key] = path
+            if "csv" in formats:
+                upload[key.removesuffix(".parquet") + ".csv"] = write_csv(
+                    path, path.with_suffix(".csv")
+                )
+            rows = pq.ParquetFile(path).metadata.num_rows
+            parts.append({"uri": layout.uri(layout.key(key)), "rows": rows})
         shape = table_set.tables[name]
         tables[name] = {
-            "uri": layout.uri(layout.key(key)),
-            "rows": parquet.metadata.num_rows,
+            "uri": parts[0]["uri"]
+            if len(parts) == 1
+            else layout.uri(layout.key(table_key(table_set, name).removesuffix(".parquet"))) + "/",
+            "rows": sum(part["rows"] for part in parts),
             "primary_key": list(shape.primary_key),
-            "columns": _columns(shape, parquet.schema_arrow),
+            "columns": _columns(shape, pq.read_schema(paths[0])),
         }
+        if len(parts) > 1:
+            tables[name]["parts"] = parts
+    first = table_files[table_set.order[0]]
+    first_path = Path(first[0] if isinstance(first, list | tuple) else first)
     single = table_key(table_set, table_set.order[0]) == SINGLE_TABLE_FILE
     manifest: dict[str, Any] = {
         "dataset": layout.dataset,
@@ -119,7 +144,7 @@ def publish_tables(
         "rows": sum(t["rows"] for t in tables.values()),
     }
     if single:  # a table's columns at the top, as single-table consumers read them
-        manifest["columns"] = schema_description(pq.read_schema(table_files[table_set.order[0]]))
+        manifest["columns"] = schema_description(pq.read_schema(first_path))
     manifest.update(
         {
             "tables": tables,

@@ -23,7 +23,7 @@ def run_load(
     store: ObjectStore,
     layout: DatasetLayout,
     *,
-    synthetic_path: Path,
+    synthetic_path: Path | Sequence[Path],
     metadata_path: Path,
     source: Mapping[str, Any],
     synthesis: Mapping[str, Any],
@@ -33,15 +33,23 @@ def run_load(
 ) -> dict[str, Any]:
     """Publish one synthetic table, its metadata, its reports and the manifest (last).
 
+    ``synthetic_path`` is the table's file, or its part files when it was sampled in shards
+    (published as ``data/part-<n>.parquet``).
+
     ``reports`` maps file names (``quality.json``, ``privacy.json``, ``report.html``) to
     local paths; the manifest links each one under ``reports``.
     """
     reports = {name: Path(path) for name, path in (reports or {}).items()}
+    parts = (
+        [Path(p) for p in synthetic_path]
+        if isinstance(synthetic_path, list | tuple)
+        else [Path(synthetic_path)]
+    )
     result = publish_tables(
         store,
         layout,
-        table_set=table_of_one(layout.dataset, Path(synthetic_path)),
-        table_files={layout.dataset: Path(synthetic_path)},
+        table_set=table_of_one(layout.dataset, parts[0]),
+        table_files={layout.dataset: parts if len(parts) > 1 else parts[0]},
         files={METADATA_FILE: Path(metadata_path), **reports},
         reports=list(reports),
         source=source,

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from airflow_synth.core.errors import PublishError
 from airflow_synth.core.publish.layout import DatasetLayout
@@ -50,12 +54,8 @@ def load_published_set(
         tables = []
         for name in manifest["load_order"]:
             info = manifest["tables"][name]
-            key = info["uri"].removeprefix(prefix)
-            data = store.get_bytes(layout.key(key))
-            if data is None:
-                raise PublishError(f"{info['uri']} is missing; nothing was loaded.")
             path = Path(tmp) / f"{name}.parquet"
-            path.write_bytes(data)
+            _download_table(store, layout, prefix, info, path)
             tables.append(
                 TargetTable(
                     name=name,
@@ -87,3 +87,26 @@ def load_published_set(
             },
         )
     return result.to_xcom()
+
+
+def _download_table(
+    store: ObjectStore, layout: DatasetLayout, prefix: str, info: Mapping[str, Any], path: Path
+) -> None:
+    """The table of a manifest entry into one local Parquet file (its parts one after the
+    other, when it was sampled in shards)."""
+    uris = [part["uri"] for part in info.get("parts") or [{"uri": info["uri"]}]]
+    writer = None
+    try:
+        for uri in uris:
+            data = store.get_bytes(layout.key(uri.removeprefix(prefix)))
+            if data is None:
+                raise PublishError(f"{uri} is missing; nothing was loaded.")
+            if len(uris) == 1:
+                path.write_bytes(data)
+                return
+            table = pq.read_table(pa.BufferReader(data))
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
