@@ -348,6 +348,19 @@ def execute_extract(
         )
 
 
+@contextmanager
+def task_cpu_share(context: Mapping[str, Any]) -> Iterator[None]:
+    """Training and sampling in the block use at most the task's pool slots as CPUs, when
+    it holds more than one (``pool_slots=4``: 4 threads on a worker with more CPUs), so
+    several training tasks on one worker do not each take the whole machine. A task of one
+    slot keeps the worker's measured budget (cgroup quota, CPU affinity)."""
+    from airflow_synth.core.engine.cpu_budget import task_share
+
+    slots = getattr(context.get("task"), "pool_slots", 1) or 1
+    with task_share(slots if slots > 1 else None, f"pool_slots={slots}"):
+        yield
+
+
 def _table_synthesis(
     extract: Mapping[str, Any],
     hook: SynthHook,
@@ -404,15 +417,16 @@ def execute_synthesize(
         training(context, hook, dataset) as (store, layout),
     ):
         staged = path_from_uri(workspace.fetch(extract)["staging_uri"])
-        result = run_synthesize(
-            staged,
-            workspace.local,
-            dataset=dataset,
-            model_store=None if dry_run else store,
-            layout=layout,
-            enforce_gates_=not dry_run,
-            **synthesis,
-        )
+        with task_cpu_share(context):
+            result = run_synthesize(
+                staged,
+                workspace.local,
+                dataset=dataset,
+                model_store=None if dry_run else store,
+                layout=layout,
+                enforce_gates_=not dry_run,
+                **synthesis,
+            )
         synthesis_metrics(dataset, result)
         return workspace.stage({**result, "staging": str(workspace.location)})
 
@@ -437,7 +451,8 @@ def execute_train(
     with task_workspace(context, dataset, hook, extract.get("staging")) as workspace:
         checked_store(hook)  # the model must be publishable before hours of training
         staged = path_from_uri(workspace.fetch(extract)["staging_uri"])
-        fit = train_table(staged, dataset=dataset, **synthesis)
+        with task_cpu_share(context):
+            fit = train_table(staged, dataset=dataset, **synthesis)
         saved = workspace.stage(
             {"fit_uri": fit.save(workspace.local / "train" / FIT_FILE).as_uri()}
         )
@@ -473,7 +488,8 @@ def execute_sample(
     with task_workspace(context, dataset, hook, shard.get("staging")) as workspace:
         staged = workspace.fetch({"real": extract["staging_uri"], "fit": shard["fit_uri"]})
         fit = TableFit.load(path_from_uri(staged["fit"]))
-        sample = sample_shard(fit, path_from_uri(staged["real"]), planned, workspace.local)
+        with task_cpu_share(context):
+            sample = sample_shard(fit, path_from_uri(staged["real"]), planned, workspace.local)
         log.info("Sampled %s: %d rows in %.1f s", planned.label, sample.rows, sample.seconds)
         return workspace.stage({**sample.to_dict(), "staging": str(workspace.location)})
 
@@ -902,6 +918,7 @@ def execute_multitable_synthesize(
     with (
         task_workspace(context, dataset, hook, extract.get("staging")) as workspace,
         training(context, hook, dataset) as (store, layout),
+        task_cpu_share(context),
     ):
         synthesis = run_multitable_synthesize(
             workspace.fetch(extract),

@@ -24,6 +24,7 @@ from airflow_synth.core.engine.cpu_budget import (
     cgroup_quota,
     cpu_budget,
     measure_cpu_budget,
+    task_share,
     threads_for_training,
 )
 from airflow_synth.core.engine.synthesizers import resolve_synthesizer
@@ -150,6 +151,34 @@ def test_a_bad_override_names_the_variable(tmp_path: Path, value: str) -> None:
         return
     with pytest.raises(ValueError, match="SYNTH_CPU_THREADS"):
         _budget(tmp_path, environ={"SYNTH_CPU_THREADS": value})
+
+
+def test_a_tasks_pool_slots_bound_its_share_of_a_bigger_worker(tmp_path: Path) -> None:
+    """A Celery worker of 8 CPUs running several tasks: a task of 2 pool slots trains with 2
+    threads, not 8; a share above the worker's budget changes nothing; a person's number
+    still wins; outside the block the worker's budget is back."""
+    _v2(tmp_path, "800000 100000")
+    with task_share(2, "pool_slots=2"):
+        inside = _budget(tmp_path)
+        assert _budget(tmp_path, environ={"SYNTH_CPU_THREADS": "6"}).cpus == 6
+    assert (inside.cpus, inside.source) == (2, "pool_slots=2 of the worker's cgroup quota 8.0")
+    with task_share(16):
+        assert _budget(tmp_path).cpus == 8
+    with task_share(None):
+        assert _budget(tmp_path).cpus == 8
+    assert _budget(tmp_path).cpus == 8
+
+
+def test_the_runtime_takes_the_share_from_the_tasks_pool_slots(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from airflow_synth.runtime import task_cpu_share
+
+    _v2(tmp_path, "400000 100000")
+    with task_cpu_share({"task": SimpleNamespace(pool_slots=3)}):
+        assert _budget(tmp_path).cpus == 3
+    with task_cpu_share({"task": SimpleNamespace(pool_slots=1)}):  # one slot: the worker's
+        assert _budget(tmp_path).cpus == 4
 
 
 @pytest.mark.parametrize("value", [0, -1, True, 2.5])

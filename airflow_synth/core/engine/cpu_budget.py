@@ -38,6 +38,10 @@ _V1_CPU_MOUNTS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
 #: Threads of the innermost :func:`threads_for_training` block, so code deep inside a fit
 #: (an engine's own ``fit``) keeps the caller's choice instead of measuring again.
 _ACTIVE: ContextVar[int | None] = ContextVar("airflow_synth_training_threads", default=None)
+#: The CPUs the running task declared (an Airflow task's pool slots), see :func:`task_share`.
+_TASK_SHARE: ContextVar[tuple[int, str] | None] = ContextVar(
+    "airflow_synth_task_share", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,30 @@ def measure_cpu_budget(
     allowed = affinity if affinity is not None else _affinity(host_cpus)
     quota = cgroup_quota(cgroup_root, proc_cgroup)
     if quota is not None and math.ceil(quota) <= allowed:
-        return CpuBudget(max(1, math.ceil(quota)), host_cpus, f"cgroup quota {round(quota, 2)}")
-    return CpuBudget(max(1, allowed), host_cpus, f"CPU affinity {allowed}")
+        measured = CpuBudget(max(1, math.ceil(quota)), host_cpus, f"cgroup quota {round(quota, 2)}")
+    else:
+        measured = CpuBudget(max(1, allowed), host_cpus, f"CPU affinity {allowed}")
+    share = _TASK_SHARE.get()
+    if share is not None and share[0] < measured.cpus:
+        cpus, what = share
+        return CpuBudget(cpus, host_cpus, f"{what} of the worker's {measured.source}")
+    return measured
+
+
+@contextlib.contextmanager
+def task_share(cpus: int | None, what: str = "the task's share") -> Iterator[None]:
+    """Within the block, the budget is at most ``cpus`` (None or < 1: no limit).
+
+    A worker that runs several tasks at once (Celery's ``worker_concurrency``) would
+    otherwise give each training the whole machine; an Airflow task says how much of it
+    is its own with its pool slots (``pool_slots=2``: two CPUs), and the runtime opens
+    this block with them. ``SYNTH_CPU_THREADS`` and an explicit ``threads`` still win.
+    """
+    token = _TASK_SHARE.set((int(cpus), what) if cpus and int(cpus) >= 1 else None)
+    try:
+        yield
+    finally:
+        _TASK_SHARE.reset(token)
 
 
 def cpu_budget(threads: int | None = None, **where: Any) -> int:
