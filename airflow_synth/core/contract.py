@@ -19,7 +19,7 @@ import yaml
 
 from airflow_synth.core.errors import ContractError
 
-LOGICAL_TYPES = ("string", "integer", "float", "boolean", "date", "timestamp")
+LOGICAL_TYPES = ("string", "integer", "float", "boolean", "date", "timestamp", "time", "duration")
 SDTYPES = ("id", "categorical", "numerical", "datetime", "boolean", "pii", "text")
 #: What a column is for (see :mod:`airflow_synth.core.profile.roles`): keys and PII are
 #: generated fresh, ``modelled`` columns are learned (and never treated as PII).
@@ -251,6 +251,10 @@ def logical_type(arrow_type: pa.DataType) -> str:
         return "date"
     if pa.types.is_timestamp(arrow_type):
         return "timestamp"
+    if pa.types.is_time(arrow_type):
+        return "time"
+    if pa.types.is_duration(arrow_type):
+        return "duration"
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         return "string"
     return f"unsupported:{arrow_type}"

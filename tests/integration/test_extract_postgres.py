@@ -291,31 +291,35 @@ def test_a_psycopg2_connection_writes_the_same_file(dsn: str, conn, tmp_path):
 
 
 def test_types_without_an_arrow_match_arrive_in_postgres_text_form(conn, tmp_path):
-    """Numbers are cast to float8 by the server (rounded as float(Decimal) is); anything
-    else without an Arrow type arrives as PostgreSQL prints it."""
+    """Numbers are cast to float8 by the server (rounded as float(Decimal) is), intervals
+    become durations; anything else without an Arrow type arrives as PostgreSQL prints it
+    (an inet host without the /32 its ::text would add)."""
     sql = """
         SELECT 0.1::numeric AS tenth, 123456789.123456789::numeric AS long_num,
                'NaN'::numeric AS nan, 1e-7::numeric AS tiny, 42::oid AS an_oid,
                interval '1 day 2 hours' AS span, ARRAY[1, NULL, 3] AS ints,
                '10.0.0.1/8'::inet AS net, 'x'::"char" AS one_char, 'pg'::name AS a_name,
-               '\\xdead'::bytea AS raw, NULL::interval AS no_span
+               '\\xdead'::bytea AS raw, NULL::interval AS no_span, '10.0.0.2'::inet AS host
     """
     out = tmp_path / "text.parquet"
     stream_query_to_parquet(conn, sql, out)
     table = pq.read_table(out)
-    assert [str(t) for t in table.schema.types] == ["double"] * 4 + ["int64"] + ["string"] * 7
+    assert [str(t) for t in table.schema.types] == (
+        ["double"] * 4 + ["int64", "duration[us]"] + ["string"] * 5 + ["duration[us]", "string"]
+    )
     row = table.to_pylist()[0]
     assert row["tenth"] == float(Decimal("0.1"))
     assert row["long_num"] == float(Decimal("123456789.123456789"))
     assert np.isnan(row["nan"])
     assert row["tiny"] == float(Decimal("1e-7"))
     assert row["an_oid"] == 42
-    assert row["span"] == "1 day 02:00:00"
+    assert row["span"] == timedelta(days=1, hours=2)
     assert row["ints"] == "{1,NULL,3}"
     assert row["net"] == "10.0.0.1/8"
     assert row["one_char"] == "x" and row["a_name"] == "pg"
     assert row["raw"] == "\\xdead"
     assert row["no_span"] is None
+    assert row["host"] == "10.0.0.2"
 
 
 def test_duplicate_column_names_and_a_trailing_comment(conn, tmp_path):

@@ -185,7 +185,9 @@ USER_ROWS = [
         (2950, pa.string()),  # uuid
         (114, pa.string()),  # json
         (3802, pa.string()),  # jsonb
-        (1186, pa.string()),  # interval
+        (1186, pa.duration("us")),  # interval
+        (1083, pa.time64("us")),  # time
+        (1266, pa.time64("us")),  # timetz, in UTC
     ],
 )
 def test_arrow_type_for_each_postgres_oid(oid: int, arrow_type: pa.DataType) -> None:
@@ -456,7 +458,7 @@ def test_run_extract_without_contract(tmp_path: Path) -> None:
     result = run_extract(conn, "SELECT x", tmp_path, sql_name="q.sql", parameters=[1])
     assert result["contract_file"] is None
     assert result["columns"] == [["x", "float"]]
-    assert conn.executed[1:] == [("SELECT x", [1])]
+    assert conn.executed[-1] == ("SELECT x", [1])  # after the types were described
 
 
 # --------------------------------------------------------------------------------------------
@@ -482,8 +484,9 @@ def test_select_with_casts_renames_by_position_and_survives_comments() -> None:
 @pytest.mark.parametrize(
     ("oid", "cast"),
     [(16, None), (20, None), (1042, None), (1114, None), (19, None), (1700, "float8")]
-    + [(26, "int8"), (2950, "text"), (114, "text"), (3802, "text"), (1186, "text")]
-    + [(18, "text"), (1009, "text"), (17, "text")],
+    + [(26, "int8"), (2950, "text"), (114, "text"), (3802, "text"), (1083, None)]
+    + [(18, "text"), (1009, "text"), (17, "text"), (1266, "({c} AT TIME ZONE 'UTC')::time")]
+    + [(1186, "((extract(epoch FROM {c}) - extract(year FROM {c}) * 21600) * 1000000)::int8")],
 )
 def test_server_cast_per_oid(oid: int, cast: str | None) -> None:
     assert server_cast(oid) == cast
@@ -493,6 +496,7 @@ def test_every_native_oid_has_the_arrow_type_adbc_gives() -> None:
     """ADBC's own mapping (verified in the integration tests) for the OIDs read as is."""
     adbc = {16: "bool", 20: "int64", 21: "int16", 23: "int32", 700: "float", 701: "double"}
     adbc |= {1082: "date32[day]", 1114: "timestamp[us]", 1184: "timestamp[us, tz=UTC]"}
+    adbc |= {1083: "time64[us]"}
     adbc |= {oid: "string" for oid in (19, 25, 1042, 1043)}
     assert set(adbc) == NATIVE_OIDS
     for oid, arrow_type in adbc.items():

@@ -17,7 +17,9 @@ never logged and is removed from any error text.
 
 Only types whose ADBC decoding equals our Arrow mapping are read as they are; the server
 casts the rest first (:func:`select_with_casts`): numeric -> float8 (PostgreSQL rounds as
-``float(Decimal)`` does), oid -> int8, anything else -> text, PostgreSQL's own text form.
+``float(Decimal)`` does), oid -> int8, interval -> microseconds (a month 30 days, a year 365,
+as psycopg reads it; Arrow duration), timetz -> the time of day in UTC, anything else ->
+text, PostgreSQL's own text form.
 """
 
 from __future__ import annotations
@@ -32,11 +34,19 @@ from airflow_synth.core.errors import ExtractError
 from airflow_synth.core.redact import scrub_message
 
 #: OIDs that ADBC decodes to exactly the Arrow type of ``stream._ARROW_BY_OID``:
-#: bool, int8, int2, int4, float4, float8, date, timestamp, timestamptz, name, text,
+#: bool, int8, int2, int4, float4, float8, date, time, timestamp, timestamptz, name, text,
 #: bpchar (padding kept), varchar.
-NATIVE_OIDS = frozenset({16, 20, 21, 23, 700, 701, 1082, 1114, 1184, 19, 25, 1042, 1043})
-#: Server-side casts of the other columns (any OID not listed here: text).
-SERVER_CASTS = {26: "int8", 1700: "float8"}
+NATIVE_OIDS = frozenset({16, 20, 21, 23, 700, 701, 1082, 1083, 1114, 1184, 19, 25, 1042, 1043})
+#: Server-side casts of the other columns (any OID not listed here: text); a cast with
+#: ``{c}`` is an expression of the column.
+SERVER_CASTS = {
+    26: "int8",
+    1700: "float8",
+    # interval -> µs: extract(epoch) counts a year as 365.25 days, psycopg as 365
+    1186: "((extract(epoch FROM {c}) - extract(year FROM {c}) * 21600) * 1000000)::int8",
+    1266: "({c} AT TIME ZONE 'UTC')::time",  # timetz -> the time of day in UTC
+    869: "format('%s', {c})",  # inet as it prints (its ::text adds /32 to every host)
+}
 #: Settings of the extract's own connection (added to the source's ``options``).
 SESSION_OPTIONS = "-c default_transaction_read_only=on"
 #: The lowest instant PostgreSQL can store (4713 BC), in Arrow's units: anything below it
@@ -68,7 +78,8 @@ def select_with_casts(sql: str, oids: Sequence[int]) -> str:
         return f"{body}\n"  # ADBC sends COPY (<this>) TO STDOUT
     names = [f"c{i}" for i in range(1, len(oids) + 1)]
     select_list = ", ".join(
-        name if cast is None else f"{name}::{cast}" for name, cast in zip(names, casts, strict=True)
+        name if cast is None else cast.format(c=name) if "{c}" in cast else f"{name}::{cast}"
+        for name, cast in zip(names, casts, strict=True)
     )
     return f"SELECT {select_list} FROM (\n{body}\n) AS airflow_synth_q({', '.join(names)})"
 

@@ -1,10 +1,11 @@
 """The extract step over a table set: each table's rows streamed to private staging.
 
 One loop serves every entry point: a single feature table is a set of one (its SQL file,
-parameters and contract), a multi-table set lists catalog tables and SQL files. Each table
-is streamed to Parquet (bounded memory), checked against its contract, and described for
-XCom; a failure removes every table staged so far, so a run that cannot go on keeps no
-real rows.
+parameters and contract), a multi-table set lists catalog tables and SQL files. Each
+query's column types are checked first (:mod:`airflow_synth.core.extract.pg_types`: a type
+without a treatment fails before any row is read), then the table is streamed to Parquet
+(bounded memory), checked against its contract, and described for XCom; a failure removes
+every table staged so far, so a run that cannot go on keeps no real rows.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from airflow_synth.core.contract import TableContract, check_contract
+from airflow_synth.core.extract import pg_types
 from airflow_synth.core.extract.sql import read_sql_file, resolve_sql_file, sql_hash
 from airflow_synth.core.extract.stream import DEFAULT_BATCH_ROWS, stream_query_to_parquet
 from airflow_synth.core.relations import (
@@ -44,6 +46,9 @@ class TableSource:
     sql_name: str
     parameters: Mapping[str, Any] | Sequence[Any] | None = None
     contract: TableContract | None = None
+    #: a (possibly partial) contract that only declares roles (multi-table sets): it may
+    #: accept JSON columns and the like (see pg_types), it is not checked column by column
+    declared: TableContract | None = None
 
 
 def extract_tables(
@@ -67,6 +72,10 @@ def extract_tables(
             query = limit_query(source.query, max_rows) if max_rows is not None else source.query
             path = staged_path(source.name)
             written.append(path)
+            columns = pg_types.describe_query(conn, query, source.parameters, source.sql_name)
+            decisions = pg_types.decide(
+                columns, source.sql_name, source.contract or source.declared
+            )
             result = stream_query_to_parquet(
                 conn,
                 query,
@@ -74,6 +83,7 @@ def extract_tables(
                 source.parameters,
                 batch_rows=batch_rows,
                 sql_name=source.sql_name,
+                field_metadata=pg_types.field_metadata(decisions),
             )
             if source.contract is not None:
                 check_contract(source.contract, result.columns)
@@ -150,6 +160,7 @@ def run_multitable_extract(
     sql_dirs: Sequence[str | Path] = (),
     batch_rows: int = DEFAULT_BATCH_ROWS,
     engine: str | None = None,
+    contracts: Mapping[str, TableContract] | None = None,
 ) -> dict[str, Any]:
     """Stage every table of the set as Parquet and describe the set (keys, relationships).
 
@@ -159,7 +170,8 @@ def run_multitable_extract(
     ``tables`` lists table names (read with ``SELECT *`` from ``schema``), or maps names to
     a SQL file (``None`` = the table itself). Keys and foreign keys of catalog tables come
     from the database; ``relationships`` and ``primary_keys`` add or override them (needed
-    for SQL-file tables and for schemas without declared constraints).
+    for SQL-file tables and for schemas without declared constraints). ``contracts`` (per
+    table, possibly partial) may accept column types that need a declared role (JSON).
     """
     wanted = dict.fromkeys(tables) if not isinstance(tables, Mapping) else dict(tables)
     if not wanted:
@@ -177,10 +189,11 @@ def run_multitable_extract(
     for name, sql_file in wanted.items():
         if sql_file:
             path = resolve_sql_file(sql_file, sql_dirs)
-            sources.append(TableSource(name, read_sql_file(path), str(path)))
+            source = TableSource(name, read_sql_file(path), str(path))
         else:
             query = f"SELECT * FROM {quote_identifier(schema)}.{quote_identifier(name)}"
-            sources.append(TableSource(name, query, f"{schema}.{name}"))
+            source = TableSource(name, query, f"{schema}.{name}")
+        sources.append(replace(source, declared=(contracts or {}).get(name)))
     real_dir = Path(staging_dir) / REAL_DIR
     started = time.monotonic()
     try:

@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from airflow_synth.core.contract import COLUMN_ROLES, PII_KINDS, TableContract
+from airflow_synth.core.extract import pg_types
 
 KEY, FOREIGN_KEY, PII, MODELLED = "key", "foreign_key", "pii", "modelled"
 #: A key column numbered 1..n within its parent row (issued by the set engine).
@@ -168,7 +169,9 @@ def classify_columns(
     """The role of every column of ``frame``, in column order.
 
     Precedence: the contract's declaration, then the primary key and foreign keys
-    (``{column: "parent.column"}``), then the column's name, then its content.
+    (``{column: "parent.column"}``), then the column's PostgreSQL type as the extract
+    decided it (:mod:`~airflow_synth.core.extract.pg_types`: a ``uuid`` is issued fresh, an
+    enum is learned), then the column's name, then its content.
     """
     foreign_keys = dict(foreign_keys or {})
     keys = list(primary_key)
@@ -176,6 +179,7 @@ def classify_columns(
         keys = [contract.primary_key]
     declared = {c.name: c for c in contract.columns} if contract is not None else {}
     where = f"declared in {contract.source}" if contract is not None else ""
+    typed = pg_types.frame_types(frame)
     roles = []
     for name in frame.columns:
         column = frame[name]
@@ -199,9 +203,24 @@ def classify_columns(
             roles.append(ColumnRole(name, PII, kind, where))
         elif name in declared and declared[name].sdtype is not None:
             roles.append(ColumnRole(name, MODELLED, declared[name].sdtype, where))
+        elif (by_type := _typed_role(name, typed.get(name))) is not None:
+            roles.append(by_type)
         else:
             roles.append(detect_role(name, column))
     return roles
+
+
+def _typed_role(name: str, decided: Mapping[str, str] | None) -> ColumnRole | None:
+    """The role the column's PostgreSQL type fixes, or None (detected by name, content)."""
+    if not decided:
+        return None
+    handling, type_name = decided.get("handling"), decided.get("type", "?")
+    if handling == pg_types.CATEGORY:
+        return ColumnRole(name, MODELLED, "categorical", f"PostgreSQL type {type_name} (enum)")
+    if handling in (pg_types.FRESH, pg_types.DECLARED):  # declared: the contract said pii
+        kind = decided.get("pii_kind") or "identifier"
+        return ColumnRole(name, PII, kind, f"PostgreSQL type {type_name}")
+    return None
 
 
 def _declared_role(
