@@ -4,9 +4,13 @@ Every method reads the same freshly generated 14-column table of the embedded Po
 
 - ``psql``: ``psql \\copy (SELECT ...) TO '/dev/null'``, the wire-speed limit (no file written);
 - ``ours``: :func:`~airflow_synth.core.extract.stream.stream_query_to_parquet` (ADBC reader);
-- ``adbc``: the ADBC PostgreSQL driver's record batches streamed into Parquet (zstd, as
-  ours), when ``adbc-driver-postgresql`` is installed (it is not a dependency);
-- ``pandas``: ``pandas.read_sql`` + ``DataFrame.to_parquet``, the baseline to beat.
+- ``adbc``: the ADBC PostgreSQL driver's record batches streamed into Parquet with
+  pyarrow's defaults but zstd (as ours), the plain use of the same driver;
+- ``pandas``: ``pandas.read_sql`` + ``DataFrame.to_parquet`` (zstd), the baseline to beat.
+
+Every method that writes a file writes zstd-compressed Parquet of the same rows into the
+same temporary folder (the file is removed after each run); psql's ``/dev/null`` is the
+limit that no file format can beat.
 
 Comparisons are paired: one unrecorded warm-up round runs every method first (the server's
 caches, the page cache), then each recorded round runs every method once, in an order
@@ -16,6 +20,11 @@ runs made back to back). Each run happens in a fresh grandchild process whose pe
 (``wait4``'s ``ru_maxrss``) is its peak memory (a process started by ``exec`` from this one
 would report our own high-water mark instead) and whose user + system time is the
 client's CPU (the server's is not counted: it is the same query for every method).
+
+The machine's conditions are printed with the numbers (cores, load average before and
+after each size, the versions of the ADBC driver, pyarrow and PostgreSQL), and the end
+recaps every goal with its verdict: on a shared machine, ratios measured in one run are
+the comparable numbers, not the seconds.
 
 ``python -m benchmarks extract`` runs 1M rows (a few minutes); ``--big`` adds 10M rows
 (pandas needs ~16 GB there) and checks that our peak memory stays flat.
@@ -87,7 +96,7 @@ if pid == 0:
     elif method == "pandas":
         engine = create_engine(dsn.replace("postgresql://", "postgresql+psycopg://"))
         frame = pd.read_sql(query, engine)
-        frame.to_parquet(out)
+        frame.to_parquet(out, compression="zstd")
         rows = len(frame)
     seconds = time.perf_counter() - started
     os.write(write_end, json.dumps({"rows": rows, "seconds": seconds}).encode())
@@ -206,6 +215,53 @@ def print_summary(summary: dict) -> None:
         )
 
 
+def conditions(dsn: str | None = None) -> str:
+    """The machine's state and the versions that decide the numbers, in one line."""
+    import os
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    text = (
+        f"{os.cpu_count()} cores, load average {load}; adbc-driver-postgresql "
+        f"{installed('adbc-driver-postgresql')}, pyarrow {installed('pyarrow')}"
+    )
+    if dsn is not None:
+        with psycopg_connect(dsn) as conn:
+            server = conn.execute("SHOW server_version").fetchone()[0]
+        text += f", PostgreSQL {server}"
+    return text
+
+
+def goal_lines(summaries: list[dict]) -> list[str]:
+    """Every goal with its measured value and verdict (ours' throughput ratios, peak growth)."""
+    lines = []
+    for summary in summaries:
+        for method, goal in GOALS.items():
+            ratio = summary["ours_vs"].get(method, {}).get("throughput")
+            if ratio is None:
+                continue
+            verdict = "met" if ratio >= goal else "MISSED"
+            lines.append(
+                f"  {summary['rows']:>11,} rows: ours vs {method:6s} {ratio:5.2f}x "
+                f"(goal >= {goal}x: {verdict})"
+            )
+    if len(summaries) == 2:
+        small, big = (s["methods"]["ours"]["peak_mib"] for s in summaries)
+        verdict = "met" if big / small <= PEAK_GROWTH_GOAL else "MISSED"
+        lines.append(
+            f"  peak memory at {summaries[1]['rows']:,} / at {summaries[0]['rows']:,} rows: "
+            f"{big / small:.2f}x ({small:.0f} -> {big:.0f} MiB; goal <= {PEAK_GROWTH_GOAL}x: "
+            f"{verdict})"
+        )
+    return lines
+
+
 def build_table(dsn: str, rows: int) -> str:
     import psycopg
 
@@ -257,26 +313,26 @@ def main(argv: list[str] | None = None) -> int:
                 table = build_table(dsn, rows)
                 query = f"SELECT * FROM {table}"
                 skip = frozenset({"pandas"}) if rows > 1_000_000 else frozenset()
+                before = conditions(dsn)
+                print(f"before: {before}", flush=True)
                 runs = measure(methods, dsn, query, Path(tmp), psql, args.repeats, skip)
+                after = conditions()
+                print(f"after:  {after}", flush=True)
                 for method, results in runs.items():
                     wrong = [r["rows"] for r in results if method != "psql" and r["rows"] != rows]
                     if wrong:
                         raise RuntimeError(f"{method} returned {wrong[0]} rows, not {rows}")
                 summary = summarise(rows, runs)
+                summary["conditions"] = {"before": before, "after": after}
                 print_summary(summary)
                 summaries.append(summary)
                 with psycopg_connect(dsn) as conn:
                     conn.execute(f"DROP TABLE {table}")
         finally:
             stack.pg.stop()
-    if len(summaries) == 2:
-        small, big = (s["methods"]["ours"]["peak_mib"] for s in summaries)
-        growth = big / small
-        verdict = "met" if growth <= PEAK_GROWTH_GOAL else "MISSED"
-        print(
-            f"\nours' peak memory at {sizes[1]:,} rows / at {sizes[0]:,} rows: {growth:.2f}x "
-            f"(goal <= {PEAK_GROWTH_GOAL}x: {verdict})"
-        )
+    print("\ngoals (medians of the paired per-round ratios):")
+    for line in goal_lines(summaries):
+        print(line)
     if args.json:
         args.json.write_text(json.dumps(summaries, indent=2))
     return 0

@@ -3,7 +3,8 @@
 Why ADBC: reading through a cursor turns every cell into a Python object and back into
 Arrow (9.4 s of client CPU per 1M 14-column rows). ADBC runs the query as binary
 ``COPY ... TO STDOUT`` and decodes it into Arrow in C++ with the GIL released, so Python
-only handles whole batches (about 1 s of CPU per 1M such rows, Parquet 0.3 s more). The
+only handles whole batches (0.36 s of CPU per 1M such rows with driver 1.8.0, 1.0 s with
+the unoptimised wheels of 1.9.0-1.13.0, see ``pyproject.toml``; Parquet 0.27 s more). The
 alternative, binary COPY read through psycopg and decoded with numpy, was measured in the
 same session and lost: psycopg hands libpq's rows to Python one at a time (1.3 µs each
 before any decoding), 2.8-4.0 s per 1M rows to Parquet where ADBC took 1.3-1.4 s.
