@@ -881,12 +881,9 @@ def execute_multitable_extract(
         )
 
 
-def execute_multitable_synthesize(
-    context: Mapping[str, Any],
-    *,
+def _set_synthesis(
     extract: Mapping[str, Any],
-    dataset: str,
-    hook: SynthHook,
+    *,
     seed: Any = None,
     max_parents: Any = None,
     scale: Any = None,
@@ -898,47 +895,175 @@ def execute_multitable_synthesize(
     synthesizers: Any = None,
     max_training_rows: Any = None,
 ) -> dict[str, Any]:
-    """Validate settings (cheap), then train the set's model, sample, check, save it."""
+    """A set's synthesis settings, checked and coerced (cheap, before any row is read), as
+    the core's ``run_multitable_synthesize`` takes them."""
     from airflow_synth.core.engine.subset import DEFAULT_MAX_ORPHAN_SHARE
     from airflow_synth.core.settings_check import check_multitable_engine
-    from airflow_synth.core.steps import (
-        DEFAULT_ENGINE,
-        DEFAULT_MAX_PARENTS,
-        run_multitable_synthesize,
-    )
+    from airflow_synth.core.steps import DEFAULT_ENGINE, DEFAULT_MAX_PARENTS
 
-    check_settings = CheckSettings.from_mapping(as_dict(checks, "checks"))
     parents = as_int(max_parents, "max_parents")
     check_multitable_engine({"engine": engine, "synthesizers": synthesizers})
     chosen = synthesizers
     if isinstance(chosen, str) and chosen.strip().startswith("{"):
         chosen = as_dict(chosen, "synthesizers")
-    scale_value = as_float(scale, "scale", 1.0)
-    orphan_share = as_float(max_orphan_share, "max_orphan_share", DEFAULT_MAX_ORPHAN_SHARE)
+    return {
+        "seed": as_int(seed, "seed"),
+        "max_parents": DEFAULT_MAX_PARENTS if parents is None else (parents or None),
+        "scale": as_float(scale, "scale", 1.0),
+        "main_table": main_table or None,
+        "max_orphan_share": as_float(
+            max_orphan_share, "max_orphan_share", DEFAULT_MAX_ORPHAN_SHARE
+        ),
+        "fixed_combinations": _per_table_switch(fixed_combinations),
+        "checks": CheckSettings.from_mapping(as_dict(checks, "checks")),
+        "contracts": load_table_contracts(extract.get("contracts") or {}),
+        "engine": (engine or "").strip() or DEFAULT_ENGINE,
+        "synthesizer": chosen or None,
+        "max_training_rows": training_rows_bound(max_training_rows),
+    }
+
+
+#: What of a set's synthesis settings its preparation for the per-table fits takes.
+_PREPARE_KEYS = (
+    "seed",
+    "checks",
+    "contracts",
+    "synthesizer",
+    "max_training_rows",
+    "fixed_combinations",
+    "max_orphan_share",
+)
+PREPARED_FILE = "set_prepared.pkl"
+
+
+def execute_multitable_prepare(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    dataset: str,
+    hook: SynthHook,
+    **settings: Any,
+) -> list[dict[str, Any]]:
+    """Prepare a set for the per-table engine (roles, plans, training and held-out rows,
+    parent contexts) and stage it; the XCom lists the tables to fit, each naming the staged
+    preparation: what the ``fit`` task is mapped over (:func:`execute_multitable_fit`).
+
+    HMA learns the set as one model: then one empty element, so the set's ``synthesize``
+    task fits it (and the mapped ``fit`` task has nothing to do).
+    """
+    from airflow_synth.core.steps import DEFAULT_ENGINE, dump_staged, prepare_multitable
+
+    synthesis = _set_synthesis(extract, **settings)
+    with task_workspace(context, dataset, hook, extract.get("staging")) as workspace:
+        location = str(workspace.location)
+        if synthesis["engine"] != DEFAULT_ENGINE:
+            log.info(
+                "Engine %s fits the set as one model, in the synthesize task", synthesis["engine"]
+            )
+            return [{"table": None, "staging": location}]
+        checked_store(hook)  # the model must be publishable before the fits run
+        with task_cpu_share(context):
+            prepared = prepare_multitable(
+                workspace.fetch(extract),
+                dataset=dataset,
+                **{key: synthesis[key] for key in _PREPARE_KEYS},
+            )
+        path = dump_staged(prepared, workspace.local / "prepare" / PREPARED_FILE)
+        staged = workspace.stage({"prepared_uri": path.as_uri()})["prepared_uri"]
+        log.info(
+            "Prepared %d table(s) to fit: %s", len(prepared.to_fit), ", ".join(prepared.to_fit)
+        )
+        return [
+            {"table": name, "prepared_uri": staged, "staging": location} for name in prepared.to_fit
+        ]
+
+
+def execute_multitable_fit(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    table: Mapping[str, Any],
+    dataset: str,
+    hook: SynthHook,
+) -> dict[str, Any]:
+    """Fit one table of the staged preparation (an element of the ``prepare`` task's XCom)
+    and stage its model for the set's ``synthesize`` task."""
+    from airflow_synth.core.names import safe_key_part
+    from airflow_synth.core.steps import (
+        PerTablePrepared,
+        dump_staged,
+        fit_multitable_table,
+        load_staged,
+    )
+
+    name = table.get("table")
+    if name is None:
+        return {"table": None}
+    with suppress(TypeError):  # the mapped task's label in the UI (``map_index_template``)
+        context["table_label"] = str(name)  # type: ignore[index]
+    with task_workspace(context, dataset, hook, table.get("staging")) as workspace:
+        extracted = workspace.fetch(extract)
+        staged = workspace.fetch({"prepared": table["prepared_uri"]})
+        prepared = load_staged(path_from_uri(staged["prepared"]), PerTablePrepared)
+        with task_cpu_share(context):
+            model, seconds = fit_multitable_table(prepared, extracted, name)
+        path = dump_staged(model, workspace.local / "fit" / f"{safe_key_part(name)}.pkl")
+        return workspace.stage(
+            {
+                "table": name,
+                "model_uri": path.as_uri(),
+                "seconds": round(seconds, 3),
+                "staging": str(workspace.location),
+            }
+        )
+
+
+def execute_multitable_synthesize(
+    context: Mapping[str, Any],
+    *,
+    extract: Mapping[str, Any],
+    dataset: str,
+    hook: SynthHook,
+    prepared: Sequence[Mapping[str, Any]] | None = None,
+    fits: Sequence[Mapping[str, Any]] | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Validate settings (cheap), then train the set's model, sample, check, save it.
+
+    ``prepared`` and ``fits`` (the ``prepare`` task's and the mapped ``fit`` task's XComs):
+    the per-table engine's tables were fitted in tasks of their own; their staged models
+    are loaded and only sampling and assessing run here.
+    """
+    from airflow_synth.core.steps import PerTablePrepared, load_staged, run_multitable_synthesize
+
+    synthesis = _set_synthesis(extract, **settings)
+    fitted = [f for f in (fits or []) if f.get("table") is not None]
     with (
         task_workspace(context, dataset, hook, extract.get("staging")) as workspace,
         training(context, hook, dataset) as (store, layout),
         task_cpu_share(context),
     ):
-        synthesis = run_multitable_synthesize(
+        if fitted:
+            plan = list(prepared or [])
+            staged = workspace.fetch({"prepared": plan[0]["prepared_uri"]})
+            synthesis["prepared"] = load_staged(path_from_uri(staged["prepared"]), PerTablePrepared)
+            synthesis["models"] = {
+                f["table"]: load_staged(path_from_uri(workspace.fetch(f)["model_uri"]))
+                for f in fitted
+            }
+            synthesis["fit_seconds"] = sum(float(f.get("seconds") or 0) for f in fitted)
+            missing = sorted(set(synthesis["prepared"].to_fit) - set(synthesis["models"]))
+            if missing:
+                raise ValueError(f"No fitted model for tables {missing}: run every fit task.")
+        result = run_multitable_synthesize(
             workspace.fetch(extract),
             workspace.local / "synthetic",
             dataset=dataset,
-            seed=as_int(seed, "seed"),
-            max_parents=DEFAULT_MAX_PARENTS if parents is None else (parents or None),
-            scale=scale_value,
-            main_table=main_table or None,
-            max_orphan_share=orphan_share,
-            fixed_combinations=_per_table_switch(fixed_combinations),
-            checks=check_settings,
             model_store=store,
             layout=layout,
-            contracts=load_table_contracts(extract.get("contracts") or {}),
-            engine=(engine or "").strip() or DEFAULT_ENGINE,
-            synthesizer=chosen or None,
-            max_training_rows=training_rows_bound(max_training_rows),
+            **synthesis,
         )
-        return workspace.stage({**synthesis, "staging": str(workspace.location)})
+        return workspace.stage({**result, "staging": str(workspace.location)})
 
 
 def execute_target_load(

@@ -6,6 +6,8 @@ from airflow_synth.operators.health import ESLHealthCheckOperator
 from airflow_synth.operators.load import ESLLoadOperator
 from airflow_synth.operators.multitable import (
     MultiTableExtractOperator,
+    MultiTableFitOperator,
+    MultiTablePrepareOperator,
     MultiTablePublishOperator,
     MultiTableSynthesizeOperator,
     SyntheticPostgresLoadOperator,
@@ -27,6 +29,8 @@ __all__ = [
     "ESLSynthesizeOperator",
     "ESLTrainOperator",
     "MultiTableExtractOperator",
+    "MultiTableFitOperator",
+    "MultiTablePrepareOperator",
     "MultiTablePublishOperator",
     "MultiTableSynthesizeOperator",
     "SyntheticPostgresLoadOperator",

@@ -25,6 +25,8 @@ from airflow_synth.runtime import (
     MULTITABLE_SYNTHESIS_FIELDS,
     SET_EXTRACT_FIELDS,
     execute_multitable_extract,
+    execute_multitable_fit,
+    execute_multitable_prepare,
     execute_multitable_synthesize,
     execute_target_load,
 )
@@ -99,6 +101,9 @@ class MultiTableSynthesizeOperator(SynthesizeOperatorBase):
         (almost) determine each other, e.g. ``action`` -> ``action_type`` (SDV
         FixedCombinations, detected per table); default on; ``{table: False}`` switches it
         off for the tables named, ``{table: [columns]}`` never groups those columns.
+    :param prepared, fits: the XComs of :class:`MultiTablePrepareOperator` and of the mapped
+        :class:`MultiTableFitOperator` (how the ready-made chain runs the per-table fits
+        side by side); without them this task fits every table itself.
     :param checks: gate thresholds (``min_quality`` for the multi-table score; privacy and
         dependence gates per table). When one fails, nothing is saved; the reports go to
         ``s3://<bucket>/<dataset>/_failed/<run>/`` and the task's extra link opens them.
@@ -106,6 +111,8 @@ class MultiTableSynthesizeOperator(SynthesizeOperatorBase):
 
     template_fields: Sequence[str] = (
         "extract",
+        "prepared",
+        "fits",
         "dataset",
         "seed",
         "max_parents",
@@ -134,13 +141,61 @@ class MultiTableSynthesizeOperator(SynthesizeOperatorBase):
         engine: str | None = None,
         synthesizers: str | Mapping[str, str] | None = None,
         max_training_rows: int | str | None = None,
+        prepared: Any = None,
+        fits: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals(), self.settings_fields)
+        self.prepared = prepared
+        self.fits = fits
 
     def synthesize_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
-        return execute_multitable_synthesize(context, **arguments)
+        return execute_multitable_synthesize(
+            context, prepared=self.prepared, fits=self.fits, **arguments
+        )
+
+
+class MultiTablePrepareOperator(MultiTableSynthesizeOperator):
+    """Prepare a set for the per-table engine and list the tables to fit, each then fitted
+    by a mapped :class:`MultiTableFitOperator` task (on any worker).
+
+    Takes the settings of :class:`MultiTableSynthesizeOperator` (give both the same): the
+    roles, plans, training and held-out rows and parent contexts are staged privately.
+    With ``engine="hma"`` (one model for the set) it lists nothing to fit here and the
+    synthesize task fits HMA itself.
+    """
+
+    def synthesize_step(self, context: Any, **arguments: Any) -> list[dict[str, Any]]:  # type: ignore[override]
+        return execute_multitable_prepare(context, **arguments)
+
+
+class MultiTableFitOperator(StoreOperatorBase):
+    """Fit one table of a prepared set (map it over the prepare task's XCom) and stage its
+    model for :class:`MultiTableSynthesizeOperator` (``prepared=``, ``fits=``), which
+    samples the set parents first and assesses it.
+
+    :param extract: the extract task's XCom.
+    :param table: one element of the prepare task's XCom.
+    """
+
+    template_fields: Sequence[str] = ("extract", "table", "dataset")
+    ui_color = "#fdf1e6"
+
+    def __init__(self, *, extract: Any, table: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("map_index_template", "{{ table_label | default('') }}")
+        super().__init__(**kwargs)
+        self.extract = extract
+        self.table = table
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return execute_multitable_fit(
+            context,
+            extract=self.extract,
+            table=self.table,
+            dataset=self.dataset,
+            hook=self.synth_hook(),
+        )
 
 
 class MultiTablePublishOperator(PublishOperatorBase):

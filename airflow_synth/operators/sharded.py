@@ -58,7 +58,7 @@ class ESLSampleShardOperator(StoreOperatorBase):
     ui_color = "#fdf1e6"
 
     def __init__(self, *, extract: Any, shard: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("map_index_template", "{{ shard_label }}")
+        kwargs.setdefault("map_index_template", "{{ shard_label | default('') }}")
         super().__init__(**kwargs)
         self.extract = extract
         self.shard = shard

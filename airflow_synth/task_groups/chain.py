@@ -7,7 +7,8 @@ the operators, and the operators' own names tables (``extract_fields``,
 settings handed to every step, the settings the extract checks first (``validate=``), the
 order ``extract >> synthesize >> publish (>> load_target)`` and the staging teardown are
 decided here once, so the two groups cannot drift apart. A table's synthesis runs as
-``train >> sample (mapped, one task per shard) >> assess``, a set's as one ``synthesize``.
+``train >> sample (mapped, one task per shard) >> assess``, a set's as ``prepare >> fit
+(mapped, one task per table) >> synthesize``.
 """
 
 from __future__ import annotations
@@ -41,9 +42,24 @@ class ChainSteps:
     extract: type[ExtractOperatorBase]
     synthesize: type[SynthesizeOperatorBase]
     publish: type[PublishOperatorBase]
-    #: a table's synthesis spread over tasks: ``(train, sample, assess)`` operators (train
-    #: takes the synthesize step's settings, sample is mapped over train's shards)
-    sharded: tuple[type[SynthesizeOperatorBase], type[Any], type[Any]] | None = None
+    #: the synthesis spread over tasks (see :class:`FanOut`); None: one synthesize task
+    fan_out: FanOut | None = None
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """A synthesis as ``plan >> work (mapped over plan's XCom) >> gather``: a table's
+    ``train >> sample >> assess`` (one task per shard), a set's ``prepare >> fit >>
+    synthesize`` (one task per table). ``plan`` and ``gather`` (when ``gather_settings``)
+    take the synthesize step's settings; ``work`` gets each element of plan's XCom as
+    ``work_argument``; ``gather`` gets plan's and work's XComs as ``gather_arguments``."""
+
+    plan: tuple[type[Any], str]
+    work: tuple[type[Any], str]
+    gather: tuple[type[Any], str]
+    work_argument: str
+    gather_arguments: tuple[str, str]
+    gather_settings: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,44 +145,30 @@ def esl_chain_group(
 def _synthesis_tasks(
     config: ChainConfig, extract: Any, store: Mapping[str, Any], common: Mapping[str, Any]
 ) -> list[Any]:
-    """The synthesis of the chain: one ``synthesize`` task, or (a table's steps with
-    ``sharded``) ``train`` >> ``sample`` (one mapped task per shard) >> ``assess``; the last
-    one's XCom is what the publish step takes."""
+    """The synthesis of the chain: one ``synthesize`` task, or its :class:`FanOut` (a
+    table's ``train >> sample >> assess``, a set's ``prepare >> fit >> synthesize``); the
+    last task's XCom is what the publish step takes."""
     steps = config.steps
     settings = settings_of(config, steps.synthesize.settings_fields)
-    if steps.sharded is None:
-        return [
-            steps.synthesize(
-                task_id="synthesize",
-                extract=extract.output,
-                dataset=config.dataset,
-                **settings,
-                **store,
-                **common,
-            )
-        ]
-    train_step, sample_step, assess_step = steps.sharded
-    train = train_step(
-        task_id="train",
-        extract=extract.output,
-        dataset=config.dataset,
-        **settings,
-        **store,
-        **common,
+    given = {"extract": extract.output, "dataset": config.dataset, **store, **common}
+    fan = steps.fan_out
+    if fan is None:
+        return [steps.synthesize(task_id="synthesize", **given, **settings)]
+    (plan_step, plan_id), (work_step, work_id), (gather_step, gather_id) = (
+        fan.plan,
+        fan.work,
+        fan.gather,
     )
-    sample = sample_step.partial(
-        task_id="sample", extract=extract.output, dataset=config.dataset, **store, **common
-    ).expand(shard=train.output)
-    assess = assess_step(
-        task_id="assess",
-        extract=extract.output,
-        train=train.output,
-        samples=sample.output,
-        dataset=config.dataset,
-        **store,
-        **common,
+    plan = plan_step(task_id=plan_id, **given, **settings)
+    work = work_step.partial(task_id=work_id, **given).expand(**{fan.work_argument: plan.output})
+    into_plan, into_work = fan.gather_arguments
+    gather = gather_step(
+        task_id=gather_id,
+        **given,
+        **(settings if fan.gather_settings else {}),
+        **{into_plan: plan.output, into_work: work.output},
     )
-    return [train, sample, assess]
+    return [plan, work, gather]
 
 
 def _load_target(

@@ -21,7 +21,7 @@ from airflow_synth.operators import (
     ESLTrainOperator,
 )
 from airflow_synth.runtime import AUTO
-from airflow_synth.task_groups.chain import ChainConfig, ChainSteps, esl_chain_group
+from airflow_synth.task_groups.chain import ChainConfig, ChainSteps, FanOut, esl_chain_group
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,13 @@ class ESLConfig(ChainConfig):
         ESLExtractOperator,
         ESLSynthesizeOperator,
         ESLLoadOperator,
-        sharded=(ESLTrainOperator, ESLSampleShardOperator, ESLAssessOperator),
+        fan_out=FanOut(
+            plan=(ESLTrainOperator, "train"),
+            work=(ESLSampleShardOperator, "sample"),
+            gather=(ESLAssessOperator, "assess"),
+            work_argument="shard",
+            gather_arguments=("train", "samples"),
+        ),
     )
     sql_file: str
     _: KW_ONLY

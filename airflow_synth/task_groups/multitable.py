@@ -11,10 +11,12 @@ from airflow.sdk import TaskGroup
 
 from airflow_synth.operators.multitable import (
     MultiTableExtractOperator,
+    MultiTableFitOperator,
+    MultiTablePrepareOperator,
     MultiTablePublishOperator,
     MultiTableSynthesizeOperator,
 )
-from airflow_synth.task_groups.chain import ChainConfig, ChainSteps, esl_chain_group
+from airflow_synth.task_groups.chain import ChainConfig, ChainSteps, FanOut, esl_chain_group
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,17 @@ class MultiTableConfig(ChainConfig):
     """
 
     steps: ClassVar[ChainSteps] = ChainSteps(
-        MultiTableExtractOperator, MultiTableSynthesizeOperator, MultiTablePublishOperator
+        MultiTableExtractOperator,
+        MultiTableSynthesizeOperator,
+        MultiTablePublishOperator,
+        fan_out=FanOut(
+            plan=(MultiTablePrepareOperator, "prepare"),
+            work=(MultiTableFitOperator, "fit"),
+            gather=(MultiTableSynthesizeOperator, "synthesize"),
+            work_argument="table",
+            gather_arguments=("prepared", "fits"),
+            gather_settings=True,
+        ),
     )
     tables: Sequence[str] | Mapping[str, str | None]
     _: KW_ONLY
@@ -57,7 +69,10 @@ class MultiTableConfig(ChainConfig):
 def esl_multitable_task_group(
     config: MultiTableConfig, group_id: str | None = None, **group_kwargs: Any
 ) -> TaskGroup:
-    """Add extract -> synthesize -> publish (-> load_target) + staging teardown.
+    """Add extract -> prepare -> fit (mapped: one task per table, on any worker) ->
+    synthesize (samples the set parents first, assesses, gates, saves the model) -> publish
+    (-> load_target) + staging teardown. With ``engine="hma"`` (one model for the set) the
+    synthesize task fits it and the fit task has nothing to do.
 
     ``cleanup_staging`` is a teardown of ``extract``: the run's staged real rows are removed
     whether the run succeeded or failed. ``extract`` is also given the settings of the later

@@ -158,11 +158,17 @@ def test_multitable_dag_wires_publish_target_load_and_teardown(dagbag) -> None:
     tasks = {t.task_id: t for t in dag.tasks}
     assert set(tasks) == {
         "esl.extract",
+        "esl.prepare",
+        "esl.fit",
         "esl.synthesize",
         "esl.publish",
         "esl.load_target",
         "esl.cleanup_staging",
     }
+    # prepared once, each table fitted in a mapped task of its own, sampled together
+    assert isinstance(tasks["esl.fit"], MappedOperator)
+    assert tasks["esl.fit"].upstream_task_ids == {"esl.extract", "esl.prepare"}
+    assert tasks["esl.synthesize"].upstream_task_ids == {"esl.extract", "esl.prepare", "esl.fit"}
     assert tasks["esl.cleanup_staging"].is_teardown
     assert tasks["esl.extract"].is_setup
     assert [o.uri for o in tasks["esl.publish"].outlets] == ["s3://synthetic/airbnb_multitable"]

@@ -104,6 +104,14 @@ class SetSynthesizer:
         ``training_rows`` bounds each table's training rows (index labels of its frame);
         counts of children and parent contexts are computed on the whole real tables.
         """
+        self.fit_context(frames)
+        for name in self.table_set.order:
+            rows = training_rows.get(name) if training_rows is not None else None
+            self.models[name] = self.fit_table(name, frames, rows)
+
+    def fit_context(self, frames: Mapping[str, pd.DataFrame]) -> None:
+        """What every table's fit shares: real sizes, cross-table orderings and the parents'
+        contexts. After it, :meth:`fit_table` fits any table on its own (in any task)."""
         self.real_rows = {name: len(frame) for name, frame in frames.items()}
         # child >= parent across a join (order date after sign-up): gap quantiles only
         self.orderings = discover_cross_table_orderings(frames, self.table_set)
@@ -114,9 +122,6 @@ class SetSynthesizer:
                 self.contexts[owner.parent] = ParentContext(
                     parent.modelled, seed=self._seed(owner.parent)
                 ).fit(frames[owner.parent][list(parent.modelled)])
-        for name in self.table_set.order:
-            rows = training_rows.get(name) if training_rows is not None else None
-            self.models[name] = self.fit_table(name, frames, rows)
 
     def fit_table(
         self, name: str, frames: Mapping[str, pd.DataFrame], rows: pd.Index | None = None

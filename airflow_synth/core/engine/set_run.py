@@ -176,28 +176,43 @@ def checked_frames(
     return out, left_out
 
 
-def run_set_engine(
+@dataclass
+class SetPrepared:
+    """A table set ready to be fitted table by table: the engine with its plans and parent
+    contexts (no model yet), each table's training and held-out rows, and the settings the
+    sampling needs. Fitting one table (:func:`fit_set_table`) needs only this and the real
+    frames, so the tables of a set can be fitted in separate tasks."""
+
+    engine: SetSynthesizer
+    train_rows: dict[str, pd.Index]
+    holdout_rows: dict[str, pd.Index]
+    orphans: dict[str, int]
+    standalone: list[str]
+    max_training_rows: int | None
+    max_orphan_share: float
+
+    def frames(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """The real frames as prepared: the few orphan child rows left out again (the
+        same rows every time: the check is deterministic)."""
+        return checked_frames(frames, self.engine.table_set, self.max_orphan_share)[0]
+
+
+def prepare_set_engine(
     frames: Mapping[str, pd.DataFrame],
     table_set: TableSet,
     roles: Mapping[str, Sequence[ColumnRole]],
     specs: Mapping[str, SynthesizerSpec],
     *,
     seed: int | None,
-    scale: float,
     holdout_share: float,
     max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
     contracts: Mapping[str, TableContract] | None = None,
     fixed_combinations: Mapping[str, CombinationSwitch] | CombinationSwitch = True,
     max_orphan_share: float = 0.05,
     standalone: Sequence[str] = (),
-) -> SetRun:
-    """Plan, fit (bounded, per table) and sample the set at ``scale`` x the real sizes.
-
-    ``frames`` are the whole real tables (keys, foreign keys and modelled columns; PII is
-    left out by the caller). Keys in the output are fresh. Tables named in ``standalone``
-    (no relationship) that got a model are fitted but not sampled here: the caller samples
-    them in filtered batches like a single table (:attr:`SetRun.standalone`).
-    """
+) -> SetPrepared:
+    """Check keys and orphans, plan every table, split each into training and held-out rows
+    and fit the parent contexts: everything before the per-table fits."""
     frames, orphans = checked_frames(frames, table_set, max_orphan_share)
     plans = plan_tables(table_set, roles, frames)
     train_rows, holdout_rows = split_per_table(
@@ -215,9 +230,44 @@ def run_set_engine(
         fixed_combinations=fixed_combinations,
         seed=seed,
     )
-    started = time.monotonic()
-    engine.fit(frames, train_rows)
-    fit_seconds = time.monotonic() - started
+    engine.fit_context(frames)
+    return SetPrepared(
+        engine,
+        train_rows,
+        holdout_rows,
+        orphans,
+        list(standalone),
+        max_training_rows,
+        max_orphan_share,
+    )
+
+
+def fit_set_table(
+    prepared: SetPrepared, frames: Mapping[str, pd.DataFrame], name: str
+) -> tuple[Any, float]:
+    """Fit one table of a prepared set on its training rows (``frames`` as prepared, see
+    :meth:`SetPrepared.frames`): its model (None: nothing to learn) and the seconds."""
+    engine = prepared.engine
+    model = engine.fit_table(name, frames, prepared.train_rows.get(name))
+    return model, engine.fit_seconds.get(name, 0.0)
+
+
+def sample_set_engine(
+    prepared: SetPrepared,
+    frames: Mapping[str, pd.DataFrame],
+    roles: Mapping[str, Sequence[ColumnRole]],
+    models: Mapping[str, Any],
+    *,
+    seed: int | None,
+    scale: float,
+    fit_seconds: float,
+) -> SetRun:
+    """Sample the set at ``scale`` x the real sizes from the fitted ``models`` (``frames``
+    as prepared); keys are fresh. Tables named standalone that got a model are left for the
+    caller to sample like a single table (:attr:`SetRun.standalone`)."""
+    engine, table_set = prepared.engine, prepared.engine.table_set
+    plans = engine.plans
+    engine.models = {name: models.get(name) for name in table_set.order}
     issuers = {
         (name, column): FreshValues(
             _key_role(roles[name], column),
@@ -231,16 +281,17 @@ def run_set_engine(
     def issue_key(table: str, column: str, n: int) -> np.ndarray:
         return issuers[(table, column)].draw(n).to_numpy()
 
-    own = [name for name in standalone if engine.models.get(name) is not None]
+    own = [name for name in prepared.standalone if engine.models.get(name) is not None]
     started = time.monotonic()
     with threads_for_training(cpu_budget()):  # the worker's CPUs, not the host's
         sampled = engine.sample(scale=scale, seed=seed, issue_key=issue_key, skip=own)
     sample_seconds = time.monotonic() - started
     modelled = {name: list(plans[name].modelled) for name in table_set.order}
+    train_rows, holdout_rows = prepared.train_rows, prepared.holdout_rows
     split = {
         "engine": ENGINE_NAME,
-        "max_training_rows": max_training_rows,
-        "orphans_left_out": orphans,
+        "max_training_rows": prepared.max_training_rows,
+        "orphans_left_out": prepared.orphans,
         "tables": {
             name: {
                 "real_rows": len(frames[name]),
@@ -262,6 +313,57 @@ def run_set_engine(
         sample_seconds=sample_seconds,
         split=split,
         standalone=own,
+    )
+
+
+def run_set_engine(
+    frames: Mapping[str, pd.DataFrame],
+    table_set: TableSet,
+    roles: Mapping[str, Sequence[ColumnRole]],
+    specs: Mapping[str, SynthesizerSpec],
+    *,
+    seed: int | None,
+    scale: float,
+    holdout_share: float,
+    max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
+    contracts: Mapping[str, TableContract] | None = None,
+    fixed_combinations: Mapping[str, CombinationSwitch] | CombinationSwitch = True,
+    max_orphan_share: float = 0.05,
+    standalone: Sequence[str] = (),
+) -> SetRun:
+    """Plan, fit (bounded, per table) and sample the set at ``scale`` x the real sizes, in
+    this process: :func:`prepare_set_engine`, :func:`fit_set_table` for every table (the
+    ready-made chain runs those as mapped tasks), :func:`sample_set_engine`.
+
+    ``frames`` are the whole real tables (keys, foreign keys and modelled columns; PII is
+    left out by the caller). Keys in the output are fresh. Tables named in ``standalone``
+    (no relationship) that got a model are fitted but not sampled here: the caller samples
+    them in filtered batches like a single table (:attr:`SetRun.standalone`).
+    """
+    prepared = prepare_set_engine(
+        frames,
+        table_set,
+        roles,
+        specs,
+        seed=seed,
+        holdout_share=holdout_share,
+        max_training_rows=max_training_rows,
+        contracts=contracts,
+        fixed_combinations=fixed_combinations,
+        max_orphan_share=max_orphan_share,
+        standalone=standalone,
+    )
+    frames = prepared.frames(frames)
+    started = time.monotonic()
+    models = {name: fit_set_table(prepared, frames, name)[0] for name in table_set.order}
+    return sample_set_engine(
+        prepared,
+        frames,
+        roles,
+        models,
+        seed=seed,
+        scale=scale,
+        fit_seconds=time.monotonic() - started,
     )
 
 

@@ -9,6 +9,7 @@ identifiers are issued fresh.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +32,12 @@ from airflow_synth.core.engine.hma import (
     sample_hma,
 )
 from airflow_synth.core.engine.set_engine import ENGINE_NAME as PER_TABLE_ENGINE
-from airflow_synth.core.engine.set_run import run_set_engine
+from airflow_synth.core.engine.set_run import (
+    SetPrepared,
+    fit_set_table,
+    prepare_set_engine,
+    sample_set_engine,
+)
 from airflow_synth.core.engine.subset import integrity_subset
 from airflow_synth.core.engine.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.core.errors import ContractError, DataError, SynthesizerConfigError
@@ -91,6 +97,122 @@ class _Trained:
     model_run: Any = None
 
 
+@dataclass
+class PerTablePrepared:
+    """A set planned for the per-table engine, before any table is fitted: the roles, what
+    each table's model learns, and the engine's prepared state (plans, parent contexts,
+    training and held-out rows). Each table can then be fitted in a task of its own
+    (:func:`fit_prepared_table`); :func:`trained_per_table` samples from their models."""
+
+    table_set: TableSet
+    roles: dict[str, list[ColumnRole]]
+    learned: dict[str, list[str]]
+    prepared: SetPrepared
+
+    def real(self, real_paths: Mapping[str, Path]) -> dict[str, pd.DataFrame]:
+        """The learned columns (keys and modelled) of the staged real tables, every row."""
+        full = _read_tables(real_paths)
+        return {name: full[name][self.learned[name]] for name in self.table_set.order}
+
+    def frames(self, real: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """``real`` (:meth:`real`) as the engine was prepared: orphan child rows left out."""
+        return self.prepared.frames(real)
+
+    @property
+    def to_fit(self) -> list[str]:
+        """The tables whose model has something to learn (in the set's order)."""
+        return list(self.table_set.order)
+
+
+def prepare_per_table(
+    real_paths: Mapping[str, Path],
+    table_set: TableSet,
+    specs: Mapping[str, SynthesizerSpec],
+    *,
+    dataset: str,
+    seed: int | None,
+    checks: CheckSettings,
+    contracts: Mapping[str, TableContract],
+    max_training_rows: int | None,
+    fixed_combinations: CombinationSwitch | Mapping[str, CombinationSwitch],
+    max_orphan_share: float,
+    require_model: bool,
+) -> PerTablePrepared:
+    """Roles, learned columns and the engine's prepared state of a set (no fit yet)."""
+    full = _read_tables(real_paths)
+    roles = classify_set(full, table_set, contracts)
+    if require_model:  # a single table of keys and PII only has nothing to learn
+        require_modelled(roles[table_set.order[0]], dataset)
+    learned = {name: learned_columns(roles[name]) for name in table_set.order}
+    standalone = [
+        name
+        for name in table_set.order
+        if not table_set.parents_of(name) and not table_set.children_of(name)
+    ]
+    prepared = prepare_set_engine(
+        {name: full[name][learned[name]] for name in table_set.order},
+        table_set,
+        roles,
+        specs,
+        seed=seed,
+        holdout_share=checks.holdout_share,
+        max_training_rows=max_training_rows,
+        contracts=contracts,
+        fixed_combinations=fixed_combinations,
+        max_orphan_share=max_orphan_share,
+        standalone=standalone,
+    )
+    return PerTablePrepared(table_set, roles, learned, prepared)
+
+
+def fit_prepared_table(
+    prepared: PerTablePrepared, frames: Mapping[str, pd.DataFrame], name: str
+) -> tuple[Any, float]:
+    """One table's model of a prepared set (``frames``: :meth:`PerTablePrepared.frames` of
+    :meth:`PerTablePrepared.real`)
+    and the seconds it took; None when the table has nothing to learn."""
+    return fit_set_table(prepared.prepared, frames, name)
+
+
+def trained_per_table(
+    prepared: PerTablePrepared,
+    real: Mapping[str, pd.DataFrame],
+    models: Mapping[str, Any],
+    *,
+    seed: int | None,
+    scale: float,
+    fit_seconds: float,
+) -> _Trained:
+    """Sample the related tables from the fitted ``models`` (parents first); the tables
+    without relationships are left to the caller's filtered sampling. ``real``:
+    :meth:`PerTablePrepared.real`."""
+    table_set, roles = prepared.table_set, prepared.roles
+    frames = prepared.frames(real)
+    run = sample_set_engine(
+        prepared.prepared, frames, roles, models, seed=seed, scale=scale, fit_seconds=fit_seconds
+    )
+    plans = run.synthesizer.plans
+    return _Trained(
+        train=run.train,
+        holdout=run.holdout,
+        sampled=run.sampled,
+        real_keyed=dict(real),
+        roles={name: sequence_roles(roles[name], plans[name]) for name in roles},
+        learned=prepared.learned,
+        model=run.synthesizer,
+        description={
+            "name": PER_TABLE_ENGINE,
+            "tables": {n: run.synthesizer.specs[n].describe() for n in table_set.order},
+        },
+        fit_seconds=run.fit_seconds,
+        sample_seconds=run.sample_seconds,
+        split=run.split,
+        table_models=dict(run.synthesizer.models),
+        standalone=list(run.standalone),
+        model_run=run,
+    )
+
+
 def _fit_per_table(
     real_paths: Mapping[str, Path],
     table_set: TableSet,
@@ -106,52 +228,32 @@ def _fit_per_table(
     max_orphan_share: float,
     require_model: bool,
 ) -> _Trained:
-    """Each table its own model (the set engine); related tables sampled parents first."""
-    full = _read_tables(real_paths)
-    roles = classify_set(full, table_set, contracts)
-    if require_model:  # a single table of keys and PII only has nothing to learn
-        require_modelled(roles[table_set.order[0]], dataset)
-    learned = {name: learned_columns(roles[name]) for name in table_set.order}
-    standalone = [
-        name
-        for name in table_set.order
-        if not table_set.parents_of(name) and not table_set.children_of(name)
-    ]
-    run = run_set_engine(
-        {name: full[name][learned[name]] for name in table_set.order},
+    """Each table its own model (the set engine), in this process: prepare, fit every
+    table, sample the related tables parents first."""
+    prepared = prepare_per_table(
+        real_paths,
         table_set,
-        roles,
         specs,
+        dataset=dataset,
         seed=seed,
-        scale=scale,
-        holdout_share=checks.holdout_share,
-        max_training_rows=max_training_rows,
+        checks=checks,
         contracts=contracts,
+        max_training_rows=max_training_rows,
         fixed_combinations=fixed_combinations,
         max_orphan_share=max_orphan_share,
-        standalone=standalone,
+        require_model=require_model,
     )
-    real_keyed = {name: full[name][learned[name]] for name in table_set.order}
-    del full
-    plans = run.synthesizer.plans
-    return _Trained(
-        train=run.train,
-        holdout=run.holdout,
-        sampled=run.sampled,
-        real_keyed=real_keyed,
-        roles={name: sequence_roles(roles[name], plans[name]) for name in roles},
-        learned=learned,
-        model=run.synthesizer,
-        description={
-            "name": PER_TABLE_ENGINE,
-            "tables": {n: run.synthesizer.specs[n].describe() for n in table_set.order},
-        },
-        fit_seconds=run.fit_seconds,
-        sample_seconds=run.sample_seconds,
-        split=run.split,
-        table_models=dict(run.synthesizer.models),
-        standalone=list(run.standalone),
-        model_run=run,
+    real = prepared.real(real_paths)
+    frames = prepared.frames(real)
+    started = time.monotonic()
+    models = {name: fit_prepared_table(prepared, frames, name)[0] for name in prepared.to_fit}
+    return trained_per_table(
+        prepared,
+        real,
+        models,
+        seed=seed,
+        scale=scale,
+        fit_seconds=time.monotonic() - started,
     )
 
 

@@ -58,6 +58,7 @@ from airflow_synth.core.profile.roles import ColumnRole, fresh_columns
 from airflow_synth.core.publish.tables import table_of_one
 from airflow_synth.core.steps.finish import METADATA_FILE, _gate_then_save, _Run
 from airflow_synth.core.steps.fit import _fit_per_table, _Trained
+from airflow_synth.core.steps.staged import dump_staged, load_staged
 
 log = logging.getLogger(__name__)
 
@@ -111,24 +112,13 @@ class TableFit:
     def save(self, path: Path) -> Path:
         """Pickle the fit for the shard and assess tasks (private staging only: it holds
         the training and held-out rows; the published model is saved without them)."""
-        import cloudpickle
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staged = replace(self, model=replace(self.model, synthesizer=self.sampler()))
-        with open(path, "wb") as handle:
-            cloudpickle.dump(staged, handle)
-        return path
+        return dump_staged(
+            replace(self, model=replace(self.model, synthesizer=self.sampler())), path
+        )
 
     @classmethod
     def load(cls, path: Path) -> TableFit:
-        import cloudpickle
-
-        with open(path, "rb") as handle:
-            fit = cloudpickle.load(handle)
-        if not isinstance(fit, cls):
-            raise TypeError(f"{path} is not a staged airflow-synth table fit")
-        return fit
+        return load_staged(path, cls)
 
     def plan(self) -> list[dict[str, Any]]:
         """The shards as XCom carries them (what dynamic task mapping expands over)."""

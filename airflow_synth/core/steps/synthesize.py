@@ -51,13 +51,18 @@ from airflow_synth.core.steps.finish import (
 )
 from airflow_synth.core.steps.fit import (
     HMA_ENGINE,
+    PerTablePrepared,
     _filter_copies,
     _fit_hma,
     _fit_per_table,
+    _Trained,
+    fit_prepared_table,
     issue_fresh_pii,
     issue_fresh_values,
+    prepare_per_table,
     renumber_sequences,
     table_specs,
+    trained_per_table,
 )
 from airflow_synth.core.steps.sharded import (
     finish_shards,
@@ -163,9 +168,16 @@ def run_multitable_synthesize(
     engine: str = DEFAULT_ENGINE,
     synthesizer: str | Mapping[str, str] | None = None,
     max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
+    prepared: PerTablePrepared | None = None,
+    models: Mapping[str, Any] | None = None,
+    fit_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """Synthesize the extracted table set (the extract step's result): see
     :func:`synthesize_set`.
+
+    ``prepared`` (:func:`prepare_multitable`) and ``models`` (each table's
+    :func:`fit_multitable_table`, e.g. from mapped fit tasks, ``fit_seconds`` in all): the
+    per-table engine's tables were fitted already; only sampling and assessing run here.
 
     ``engine``: ``"per_table"`` (each table its own ``synthesizer``, one name or
     ``{table: name}``, trained on at most ``max_training_rows`` rows per table; ``scale`` x
@@ -174,9 +186,22 @@ def run_multitable_synthesize(
     rows; ``scale`` x the subset is sampled).
     """
     table_set = TableSet.from_dict(extracted["table_set"])
-    real_paths = {
-        name: path_from_uri(info["staging_uri"]) for name, info in extracted["tables"].items()
-    }
+    real_paths = staged_tables(extracted)
+    trained = None
+    if prepared is not None and models is not None:
+        if engine != PER_TABLE_ENGINE:
+            raise SynthesizerConfigError(
+                f"Tables fitted one by one are the {PER_TABLE_ENGINE!r} engine's; got "
+                f"engine {engine!r}."
+            )
+        trained = trained_per_table(
+            prepared,
+            prepared.real(real_paths),
+            models,
+            seed=seed,
+            scale=scale,
+            fit_seconds=fit_seconds,
+        )
     return synthesize_set(
         real_paths,
         table_set,
@@ -196,7 +221,52 @@ def run_multitable_synthesize(
         main_table=main_table,
         max_orphan_share=max_orphan_share,
         fixed_combinations=fixed_combinations,
+        trained=trained,
     )
+
+
+def staged_tables(extracted: Mapping[str, Any]) -> dict[str, Path]:
+    """Each table's staged real Parquet file, from the extract step's result."""
+    return {name: path_from_uri(info["staging_uri"]) for name, info in extracted["tables"].items()}
+
+
+def prepare_multitable(
+    extracted: Mapping[str, Any],
+    *,
+    dataset: str,
+    seed: int | None = None,
+    checks: CheckSettings | None = None,
+    contracts: Mapping[str, TableContract] | None = None,
+    synthesizer: str | Mapping[str, str] | None = None,
+    max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
+    fixed_combinations: CombinationSwitch | Mapping[str, CombinationSwitch] = True,
+    max_orphan_share: float = DEFAULT_MAX_ORPHAN_SHARE,
+) -> PerTablePrepared:
+    """The per-table engine's preparation of an extracted set (roles, plans, splits, parent
+    contexts): what every table's fit needs, before any fit (see :func:`fit_multitable_table`)."""
+    table_set = TableSet.from_dict(extracted["table_set"])
+    return prepare_per_table(
+        staged_tables(extracted),
+        table_set,
+        table_specs(synthesizer, table_set),
+        dataset=dataset,
+        seed=seed,
+        checks=checks or CheckSettings(),
+        contracts=contracts or {},
+        max_training_rows=max_training_rows,
+        fixed_combinations=fixed_combinations,
+        max_orphan_share=max_orphan_share,
+        require_model=False,
+    )
+
+
+def fit_multitable_table(
+    prepared: PerTablePrepared, extracted: Mapping[str, Any], name: str
+) -> tuple[Any, float]:
+    """Fit one table of a prepared set from the staged real tables (any task, any worker):
+    its model (None: nothing to learn) and the seconds it took."""
+    real = prepared.real(staged_tables(extracted))
+    return fit_prepared_table(prepared, prepared.frames(real), name)
 
 
 def synthesize_set(
@@ -220,8 +290,12 @@ def synthesize_set(
     main_table: str | None = None,
     max_orphan_share: float = DEFAULT_MAX_ORPHAN_SHARE,
     fixed_combinations: CombinationSwitch | Mapping[str, CombinationSwitch] = True,
+    trained: _Trained | None = None,
 ) -> dict[str, Any]:
     """The synthesize step for a table set (a single feature table is a set of one).
+
+    ``trained``: the set fitted already (the per-table engine's tables fitted in tasks of
+    their own, see :func:`trained_per_table`): only sampling and assessing run here.
 
     Every table gets ``tables/<name>.parquet`` and ``reports/<name>/``, with the set's own
     report and ``quality.json`` beside them (a single feature table is synthesized by
@@ -256,7 +330,9 @@ def synthesize_set(
         "max_orphan_share": max_orphan_share,
         "fixed_combinations": fixed_combinations,
     }
-    if engine == PER_TABLE_ENGINE:
+    if trained is not None:
+        pass  # fitted elsewhere (mapped fit tasks)
+    elif engine == PER_TABLE_ENGINE:
         trained = _fit_per_table(
             real_paths,
             table_set,
