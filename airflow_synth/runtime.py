@@ -170,8 +170,13 @@ def source_and_staging(
     The staging location comes from the store settings the later steps will use
     (``validate``: ``synth_conn_id``, ``aws_conn_id``, ``bucket``) unless ``staging_dir``
     names one. The workspace is created only once the source is reached; a failed extract
-    stages nothing and its local files are removed, so it leaves no real rows behind.
+    stages nothing and its local files are removed, so it leaves no real rows behind. The
+    dataset's name (rendered) is checked first: a name outside the allowed set is refused
+    before the source is reached.
     """
+    from airflow_synth.core.names import check_dataset_name
+
+    check_dataset_name(dataset)
     hook = store_hook(validate or {})
     with (
         closing(postgres_connection(postgres_conn_id)) as conn,
@@ -224,13 +229,32 @@ def training(
 Writer = Callable[[S3ObjectStore, DatasetLayout], dict[str, Any]]
 
 
+def run_date_of(context: Mapping[str, Any]) -> Any:
+    """The run's date that ``latest.json`` moves forward by: its logical date, else (a run
+    without one) when it was due to run, else when it started; None outside a DAG run."""
+    dag_run = context.get("dag_run")
+    for value in (
+        context.get("logical_date"),
+        getattr(dag_run, "logical_date", None),
+        getattr(dag_run, "run_after", None),
+        getattr(dag_run, "start_date", None),
+    ):
+        if value:
+            return value
+    return None
+
+
 def publish(
     context: Mapping[str, Any], hook: SynthHook, dataset: str, write: Writer
 ) -> dict[str, Any]:
     """Run a publish step's ``write(store, layout)`` (a table or a set) with S3 failures
-    named by connection and bucket, then announce the result on the Asset event."""
+    named by connection and bucket, then announce the result on the Asset event. The store
+    writes ``latest.json`` and the run's manifest on a condition where the server supports
+    it (:mod:`airflow_synth.hooks.conditional`)."""
+    from airflow_synth.hooks.conditional import with_conditional_writes
+
     layout = run_layout(context, hook, dataset)
-    store = hook.get_conn()
+    store = with_conditional_writes(hook.get_conn())
     with s3_failures_named(hook):
         result = write(store, layout)
     return announce_publication(context, hook, layout, result)
@@ -406,7 +430,8 @@ def execute_synthesize(
     **settings: Any,
 ) -> dict[str, Any]:
     """Validate settings first (cheap), then train, sample every shard, check and save the
-    model, all in this task (the ready-made chain spreads the same work over the
+    model (into the task's workspace: the publish step publishes it with the run), all in
+    this task (the ready-made chain spreads the same work over the
     ``train``, mapped ``sample`` and ``assess`` tasks: :func:`execute_train`)."""
     from airflow_synth.core.steps import run_synthesize
 
@@ -422,7 +447,7 @@ def execute_synthesize(
                 staged,
                 workspace.local,
                 dataset=dataset,
-                model_store=None if dry_run else store,
+                save_model=not dry_run,  # published with the run by the publish step
                 layout=layout,
                 enforce_gates_=not dry_run,
                 **synthesis,
@@ -530,7 +555,7 @@ def execute_assess(
                 scale=1.0,
                 checks=fit.checks,
                 layout=layout,
-                model_store=None if dry_run else store,
+                save_model=not dry_run,  # published with the run by the publish step
                 enforce_gates_=not dry_run,
                 max_parents=None,
             ),
@@ -634,10 +659,11 @@ def execute_publish(
     staging = synthesis.get("staging") or extract.get("staging")
     with task_workspace(context, dataset, hook, staging) as workspace:
         synthesis = workspace.fetch(synthesis)
+        run_date = run_date_of(context)
         if "table_set" in extract:
-            write = _set_writer(extract, synthesis, formats)
+            write = _set_writer(extract, synthesis, formats, run_date)
         else:
-            write = _table_writer(extract, synthesis, dataset, formats)
+            write = _table_writer(extract, synthesis, dataset, formats, run_date)
         return publish(context, hook, dataset, write)
 
 
@@ -647,7 +673,11 @@ execute_multitable_publish = execute_publish
 
 
 def _table_writer(
-    extract: Mapping[str, Any], synthesis: Mapping[str, Any], dataset: str, formats: Sequence[str]
+    extract: Mapping[str, Any],
+    synthesis: Mapping[str, Any],
+    dataset: str,
+    formats: Sequence[str],
+    run_date: Any = None,
 ) -> Writer:
     """How one table's synthesize output is published (see :func:`execute_publish`)."""
     from airflow_synth.core.steps import run_load
@@ -670,6 +700,7 @@ def _table_writer(
             synthesis=synthesis,
             timings=step_timings(extract, synthesis),
             formats=formats,
+            run_date=run_date,
         )
         load_metrics(dataset, result)
         return result
@@ -678,7 +709,10 @@ def _table_writer(
 
 
 def _set_writer(
-    extract: Mapping[str, Any], synthesis: Mapping[str, Any], formats: Sequence[str]
+    extract: Mapping[str, Any],
+    synthesis: Mapping[str, Any],
+    formats: Sequence[str],
+    run_date: Any = None,
 ) -> Writer:
     """How a table set's synthesize output is published (see :func:`execute_publish`)."""
     from airflow_synth.core.steps import run_multitable_publish
@@ -693,7 +727,13 @@ def _set_writer(
     }
     timings = {**step_timings(extract, synthesis), "checks": synthesis.get("checks_seconds", 0.0)}
     return lambda store, layout: run_multitable_publish(
-        store, layout, synthesis=synthesis, source=source, timings=timings, formats=formats
+        store,
+        layout,
+        synthesis=synthesis,
+        source=source,
+        timings=timings,
+        formats=formats,
+        run_date=run_date,
     )
 
 
@@ -1059,7 +1099,7 @@ def execute_multitable_synthesize(
             workspace.fetch(extract),
             workspace.local / "synthetic",
             dataset=dataset,
-            model_store=store,
+            save_model=True,  # published with the run by the publish step
             layout=layout,
             **synthesis,
         )

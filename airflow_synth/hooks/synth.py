@@ -132,11 +132,31 @@ class SynthHook(BaseHook):
         return resolve_synthesizer(chosen, merged)
 
     def load_model(self, dataset: str, run: str, work_dir: Path) -> Any:
-        """Download and load a model saved by a synthesize step (to sample more rows later)."""
+        """Download and load the model published with a run (to sample more rows later).
+
+        The run's manifest says where its model is (``synthesis.model_uri``, under the
+        publish attempt the manifest names); a run that was never published, or published
+        without a model (a dry run), has none.
+        """
         from airflow_synth.core.engine.profile_codec import load_model
+        from airflow_synth.core.errors import PublishError
+        from airflow_synth.core.publish.store import read_manifest
 
         layout = self.layout(dataset, run)
-        local = self.get_conn().download(layout.model_key, Path(work_dir) / "model.pkl")
+        store = self.get_conn()
+        manifest = read_manifest(store, layout)
+        if manifest is None:
+            raise PublishError(
+                f"No manifest at {layout.uri(layout.manifest_key)}: run {run!r} of dataset "
+                f"{dataset!r} was not published, so it has no model."
+            )
+        model_uri = (manifest.get("synthesis") or {}).get("model_uri")
+        if not model_uri:
+            raise PublishError(
+                f"{layout.uri(layout.manifest_key)} names no model: run {run!r} of dataset "
+                f"{dataset!r} was published without one."
+            )
+        local = store.download(layout.key_of(model_uri), Path(work_dir) / "model.pkl")
         try:
             return load_model(local)
         finally:

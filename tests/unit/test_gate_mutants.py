@@ -579,17 +579,16 @@ def local_files(tmp_path: Path) -> dict[str, Path]:
     return out
 
 
-def test_a_republish_deletes_only_files_the_run_no_longer_has(
+def test_a_republish_deletes_nothing_an_earlier_attempt_wrote(
     tmp_path: Path, layout: DatasetLayout, local_files: dict[str, Path]
 ) -> None:
-    """``stale`` = keys not wanted *and* not the manifest: the files being re-uploaded are
-    never deleted first (a reader of the old run would see them vanish)."""
+    """A rerun writes a new attempt: no delete at all (within the grace), so a reader of
+    the earlier manifest never sees a file vanish."""
     store = _RecordingStore(tmp_path / "store")
     publish_dataset(store, layout, local_files, {"rows": 1})
-    store.put_bytes(b"old", layout.key("data.csv"))  # a file only the earlier publish had
     store.deleted.clear()
     publish_dataset(store, layout, local_files, {"rows": 1})
-    assert sorted(store.deleted) == sorted([layout.manifest_key, layout.key("data.csv")])
+    assert store.deleted == []
 
 
 def test_the_published_record_and_the_load_timing(

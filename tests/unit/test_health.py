@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_synth.core.names import DatasetNameError
 from airflow_synth.core.publish.health import (
     DatasetHealthError,
     check_dataset_health,
@@ -64,9 +65,20 @@ def test_a_rerun_of_the_same_run_keeps_the_previous_one(tmp_path: Path) -> None:
     publish(store, tmp_path, "run2", 0.8)
     publish(store, tmp_path, "run2", 0.8)  # re-run: must not compare run2 with itself
     latest = read_latest(store, "users")
-    assert latest["previous_manifest_uri"].endswith("/users/run1/manifest.json")
+    assert latest["previous_manifest_uri"] == "s3://synthetic/users/run1/manifest.json"
+    report = check_dataset_health(store, "users")
+    assert (report.run, report.quality, report.previous_quality) == ("run2", 0.8, 0.9)
 
 
 def test_never_published_is_unhealthy(tmp_path: Path) -> None:
     report = check_dataset_health(FileObjectStore(tmp_path), "users")
     assert report.problems == ["dataset 'users' was never published (no latest.json)"]
+
+
+def test_the_dataset_is_looked_up_by_its_name_as_it_is(tmp_path: Path) -> None:
+    """No rewriting: "users " or "Users" are refused, not mapped onto ``users/``."""
+    store = FileObjectStore(tmp_path / "bucket")
+    publish(store, tmp_path, "run1", 0.85)
+    for name in ("Users", "users ", "users/"):
+        with pytest.raises(DatasetNameError, match=repr(name)):
+            check_dataset_health(store, name)

@@ -6,10 +6,13 @@ import dataclasses
 
 import pytest
 
+from airflow_synth.core.errors import PublishError
+from airflow_synth.core.names import DatasetNameError
 from airflow_synth.core.publish.layout import (
     FAILED_DIR,
     MODELS_PREFIX,
     DatasetLayout,
+    key_of_uri,
     safe_key_part,
 )
 
@@ -47,31 +50,58 @@ def test_safe_key_part_refuses_values_with_nothing_left(value: str) -> None:
         safe_key_part(value)
 
 
+ATTEMPT = "attempt-20240101T000500123456Z-0a1b2c3d"
+
+
 @pytest.fixture
 def layout() -> DatasetLayout:
-    return DatasetLayout(bucket="synthetic", dataset="user features", run=SCHEDULED_RUN)
+    return DatasetLayout(bucket="synthetic", dataset="user_features", run=SCHEDULED_RUN)
 
 
-def test_layout_cleans_dataset_and_run(layout: DatasetLayout) -> None:
+def test_layout_keeps_the_dataset_and_cleans_the_run(layout: DatasetLayout) -> None:
     assert layout.dataset == "user_features"
     assert layout.run == "scheduled__2024-01-01T00_00_00_00_00"
     assert layout.bucket == "synthetic"
+    assert layout.attempt is None
 
 
-def test_every_key_of_a_run(layout: DatasetLayout) -> None:
+def test_a_dataset_name_is_never_rewritten() -> None:
+    with pytest.raises(DatasetNameError, match="'user features'"):
+        DatasetLayout(bucket="synthetic", dataset="user features", run=SCHEDULED_RUN)
+
+
+def test_every_key_of_a_run_and_of_an_attempt(layout: DatasetLayout) -> None:
     run = "user_features/scheduled__2024-01-01T00_00_00_00_00/"
     assert layout.run_prefix == run
-    assert layout.data_key() == run + "data.parquet"
-    assert layout.data_key("csv") == run + "data.csv"
-    assert layout.metadata_key == run + "metadata.json"
     assert layout.manifest_key == run + "manifest.json"
-    assert layout.key("report.html") == run + "report.html"
     assert layout.latest_key == "user_features/latest.json"
     model_run = "_models/user_features/scheduled__2024-01-01T00_00_00_00_00/"
-    assert layout.model_prefix == model_run
-    assert layout.model_key == model_run + "model.pkl"
-    assert layout.model_info_key == model_run + "model.json"
+    assert layout.models_run_prefix == model_run
+    for needs_attempt in ("attempt_prefix", "model_prefix", "model_key", "attempt_manifest_key"):
+        with pytest.raises(ValueError, match="names no attempt"):
+            getattr(layout, needs_attempt)
+    with pytest.raises(ValueError, match="names no attempt"):
+        layout.key("data.parquet")
+    one = layout.for_attempt(ATTEMPT)
+    assert one.attempt_prefix == run + ATTEMPT + "/"
+    assert one.key("data.parquet") == run + ATTEMPT + "/data.parquet"
+    assert one.key("report.html") == run + ATTEMPT + "/report.html"
+    assert one.attempt_manifest_key == run + ATTEMPT + "/manifest.json"
+    assert one.manifest_key == layout.manifest_key  # one run manifest for every attempt
+    assert one.model_prefix == model_run + ATTEMPT + "/"
+    assert one.model_key == model_run + ATTEMPT + "/model.pkl"
+    assert one.model_info_key == model_run + ATTEMPT + "/model.json"
     assert MODELS_PREFIX == "_models"
+    assert layout.for_attempt().attempt != layout.for_attempt().attempt  # fresh each time
+
+
+def test_uris_are_read_back_to_keys_of_their_own_bucket_only(layout: DatasetLayout) -> None:
+    key = layout.for_attempt(ATTEMPT).key("data/part-00001.parquet")
+    assert layout.key_of(layout.uri(key)) == key
+    assert key_of_uri(f"s3://synthetic/{key}", "synthetic") == key
+    for uri in (f"s3://other/{key}", f"file:///synthetic/{key}", "s3://synthetic/", None):
+        with pytest.raises(PublishError):
+            key_of_uri(uri, "synthetic")  # type: ignore[arg-type]
 
 
 def test_uris(layout: DatasetLayout) -> None:
@@ -83,11 +113,12 @@ def test_uris(layout: DatasetLayout) -> None:
 
 
 def test_models_and_pointer_live_outside_the_run_folder(layout: DatasetLayout) -> None:
-    # A run folder is rewritten wholesale on re-publish; neither the model (real-derived,
-    # kept apart from the public data) nor the pointer may be inside it.
-    for key in (layout.model_key, layout.model_info_key, layout.latest_key):
+    # The model (real-derived) is kept apart from the public data; the pointer is the
+    # dataset's, not a run's.
+    one = layout.for_attempt(ATTEMPT)
+    for key in (one.model_key, one.model_info_key, layout.latest_key):
         assert not key.startswith(layout.run_prefix)
-    assert not layout.model_key.startswith(layout.dataset + "/")
+    assert not one.model_key.startswith(layout.dataset + "/")
 
 
 def test_failed_runs_are_quarantined_beside_the_runs_never_inside_one(

@@ -1,8 +1,8 @@
 """Atomic publishing to an object store (airflow_synth.core.publish.store, steps.run_load).
 
 Consumers only ever go through a manifest (or the ``latest`` pointer), so the rules under
-test are: the manifest is written last, a failure before it leaves no manifest, and a
-re-publish of the same run hides it first and removes files the new version does not have.
+test are: the manifest is written last, a failure before it leaves no manifest, and every
+file sits under the publish attempt's own prefix (reruns: ``test_publish_attempts.py``).
 """
 
 from __future__ import annotations
@@ -152,9 +152,10 @@ def test_publish_uploads_files_and_a_complete_manifest(
 ) -> None:
     store = FileObjectStore(tmp_path / "bucket")
     published = publish_dataset(store, layout, files, MANIFEST)
+    attempt = layout.for_attempt(published.attempt)
 
     for name, path in files.items():
-        assert store.get_bytes(layout.key(name)) == path.read_bytes()
+        assert store.get_bytes(attempt.key(name)) == path.read_bytes()
     manifest = read_manifest(store, layout)
     assert manifest is not None
     assert manifest["manifest_version"] == MANIFEST_VERSION
@@ -165,12 +166,17 @@ def test_publish_uploads_files_and_a_complete_manifest(
         data = files[entry["name"]].read_bytes()
         assert entry["bytes"] == len(data)
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
-        assert entry["uri"] == f"s3://synthetic/{layout.key(entry['name'])}"
+        assert entry["uri"] == f"s3://synthetic/{attempt.key(entry['name'])}"
     published_at = datetime.fromisoformat(manifest["published_at"])
     assert published_at.tzinfo is not None
     assert abs((datetime.now(UTC) - published_at).total_seconds()) < 60
+    assert manifest["attempt"]["id"] == published.attempt
+    assert manifest["run_date"] == manifest["attempt"]["started_at"]  # no run date given
+    assert "model" not in manifest  # no model given
 
-    assert published.manifest_uri == layout.uri(layout.manifest_key)
+    assert published.manifest_uri == layout.uri(attempt.attempt_manifest_key)
+    assert published.run_manifest_uri == layout.uri(layout.manifest_key)
+    assert manifest["manifest_uri"] == published.manifest_uri
     assert published.data_uris == {e["name"]: e["uri"] for e in manifest["files"]}
     assert published.latest_uri == "s3://synthetic/users/latest.json"
     assert published.rows == 2
@@ -181,12 +187,14 @@ def test_manifest_is_written_after_every_file_and_latest_after_it(
     tmp_path: Path, layout: DatasetLayout, files: dict[str, Path]
 ) -> None:
     store = RecordingStore(tmp_path / "bucket")
-    publish_dataset(store, layout, files, MANIFEST)
+    published = publish_dataset(store, layout, files, MANIFEST)
+    attempt = layout.for_attempt(published.attempt)
     writes = [key for op, key in store.calls if op.startswith("put")]
     assert writes == [
-        layout.key("data.parquet"),
-        layout.key("data.csv"),
-        layout.key("metadata.json"),
+        attempt.key("data.parquet"),
+        attempt.key("data.csv"),
+        attempt.key("metadata.json"),
+        attempt.attempt_manifest_key,
         layout.manifest_key,
         layout.latest_key,
     ]
@@ -201,7 +209,8 @@ def test_latest_points_at_the_manifest(
     latest = read_latest(store, "users")
     manifest = read_manifest(store, layout)
     assert latest is not None and manifest is not None
-    assert latest["manifest_uri"] == "s3://synthetic/" + layout.manifest_key
+    assert latest["manifest_uri"] == manifest["manifest_uri"]
+    assert latest["run_manifest_uri"] == "s3://synthetic/" + layout.manifest_key
     assert latest["run"] == layout.run
     assert latest["dataset"] == "users"
     assert latest["published_at"] == manifest["published_at"]
@@ -216,12 +225,13 @@ def test_latest_moves_to_the_newest_run_and_old_runs_stay(
     store = FileObjectStore(tmp_path / "bucket")
     first = DatasetLayout("synthetic", "users", "run1")
     second = DatasetLayout("synthetic", "users", "run10")
-    publish_dataset(store, first, files, MANIFEST)
+    one = publish_dataset(store, first, files, MANIFEST)
     publish_dataset(store, second, {"data.parquet": files["data.parquet"]}, MANIFEST)
     assert (read_latest(store, "users") or {})["run"] == "run10"
     # run10's publish did not touch run1 even though "run1" is a string prefix of "run10"
     assert read_manifest(store, first) is not None
-    assert store.get_bytes(first.key("data.csv")) == files["data.csv"].read_bytes()
+    old = first.for_attempt(one.attempt)
+    assert store.get_bytes(old.key("data.csv")) == files["data.csv"].read_bytes()
 
 
 def test_update_latest_false_leaves_the_pointer_alone(
@@ -246,16 +256,16 @@ def test_failure_mid_upload_leaves_no_manifest_and_names_the_file(
     with pytest.raises(PublishError) as err:
         publish_dataset(store, layout, files, MANIFEST)
     message = str(err.value)
-    assert "Uploading data.csv to s3://synthetic/" + layout.key("data.csv") in message
+    assert "Uploading data.csv to s3://synthetic/" + layout.run_prefix in message
+    assert "/data.csv failed" in message
     assert "connection reset by peer" in message
-    assert "no manifest was written" in message
+    assert "Nothing readers see changed" in message
     assert isinstance(err.value.__cause__, ConnectionResetError)
     assert isinstance(err.value, SynthError)
-    # the file before the failure was uploaded, but nothing makes the run visible
-    assert store.get_bytes(layout.key("data.parquet")) is not None
+    # the file uploaded before the failure was removed again; nothing makes the run visible
     assert read_manifest(store, layout) is None
     assert read_latest(store, "users") is None
-    assert layout.manifest_key not in store.list_keys("")
+    assert store.list_keys("") == []
 
 
 def test_truncated_upload_is_detected_before_the_manifest(
@@ -266,51 +276,56 @@ def test_truncated_upload_is_detected_before_the_manifest(
         publish_dataset(store, layout, files, MANIFEST)
     expected = files["metadata.json"].stat().st_size
     assert f"has {expected - 3} bytes after upload, expected {expected}" in str(err.value)
-    assert layout.key("metadata.json") in str(err.value)
+    assert "/metadata.json has" in str(err.value)
     assert read_manifest(store, layout) is None
     assert read_latest(store, "users") is None
 
 
 # --------------------------------------------------------------------------------------------
-# publish_dataset: re-publishing the same run
+# publish_dataset: re-publishing the same run (more in test_publish_attempts.py)
 # --------------------------------------------------------------------------------------------
-def test_republish_removes_stale_files_and_hides_the_run_while_rewriting(
+def test_republish_writes_a_new_attempt_and_never_overwrites_or_hides_the_old_one(
     tmp_path: Path, layout: DatasetLayout, files: dict[str, Path]
 ) -> None:
     store = RecordingStore(tmp_path / "bucket")
-    publish_dataset(store, layout, files, MANIFEST)
-    store.put_bytes(b"left over", layout.key("old-report.html"))  # a file of an older version
-    other = DatasetLayout("synthetic", "users", "another-run")
-    publish_dataset(store, other, files, MANIFEST, update_latest=False)
+    first = publish_dataset(store, layout, files, MANIFEST)
+    old_keys = {key: store.get_bytes(key) for key in store.list_keys(layout.run_prefix)}
     store.calls.clear()
     store.watch_manifest = layout.manifest_key
 
     smaller = {"data.parquet": files["data.parquet"], "metadata.json": files["metadata.json"]}
-    publish_dataset(store, layout, smaller, {**MANIFEST, "rows": 5})
+    second = publish_dataset(store, layout, smaller, {**MANIFEST, "rows": 5})
 
-    # the old manifest went first, before any upload, so readers never saw a mix
-    assert store.calls[0] == ("delete", layout.manifest_key)
-    assert store.manifest_seen_during_upload == [False, False]
-    assert store.list_keys(layout.run_prefix) == sorted(
-        [layout.key("data.parquet"), layout.key("metadata.json"), layout.manifest_key]
-    )
+    assert not [call for call in store.calls if call[0] == "delete"]
+    assert store.manifest_seen_during_upload == [True, True]  # the run stayed readable
+    for key, data in old_keys.items():  # the old attempt's files: untouched
+        if key != layout.manifest_key:
+            assert store.get_bytes(key) == data
+    written = {key for op, key in store.calls if op.startswith("put")}
+    new = layout.for_attempt(second.attempt)
+    assert written == {
+        new.key("data.parquet"),
+        new.key("metadata.json"),
+        new.attempt_manifest_key,
+        layout.manifest_key,
+        layout.latest_key,
+    }
     manifest = read_manifest(store, layout) or {}
     assert manifest["rows"] == 5
     assert [f["name"] for f in manifest["files"]] == ["data.parquet", "metadata.json"]
-    # another run of the same dataset is untouched
-    assert len(store.list_keys(other.run_prefix)) == 4
+    assert first.attempt != second.attempt
 
 
-def test_failed_republish_leaves_the_run_hidden_not_half_old(
+def test_failed_republish_leaves_the_old_publication_readable(
     tmp_path: Path, layout: DatasetLayout, files: dict[str, Path]
 ) -> None:
     good = FileObjectStore(tmp_path / "bucket")
     publish_dataset(good, layout, files, MANIFEST)
-    assert read_manifest(good, layout) is not None
+    before = read_manifest(good, layout)
     failing = FailingStore(tmp_path / "bucket", fail_on="metadata.json")
     with pytest.raises(PublishError, match="Uploading metadata.json"):
         publish_dataset(failing, layout, files, MANIFEST)
-    assert read_manifest(good, layout) is None
+    assert read_manifest(good, layout) == before
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,12 +347,17 @@ def test_json_bytes_serialises_dates_and_keeps_order() -> None:
 
 
 def test_published_dataset_to_xcom_is_json_safe() -> None:
-    published = PublishedDataset("s3://b/m", {"data.parquet": "s3://b/d"}, "s3://b/l", 3, 1.23456)
+    published = PublishedDataset(
+        "s3://b/m", {"data.parquet": "s3://b/d"}, "s3://b/l", 3, 1.23456, "s3://b/r", "a", True
+    )
     xcom = published.to_xcom()
     assert json.loads(json.dumps(xcom)) == {
         "manifest_uri": "s3://b/m",
+        "run_manifest_uri": "s3://b/r",
+        "attempt": "a",
         "data_uris": {"data.parquet": "s3://b/d"},
         "latest_uri": "s3://b/l",
+        "latest_moved": True,
         "rows": 3,
         "seconds": 1.235,
     }
@@ -395,12 +415,13 @@ def test_run_load_publishes_parquet_csv_and_a_manifest_without_private_paths(
     )
     assert result["dataset_uri"] == "s3://synthetic/users"
     assert set(result["data_uris"]) == {"data.parquet", "metadata.json", "data.csv"}
+    key = layout.for_attempt(result["attempt"]).key
 
-    published = pq.read_table(store._path(layout.data_key()))
+    published = pq.read_table(store._path(key("data.parquet")))
     assert published.equals(table)
     # Arrow writes null as an empty field and "" as a quoted empty string: both survive
     csv_table = pacsv.read_csv(
-        store._path(layout.data_key("csv")),
+        store._path(key("data.csv")),
         convert_options=pacsv.ConvertOptions(
             strings_can_be_null=True, quoted_strings_can_be_null=False
         ),
@@ -438,7 +459,7 @@ def test_run_load_parquet_only_by_default(
 ) -> None:
     parquet_path, metadata_path, _ = synthetic
     store = FileObjectStore(tmp_path / "bucket")
-    run_load(
+    result = run_load(
         store,
         layout,
         synthetic_path=parquet_path,
@@ -447,8 +468,14 @@ def test_run_load_parquet_only_by_default(
         synthesis=SYNTHESIS,
         timings={},
     )
+    attempt = layout.for_attempt(result["attempt"])
     assert store.list_keys(layout.run_prefix) == sorted(
-        [layout.data_key(), layout.metadata_key, layout.manifest_key]
+        [
+            attempt.key("data.parquet"),
+            attempt.key("metadata.json"),
+            attempt.attempt_manifest_key,
+            layout.manifest_key,
+        ]
     )
 
 
@@ -619,9 +646,9 @@ def test_latest_never_points_into_the_quarantine(
     publish_failed_reports(store, failed, gate_reports, failed_gates=["quality_score"])
     assert read_latest(store, "users") is None
     later = DatasetLayout("synthetic", "users", "run_ok")
-    publish_dataset(store, later, files, MANIFEST)
+    published = publish_dataset(store, later, files, MANIFEST)
     latest = read_latest(store, "users") or {}
-    assert latest["manifest_uri"] == later.uri(later.manifest_key)
+    assert latest["manifest_uri"] == published.manifest_uri
     assert "_failed" not in json.dumps(latest)
     assert latest["previous_manifest_uri"] is None  # the failed run was never a publication
     assert store.list_keys(failed.failed_prefix)  # the quarantine stays readable

@@ -6,6 +6,10 @@ and the manifests it points at (never a folder listing) and fails when the newes
 older than ``max_age`` or its quality score fell by more than ``max_quality_drop``
 compared with the run published before it. Scheduled as a task, a failure alerts through
 Airflow's usual channels (email, callbacks, notifiers).
+
+The dataset is looked up by its name as it is (the name is the prefix; a name outside the
+allowed set is refused, see :func:`~airflow_synth.core.names.check_dataset_name`), and the
+manifests by the URIs ``latest.json`` lists.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow_synth.core.errors import SynthError
+from airflow_synth.core.names import check_dataset_name
 from airflow_synth.core.publish.store import ObjectStore, read_latest
 
 
@@ -66,7 +71,7 @@ def check_dataset_health(
     now: datetime | None = None,
 ) -> HealthReport:
     """Inspect the dataset's newest publication; see :class:`HealthReport`."""
-    report = HealthReport(dataset=dataset)
+    report = HealthReport(dataset=check_dataset_name(dataset))
     latest = read_latest(store, dataset)
     if latest is None:
         report.problems.append(f"dataset {dataset!r} was never published (no latest.json)")

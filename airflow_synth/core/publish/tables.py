@@ -5,13 +5,16 @@ beside its reports); a set of several tables puts each under ``tables/<name>.par
 Either way the manifest lists every table (URI, rows, key, columns), the relationships and
 the load order, so one reader (:mod:`airflow_synth.core.target.published`, the health
 check, the UI) understands every publication, and consumers see a run only once the
-manifest is written last.
+manifest is written last. Every file goes under the publish attempt's own prefix (see
+:mod:`~airflow_synth.core.publish.layout`), the fitted model too (under ``_models/``),
+uploaded by this step with the run's files, so a run that never publishes leaves no model.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,6 @@ PUBLIC_SYNTHESIS_KEYS = (
     "training_rows",
     "holdout_rows",
     "max_training_rows",
-    "model_uri",
     "fit_seconds",
     "sample_seconds",
     "checks_seconds",
@@ -97,10 +99,13 @@ def publish_tables(
     synthesis: Mapping[str, Any],
     timings: Mapping[str, float],
     formats: Sequence[str] = ("parquet",),
+    model_files: Mapping[str, Path] | None = None,
+    run_date: datetime | str | None = None,
 ) -> dict[str, Any]:
-    """Upload every table (Parquet, and CSV if asked), ``files`` (metadata, reports), then
-    the manifest naming them all; ``reports`` are the names of ``files`` the manifest links
-    under ``reports``.
+    """Upload every table (Parquet, and CSV if asked), ``files`` (metadata, reports), the
+    model (``model_files``: ``model.pkl``, ``model.json``), then the manifest naming them
+    all; ``reports`` are the names of ``files`` the manifest links under ``reports``.
+    ``run_date`` (the run's logical date or start) decides whether ``latest.json`` moves.
 
     A table sampled in shards is a list of part files: published as ``.../part-<n>.parquet``
     under the table's folder, its manifest entry's ``uri`` the folder and ``parts`` each
@@ -108,6 +113,7 @@ def publish_tables(
     """
     started = time.monotonic()
     check_formats(formats)
+    layout = layout if layout.attempt is not None else layout.for_attempt()
     upload = dict(files)
     tables: dict[str, Any] = {}
     for name in table_set.order:
@@ -151,17 +157,31 @@ def publish_tables(
             "relationships": [r.to_dict() for r in table_set.relationships],
             "load_order": list(table_set.order),
             "source": dict(source),
-            "synthesis": {k: synthesis[k] for k in PUBLIC_SYNTHESIS_KEYS if k in synthesis},
+            "synthesis": {
+                **{k: synthesis[k] for k in PUBLIC_SYNTHESIS_KEYS if k in synthesis},
+                # the model travels with this publication (None: a run without a model)
+                "model_uri": layout.uri(layout.model_key) if model_files else None,
+            },
             "timings_seconds": {k: round(float(v), 3) for k, v in timings.items()},
             "versions": dict(synthesis.get("versions", {})),
             "reports": {name: layout.uri(layout.key(name)) for name in reports},
         }
     )
-    published = publish_dataset(store, layout, upload, manifest, load_started=started)
+    published = publish_dataset(
+        store,
+        layout,
+        upload,
+        manifest,
+        load_started=started,
+        model_files=model_files,
+        run_date=run_date,
+    )
     return {
         **published.to_xcom(),
         "dataset_uri": layout.dataset_uri,
         "tables": {name: t["uri"] for name, t in tables.items()},
+        "reports": dict(manifest["reports"]),
+        "model_uri": manifest["synthesis"]["model_uri"],
     }
 
 

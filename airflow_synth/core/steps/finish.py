@@ -2,7 +2,10 @@
 
 A single feature table gets its own reports and gates; a set gets them per table plus what
 only a set has (integrity, children per parent, links, cross-table rules). Gates decide
-before the model leaves the run.
+before the model is saved. The model is saved into the task's own folder (``model/``: its
+files are named in the result's ``model_files``, staged privately like every other file
+of the run) and published by the publish step with the run's data, under the same
+attempt: a run that fails a gate, or whose publish never completes, leaves no model.
 """
 
 from __future__ import annotations
@@ -38,8 +41,7 @@ from airflow_synth.core.profile.orderings import (
     cross_table_hold_rates,
     discover_cross_table_orderings,
 )
-from airflow_synth.core.publish.layout import DatasetLayout
-from airflow_synth.core.publish.store import ObjectStore
+from airflow_synth.core.publish.layout import MODEL_FILE, MODEL_INFO_FILE, DatasetLayout
 from airflow_synth.core.relations import TableSet
 from airflow_synth.core.steps.fit import _Trained
 
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 QUALITY_FILE = "quality.json"
 METADATA_FILE = "metadata.json"
 REPORTS_DIR = "reports"
+#: The task-local folder the fitted model is saved to, for the publish step.
+MODEL_DIR = "model"
 _LOOKUP_REASON = (
     "not measurable: every real row is referenced by training rows (a lookup table), so "
     "none could be held out"
@@ -77,39 +81,46 @@ class _Run:
     scale: float
     checks: CheckSettings
     layout: DatasetLayout | None
-    model_store: ObjectStore | None
+    save_model: bool  # save the model into the task's folder for the publish step
     enforce_gates_: bool
     max_parents: int | None
 
 
 def save_model(
-    store: ObjectStore,
-    layout: DatasetLayout,
     synthesizer: Any,
     work_dir: Path,
     synthesizer_info: Mapping[str, Any],
     seed: int | None,
     versions: Mapping[str, str],
-) -> str:
-    """Upload the fitted synthesizer and a small JSON describing how to load it."""
-    local = Path(work_dir) / "model.pkl"
-    synthesizer.save(str(local))
-    try:
-        store.put_file(local, layout.model_key)
-    finally:
-        local.unlink(missing_ok=True)
+    *,
+    dataset: str,
+    run: str | None = None,
+) -> dict[str, str]:
+    """Save the fitted synthesizer and a small JSON describing how to load it into
+    ``work_dir/model/``; their ``file://`` URIs by name (``model.pkl``, ``model.json``).
+
+    Nothing is uploaded here: the files are staged with the task's result and published
+    by the publish step with the run (``_models/<dataset>/<run>/<attempt>/``).
+    """
+    folder = Path(work_dir) / MODEL_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / MODEL_FILE
+    synthesizer.save(str(model))
     info = {
-        "dataset": layout.dataset,
-        "run": layout.run,
+        "dataset": dataset,
+        "run": run,
         "synthesizer": dict(synthesizer_info),
         "seed": seed,
         "versions": dict(versions),
         "load_with": "airflow_synth.core.engine.profile_codec.load_model(path)",
         "columns": "the modelled columns only: keys and PII are issued fresh by the pipeline",
     }
-    store.put_bytes(json_bytes(info), layout.model_info_key)
-    log.info("Saved model to %s", layout.uri(layout.model_key))
-    return layout.uri(layout.model_key)
+    (folder / MODEL_INFO_FILE).write_bytes(json_bytes(info))
+    log.info("Saved the model for publication with the run (%s)", model)
+    return {
+        MODEL_FILE: model.resolve().as_uri(),
+        MODEL_INFO_FILE: (folder / MODEL_INFO_FILE).resolve().as_uri(),
+    }
 
 
 def _gate_then_save(
@@ -118,22 +129,29 @@ def _gate_then_save(
     where: str,
     reports: Mapping[str, Path],
     model: tuple[Any, Mapping[str, Any], Path],
-) -> tuple[dict[str, str], str | None]:
-    """The gates decide before the model leaves the run: a failed gate raises (a dry run
-    only logs it); then the model is saved. Returns (library versions, model URI)."""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The gates decide before the model is saved: a failed gate raises (a dry run only
+    logs it); then the model is saved for the publish step. Returns (library versions,
+    the model's files by name: {} when no model is kept)."""
     if run.enforce_gates_:
         enforce_gates(gates, where=where, reports=reports)
     elif not all(g.passed for g in gates):
         failed = ", ".join(g.metric for g in gates if not g.passed)
         log.warning("DRY RUN: a real run would stop here: Gates FAILED: %s", failed)
     versions = library_versions()
-    model_uri = None
-    if run.model_store is not None and run.layout is not None:
+    model_files: dict[str, str] = {}
+    if run.save_model:
         synthesizer, description, work_dir = model
-        model_uri = save_model(
-            run.model_store, run.layout, synthesizer, work_dir, description, run.seed, versions
+        model_files = save_model(
+            synthesizer,
+            work_dir,
+            description,
+            run.seed,
+            versions,
+            dataset=run.dataset,
+            run=run.layout.run if run.layout is not None else None,
         )
-    return versions, model_uri
+    return versions, model_files
 
 
 def _finish_set(trained: _Trained, done: _Sampled, run: _Run) -> dict[str, Any]:
@@ -263,7 +281,7 @@ def _finish_set(trained: _Trained, done: _Sampled, run: _Run) -> dict[str, Any]:
     metadata_path.write_bytes(json_bytes(public))
     for line in summary_lines(quality, integrity, per_table, gates):
         log.info(line)
-    versions, model_uri = _gate_then_save(
+    versions, model_files = _gate_then_save(
         run,
         gates,
         f"Multi-table dataset {run.dataset!r}",
@@ -296,7 +314,7 @@ def _finish_set(trained: _Trained, done: _Sampled, run: _Run) -> dict[str, Any]:
         },
         "gates": gate_dicts,
         "checks": run.checks.to_dict(),
-        "model_uri": model_uri,
+        "model_files": model_files,
         "versions": versions,
     }
 

@@ -1,12 +1,15 @@
 """The publish step's two front doors, over the one :func:`publish_tables`.
 
 ``run_load`` takes a single-table synthesize result (a set of one), ``run_multitable_publish``
-a table set's; both publish through the same upload-then-manifest rule.
+a table set's; both publish through the same upload-then-manifest rule. The synthesize
+step's fitted model (``model_files`` of its result: ``model.pkl``, ``model.json`` in the
+task's workspace) is published with the run, under the same attempt, before the manifest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +33,10 @@ def run_load(
     timings: Mapping[str, float],
     formats: Sequence[str] = ("parquet",),
     reports: Mapping[str, Path] | None = None,
+    run_date: datetime | str | None = None,
 ) -> dict[str, Any]:
-    """Publish one synthetic table, its metadata, its reports and the manifest (last).
+    """Publish one synthetic table, its metadata, its reports, its model and the manifest
+    (last).
 
     ``synthetic_path`` is the table's file, or its part files when it was sampled in shards
     (published as ``data/part-<n>.parquet``).
@@ -56,9 +61,18 @@ def run_load(
         synthesis=synthesis,
         timings=timings,
         formats=formats,
+        model_files=model_files_of(synthesis),
+        run_date=run_date,
     )
-    report = layout.uri(layout.key(REPORT_FILE)) if REPORT_FILE in reports else None
-    return {**result, "report_uri": report}
+    return {**result, "report_uri": result["reports"].get(REPORT_FILE)}
+
+
+def model_files_of(synthesis: Mapping[str, Any]) -> dict[str, Path]:
+    """The model files a synthesize result names (local paths or ``file://`` URIs, as the
+    task's workspace fetched them); {} for a run without a model (a dry run)."""
+    return {
+        name: path_from_uri(str(uri)) for name, uri in (synthesis.get("model_files") or {}).items()
+    }
 
 
 def run_multitable_publish(
@@ -69,8 +83,10 @@ def run_multitable_publish(
     source: Mapping[str, Any],
     timings: Mapping[str, float],
     formats: Sequence[str] = ("parquet",),
+    run_date: datetime | str | None = None,
 ) -> dict[str, Any]:
-    """Upload every table, the reports and metadata, then ONE manifest naming them all."""
+    """Upload every table, the reports, metadata and model, then ONE manifest naming them
+    all."""
     table_set = TableSet.from_dict(synthesis["table_set"])
     reports = {name: path_from_uri(path) for name, path in synthesis["report_files"].items()}
     result = publish_tables(
@@ -88,6 +104,8 @@ def run_multitable_publish(
         synthesis=synthesis,
         timings=timings,
         formats=formats,
+        model_files=model_files_of(synthesis),
+        run_date=run_date,
     )
     report = f"{REPORTS_DIR}/{table_set.order[0]}/report.html"
-    return {**result, "report_uri": layout.uri(layout.key(report)) if report in reports else None}
+    return {**result, "report_uri": result["reports"].get(report)}

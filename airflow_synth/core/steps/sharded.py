@@ -346,7 +346,8 @@ def finish_shards(
     assessor: SyntheticAssessor | None = None,
     part_uris: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Judge the union of the shards, gate it, save the model: the table's result.
+    """Judge the union of the shards, gate it, save the model (into ``out_dir/model/``, for
+    the publish step: ``model_files`` of the result): the table's result.
 
     ``part_uris`` name the parts in the result when they live elsewhere than the local
     paths read here (staged by the shard tasks); by default the local paths' URIs.
@@ -400,7 +401,7 @@ def finish_shards(
     metadata_path.write_bytes(
         json_bytes(public_metadata(fit.model.metadata, fit.roles, fit.model.profiles))
     )
-    versions, model_uri = _gate_then_save(
+    versions, model_files = _gate_then_save(
         run,
         assessment.gates,
         f"Dataset {run.dataset!r}",
@@ -425,7 +426,7 @@ def finish_shards(
         "checks_seconds": round(assessment.seconds, 3),
         "synthesizer": fit.spec.describe(),
         "seed": run.seed,
-        "model_uri": model_uri,
+        "model_files": model_files,
         "scores": assessment.scores(),
         "filters": assessment.filters,
         "gates": [g.to_dict() for g in assessment.gates],

@@ -41,7 +41,6 @@ from airflow_synth.core.profile.roles import (
     fresh_columns,
 )
 from airflow_synth.core.publish.layout import DatasetLayout
-from airflow_synth.core.publish.store import ObjectStore
 from airflow_synth.core.publish.tables import TABLES_DIR
 from airflow_synth.core.relations import TableSet
 from airflow_synth.core.steps.finish import (
@@ -90,7 +89,7 @@ def run_synthesize(
     num_rows: int | None = None,
     seed: int | None = None,
     contract: TableContract | None = None,
-    model_store: ObjectStore | None = None,
+    save_model: bool = False,
     layout: DatasetLayout | None = None,
     checks: CheckSettings | None = None,
     enforce_gates_: bool = True,
@@ -142,7 +141,7 @@ def run_synthesize(
             scale=1.0,
             checks=checks,
             layout=layout,
-            model_store=model_store,
+            save_model=save_model,
             enforce_gates_=enforce_gates_,
             max_parents=None,
         ),
@@ -161,7 +160,7 @@ def run_multitable_synthesize(
     max_orphan_share: float = DEFAULT_MAX_ORPHAN_SHARE,
     fixed_combinations: CombinationSwitch | Mapping[str, CombinationSwitch] = True,
     checks: CheckSettings | None = None,
-    model_store: ObjectStore | None = None,
+    save_model: bool = False,
     layout: DatasetLayout | None = None,
     enforce_gates_: bool = True,
     contracts: Mapping[str, TableContract] | None = None,
@@ -211,7 +210,7 @@ def run_multitable_synthesize(
         seed=seed,
         scale=scale,
         contracts=contracts,
-        model_store=model_store,
+        save_model=save_model,
         layout=layout,
         checks=checks,
         enforce_gates_=enforce_gates_,
@@ -280,7 +279,7 @@ def synthesize_set(
     scale: float = 1.0,
     sizes: Mapping[str, int] | None = None,
     contracts: Mapping[str, TableContract] | None = None,
-    model_store: ObjectStore | None = None,
+    save_model: bool = False,
     layout: DatasetLayout | None = None,
     checks: CheckSettings | None = None,
     enforce_gates_: bool = True,
@@ -423,7 +422,7 @@ def synthesize_set(
             scale=scale,
             checks=checks,
             layout=layout,
-            model_store=model_store,
+            save_model=save_model,
             enforce_gates_=enforce_gates_,
             max_parents=max_parents if engine == HMA_ENGINE else None,
         ),

@@ -1,7 +1,8 @@
 """Load a published synthetic dataset (a table or a set) into a target database.
 
 The manifest is the only source of truth of what a publication holds: its tables, keys,
-relationships and load order. A single feature table is a set of one, so the same reader
+relationships, load order and the URI of every file (under the publish attempt that wrote
+them; never a key built here). A single feature table is a set of one, so the same reader
 loads both.
 """
 
@@ -49,13 +50,12 @@ def load_published_set(
             f"{manifest_uri} lists no tables (published by an older airflow-synth); "
             "publish the dataset again, then load it. Nothing was loaded."
         )
-    prefix = layout.uri(layout.run_prefix).rstrip("/") + "/"
     with tempfile.TemporaryDirectory(prefix="airflow_synth_target_") as tmp:
         tables = []
-        for name in manifest["load_order"]:
+        for index, name in enumerate(manifest["load_order"]):
             info = manifest["tables"][name]
-            path = Path(tmp) / f"{name}.parquet"
-            _download_table(store, layout, prefix, info, path)
+            path = Path(tmp) / f"table-{index}.parquet"
+            _download_table(store, layout, info, path)
             tables.append(
                 TargetTable(
                     name=name,
@@ -90,15 +90,15 @@ def load_published_set(
 
 
 def _download_table(
-    store: ObjectStore, layout: DatasetLayout, prefix: str, info: Mapping[str, Any], path: Path
+    store: ObjectStore, layout: DatasetLayout, info: Mapping[str, Any], path: Path
 ) -> None:
     """The table of a manifest entry into one local Parquet file (its parts one after the
-    other, when it was sampled in shards)."""
+    other, when it was sampled in shards), read from the URIs the manifest lists."""
     uris = [part["uri"] for part in info.get("parts") or [{"uri": info["uri"]}]]
     writer = None
     try:
         for uri in uris:
-            data = store.get_bytes(layout.key(uri.removeprefix(prefix)))
+            data = store.get_bytes(layout.key_of(uri))
             if data is None:
                 raise PublishError(f"{uri} is missing; nothing was loaded.")
             if len(uris) == 1:
