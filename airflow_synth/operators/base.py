@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from airflow.sdk import Asset, BaseOperator
 
 from airflow_synth.core.errors import QualityGateError
+from airflow_synth.core.names import check_dataset_name
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.hooks.synth import DEFAULT_BUCKET, SynthStoreSettings
 from airflow_synth.runtime import (
@@ -39,6 +40,14 @@ def dataset_asset(bucket: str, dataset: str) -> Asset:
     return Asset(uri=uri, name=f"synthetic/{dataset}", group="synthetic")
 
 
+def checked_dataset(dataset: str) -> str:
+    """The dataset name an operator is given, checked at DAG parse time (no I/O): a name
+    outside the allowed set fails the DAG file's import, naming the dataset and the set
+    (:func:`~airflow_synth.core.names.check_dataset_name`). A Jinja template passes here
+    and is checked once rendered, at run time."""
+    return check_dataset_name(dataset, templated_ok=True)
+
+
 def with_dataset_outlet(
     kwargs: dict[str, Any], dataset: str, bucket: str | None, synth_conn_id: str | None
 ) -> dict[str, Any]:
@@ -46,8 +55,12 @@ def with_dataset_outlet(
 
     The Asset must be known at parse time: without an explicit bucket it is the default
     bucket, unless a synth connection (read only at run time) decides it; then no outlet.
+    A templated dataset name is not known at parse time either: then no outlet.
     """
     bucket = bucket or (None if synth_conn_id else DEFAULT_BUCKET)
+    checked_dataset(dataset)
+    if "{{" in dataset or "{%" in dataset:
+        return kwargs  # a template: its Asset is unknown until run time
     if "outlets" not in kwargs and bucket:
         kwargs = {**kwargs, "outlets": [dataset_asset(bucket, dataset)]}
     return kwargs
@@ -119,6 +132,7 @@ class ExtractOperatorBase(BaseOperator):
         synth_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        checked_dataset(dataset)
         super().__init__(**kwargs)
         keep_arguments(self, locals(), EXTRACT_FIELDS)
         self.validate = validate
@@ -153,6 +167,7 @@ class StoreOperatorBase(SynthStoreSettings, BaseOperator):
         synth_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        checked_dataset(dataset)
         if self.publishes_dataset:
             kwargs = with_dataset_outlet(kwargs, dataset, bucket, synth_conn_id)
         super().__init__(**kwargs)
@@ -250,6 +265,7 @@ __all__ = [
     "SynthesisSettings",
     "SynthesizeOperatorBase",
     "SyntheticReportLinked",
+    "checked_dataset",
     "dataset_asset",
     "keep_arguments",
     "settings_of",

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from airflow.sdk import TaskGroup, chain
 
+from airflow_synth.core.names import check_dataset_name
 from airflow_synth.operators.base import (
     ExtractOperatorBase,
     PublishOperatorBase,
@@ -86,6 +87,11 @@ class ChainConfig:
     formats: Sequence[str] | str = ("parquet",)
     staging_dir: str | None = None
     task_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """The dataset name is checked when the config is made (DAG parse time, no I/O):
+        a name outside the allowed set fails the DAG file's import, naming it."""
+        check_dataset_name(self.dataset, templated_ok=True)
 
 
 def store_settings(config: ChainConfig) -> dict[str, Any]:

@@ -29,7 +29,6 @@ import pytest
 from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.engine.synthesizers import resolve_synthesizer
 from airflow_synth.core.publish.layout import DatasetLayout
-from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.steps import run_synthesize
 from airflow_synth.datagen import Tolerance, answer_key, assert_truths, check_truths, seed_database
 from airflow_synth.demo.generate import demo_spec
@@ -157,7 +156,7 @@ def synthetic(features, tmp_path_factory) -> pd.DataFrame:
         dataset="golden",
         spec=resolve_synthesizer("gaussian_copula"),
         seed=11,
-        model_store=FileObjectStore(folder / "bucket"),
+        save_model=True,
         layout=DatasetLayout("synthetic", "golden", "run1"),
         checks=CheckSettings.from_mapping(gates_off),
     )

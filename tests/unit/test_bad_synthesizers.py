@@ -78,7 +78,7 @@ def synthesize(path: Path, tmp_path: Path, synthesizer: SynthesizerSpec, checks:
         dataset="customers",
         spec=synthesizer,
         seed=3,
-        model_store=store,
+        save_model=True,
         layout=DatasetLayout("synthetic", "customers", "run1"),
         checks=CheckSettings.from_mapping(checks),
     )
@@ -93,7 +93,7 @@ def refuse(path: Path, tmp_path: Path, synthesizer: SynthesizerSpec, checks: dic
     """Run, expect a refusal with reports and no model; return the failed gates."""
     with pytest.raises(QualityGateError, match="nothing was published") as failure:
         synthesize(path, tmp_path, synthesizer, checks)
-    assert not FileObjectStore(tmp_path / "bucket").list_keys("")  # no model, no data
+    assert not list(tmp_path.rglob("model.pkl"))  # no model saved, so none published
     assert {"quality.json", "privacy.json", "report.html"} <= set(failure.value.reports)
     return failed_gates(failure.value)
 
@@ -140,7 +140,7 @@ def test_a_faithful_model_of_a_coarse_table_passes(
     assert result["scores"]["exact_match_rate"] > 0.5
     assert gates["exact_match_rate"]["threshold"] > 0.5
     assert sum(result["filters"].values()) < 0.05 * size
-    assert store.list_keys("_models/")
+    assert Path(result["model_files"]["model.pkl"].removeprefix("file://")).is_file()
 
 
 def test_a_copier_of_a_coarse_table_is_refused(real_tables, tmp_path: Path) -> None:
@@ -187,7 +187,7 @@ def test_privacy_is_judged_on_the_raw_sample_and_reported_for_both(real_tables, 
     assert privacy["rows"]["sampled"] > privacy["published"]["rows"]["synthetic"]
     assert privacy["filtered"]["similarity"]["dropped"] > 0
     assert privacy["filtered"]["similarity"]["replaced"] > 0  # each by a row of its stratum
-    assert not FileObjectStore(tmp_path / "bucket").list_keys("")  # the model was not saved
+    assert not list(tmp_path.rglob("model.pkl"))  # the model was not saved
 
 
 # -- multi-table: a fake HMA --------------------------------------------------------------
@@ -231,7 +231,7 @@ def run_fake_hma(monkeypatch, tmp_path: Path, mode: str, checks: dict) -> dict:
         max_parents=None,
         engine="hma",  # the fake stands in for HMA
         checks=CheckSettings.from_mapping(checks),
-        model_store=FileObjectStore(tmp_path / "bucket"),
+        save_model=True,
         layout=DatasetLayout("synthetic", "shop", "run1"),
     )
 
@@ -251,7 +251,7 @@ def test_multitable_child_model_that_breaks_foreign_keys_is_refused(monkeypatch,
     with pytest.raises(QualityGateError) as failure:
         run_fake_hma(monkeypatch, tmp_path, "break_fk", MULTI)
     assert failed_gates(failure.value) == {"referential_integrity"}
-    assert not FileObjectStore(tmp_path / "bucket").list_keys("")
+    assert not list(tmp_path.rglob("model.pkl"))  # no model saved
 
 
 def test_multitable_child_model_that_copies_rows_is_refused(monkeypatch, tmp_path):
@@ -260,7 +260,7 @@ def test_multitable_child_model_that_copies_rows_is_refused(monkeypatch, tmp_pat
     failed = failed_gates(failure.value)
     assert failed and failed <= {f"sessions.{gate}" for gate in PRIVACY_GATES}, failed
     assert "sessions.exact_match_rate" in failed
-    assert not FileObjectStore(tmp_path / "bucket").list_keys("")
+    assert not list(tmp_path.rglob("model.pkl"))  # no model saved
 
 
 def run_per_table(monkeypatch, tmp_path: Path, corrupt=None) -> dict:
@@ -282,7 +282,7 @@ def run_per_table(monkeypatch, tmp_path: Path, corrupt=None) -> dict:
         seed=5,
         engine="per_table",
         checks=CheckSettings.from_mapping(MULTI),
-        model_store=FileObjectStore(tmp_path / "bucket"),
+        save_model=True,
         layout=DatasetLayout("synthetic", "shop", "run1"),
     )
 
@@ -302,7 +302,7 @@ def test_per_table_engine_that_breaks_foreign_keys_is_refused(monkeypatch, tmp_p
     with pytest.raises(QualityGateError) as failure:
         run_per_table(monkeypatch, tmp_path, orphan_some)
     assert failed_gates(failure.value) == {"referential_integrity"}
-    assert not FileObjectStore(tmp_path / "bucket").list_keys("")
+    assert not list(tmp_path.rglob("model.pkl"))  # no model saved
 
 
 def test_per_table_engine_that_repeats_keys_is_refused(monkeypatch, tmp_path) -> None:
@@ -327,7 +327,7 @@ def test_an_empty_child_table_is_published_empty_not_refused(tmp_path) -> None:
         dataset="shop",
         seed=5,
         checks=CheckSettings.from_mapping(MULTI),
-        model_store=FileObjectStore(tmp_path / "bucket"),
+        save_model=True,
         layout=DatasetLayout("synthetic", "shop", "run1"),
     )
     assert result["rows"] == {"users": len(frames["users"]), "sessions": 0}

@@ -82,7 +82,7 @@ def synthesize(staged: Path, tmp_path: Path, spec: SynthesizerSpec, checks: dict
         dataset="users",
         spec=spec,
         seed=3,
-        model_store=store,
+        save_model=True,
         layout=layout,
         checks=CheckSettings.from_mapping(checks),
     )
@@ -118,7 +118,7 @@ def test_gaussian_copula_passes_every_default_gate(customers_staged, tmp_path) -
     assert result["holdout_rows"] == 240 and result["training_rows"] == 960
     # rows the filters removed were replaced: the requested count (as extracted) is reached
     assert result["rows"] == 1_200 and set(result["filters"]) == {"similarity", "outlier"}
-    assert store.list_keys("_models/")  # the model is saved only after the gates passed
+    assert Path(result["model_files"]["model.pkl"].removeprefix("file://")).is_file()  # saved
 
 
 def test_memoriser_is_refused_with_its_reports_when_the_filters_drop_everything(
@@ -130,7 +130,7 @@ def test_memoriser_is_refused_with_its_reports_when_the_filters_drop_everything(
         synthesize(customers_staged, tmp_path, fake("Memoriser"), {})
     assert "FAIL exact_match_rate = 1.0000" in str(failure.value)
     assert "privacy.json" in failure.value.reports
-    assert not FileObjectStore(tmp_path / "bucket").list_keys("")
+    assert not list(tmp_path.rglob("model.pkl"))  # no model saved
 
 
 @pytest.mark.parametrize("gate", ["max_exact_match_rate", "max_dcr_share"])
@@ -140,7 +140,7 @@ def test_every_privacy_gate_alone_catches_the_memoriser(staged, tmp_path, gate) 
     with pytest.raises(QualityGateError, match=rf"FAIL {metric} = (1\.0000|0\.9)") as failure:
         synthesize(staged, tmp_path, fake("Memoriser"), checks)
     assert "nothing was published" in str(failure.value)
-    assert not FileObjectStore(tmp_path / "bucket").list_keys("")  # no model, no data
+    assert not list(tmp_path.rglob("model.pkl"))  # no model saved, so none published
 
 
 def test_the_quality_gate_catches_independently_shuffled_columns(staged, tmp_path) -> None:

@@ -220,7 +220,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, d
         max_parents=None,
         engine="hma",  # these tests are about the HMA path
         checks=RELAXED,
-        model_store=FileObjectStore(store_root),
+        save_model=True,
         layout=DatasetLayout("synthetic", "tiny_set", "run1"),
     )
     return tmp, frames, result, store_root
@@ -261,12 +261,15 @@ def test_hma_gates_are_listed_per_table(synthesized) -> None:
     assert quality["cardinality"][0]["real"]["parents"] == 48
 
 
-def test_hma_model_is_saved(synthesized) -> None:
-    _, _, result, store_root = synthesized
-    assert result["model_uri"] == "s3://synthetic/_models/tiny_set/run1/model.pkl"
-    assert (store_root / "_models/tiny_set/run1/model.pkl").stat().st_size > 0
-    info = json.loads((store_root / "_models/tiny_set/run1/model.json").read_text())
+def test_hma_model_is_saved_for_the_publish_step_and_nowhere_else(synthesized) -> None:
+    tmp, _, result, store_root = synthesized
+    model = Path(result["model_files"]["model.pkl"].removeprefix("file://"))
+    assert model.stat().st_size > 0 and model.is_relative_to(tmp / "run")
+    info = json.loads(Path(result["model_files"]["model.json"].removeprefix("file://")).read_text())
     assert info["synthesizer"]["tables"] == ["users", "sessions"]
+    assert info["run"] == "run1" and info["dataset"] == "tiny_set"
+    assert "model_uri" not in result  # the publish step decides where it goes
+    assert not store_root.exists()  # nothing reached a bucket
 
 
 def test_publish_writes_every_table_then_one_manifest(synthesized) -> None:
@@ -283,10 +286,14 @@ def test_publish_writes_every_table_then_one_manifest(synthesized) -> None:
     published = run_multitable_publish(
         store, layout, synthesis=result, source={"conn_id": "userbookings_db"}, timings={"fit": 1}
     )
+    attempt = layout.for_attempt(published["attempt"])
     assert written.index(layout.manifest_key) == len(written) - 2  # then only latest.json
     assert written[-1] == layout.latest_key
-    assert "tiny_set/run1/tables/users.parquet" in written[: written.index(layout.manifest_key)]
+    before = written[: written.index(layout.manifest_key)]
+    assert before[-3:] == [attempt.model_key, attempt.model_info_key, attempt.attempt_manifest_key]
+    assert attempt.key("tables/users.parquet") in before
     manifest = json.loads(store.get_bytes(layout.manifest_key))
+    assert manifest["synthesis"]["model_uri"] == attempt.uri(attempt.model_key)
     assert manifest["kind"] == "multi_table"
     assert manifest["load_order"] == ["users", "sessions"]
     assert list(manifest["tables"]) == ["users", "sessions"]
@@ -306,8 +313,8 @@ def test_publish_writes_every_table_then_one_manifest(synthesized) -> None:
     names = {entry["name"] for entry in manifest["files"]}
     assert {"tables/users.parquet", "tables/sessions.parquet", "quality.json"} <= names
     assert "reports/users/report.html" in names
-    assert published["tables"]["users"] == "s3://synthetic/tiny_set/run1/tables/users.parquet"
-    synthetic_users = pd.read_parquet(tmp / "published/tiny_set/run1/tables/users.parquet")
+    assert published["tables"]["users"] == attempt.uri(attempt.key("tables/users.parquet"))
+    synthetic_users = pd.read_parquet(tmp / "published" / attempt.key("tables/users.parquet"))
     assert len(synthetic_users) == result["rows"]["users"]
 
 
@@ -329,11 +336,12 @@ def test_a_failing_gate_publishes_nothing_and_saves_no_model(tmp_path: Path) -> 
             seed=5,
             max_parents=None,
             checks=strict,
-            model_store=FileObjectStore(store_root),
+            save_model=True,
             layout=DatasetLayout("synthetic", "tiny_set", "run2"),
         )
     assert "nothing was published" in str(exc.value)
     assert not store_root.exists() or not any(p.is_file() for p in store_root.rglob("*"))
+    assert not list(tmp_path.rglob("model.pkl"))  # not even saved for a publish step
 
 
 def test_fixed_combination_groups_find_near_functional_columns_only() -> None:

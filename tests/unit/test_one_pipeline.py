@@ -113,10 +113,11 @@ def test_a_single_table_publication_lists_its_table_like_a_set(tmp_path: Path) -
     manifest = json.loads(store.get_bytes(layout.manifest_key))
     assert manifest["kind"] == "table"
     assert manifest["load_order"] == ["customers"]
-    assert manifest["tables"]["customers"]["uri"] == layout.uri(layout.data_key())
+    data = layout.for_attempt(result["attempt"]).key("data.parquet")
+    assert manifest["tables"]["customers"]["uri"] == layout.uri(data)
     assert manifest["tables"]["customers"]["rows"] == 50
     assert [c["name"] for c in manifest["columns"]] == list(fakes.customers(1, 1).columns)
-    assert result["tables"] == {"customers": layout.uri(layout.data_key())}
+    assert result["tables"] == {"customers": layout.uri(data)}
 
 
 def test_a_big_table_is_trained_on_a_bounded_sample_and_sampled_in_full(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def synthesize(tmp_path: Path, frame: pd.DataFrame, **kwargs) -> tuple[dict, Fil
         dataset="customers",
         spec=resolve_synthesizer("gaussian_copula"),
         seed=4,
-        model_store=store,
+        save_model=True,
         layout=DatasetLayout("synthetic", "customers", "run1"),
         checks=CheckSettings.from_mapping(FIDELITY_WAIVED),
         **kwargs,
@@ -118,7 +118,7 @@ def test_a_generator_that_leaks_is_refused_and_nothing_is_saved(
     monkeypatch.setattr(FreshValues, "_fresh", replay_real)
     with pytest.raises(QualityGateError, match=r"FAIL pii_leak = \d+"):
         synthesize(tmp_path, real)
-    assert not FileObjectStore(tmp_path / "bucket").list_keys("")  # no model, no data
+    assert not list(tmp_path.rglob("model.pkl"))  # no model saved, so none published
 
 
 def test_declared_pii_is_fresh_even_when_it_looks_like_a_category(tmp_path: Path, real) -> None:

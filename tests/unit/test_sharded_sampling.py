@@ -281,7 +281,7 @@ def test_a_sharded_table_is_published_as_parts_of_one_table(tmp_path: Path) -> N
     )
     store = FileObjectStore(tmp_path / "bucket")
     layout = DatasetLayout("synthetic", "customers", "run1")
-    run_load(
+    published = run_load(
         store,
         layout,
         synthetic_path=[Path(u.removeprefix("file://")) for u in result["part_uris"]],
@@ -294,11 +294,12 @@ def test_a_sharded_table_is_published_as_parts_of_one_table(tmp_path: Path) -> N
     table = manifest["tables"]["customers"]
     assert manifest["rows"] == table["rows"] == 300
     assert [p["rows"] for p in table["parts"]] == [100, 100, 100]
-    assert table["uri"] == layout.uri(layout.key("data")) + "/"
+    attempt = layout.for_attempt(published["attempt"])
+    assert table["uri"] == layout.uri(attempt.key("data")) + "/"
     assert [p["uri"].rsplit("/", 2)[-2:] for p in table["parts"]][0] == [
         "data",
         "part-00000.parquet",
     ]
     assert len(manifest["synthesis"]["shards"]) == 3
-    folder = tmp_path / "bucket" / layout.key("data")
+    folder = tmp_path / "bucket" / attempt.key("data")  # only this attempt's parts
     assert len(pd.read_parquet(folder)) == 300

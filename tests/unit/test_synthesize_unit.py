@@ -142,11 +142,6 @@ def synthesize(
     return result, pq.read_table(out_dir / SYNTHETIC_FILE)
 
 
-@pytest.fixture(scope="module")
-def model_store(tmp_path_factory: pytest.TempPathFactory) -> FileObjectStore:
-    return FileObjectStore(tmp_path_factory.mktemp("bucket"))
-
-
 LAYOUT = DatasetLayout("synthetic", "users", "manual__2024-03-01T10:00:00+00:00")
 
 
@@ -154,10 +149,9 @@ LAYOUT = DatasetLayout("synthetic", "users", "manual__2024-03-01T10:00:00+00:00"
 def first(
     real: tuple[Path, pa.Table],
     tmp_path_factory: pytest.TempPathFactory,
-    model_store: FileObjectStore,
 ) -> tuple[dict[str, Any], pa.Table, Path]:
     out = tmp_path_factory.mktemp("out-first")
-    result, table = synthesize(real[0], out, 7, model_store=model_store, layout=LAYOUT)
+    result, table = synthesize(real[0], out, 7, save_model=True, layout=LAYOUT)
     return result, table, out
 
 
@@ -273,11 +267,12 @@ def result_roles(out: Path) -> list[dict]:
     return json.loads((out / METADATA_FILE).read_text(encoding="utf-8"))["columns_roles"]
 
 
-def test_model_is_saved_under_the_model_prefix_and_loads(first, model_store) -> None:
+def test_model_is_saved_for_the_publish_step_and_loads(first, tmp_path: Path) -> None:
     result, _, out = first
-    assert result["model_uri"] == f"s3://synthetic/{LAYOUT.model_key}"
-    assert not (out / "model.pkl").exists()  # the local copy of a real-derived model is gone
-    info = json.loads(model_store.get_bytes(LAYOUT.model_info_key) or b"{}")
+    model = Path(result["model_files"]["model.pkl"].removeprefix("file://"))
+    assert model == (out / "model" / "model.pkl").resolve()  # in the task's own folder
+    assert "model_uri" not in result  # the publish step publishes it, with the run
+    info = json.loads(Path(result["model_files"]["model.json"].removeprefix("file://")).read_text())
     assert info["seed"] == 7
     assert info["run"] == LAYOUT.run
     assert info["synthesizer"]["name"] == "gaussian_copula"
@@ -285,7 +280,7 @@ def test_model_is_saved_under_the_model_prefix_and_loads(first, model_store) -> 
 
     from airflow_synth.core.engine.profile_codec import load_model
 
-    loaded = load_model(model_store._path(LAYOUT.model_key))
+    loaded = load_model(model)
     sample = loaded.sample(5)["users"]
     roles = {r["name"]: r["role"] for r in result_roles(out)}
     assert list(sample.columns) == [c for c in CONTRACT.column_names if roles[c] == "modelled"]
@@ -516,3 +511,29 @@ def test_quiet_model_logs_silences_per_model_info_lines_and_restores_levels(capl
     messages = [r.getMessage() for r in caplog.records if r.name == "SingleTableSynthesizer"]
     assert messages == ["something real", "after the block"]
     assert chatty.level == logging.INFO
+
+
+def test_the_model_travels_with_the_publication(first, tmp_path: Path) -> None:
+    """run_load uploads the saved model under the attempt, before the manifest, and the
+    manifest's model_uri names it."""
+    from airflow_synth.core.steps import run_load
+
+    result, _, out = first
+    store = FileObjectStore(tmp_path / "bucket")
+    published = run_load(
+        store,
+        LAYOUT,
+        synthetic_path=[Path(u.removeprefix("file://")) for u in result["part_uris"]],
+        metadata_path=Path(result["metadata_uri"].removeprefix("file://")),
+        source={},
+        synthesis=result,
+        timings={},
+    )
+    attempt = LAYOUT.for_attempt(published["attempt"])
+    manifest = json.loads(store.get_bytes(LAYOUT.manifest_key) or b"{}")
+    assert manifest["synthesis"]["model_uri"] == attempt.uri(attempt.model_key)
+    assert published["model_uri"] == manifest["synthesis"]["model_uri"]
+    model = Path(result["model_files"]["model.pkl"].removeprefix("file://"))
+    assert store.get_bytes(attempt.model_key) == model.read_bytes()
+    assert json.loads(store.get_bytes(attempt.model_info_key) or b"{}")["seed"] == 7
+    assert "file://" not in json.dumps(manifest)
