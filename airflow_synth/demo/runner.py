@@ -208,6 +208,12 @@ def _read_manifest(stack: Any, run_id: str, dataset: str = DATASET) -> dict[str,
     return json.loads(body.read())
 
 
+def manifest_uri_of(manifest: dict[str, Any]) -> str | None:
+    """Where a manifest says it lives: the run's manifest (what readers of the run find),
+    else the publish attempt's own copy."""
+    return manifest.get("run_manifest_uri") or manifest.get("manifest_uri")
+
+
 def score_lines(synthesis: dict[str, Any]) -> list[str]:
     """Fidelity, privacy, filter and gate lines of the summary."""
     scores = synthesis.get("scores") or {}
@@ -235,8 +241,7 @@ def summary(manifest: dict[str, Any], seed: Any, timings: dict[str, float]) -> s
     """The closing summary of ``make demo``."""
     phases = manifest.get("timings_seconds", {})
     synthesis = manifest.get("synthesis", {})
-    files = {f["name"]: f["uri"] for f in manifest.get("files", [])}
-    manifest_uri = files.get("data.parquet", "").rsplit("/", 1)[0] + "/manifest.json"
+    table = (manifest.get("tables") or {}).get((manifest.get("load_order") or [None])[0]) or {}
     seeded = "loaded now" if getattr(seed, "loaded", False) else "already loaded"
     lines = [
         "",
@@ -251,8 +256,8 @@ def summary(manifest: dict[str, Any], seed: Any, timings: dict[str, float]) -> s
         *score_lines(synthesis),
         "time per phase (s)   : " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()),
         "demo overhead (s)    : " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
-        f"dataset              : {files.get('data.parquet')}",
-        f"manifest             : {manifest_uri}",
+        f"dataset              : {table.get('uri')}",
+        f"manifest             : {manifest_uri_of(manifest)}",
         f"model                : {synthesis.get('model_uri')}",
         f"report               : {manifest.get('reports', {}).get('report.html')}",
         "=" * 72,
@@ -270,8 +275,6 @@ def multitable_summary(
     gates = synthesis.get("gates") or []
     failed = [g["metric"] for g in gates if not g["passed"]]
     target = env.get("AIRFLOW_CONN_SYNTH_TARGET_DB", "synth_target_db")
-    first = manifest["tables"][manifest["load_order"][0]]["uri"]
-    run_folder = first.rsplit("/tables/", 1)[0]
     lines = [
         "",
         "=" * 72,
@@ -301,7 +304,7 @@ def multitable_summary(
         "time per phase (s)   : "
         + ", ".join(f"{k} {v:.1f}" for k, v in manifest.get("timings_seconds", {}).items()),
         "demo overhead (s)    : " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
-        f"manifest             : {run_folder}/manifest.json",
+        f"manifest             : {manifest_uri_of(manifest)}",
         f"loaded into          : schema {MULTITABLE_SCHEMA} of {target}",
         "=" * 72,
     ]

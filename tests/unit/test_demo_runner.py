@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_synth.demo.runner import _parser, multitable_summary
+from airflow_synth.demo.runner import _parser, multitable_summary, summary
 
 pytestmark = pytest.mark.unit
 
@@ -28,6 +28,7 @@ def test_multitable_summary_reports_subset_integrity_gates_and_target() -> None:
             "sessions": {"rows": 97766, "uri": "s3://x/y"},
         },
         "timings_seconds": {"extract": 4.5, "fit": 15.0},
+        "run_manifest_uri": "s3://synthetic/airbnb_multitable/r1/manifest.json",
         "synthesis": {
             "integrity": {"score": 1.0, "passed": True},
             "scores": {"quality_score": 0.809, "cardinality": 0.886, "column_shapes": None},
@@ -50,3 +51,25 @@ def test_multitable_summary_reports_subset_integrity_gates_and_target() -> None:
     assert "1 of 2 passed" in text
     assert "s3://synthetic/airbnb_multitable/r1/manifest.json" in text
     assert "schema airbnb_synthetic of pg://t" in text
+
+
+def test_summary_names_what_the_manifest_lists_never_a_guessed_key() -> None:
+    attempt = "s3://synthetic/airbnb_bookings/r1/attempt-20260101T000000000000Z-0a1b2c3d"
+    manifest = {
+        "rows": 10,
+        "columns": [{"name": "a"}],
+        "source": {"rows_extracted": 10},
+        "load_order": ["airbnb_bookings"],
+        "tables": {"airbnb_bookings": {"uri": f"{attempt}/data/", "rows": 10}},
+        "files": [{"name": "data/part-00000.parquet", "uri": f"{attempt}/data/part-00000.parquet"}],
+        "manifest_uri": f"{attempt}/manifest.json",
+        "run_manifest_uri": "s3://synthetic/airbnb_bookings/r1/manifest.json",
+        "reports": {"report.html": f"{attempt}/report.html"},
+        "synthesis": {"model_uri": "s3://synthetic/_models/airbnb_bookings/r1/a/model.pkl"},
+    }
+    seed = SimpleNamespace(n_users=1, n_sessions=2, loaded=False)
+    text = summary(manifest, seed, {})
+    assert f"dataset              : {attempt}/data/" in text
+    assert "manifest             : s3://synthetic/airbnb_bookings/r1/manifest.json" in text
+    assert "model                : s3://synthetic/_models/airbnb_bookings/r1/a/model.pkl" in text
+    assert f"report               : {attempt}/report.html" in text
