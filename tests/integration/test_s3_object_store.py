@@ -25,10 +25,10 @@ from botocore.client import BaseClient
 
 from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.engine.synthesizers import resolve_synthesizer
-from airflow_synth.core.errors import ConnectionConfigError
+from airflow_synth.core.errors import ConnectionConfigError, PublishError
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import publish_dataset, read_latest, read_manifest
-from airflow_synth.core.steps import run_synthesize
+from airflow_synth.core.steps import run_load, run_synthesize
 from airflow_synth.hooks.object_store import S3ObjectStore
 from airflow_synth.hooks.synth import SynthHook
 from airflow_synth.local import LocalStack
@@ -256,6 +256,7 @@ def write_files(folder: Path, rows: int, with_csv: bool) -> dict[str, Path]:
 
 def check_manifest_matches_the_bucket(s3_client, layout, manifest, files):
     assert [entry["name"] for entry in manifest["files"]] == list(files)
+    layout = layout.for_attempt(manifest["attempt"]["id"])
     for entry in manifest["files"]:
         key = layout.key(entry["name"])
         assert entry["uri"] == f"s3://{BUCKET}/{key}"
@@ -271,64 +272,76 @@ def test_publish_writes_files_then_manifest_then_latest(good_conn, dataset, s3_c
     store = RecordingStore(s3_client, f"{dataset}/")
 
     published = publish_dataset(store, layout, files, {"dataset": dataset, "rows": 50})
+    attempt = layout.for_attempt(published.attempt)
 
-    data_keys = [layout.key(name) for name in files]
+    data_keys = [attempt.key(name) for name in files]
     puts = [key for op, key in store.events if op == "put"]
-    assert puts == [*data_keys, layout.manifest_key, layout.latest_key]
-    assert store.events[0] == ("delete", layout.manifest_key)  # hidden while rewritten
-    # when the manifest was written, every file was already there, and no pointer yet
-    assert store.present_before[layout.manifest_key] == sorted(data_keys)
+    assert puts == [
+        *data_keys,
+        attempt.attempt_manifest_key,
+        layout.manifest_key,
+        layout.latest_key,
+    ]
+    assert not [event for event in store.events if event[0] == "delete"]  # nothing hidden
+    # when the run's manifest was written, every file was already there, and no pointer yet
+    assert store.present_before[layout.manifest_key] == sorted(
+        [*data_keys, attempt.attempt_manifest_key]
+    )
     assert layout.manifest_key in store.present_before[layout.latest_key]
 
     assert keys_under(s3_client, f"{dataset}/") == sorted(
-        [*data_keys, layout.manifest_key, layout.latest_key]
+        [*data_keys, attempt.attempt_manifest_key, layout.manifest_key, layout.latest_key]
     )
     manifest = json.loads(
         s3_client.get_object(Bucket=BUCKET, Key=layout.manifest_key)["Body"].read()
     )
     assert manifest["dataset"] == dataset and manifest["rows"] == 50
-    assert manifest["manifest_version"] == 1
+    assert manifest["manifest_version"] == 2
     check_manifest_matches_the_bucket(s3_client, layout, manifest, files)
     assert read_manifest(store, layout) == manifest
 
     latest = json.loads(s3_client.get_object(Bucket=BUCKET, Key=layout.latest_key)["Body"].read())
-    assert latest["manifest_uri"] == f"s3://{BUCKET}/{layout.manifest_key}"
+    assert latest["manifest_uri"] == f"s3://{BUCKET}/{attempt.attempt_manifest_key}"
+    assert latest["run_manifest_uri"] == f"s3://{BUCKET}/{layout.manifest_key}"
     assert latest["run"] == layout.run and latest["dataset"] == dataset
     assert latest["published_at"] == manifest["published_at"]
     assert read_latest(store, dataset) == latest
 
     assert published.manifest_uri == latest["manifest_uri"]
     assert published.latest_uri == f"s3://{BUCKET}/{layout.latest_key}"
-    assert published.data_uris == {name: f"s3://{BUCKET}/{layout.key(name)}" for name in files}
+    assert published.data_uris == {name: f"s3://{BUCKET}/{attempt.key(name)}" for name in files}
     assert published.rows == 50
 
 
-def test_republish_with_fewer_files_removes_the_stale_object(
+def test_republish_writes_a_new_attempt_and_the_old_one_stays_readable(
     good_conn, dataset, s3_client, tmp_path
 ):
     layout = DatasetLayout(bucket=BUCKET, dataset=dataset, run="run_1")
     store = S3ObjectStore(CONN_ID, BUCKET)
     first = write_files(tmp_path / "first", rows=30, with_csv=True)
-    publish_dataset(store, layout, first, {"rows": 30})
-    assert layout.key("data.csv") in keys_under(s3_client, layout.run_prefix)
+    one = publish_dataset(store, layout, first, {"rows": 30})
     first_manifest = read_manifest(store, layout)
 
     again = write_files(tmp_path / "again", rows=40, with_csv=False)
-    publish_dataset(store, layout, again, {"rows": 40})
+    two = publish_dataset(store, layout, again, {"rows": 40})
 
-    assert keys_under(s3_client, layout.run_prefix) == sorted(
-        [layout.key("data.parquet"), layout.key("metadata.json"), layout.manifest_key]
+    old, new = layout.for_attempt(one.attempt), layout.for_attempt(two.attempt)
+    assert keys_under(s3_client, new.attempt_prefix) == sorted(
+        [new.key("data.parquet"), new.key("metadata.json"), new.attempt_manifest_key]
     )
     manifest = read_manifest(store, layout)
     assert manifest["rows"] == 40
     assert manifest["published_at"] >= first_manifest["published_at"]
     check_manifest_matches_the_bucket(s3_client, layout, manifest, again)
-    parquet = s3_client.get_object(Bucket=BUCKET, Key=layout.key("data.parquet"))["Body"].read()
+    parquet = s3_client.get_object(Bucket=BUCKET, Key=new.key("data.parquet"))["Body"].read()
     assert pq.read_table(pa.BufferReader(parquet)).num_rows == 40  # the new content
+    # a reader of the first manifest still reads its files, bytes and checksums as listed
+    check_manifest_matches_the_bucket(s3_client, layout, first_manifest, first)
+    assert old.key("data.csv") in keys_under(s3_client, old.attempt_prefix)
 
 
 # --------------------------------------------------------------------------------------------
-# models: saved by the synthesize step, loaded by SynthHook
+# models: saved by the synthesize step, published with the run, loaded by SynthHook
 # --------------------------------------------------------------------------------------------
 def training_frame(rows: int = 200) -> pd.DataFrame:
     rng = np.random.default_rng(7)
@@ -342,9 +355,7 @@ def training_frame(rows: int = 200) -> pd.DataFrame:
     )
 
 
-def test_synth_hook_loads_a_model_saved_by_the_synthesize_step(
-    good_conn, dataset, s3_client, tmp_path
-):
+def test_synth_hook_loads_the_model_published_with_the_run(good_conn, dataset, s3_client, tmp_path):
     frame = training_frame()
     staged = tmp_path / "real.parquet"
     frame.to_parquet(staged, index=False)
@@ -360,19 +371,31 @@ def test_synth_hook_loads_a_model_saved_by_the_synthesize_step(
         spec=resolve_synthesizer("gaussian_copula", {}),
         num_rows=60,
         seed=11,
-        model_store=S3ObjectStore(CONN_ID, BUCKET),
+        save_model=True,
         layout=layout,
         # 200 rows are too few to measure dependence: waived here, as a user must say so
         checks=CheckSettings.from_mapping({"min_dependence": None}),
     )
-    assert result["model_uri"] == f"s3://{BUCKET}/{layout.model_key}"
     assert result["rows"] == 60
     assert result["training_rows"] + result["holdout_rows"] == 200  # 20% held out
-    assert not (out_dir / "model.pkl").exists()  # the local copy is not kept
-    assert keys_under(s3_client, layout.model_prefix) == sorted(
-        [layout.model_key, layout.model_info_key]
+    assert keys_under(s3_client, f"_models/{dataset}/") == []  # nothing before publishing
+    published = run_load(
+        S3ObjectStore(CONN_ID, BUCKET),
+        layout,
+        synthetic_path=[Path(u.removeprefix("file://")) for u in result["part_uris"]],
+        metadata_path=Path(result["metadata_uri"].removeprefix("file://")),
+        source={},
+        synthesis=result,
+        timings={},
     )
-    info = json.loads(s3_client.get_object(Bucket=BUCKET, Key=layout.model_info_key)["Body"].read())
+    attempt = layout.for_attempt(published["attempt"])
+    assert published["model_uri"] == f"s3://{BUCKET}/{attempt.model_key}"
+    assert keys_under(s3_client, f"_models/{dataset}/") == sorted(
+        [attempt.model_key, attempt.model_info_key]
+    )
+    info = json.loads(
+        s3_client.get_object(Bucket=BUCKET, Key=attempt.model_info_key)["Body"].read()
+    )
     assert info["dataset"] == dataset and info["run"] == layout.run and info["seed"] == 11
     assert info["synthesizer"]["name"] == "gaussian_copula"
     assert info["versions"] == result["versions"]
@@ -393,7 +416,16 @@ def test_synth_hook_loads_a_model_saved_by_the_synthesize_step(
     assert sample["age"].between(18, 89).all()
 
 
-def test_load_model_of_a_run_without_a_model_names_the_key(good_conn, dataset, tmp_path):
+def test_load_model_of_a_run_never_published_names_its_manifest(good_conn, dataset, tmp_path):
     hook = SynthHook(aws_conn_id=CONN_ID, bucket=BUCKET)
-    with pytest.raises(Exception, match=rf"s3://{BUCKET}/_models/{dataset}/nope/model.pkl"):
+    with pytest.raises(PublishError, match=rf"No manifest at s3://{BUCKET}/{dataset}/nope/"):
         hook.load_model(dataset, "nope", tmp_path)
+
+
+def test_load_model_of_a_run_published_without_a_model_says_so(good_conn, dataset, tmp_path):
+    layout = DatasetLayout(bucket=BUCKET, dataset=dataset, run="dry")
+    files = write_files(tmp_path / "dry", rows=5, with_csv=False)
+    publish_dataset(S3ObjectStore(CONN_ID, BUCKET), layout, files, {"rows": 5})
+    hook = SynthHook(aws_conn_id=CONN_ID, bucket=BUCKET)
+    with pytest.raises(PublishError, match="published without one"):
+        hook.load_model(dataset, "dry", tmp_path)

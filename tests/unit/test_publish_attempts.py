@@ -306,6 +306,29 @@ def test_a_writer_that_gets_in_between_is_seen_and_the_decision_made_again(
     assert read_latest(store, "users") == newer
 
 
+def test_a_replaced_pointer_fails_the_if_match_and_is_decided_again(tmp_path: Path) -> None:
+    """As above, over an existing pointer: the write carries If-Match of what was read."""
+    newer = {"run": "newer", "run_date": "2026-01-09T00:00:00.000000+00:00"}
+
+    class Racing(FileObjectStore):
+        armed = False
+
+        def get_bytes_with_etag(self, key: str) -> tuple[bytes, str] | None:
+            got = super().get_bytes_with_etag(key)
+            if key.endswith("latest.json") and self.armed:
+                self.armed = False
+                FileObjectStore.put_bytes(self, json.dumps(newer).encode(), key)
+            return got
+
+    store = Racing(tmp_path / "bucket")
+    publish(store, DatasetLayout(BUCKET, "users", "oldest"), tmp_path, "a", run_date="2026-01-01")
+    store.armed = True
+    published = publish(store, DatasetLayout(BUCKET, "users", "older"), tmp_path, "o")
+    assert not store.armed  # the race happened
+    assert not published.latest_moved
+    assert read_latest(store, "users") == newer
+
+
 def test_the_fallback_reads_back_and_decides_again(tmp_path: Path) -> None:
     """Without conditional writes: our write lands, but a newer writer replaced it before
     the read-back; we read again and leave the newer one."""
