@@ -29,6 +29,24 @@ def staged_objects(s3_client: Any, dag_id: str) -> list[str]:
     return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
 
+def run_manifest(s3_client: Any, bucket: str, dataset: str, run_id: str) -> dict[str, Any]:
+    """The published run's manifest: what a reader of (dataset, run) finds first."""
+    import json
+
+    from airflow_synth.core.publish.layout import DatasetLayout
+
+    layout = DatasetLayout(bucket, dataset, run_id)
+    return json.loads(s3_client.get_object(Bucket=bucket, Key=layout.manifest_key)["Body"].read())
+
+
+def published_key(manifest: dict[str, Any], name: str) -> str:
+    """The key of the file ``name`` (``data.parquet``, ``quality.json``, ``model.pkl``, ...)
+    as the manifest lists it: tests read what readers read, never a guessed key."""
+    entries = manifest["files"] + (manifest.get("model") or {}).get("files", [])
+    (uri,) = [entry["uri"] for entry in entries if entry["name"] == name]
+    return uri.split("://", 1)[1].split("/", 1)[1]
+
+
 # -- driving a running Airflow through its REST API -------------------------------------------
 def api_session(base: str) -> Any:
     """A ``requests`` session logged in as the demo admin (simple auth manager)."""

@@ -27,9 +27,14 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 import requests
-from dagtest_helpers import api_session, trigger_and_wait, wait_for_dag
+from dagtest_helpers import (
+    api_session,
+    published_key,
+    run_manifest,
+    trigger_and_wait,
+    wait_for_dag,
+)
 
-from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.demo.standalone import (
     METADATA_DATABASE,
     wait_healthy,
@@ -302,8 +307,10 @@ def test_trigger_through_the_rest_api_runs_and_publishes(
 
     stack = make_airflow.stack()
     s3 = stack.s3.client()
-    layout = DatasetLayout(stack.BUCKET, "airbnb_bookings", run_id)
-    body = s3.get_object(Bucket=stack.BUCKET, Key=layout.data_key())["Body"].read()
+    manifest = run_manifest(s3, stack.BUCKET, "airbnb_bookings", run_id)
+    body = s3.get_object(Bucket=stack.BUCKET, Key=published_key(manifest, "data.parquet"))[
+        "Body"
+    ].read()
     assert pq.read_table(io.BytesIO(body)).num_rows == 40
 
     # the load task's "Synthetic data report" extra link opens the published report
@@ -317,7 +324,7 @@ def test_trigger_through_the_rest_api_runs_and_publishes(
     assert page.status_code == 200
     assert page.text.startswith("<!DOCTYPE html>")
     assert "default-src 'none'" in page.headers["content-security-policy"]
-    published = s3.get_object(Bucket=stack.BUCKET, Key=layout.key("report.html"))
+    published = s3.get_object(Bucket=stack.BUCKET, Key=published_key(manifest, "report.html"))
     assert page.text == published["Body"].read().decode("utf-8")
     # ... and only for a logged-in user
     assert requests.get(link, timeout=30).status_code in (401, 403)

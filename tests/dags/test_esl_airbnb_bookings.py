@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from dagtest_helpers import load_dag_module, staged_objects
+from dagtest_helpers import load_dag_module, published_key, run_manifest, staged_objects
 
 from airflow_synth.core.names import safe_key_part
 from airflow_synth.core.publish.layout import DatasetLayout
@@ -70,9 +70,8 @@ def test_the_run_succeeds(bookings_run) -> None:
 def test_published_table_has_the_sources_columns_types_and_row_count(
     bookings_run, s3_client, source_dsn: str
 ) -> None:
-    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
-    manifest = s3_json(s3_client, layout.manifest_key)
-    table = s3_table(s3_client, layout.data_key("parquet"))
+    manifest = run_manifest(s3_client, BUCKET, DATASET, bookings_run.run_id)
+    table = s3_table(s3_client, published_key(manifest, "data.parquet"))
     columns, rows = real_feature_table(source_dsn)
 
     assert table.num_rows == len(rows) == manifest["rows"]
@@ -85,8 +84,8 @@ def test_published_table_has_the_sources_columns_types_and_row_count(
 
 
 def test_no_real_row_or_id_is_copied_verbatim(bookings_run, s3_client, source_dsn: str) -> None:
-    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
-    synthetic = s3_table(s3_client, layout.data_key("parquet")).to_pylist()
+    manifest = run_manifest(s3_client, BUCKET, DATASET, bookings_run.run_id)
+    synthetic = s3_table(s3_client, published_key(manifest, "data.parquet")).to_pylist()
     columns, real_rows = real_feature_table(source_dsn)
     names = [name for name, _ in columns]
     real_ids = {row[0] for row in real_rows}
@@ -104,8 +103,11 @@ def test_manifest_is_complete_and_latest_points_at_it(bookings_run, s3_client) -
     layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
     manifest = s3_json(s3_client, layout.manifest_key)
     latest = s3_json(s3_client, layout.latest_key)
+    attempt = layout.for_attempt(manifest["attempt"]["id"])
 
-    assert latest["manifest_uri"] == layout.uri(layout.manifest_key)
+    assert latest["manifest_uri"] == manifest["manifest_uri"]
+    assert latest["run_manifest_uri"] == layout.uri(layout.manifest_key)
+    assert manifest["manifest_uri"] == layout.uri(attempt.attempt_manifest_key)
     assert manifest["synthesis"]["synthesizer"]["name"] == "gaussian_copula"
     assert manifest["synthesis"]["seed"] == 11
     assert manifest["versions"]["sdv"].startswith("2.")
@@ -121,29 +123,30 @@ def test_manifest_is_complete_and_latest_points_at_it(bookings_run, s3_client) -
         "report.html",
     }
     assert manifest["reports"] == {
-        name: layout.uri(layout.key(name))
+        name: layout.uri(attempt.key(name))
         for name in ("quality.json", "privacy.json", "report.html")
     }
     for entry in manifest["files"]:
         head = s3_client.head_object(Bucket=BUCKET, Key=entry["uri"].split(f"{BUCKET}/", 1)[1])
         assert head["ContentLength"] == entry["bytes"]
-    model_info = s3_json(s3_client, layout.model_info_key)
+    model_info = s3_json(s3_client, published_key(manifest, "model.json"))
     assert model_info["versions"]["sdv"] == manifest["versions"]["sdv"]
-    assert manifest["synthesis"]["model_uri"] == layout.uri(layout.model_key)
+    assert manifest["synthesis"]["model_uri"] == layout.uri(attempt.model_key)
+    assert {f["name"] for f in manifest["model"]["files"]} == {"model.pkl", "model.json"}
 
 
 def test_csv_copy_matches_the_parquet(bookings_run, s3_client) -> None:
-    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
-    parquet = s3_table(s3_client, layout.data_key("parquet"))
-    csv = s3_table(s3_client, layout.data_key("csv"), fmt="csv")
+    manifest = run_manifest(s3_client, BUCKET, DATASET, bookings_run.run_id)
+    parquet = s3_table(s3_client, published_key(manifest, "data.parquet"))
+    csv = s3_table(s3_client, published_key(manifest, "data.csv"), fmt="csv")
     assert csv.num_rows == parquet.num_rows
     assert csv.column_names == parquet.column_names
     assert csv.column("user_id").to_pylist() == parquet.column("user_id").to_pylist()
 
 
 def test_published_metadata_reveals_no_real_extremes(bookings_run, s3_client) -> None:
-    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
-    metadata = s3_json(s3_client, layout.metadata_key)
+    manifest = run_manifest(s3_client, BUCKET, DATASET, bookings_run.run_id)
+    metadata = s3_json(s3_client, published_key(manifest, "metadata.json"))
     columns = metadata["tables"][DATASET]["columns"]
     assert "user_id" not in columns  # the key is issued fresh, never modelled
     roles = {r["name"]: r for r in metadata["columns_roles"]}
@@ -167,6 +170,9 @@ def test_tasks_hand_rows_on_through_the_private_staging_bucket(bookings_run) -> 
     assert extract["staging_uri"].startswith(prefix)
     assert synthesis["synthetic_uri"].startswith(prefix)
     assert all(uri.startswith(prefix) for uri in synthesis["report_uris"].values())
+    # the model waits for the publish step in private staging too, never in the bucket
+    assert set(synthesis["model_files"]) == {"model.pkl", "model.json"}
+    assert all(uri.startswith(prefix) for uri in synthesis["model_files"].values())
     assert "file://" not in json.dumps([extract, synthesis])
 
 
@@ -176,15 +182,15 @@ def test_rows_param_controls_the_published_row_count(seeded_source, project_dag,
     )  # 123 rows are too few to measure dependence: a user must waive it, as here
     assert dag_run.state == "success"
     layout = DatasetLayout(BUCKET, DATASET, dag_run.run_id)
-    assert s3_table(s3_client, layout.data_key("parquet")).num_rows == 123
+    manifest = run_manifest(s3_client, BUCKET, DATASET, dag_run.run_id)
+    assert s3_table(s3_client, published_key(manifest, "data.parquet")).num_rows == 123
     assert s3_json(s3_client, layout.latest_key)["run"] == layout.run
 
 
 def test_reports_are_published_with_scores_that_passed_the_gates(bookings_run, s3_client) -> None:
-    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
-    manifest = s3_json(s3_client, layout.manifest_key)
-    quality = s3_json(s3_client, layout.key("quality.json"))
-    privacy = s3_json(s3_client, layout.key("privacy.json"))
+    manifest = run_manifest(s3_client, BUCKET, DATASET, bookings_run.run_id)
+    quality = s3_json(s3_client, published_key(manifest, "quality.json"))
+    privacy = s3_json(s3_client, published_key(manifest, "privacy.json"))
     synthesis = manifest["synthesis"]
 
     assert 0.7 <= quality["score"] <= 1 and quality["score"] == synthesis["scores"]["quality_score"]
@@ -208,15 +214,18 @@ def test_reports_are_published_with_scores_that_passed_the_gates(bookings_run, s
     }
     assert all(g["passed"] for g in synthesis["gates"])
     assert set(synthesis["filters"]) == {"similarity", "outlier"}
-    html = s3_client.get_object(Bucket=BUCKET, Key=layout.key("report.html"))["Body"].read()
+    html = s3_client.get_object(Bucket=BUCKET, Key=published_key(manifest, "report.html"))[
+        "Body"
+    ].read()
     assert html.startswith(b"<!DOCTYPE html>") and b"dcr_share" in html.lower().replace(b" ", b"_")
 
 
-def test_load_task_records_the_report_for_the_extra_link(bookings_run) -> None:
+def test_load_task_records_the_report_for_the_extra_link(bookings_run, s3_client) -> None:
     ti = next(t for t in bookings_run.get_task_instances() if t.task_id == "esl.load")
     value = ti.xcom_pull(task_ids="esl.load")
-    layout = DatasetLayout(BUCKET, DATASET, bookings_run.run_id)
-    assert value["report_uri"] == layout.uri(layout.key("report.html"))
+    manifest = run_manifest(s3_client, BUCKET, DATASET, bookings_run.run_id)
+    assert value["report_uri"] == manifest["reports"]["report.html"]
+    assert value["manifest_uri"] == manifest["manifest_uri"]
     assert value["aws_conn_id"] == "synth_s3"
 
 
@@ -243,8 +252,8 @@ def test_dry_run_trains_and_reports_but_publishes_nothing(seeded_source, project
         ti for ti in dag_run.get_task_instances() if ti.task_id == "esl.assess"
     ).xcom_pull(task_ids="esl.assess")
     assert synthesis["rows"] <= 1_000  # capped at the dry-run size
-    assert synthesis["model_uri"] is None
+    assert synthesis["model_files"] == {}  # a dry run keeps no model
     assert not next(g for g in synthesis["gates"] if g["metric"] == "quality_score")["passed"]
     layout = DatasetLayout(BUCKET, DATASET, dag_run.run_id)
-    for prefix in (layout.run_prefix, layout.model_prefix):
+    for prefix in (layout.run_prefix, layout.models_run_prefix):
         assert s3_client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("KeyCount", 0) == 0

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from dagtest_helpers import load_dag_module, staged_objects
+from dagtest_helpers import load_dag_module, published_key, staged_objects
 
 from airflow_synth.core.publish.layout import DatasetLayout
 
@@ -100,15 +100,14 @@ def test_one_manifest_names_both_tables_their_keys_and_the_catalog_relationship(
 
 
 def test_every_synthetic_session_points_at_a_synthetic_user(manifest, s3_client) -> None:
-    layout = DatasetLayout(BUCKET, DATASET, manifest["run"])
-    users = s3_frame(s3_client, layout.key("tables/users.parquet"))
-    sessions = s3_frame(s3_client, layout.key("tables/sessions.parquet"))
+    users = s3_frame(s3_client, published_key(manifest, "tables/users.parquet"))
+    sessions = s3_frame(s3_client, published_key(manifest, "tables/sessions.parquet"))
     assert len(users) == manifest["tables"]["users"]["rows"] > 0
     assert len(sessions) == manifest["tables"]["sessions"]["rows"] > 0
     assert users["id"].is_unique and users["id"].notna().all()
     assert sessions["user_id"].notna().all()
     assert sessions["user_id"].isin(set(users["id"])).all()
-    quality = s3_json(s3_client, layout.key("quality.json"))
+    quality = s3_json(s3_client, published_key(manifest, "quality.json"))
     assert quality["integrity"]["score"] == 1.0 and quality["integrity"]["passed"] is True
 
 
@@ -131,8 +130,7 @@ def test_each_table_trained_on_its_own_split_and_the_set_is_full_size(
 
 
 def test_cardinality_follows_the_real_data(manifest, s3_client) -> None:
-    layout = DatasetLayout(BUCKET, DATASET, manifest["run"])
-    quality = s3_json(s3_client, layout.key("quality.json"))
+    quality = s3_json(s3_client, published_key(manifest, "quality.json"))
     (card,) = quality["cardinality"]
     real, synthetic = card["real"], card["synthetic"]
     assert 0.75 * real["mean"] <= synthetic["mean"] <= 1.25 * real["mean"]

@@ -20,7 +20,7 @@ import numpy as np
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from dagtest_helpers import load_dag_module
+from dagtest_helpers import load_dag_module, published_key
 
 from airflow_synth.core.publish.layout import DatasetLayout
 
@@ -126,8 +126,10 @@ def test_a_run_on_planted_values_leaks_none_of_them(planted, dags_folder, s3_cli
 
     # published files: no PII, rare label or extreme; labels only in the report
     layout = DatasetLayout(BUCKET, DATASET, dag_run.run_id)
-    names = ("manifest.json", "metadata.json", "quality.json", "privacy.json", "report.html")
-    files = {name: s3_text(s3_client, layout.key(name)) for name in names}
+    manifest = json.loads(s3_text(s3_client, layout.manifest_key))
+    names = ("metadata.json", "quality.json", "privacy.json", "report.html")
+    files = {name: s3_text(s3_client, published_key(manifest, name)) for name in names}
+    files["manifest.json"] = s3_text(s3_client, layout.manifest_key)
     for name, text in files.items():
         for value in secrets(planted):
             assert not appears(value, text), f"real value {value!r} in {name}"
@@ -147,7 +149,9 @@ def test_a_run_on_planted_values_leaks_none_of_them(planted, dags_folder, s3_cli
     }
 
     # the data: identifiers, PII and free text are fresh
-    body = s3_client.get_object(Bucket=BUCKET, Key=layout.data_key())["Body"].read()
+    body = s3_client.get_object(Bucket=BUCKET, Key=published_key(manifest, "data.parquet"))[
+        "Body"
+    ].read()
     table = pq.read_table(io.BytesIO(body)).to_pandas()
     assert len(table) == ROWS
     for index, column in (
@@ -209,21 +213,22 @@ def test_a_table_set_of_planted_values_leaks_none_of_them(
     manifest = json.loads(s3_text(s3_client, layout.manifest_key))
     names = ["manifest.json", "quality.json", "metadata.json", "reports/report.html"]
     for name in names:
-        text = s3_text(s3_client, layout.key(name))
+        key = layout.manifest_key if name == "manifest.json" else published_key(manifest, name)
+        text = s3_text(s3_client, key)
         for value in values:
             assert not appears(value, text), f"real value {value!r} in {name}"
     orders = pq.read_table(
         io.BytesIO(
-            s3_client.get_object(Bucket=BUCKET, Key=layout.key("tables/planted_orders.parquet"))[
-                "Body"
-            ].read()
+            s3_client.get_object(
+                Bucket=BUCKET, Key=published_key(manifest, "tables/planted_orders.parquet")
+            )["Body"].read()
         )
     ).to_pandas()
     people = pq.read_table(
         io.BytesIO(
-            s3_client.get_object(Bucket=BUCKET, Key=layout.key("tables/planted_people.parquet"))[
-                "Body"
-            ].read()
+            s3_client.get_object(
+                Bucket=BUCKET, Key=published_key(manifest, "tables/planted_people.parquet")
+            )["Body"].read()
         )
     ).to_pandas()
     real_remarks = {row[5] for row in planted_orders}

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from dagtest_helpers import load_dag_module
+from dagtest_helpers import load_dag_module, published_key
 
 from airflow_synth.core.publish.layout import DatasetLayout
 
@@ -46,7 +46,7 @@ def test_taskflow_tasks_render_jinja_bind_parameters_and_publish(
     # the Jinja LIMIT from params and the bound parameter both shaped the extract
     assert manifest["source"]["rows_extracted"] == expected
     assert manifest["rows"] == 80
-    table = _table(s3_client, layout.data_key("parquet"))
+    table = _table(s3_client, published_key(manifest, "data.parquet"))
     assert table.column_names == [
         "user_id",
         "gender",
@@ -72,7 +72,7 @@ def test_synthesize_decorator_publishes_the_functions_dataframe(
     assert dag_run.state == "success"
     layout = DatasetLayout(BUCKET, "decorated_users", dag_run.run_id)
     manifest = _manifest(s3_client, layout)
-    table = _table(s3_client, layout.data_key("parquet"))
+    table = _table(s3_client, published_key(manifest, "data.parquet"))
     assert table.num_rows == 60 == manifest["rows"]
     assert table.column_names == [
         "id",

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from dagtest_helpers import load_dag_module
+from dagtest_helpers import load_dag_module, published_key, run_manifest
 
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.datagen import integrity_problems, load_spec, seed_database
@@ -111,9 +111,11 @@ def test_sizes_follow_the_real_tables(stress_run, stress_source, target_dsn, s3_
 def test_dates_after_their_parents_dates_hold_across_the_joins(stress_run, s3_client) -> None:
     """The spec's orders come after their customer's sign-up and lines ship after their
     order: discovered on the real tables, held on every synthetic row, reported."""
-    layout = DatasetLayout(BUCKET, "stress_set", stress_run.run_id)
+    manifest = run_manifest(s3_client, BUCKET, "stress_set", stress_run.run_id)
     quality = json.loads(
-        s3_client.get_object(Bucket=BUCKET, Key=layout.key("quality.json"))["Body"].read()
+        s3_client.get_object(Bucket=BUCKET, Key=published_key(manifest, "quality.json"))[
+            "Body"
+        ].read()
     )
     rules = quality["cross_table_rules"]
     assert rules["count"] >= 2 and rules["held"] == 1.0, rules
