@@ -51,7 +51,19 @@ def read_report(uri: str, aws_conn_id: str) -> str:
     if not uri.startswith("s3://") or not uri.endswith("/report.html"):
         raise HTTPException(400, "not a report URI")
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return S3Hook(aws_conn_id=aws_conn_id).read_key(key=key, bucket_name=bucket)
+    try:
+        return S3Hook(aws_conn_id=aws_conn_id).read_key(key=key, bucket_name=bucket)
+    except Exception as exc:
+        code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+        if code not in ("NoSuchKey", "404"):
+            raise
+        # a quarantined report goes once a later attempt of the run publishes it; a
+        # superseded attempt's files go once its grace has passed
+        raise HTTPException(
+            404,
+            "This report is no longer stored: the run was published again since (open the "
+            "report of its latest load task) or the attempt was pruned.",
+        ) from exc
 
 
 def _authorized(user: Any, dag_id: str) -> bool:

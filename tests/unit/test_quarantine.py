@@ -185,3 +185,22 @@ def test_the_report_view_falls_back_to_the_quarantined_report(
     with pytest.raises(HTTPException) as missing:
         report_view.report_location("d", "r", "esl.synthesize")
     assert missing.value.status_code == 404
+
+
+def test_a_report_removed_since_is_a_404_that_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quarantine goes when a later attempt of the run publishes: the old link says so."""
+    from botocore.exceptions import ClientError
+
+    class GoneHook:
+        def __init__(self, aws_conn_id: str) -> None:
+            pass
+
+        def read_key(self, key: str, bucket_name: str) -> str:
+            raise ClientError({"Error": {"Code": "NoSuchKey"}}, "GetObject")
+
+    import airflow.providers.amazon.aws.hooks.s3 as s3_module
+
+    monkeypatch.setattr(s3_module, "S3Hook", GoneHook)
+    with pytest.raises(HTTPException) as gone:
+        report_view.read_report("s3://b/users/_failed/r/report.html", "s")
+    assert gone.value.status_code == 404 and "published again" in gone.value.detail
