@@ -921,6 +921,126 @@ def execute_multitable_extract(
         )
 
 
+def execute_multitable_extract_plan(
+    context: Mapping[str, Any],
+    *,
+    tables: Any,
+    dataset: str,
+    postgres_conn_id: str,
+    schema: str = "public",
+    relationships: Any = None,
+    primary_keys: Any = None,
+    staging_dir: str | None = None,
+    validate: Mapping[str, Any] | None = None,
+    contracts: Any = None,
+    aws_conn_id: str | None = None,
+    bucket: str | None = None,
+    synth_conn_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """The set's extract as a plan: settings, SQL files, contracts, the source and the
+    staging bucket checked, the catalog set validated, no row read; the XCom lists one
+    element per table, what the mapped ``extract_table`` task is expanded over
+    (:func:`execute_multitable_extract_table`; :func:`execute_multitable_collect` then
+    describes the set)."""
+    from airflow_synth.core.steps import plan_multitable_extract
+
+    tables_value = tables if isinstance(tables, Mapping) else as_list(tables, "tables")
+    sql_files = dict(tables_value) if isinstance(tables_value, Mapping) else {}
+    sql_dirs = sql_search_dirs(context)
+    preflight(validate, sql_files=sql_files, sql_dirs=sql_dirs)
+    contract_refs = resolve_table_contracts(as_dict(contracts, "contracts"), sql_dirs)
+    store = store_settings(validate, aws_conn_id, bucket, synth_conn_id)
+    declared = {
+        "relationships": as_list(relationships, "relationships"),
+        "primary_keys": as_dict(primary_keys, "primary_keys"),
+    }
+    with source_and_staging(context, dataset, postgres_conn_id, staging_dir, store) as (
+        conn,
+        workspace,
+    ):
+        sources = plan_multitable_extract(
+            conn,
+            tables_value,
+            schema=schema,
+            sql_dirs=sql_dirs,
+            engine=(validate or {}).get("engine") or None,
+            contracts=load_table_contracts(contract_refs),
+            **declared,
+        )
+        location = str(workspace.location)
+    shared = {
+        "postgres_conn_id": postgres_conn_id,
+        "schema": schema,
+        **declared,
+        "contracts": contract_refs,
+        "store": store,
+        "staging_dir": staging_dir,
+        "staging": location,
+    }
+    log.info("Tables to extract, each in a task of its own: %s", ", ".join(s.name for s in sources))
+    return [{"source": source.to_dict(), **shared} for source in sources]
+
+
+def execute_multitable_extract_table(
+    context: Mapping[str, Any], *, table: Mapping[str, Any], dataset: str
+) -> dict[str, Any]:
+    """Stream one table of the set (an element of the plan's XCom) to private staging."""
+    from airflow_synth.core.steps import TableSource, extract_set_table
+
+    name = str(table["source"]["name"])
+    with suppress(TypeError):  # the mapped task's label in the UI (``map_index_template``)
+        context["table_label"] = name  # type: ignore[index]
+    refs = table.get("contracts") or {}
+    declared = load_table_contracts({name: refs[name]}).get(name) if name in refs else None
+    source = TableSource.from_dict(table["source"], declared)
+    with source_and_staging(
+        context, dataset, table["postgres_conn_id"], table.get("staging_dir"), table["store"]
+    ) as (conn, workspace):
+        info = extract_set_table(conn, source, workspace.local)
+        return workspace.stage({"table": name, **info})
+
+
+def execute_multitable_collect(
+    context: Mapping[str, Any],
+    *,
+    plan: Sequence[Mapping[str, Any]],
+    tables: Sequence[Mapping[str, Any]],
+    dataset: str,
+) -> dict[str, Any]:
+    """The extracted set from the mapped tables' XComs: keys and relationships (the
+    catalog's, read again, and the declared ones), the same XCom the one-task extract
+    returns (what the later steps take as ``extract``)."""
+    from airflow_synth.core.steps import TableSource, describe_set
+
+    plan = list(plan)
+    if not plan:
+        raise ValueError("The extract planned no table: nothing to collect.")
+    first = plan[0]
+    staged = {str(t["table"]): {k: v for k, v in t.items() if k != "table"} for t in tables}
+    missing = [p["source"]["name"] for p in plan if p["source"]["name"] not in staged]
+    if missing:
+        raise ValueError(f"Tables {missing} were not extracted: run every extract_table task.")
+    with closing(postgres_connection(first["postgres_conn_id"])) as conn:
+        result = describe_set(
+            conn,
+            staged,
+            first["staging"],
+            schema=first["schema"],
+            relationships=first["relationships"],
+            primary_keys=first["primary_keys"],
+            sources=[TableSource.from_dict(p["source"]) for p in plan],
+            seconds=sum(float(t.get("seconds") or 0) for t in staged.values()),
+        )
+    result["staging_dir"] = first["staging"]
+    extract_metrics(dataset, result)
+    return {
+        **result,
+        "postgres_conn_id": first["postgres_conn_id"],
+        "contracts": first["contracts"],
+        "staging": first["staging"],
+    }
+
+
 def _set_synthesis(
     extract: Mapping[str, Any],
     *,

@@ -5,8 +5,11 @@ from airflow_synth.operators.extract import ESLExtractOperator
 from airflow_synth.operators.health import ESLHealthCheckOperator
 from airflow_synth.operators.load import ESLLoadOperator
 from airflow_synth.operators.multitable import (
+    MultiTableCollectOperator,
     MultiTableExtractOperator,
+    MultiTableExtractTableOperator,
     MultiTableFitOperator,
+    MultiTablePlanExtractOperator,
     MultiTablePrepareOperator,
     MultiTablePublishOperator,
     MultiTableSynthesizeOperator,
@@ -28,8 +31,11 @@ __all__ = [
     "ESLSampleShardOperator",
     "ESLSynthesizeOperator",
     "ESLTrainOperator",
+    "MultiTableCollectOperator",
     "MultiTableExtractOperator",
+    "MultiTableExtractTableOperator",
     "MultiTableFitOperator",
+    "MultiTablePlanExtractOperator",
     "MultiTablePrepareOperator",
     "MultiTablePublishOperator",
     "MultiTableSynthesizeOperator",

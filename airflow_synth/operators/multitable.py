@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from airflow.sdk import BaseOperator
+
 from airflow_synth.operators.base import (
     ExtractOperatorBase,
     PublishOperatorBase,
@@ -24,7 +26,10 @@ from airflow_synth.operators.base import (
 from airflow_synth.runtime import (
     MULTITABLE_SYNTHESIS_FIELDS,
     SET_EXTRACT_FIELDS,
+    execute_multitable_collect,
     execute_multitable_extract,
+    execute_multitable_extract_plan,
+    execute_multitable_extract_table,
     execute_multitable_fit,
     execute_multitable_prepare,
     execute_multitable_synthesize,
@@ -75,6 +80,63 @@ class MultiTableExtractOperator(ExtractOperatorBase):
 
     def extract_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
         return execute_multitable_extract(context, **arguments)
+
+
+class MultiTablePlanExtractOperator(MultiTableExtractOperator):
+    """The set's extract as a plan (the ready-made chain's ``extract``, a setup task): the
+    arguments of :class:`MultiTableExtractOperator`, everything checked (settings, SQL
+    files, contracts, the source, the staging bucket, the catalog set), no row read. Its
+    XCom lists the tables: expand :class:`MultiTableExtractTableOperator` over it and
+    describe the set with :class:`MultiTableCollectOperator`.
+    """
+
+    def extract_step(self, context: Any, **arguments: Any) -> list[dict[str, Any]]:  # type: ignore[override]
+        return execute_multitable_extract_plan(context, **arguments)
+
+
+class MultiTableExtractTableOperator(BaseOperator):
+    """Stream one table of a planned set to private staging (map it over the plan's XCom),
+    so the tables of a set are extracted side by side.
+
+    :param table: one element of the plan's XCom.
+    :param dataset: name of the synthetic dataset.
+    """
+
+    template_fields: Sequence[str] = ("table", "dataset")
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, table: Any, dataset: str, **kwargs: Any) -> None:
+        kwargs.setdefault("map_index_template", "{{ table_label | default('') }}")
+        super().__init__(**kwargs)
+        self.table = table
+        self.dataset = dataset
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return execute_multitable_extract_table(context, table=self.table, dataset=self.dataset)
+
+
+class MultiTableCollectOperator(BaseOperator):
+    """Describe the extracted set (keys, relationships) from the plan and the mapped
+    tables' XComs: its XCom is what the later steps take as ``extract``.
+
+    :param plan: the plan task's XCom.
+    :param tables: the mapped extract_table task's XCom.
+    :param dataset: name of the synthetic dataset.
+    """
+
+    template_fields: Sequence[str] = ("plan", "tables", "dataset")
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, plan: Any, tables: Any, dataset: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.tables = tables
+        self.dataset = dataset
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return execute_multitable_collect(
+            context, plan=self.plan, tables=self.tables, dataset=self.dataset
+        )
 
 
 class MultiTableSynthesizeOperator(SynthesizeOperatorBase):

@@ -45,6 +45,9 @@ class ChainSteps:
     publish: type[PublishOperatorBase]
     #: the synthesis spread over tasks (see :class:`FanOut`); None: one synthesize task
     fan_out: FanOut | None = None
+    #: a set's extract as a plan (``extract``) fanned out: ``((table operator, task id),
+    #: (collect operator, task id))``, one mapped task per table; None: one extract task
+    extract_fan_out: tuple[tuple[type[Any], str], tuple[type[Any], str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,11 +128,13 @@ def esl_chain_group(
             validate={**settings_of(config, steps.synthesize.checked_fields), **store, **target},
             **common,
         )
-        synthesis = _synthesis_tasks(config, extract, store, common)
+        extraction = _extraction_tasks(config, extract, common)
+        extracted = extraction[-1]  # what the later steps take as ``extract``
+        synthesis = _synthesis_tasks(config, extracted, store, common)
         synthesize = synthesis[-1]
         publish = steps.publish(
             task_id=steps.publish.chain_task_id,
-            extract=extract.output,
+            extract=extracted.output,
             synthesis=synthesize.output,
             dataset=config.dataset,
             formats=config.formats,
@@ -144,8 +149,35 @@ def esl_chain_group(
             **common,
         )
         after_publish = [_load_target(config, target, store, common)] if target else []
-        chain(extract, *synthesis, publish, *after_publish, cleanup.as_teardown(setups=extract))
+        chain(
+            *extraction,
+            *synthesis,
+            publish,
+            *after_publish,
+            cleanup.as_teardown(setups=extract),
+        )
     return group
+
+
+def _extraction_tasks(config: ChainConfig, extract: Any, common: Mapping[str, Any]) -> list[Any]:
+    """The extraction of the chain: the ``extract`` task, or (a set's steps with
+    ``extract_fan_out``) the extract as a plan >> ``extract_table`` (one mapped task per
+    table) >> ``collect`` (describes the set); the last task's XCom is the extract result."""
+    fan = config.steps.extract_fan_out
+    if fan is None:
+        return [extract]
+    (work_step, work_id), (gather_step, gather_id) = fan
+    tables = work_step.partial(task_id=work_id, dataset=config.dataset, **common).expand(
+        table=extract.output
+    )
+    collect = gather_step(
+        task_id=gather_id,
+        plan=extract.output,
+        tables=tables.output,
+        dataset=config.dataset,
+        **common,
+    )
+    return [extract, tables, collect]
 
 
 def _synthesis_tasks(

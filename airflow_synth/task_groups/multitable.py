@@ -10,8 +10,10 @@ from typing import Any, ClassVar
 from airflow.sdk import TaskGroup
 
 from airflow_synth.operators.multitable import (
-    MultiTableExtractOperator,
+    MultiTableCollectOperator,
+    MultiTableExtractTableOperator,
     MultiTableFitOperator,
+    MultiTablePlanExtractOperator,
     MultiTablePrepareOperator,
     MultiTablePublishOperator,
     MultiTableSynthesizeOperator,
@@ -30,7 +32,7 @@ class MultiTableConfig(ChainConfig):
     """
 
     steps: ClassVar[ChainSteps] = ChainSteps(
-        MultiTableExtractOperator,
+        MultiTablePlanExtractOperator,
         MultiTableSynthesizeOperator,
         MultiTablePublishOperator,
         fan_out=FanOut(
@@ -40,6 +42,10 @@ class MultiTableConfig(ChainConfig):
             work_argument="table",
             gather_arguments=("prepared", "fits"),
             gather_settings=True,
+        ),
+        extract_fan_out=(
+            (MultiTableExtractTableOperator, "extract_table"),
+            (MultiTableCollectOperator, "collect"),
         ),
     )
     tables: Sequence[str] | Mapping[str, str | None]
@@ -69,7 +75,9 @@ class MultiTableConfig(ChainConfig):
 def esl_multitable_task_group(
     config: MultiTableConfig, group_id: str | None = None, **group_kwargs: Any
 ) -> TaskGroup:
-    """Add extract -> prepare -> fit (mapped: one task per table, on any worker) ->
+    """Add extract (checks everything, reads no row) -> extract_table (mapped: one task per
+    table) -> collect (describes the set) -> prepare -> fit (mapped: one task per table, on
+    any worker) ->
     synthesize (samples the set parents first, assesses, gates, saves the model) -> publish
     (-> load_target) + staging teardown. With ``engine="hma"`` (one model for the set) the
     synthesize task fits it and the fit task has nothing to do.

@@ -68,6 +68,8 @@ def test_the_run_succeeds_with_every_task(multitable_run) -> None:
     assert multitable_run.state == "success", states
     assert states == {
         "esl.extract": "success",
+        "esl.extract_table": "success",  # one mapped task per table
+        "esl.collect": "success",
         "esl.prepare": "success",
         "esl.fit": "success",  # one mapped task per table
         "esl.synthesize": "success",

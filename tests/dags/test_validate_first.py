@@ -40,7 +40,15 @@ EXPECTED = {
     ),
     "multitable_unknown_target": (
         "esl.extract",
-        ["esl.prepare", "esl.fit", "esl.synthesize", "esl.publish", "esl.load_target"],
+        [
+            "esl.extract_table",
+            "esl.collect",
+            "esl.prepare",
+            "esl.fit",
+            "esl.synthesize",
+            "esl.publish",
+            "esl.load_target",
+        ],
         "vf_multitable",
         ["'no_such_target_db'", "AIRFLOW_CONN_NO_SUCH_TARGET_DB=postgresql://"],
     ),

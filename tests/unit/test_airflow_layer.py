@@ -158,6 +158,8 @@ def test_multitable_dag_wires_publish_target_load_and_teardown(dagbag) -> None:
     tasks = {t.task_id: t for t in dag.tasks}
     assert set(tasks) == {
         "esl.extract",
+        "esl.extract_table",
+        "esl.collect",
         "esl.prepare",
         "esl.fit",
         "esl.synthesize",
@@ -165,10 +167,15 @@ def test_multitable_dag_wires_publish_target_load_and_teardown(dagbag) -> None:
         "esl.load_target",
         "esl.cleanup_staging",
     }
+    # planned and checked once, each table extracted in a mapped task of its own
+    assert isinstance(tasks["esl.extract_table"], MappedOperator)
+    assert tasks["esl.extract_table"].upstream_task_ids == {"esl.extract"}
+    assert tasks["esl.collect"].upstream_task_ids == {"esl.extract", "esl.extract_table"}
     # prepared once, each table fitted in a mapped task of its own, sampled together
     assert isinstance(tasks["esl.fit"], MappedOperator)
-    assert tasks["esl.fit"].upstream_task_ids == {"esl.extract", "esl.prepare"}
-    assert tasks["esl.synthesize"].upstream_task_ids == {"esl.extract", "esl.prepare", "esl.fit"}
+    assert tasks["esl.fit"].upstream_task_ids == {"esl.collect", "esl.prepare"}
+    assert tasks["esl.synthesize"].upstream_task_ids == {"esl.collect", "esl.prepare", "esl.fit"}
+    assert tasks["esl.publish"].upstream_task_ids == {"esl.collect", "esl.synthesize"}
     assert tasks["esl.cleanup_staging"].is_teardown
     assert tasks["esl.extract"].is_setup
     assert [o.uri for o in tasks["esl.publish"].outlets] == ["s3://synthetic/airbnb_multitable"]

@@ -49,6 +49,29 @@ class TableSource:
     #: a (possibly partial) contract that only declares roles (multi-table sets): it may
     #: accept JSON columns and the like (see pg_types), it is not checked column by column
     declared: TableContract | None = None
+    #: a table of the schema read whole (its keys come from the catalog), not a SQL file
+    catalog: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a mapped extract task needs (contracts travel as their references)."""
+        return {
+            "name": self.name,
+            "query": self.query,
+            "sql_name": self.sql_name,
+            "catalog": self.catalog,
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], declared: TableContract | None = None
+    ) -> TableSource:
+        return cls(
+            str(data["name"]),
+            str(data["query"]),
+            str(data["sql_name"]),
+            declared=declared,
+            catalog=bool(data.get("catalog")),
+        )
 
 
 def extract_tables(
@@ -149,6 +172,94 @@ def run_extract(
     return {**staged, "sql_file": sql_file}
 
 
+def plan_multitable_extract(
+    conn: Any,
+    tables: Mapping[str, str | None] | Sequence[str],
+    *,
+    schema: str = "public",
+    relationships: Sequence[str | Mapping[str, Any]] = (),
+    primary_keys: Mapping[str, str | Sequence[str]] | None = None,
+    sql_dirs: Sequence[str | Path] = (),
+    engine: str | None = None,
+    contracts: Mapping[str, TableContract] | None = None,
+) -> list[TableSource]:
+    """Each table's source (query and name), checked before any row moves.
+
+    ``tables`` lists table names (read with ``SELECT *`` from ``schema``), or maps names to
+    a SQL file (``None`` = the table itself). When every table comes from the catalog, the
+    set (keys, relationships) is validated here, before any row is read; with
+    ``engine="hma"`` a schema HMA cannot model (composite keys, self-references) is refused.
+    """
+    wanted = dict.fromkeys(tables) if not isinstance(tables, Mapping) else dict(tables)
+    if not wanted:
+        raise ValueError("tables is empty: name at least one table of the set")
+    direct = [name for name, sql_file in wanted.items() if not sql_file]
+    if direct and len(direct) == len(wanted):  # all from the catalog: validate first
+        shapes, catalog_relationships = read_catalog(conn, direct, schema)
+        checked = build_table_set(shapes, catalog_relationships, relationships, primary_keys)
+        if engine == "hma":
+            single_column_keys_only(checked, engine)
+    sources = []
+    for name, sql_file in wanted.items():
+        if sql_file:
+            path = resolve_sql_file(sql_file, sql_dirs)
+            source = TableSource(name, read_sql_file(path), str(path))
+        else:
+            query = f"SELECT * FROM {quote_identifier(schema)}.{quote_identifier(name)}"
+            source = TableSource(name, query, f"{schema}.{name}", catalog=True)
+        sources.append(replace(source, declared=(contracts or {}).get(name)))
+    return sources
+
+
+def extract_set_table(
+    conn: Any, source: TableSource, staging_dir: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS
+) -> dict[str, Any]:
+    """Stream one table of a set to ``staging_dir/real/<name>.parquet`` (a task of its own
+    per table in the ready-made chain); its XCom description."""
+    real_dir = Path(staging_dir) / REAL_DIR
+    staged = extract_tables(
+        conn, [source], lambda name: real_dir / f"{name}.parquet", batch_rows=batch_rows
+    )
+    return staged[source.name]
+
+
+def describe_set(
+    conn: Any,
+    staged: Mapping[str, Mapping[str, Any]],
+    staging_dir: Path | str,
+    *,
+    schema: str = "public",
+    relationships: Sequence[str | Mapping[str, Any]] = (),
+    primary_keys: Mapping[str, str | Sequence[str]] | None = None,
+    sources: Sequence[TableSource] = (),
+    seconds: float = 0.0,
+) -> dict[str, Any]:
+    """The extracted set: each staged table (``staged``, in ``sources``' order), its keys and
+    relationships (catalog tables' from the database, SQL-file tables' declared), as the
+    later steps read it."""
+    names = [s.name for s in sources] or list(staged)
+    direct = [s.name for s in sources if s.catalog]
+    shapes: dict[str, TableShape] = {}
+    catalog_relationships: list[Any] = []
+    if direct:
+        shapes, catalog_relationships = read_catalog(conn, direct, schema)
+    tables = {name: dict(staged[name]) for name in names}
+    for name, info in tables.items():
+        if name not in shapes:
+            shapes[name] = TableShape(name, tuple(column for column, _ in info["columns"]))
+    table_set = build_table_set(shapes, catalog_relationships, relationships, primary_keys)
+    for rel in table_set.relationships:
+        log.info("Relationship %s (%s)", rel, rel.source)
+    return {
+        "staging_dir": str(Path(staging_dir).resolve()),
+        "schema": schema,
+        "tables": tables,
+        "table_set": table_set.to_dict(),
+        "rows": sum(t["rows"] for t in tables.values()),
+        "seconds": round(seconds, 3),
+    }
+
+
 def run_multitable_extract(
     conn: Any,
     tables: Mapping[str, str | None] | Sequence[str],
@@ -162,58 +273,42 @@ def run_multitable_extract(
     engine: str | None = None,
     contracts: Mapping[str, TableContract] | None = None,
 ) -> dict[str, Any]:
-    """Stage every table of the set as Parquet and describe the set (keys, relationships).
+    """Stage every table of the set as Parquet and describe the set (keys, relationships),
+    in this process: :func:`plan_multitable_extract`, :func:`extract_set_table` per table
+    (the ready-made chain runs those as mapped tasks), :func:`describe_set`.
 
-    With ``engine="hma"`` a schema HMA cannot model (composite keys, self-references) is
-    refused before any row of a catalog table moves.
-
-    ``tables`` lists table names (read with ``SELECT *`` from ``schema``), or maps names to
-    a SQL file (``None`` = the table itself). Keys and foreign keys of catalog tables come
-    from the database; ``relationships`` and ``primary_keys`` add or override them (needed
-    for SQL-file tables and for schemas without declared constraints). ``contracts`` (per
-    table, possibly partial) may accept column types that need a declared role (JSON).
+    Keys and foreign keys of catalog tables come from the database; ``relationships`` and
+    ``primary_keys`` add or override them (needed for SQL-file tables and for schemas
+    without declared constraints). ``contracts`` (per table, possibly partial) may accept
+    column types that need a declared role (JSON). A failure removes every table staged.
     """
-    wanted = dict.fromkeys(tables) if not isinstance(tables, Mapping) else dict(tables)
-    if not wanted:
-        raise ValueError("tables is empty: name at least one table of the set")
-    direct = [name for name, sql_file in wanted.items() if not sql_file]
-    shapes: dict[str, TableShape] = {}
-    catalog_relationships = []
-    if direct:
-        shapes, catalog_relationships = read_catalog(conn, direct, schema)
-    if len(direct) == len(wanted):  # all from the catalog: validate before moving any row
-        checked = build_table_set(shapes, catalog_relationships, relationships, primary_keys)
-        if engine == "hma":
-            single_column_keys_only(checked, engine)
-    sources = []
-    for name, sql_file in wanted.items():
-        if sql_file:
-            path = resolve_sql_file(sql_file, sql_dirs)
-            source = TableSource(name, read_sql_file(path), str(path))
-        else:
-            query = f"SELECT * FROM {quote_identifier(schema)}.{quote_identifier(name)}"
-            source = TableSource(name, query, f"{schema}.{name}")
-        sources.append(replace(source, declared=(contracts or {}).get(name)))
+    sources = plan_multitable_extract(
+        conn,
+        tables,
+        schema=schema,
+        relationships=relationships,
+        primary_keys=primary_keys,
+        sql_dirs=sql_dirs,
+        engine=engine,
+        contracts=contracts,
+    )
     real_dir = Path(staging_dir) / REAL_DIR
     started = time.monotonic()
     try:
-        staged = extract_tables(
-            conn, sources, lambda name: real_dir / f"{name}.parquet", batch_rows=batch_rows
+        staged = {
+            source.name: extract_set_table(conn, source, staging_dir, batch_rows=batch_rows)
+            for source in sources
+        }
+        return describe_set(
+            conn,
+            staged,
+            staging_dir,
+            schema=schema,
+            relationships=relationships,
+            primary_keys=primary_keys,
+            sources=sources,
+            seconds=time.monotonic() - started,
         )
-        for name, info in staged.items():
-            if name not in shapes:
-                shapes[name] = TableShape(name, tuple(column for column, _ in info["columns"]))
-        table_set = build_table_set(shapes, catalog_relationships, relationships, primary_keys)
     except BaseException:
         shutil.rmtree(real_dir, ignore_errors=True)  # a run that cannot go on keeps no real rows
         raise
-    for rel in table_set.relationships:
-        log.info("Relationship %s (%s)", rel, rel.source)
-    return {
-        "staging_dir": str(Path(staging_dir).resolve()),
-        "schema": schema,
-        "tables": staged,
-        "table_set": table_set.to_dict(),
-        "rows": sum(t["rows"] for t in staged.values()),
-        "seconds": round(time.monotonic() - started, 3),
-    }
