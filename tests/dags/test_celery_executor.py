@@ -7,7 +7,7 @@ the two share nothing but the servers. A cluster policy routes extract and publi
 worker and training, assessing and the teardown to the other, and the sampling shards to a
 queue both serve (``celery_deployment/airflow_local_settings.py``): every step must find what
 the step before it staged, on another machine as far as it can tell, and the shards of a
-table and the per-table fits of a set are spread over both workers.
+table and the per-table extracts and fits of a set are spread over both workers.
 
 Select with ``pytest -k celery_executor``.
 """
@@ -249,14 +249,15 @@ def test_celery_executor_runs_a_table_set_across_two_workers(celery_airflow, s3_
     states = task_states(celery_airflow, "esl_airbnb_multitable", run_id)
     ran_on = {task: host for task, (state, host) in states.items() if state == "success"}
     assert ran_on["esl.extract"] == "worker-a" and ran_on["esl.synthesize"] == "worker-b", states
-    # prepared once, then each table fitted in its own mapped task, on both workers
-    assert ran_on["esl.prepare"] == "worker-b", states
+    # each table extracted and fitted in mapped tasks of its own, spread over both workers
+    assert {ran_on["esl.extract_table[0]"], ran_on["esl.extract_table[1]"]} == set(WORKERS)
+    assert ran_on["esl.collect"] == ran_on["esl.prepare"] == "worker-b", states
     assert {ran_on["esl.fit[0]"], ran_on["esl.fit[1]"]} == set(WORKERS), states
     handed_on_through_staging(
         celery_airflow,
         "esl_airbnb_multitable",
         run_id,
-        ("esl.extract", "esl.prepare", "esl.synthesize"),
+        ("esl.collect", "esl.prepare", "esl.synthesize"),
     )
 
     layout = DatasetLayout("synthetic", "airbnb_multitable", run_id)
