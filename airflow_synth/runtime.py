@@ -890,26 +890,16 @@ def execute_multitable_extract(
     """
     from airflow_synth.core.steps import run_multitable_extract
 
-    tables_value = tables if isinstance(tables, Mapping) else as_list(tables, "tables")
-    sql_files = dict(tables_value) if isinstance(tables_value, Mapping) else {}
-    sql_dirs = sql_search_dirs(context)
-    preflight(validate, sql_files=sql_files, sql_dirs=sql_dirs)
-    contract_refs = resolve_table_contracts(as_dict(contracts, "contracts"), sql_dirs)
+    checked, contract_refs = _checked_set_extract(
+        context, tables, relationships, primary_keys, validate, contracts
+    )
     store = store_settings(validate, aws_conn_id, bucket, synth_conn_id)
     with source_and_staging(context, dataset, postgres_conn_id, staging_dir, store) as (
         conn,
         workspace,
     ):
         result = run_multitable_extract(
-            conn,
-            tables_value,
-            workspace.local,
-            schema=schema,
-            relationships=as_list(relationships, "relationships"),
-            primary_keys=as_dict(primary_keys, "primary_keys"),
-            sql_dirs=sql_dirs,
-            engine=(validate or {}).get("engine") or None,
-            contracts=load_table_contracts(contract_refs),
+            conn, checked.pop("tables"), workspace.local, schema=schema, **checked
         )
         return workspace.stage(
             {
@@ -919,6 +909,34 @@ def execute_multitable_extract(
                 "staging": str(workspace.location),
             }
         )
+
+
+def _checked_set_extract(
+    context: Mapping[str, Any],
+    tables: Any,
+    relationships: Any,
+    primary_keys: Any,
+    validate: Mapping[str, Any] | None,
+    contracts: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A set extract's arguments after the checks that come before any connection: the
+    later steps' settings, every SQL file and contract (``preflight``). Returns the keyword
+    arguments of ``plan_multitable_extract``/``run_multitable_extract`` besides the schema,
+    and the contracts' JSON-safe references (for XCom)."""
+    tables_value = tables if isinstance(tables, Mapping) else as_list(tables, "tables")
+    sql_files = dict(tables_value) if isinstance(tables_value, Mapping) else {}
+    sql_dirs = sql_search_dirs(context)
+    preflight(validate, sql_files=sql_files, sql_dirs=sql_dirs)
+    contract_refs = resolve_table_contracts(as_dict(contracts, "contracts"), sql_dirs)
+    checked = {
+        "tables": tables_value,
+        "relationships": as_list(relationships, "relationships"),
+        "primary_keys": as_dict(primary_keys, "primary_keys"),
+        "sql_dirs": sql_dirs,
+        "engine": (validate or {}).get("engine") or None,
+        "contracts": load_table_contracts(contract_refs),
+    }
+    return checked, contract_refs
 
 
 def execute_multitable_extract_plan(
@@ -944,35 +962,27 @@ def execute_multitable_extract_plan(
     describes the set)."""
     from airflow_synth.core.steps import plan_multitable_extract
 
-    tables_value = tables if isinstance(tables, Mapping) else as_list(tables, "tables")
-    sql_files = dict(tables_value) if isinstance(tables_value, Mapping) else {}
-    sql_dirs = sql_search_dirs(context)
-    preflight(validate, sql_files=sql_files, sql_dirs=sql_dirs)
-    contract_refs = resolve_table_contracts(as_dict(contracts, "contracts"), sql_dirs)
+    checked, contract_refs = _checked_set_extract(
+        context, tables, relationships, primary_keys, validate, contracts
+    )
     store = store_settings(validate, aws_conn_id, bucket, synth_conn_id)
-    declared = {
-        "relationships": as_list(relationships, "relationships"),
-        "primary_keys": as_dict(primary_keys, "primary_keys"),
-    }
     with source_and_staging(context, dataset, postgres_conn_id, staging_dir, store) as (
         conn,
         workspace,
     ):
         sources = plan_multitable_extract(
             conn,
-            tables_value,
+            checked["tables"],
             schema=schema,
-            sql_dirs=sql_dirs,
-            engine=(validate or {}).get("engine") or None,
-            contracts=load_table_contracts(contract_refs),
-            **declared,
+            **{k: v for k, v in checked.items() if k != "tables"},
         )
         location = str(workspace.location)
     shared = {
         "postgres_conn_id": postgres_conn_id,
         "schema": schema,
-        **declared,
-        "contracts": contract_refs,
+        "relationships": checked["relationships"],
+        "primary_keys": checked["primary_keys"],
+        "contracts": resolve_table_contracts(as_dict(contracts, "contracts"), checked["sql_dirs"]),
         "store": store,
         "staging_dir": staging_dir,
         "staging": location,
