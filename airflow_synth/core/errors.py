@@ -15,12 +15,32 @@ class SynthError(Exception):
     """Base class of all errors airflow-synth raises deliberately."""
 
 
+class TransientError(SynthError):
+    """Something outside the run failed for a while (a lost database connection, an S3
+    server down or throttling) and was retried with backoff before giving up.
+
+    The message names what failed (SQL file, connection id, bucket) and says that it is
+    transient: every step is idempotent, so an Airflow task retry is safe.
+    """
+
+    transient = True
+
+
 class SqlFileError(SynthError):
     """The SQL file is missing, unreadable or empty."""
 
 
 class ExtractError(SynthError):
     """The extract query failed in the database."""
+
+
+class SourceConnectionLostError(TransientError, ExtractError):
+    """The connection to the source database was lost (server restarted, backend
+    terminated, network cut); ``sql_name`` is the query that was being read."""
+
+    def __init__(self, message: str, sql_name: str | None = None) -> None:
+        super().__init__(message)
+        self.sql_name = sql_name
 
 
 class EmptyExtractError(ExtractError):
@@ -59,3 +79,18 @@ class QualityGateError(SynthError):
 
 class PublishError(SynthError):
     """Publishing to the object store failed; the dataset stays unpublished."""
+
+
+class StorageUnavailableError(TransientError, ConnectionConfigError):
+    """The S3 server could not be reached, timed out or throttled (5xx, SlowDown) after
+    botocore's retries: an outage, not the connection's settings. (A subclass of
+    :class:`ConnectionConfigError` so code that lets named store errors through keeps
+    doing so.)"""
+
+
+class DiskFullError(SynthError):
+    """A task's local folder (staging or workspace) ran out of space; ``path`` names it."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

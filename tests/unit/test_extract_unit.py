@@ -20,7 +20,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_synth.core.contract import parse_contract
-from airflow_synth.core.errors import ContractError, EmptyExtractError, ExtractError
+from airflow_synth.core.errors import (
+    ContractError,
+    EmptyExtractError,
+    ExtractError,
+    SourceConnectionLostError,
+)
 from airflow_synth.core.extract import columnar
 from airflow_synth.core.extract.columnar import (
     NATIVE_OIDS,
@@ -389,8 +394,8 @@ def test_database_error_becomes_extract_error(tmp_path: Path) -> None:
 def test_failure_mid_stream_leaves_no_partial_file(tmp_path: Path) -> None:
     conn = FakeConnection(USER_COLUMNS, USER_ROWS, fail_on_fetch=2)
     out = tmp_path / "real.parquet"
-    with pytest.raises(ConnectionError):
-        stream_query_to_parquet(conn, SQL, out, batch_rows=3)
+    with pytest.raises(SourceConnectionLostError, match="lost .server closed the connection"):
+        stream_query_to_parquet(conn, SQL, out, batch_rows=3, sql_name="users.sql")
     assert list(tmp_path.iterdir()) == []
     assert conn.rollbacks == 1
 

@@ -31,7 +31,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_synth.core.errors import ExtractError
+from airflow_synth.core.errors import ExtractError, SourceConnectionLostError
+from airflow_synth.core.extract.retry import is_connection_lost
 from airflow_synth.core.redact import scrub_message
 
 #: OIDs that ADBC decodes to exactly the Arrow type of ``stream._ARROW_BY_OID``:
@@ -117,7 +118,8 @@ def connect(conn: Any) -> Any:
     except Exception as exc:  # noqa: BLE001 - whatever the driver raises, said plainly
         where = f"{info.host}:{info.port}/{info.dbname}"
         message = _without(str(exc), password)
-        raise ExtractError(
+        error = SourceConnectionLostError if is_connection_lost(exc) else ExtractError
+        raise error(
             f"Cannot open the extract's read-only connection to {where} (derived from the "
             f"task's Postgres connection): {message}"
         ) from None
@@ -211,6 +213,8 @@ class ReadError(Exception):
         primary = details.get(b"PG_DIAG_MESSAGE_PRIMARY") or text.strip().splitlines()[0]
         self.diag = _Diag(primary, details.get(b"PG_DIAG_MESSAGE_HINT"))
         self.sqlstate = getattr(exc, "sqlstate", None)
+        #: the server went away (not a failure of the query): the extract is retried
+        self.connection_lost = is_connection_lost(exc)
         super().__init__(scrub_message(primary))
 
 

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from airflow_synth.core.contract import schema_columns
 from airflow_synth.core.errors import EmptyExtractError, ExtractError
 from airflow_synth.core.extract import columnar
+from airflow_synth.core.extract.retry import is_connection_lost, lost_connection_error
 from airflow_synth.core.extract.sql import error_line
 from airflow_synth.core.redact import scrub_message
 
@@ -191,7 +192,8 @@ def stream_query_to_parquet(
         writer = None
     except BaseException:
         if writer is not None:
-            writer.close()
+            with suppress(Exception):  # a full disk fails the footer too: the file goes anyway
+                writer.close()
         partial.unlink(missing_ok=True)
         raise
     finally:
@@ -245,6 +247,8 @@ def _raise_extract_error(
     """Raise the :class:`ExtractError` for a database error, chained to it unless the
     error is about the rows (its text and traceback may quote a real value); any other
     exception (ours, an interruption, a lost connection) is raised as it is."""
+    if is_connection_lost(exc):  # not the SQL's fault: retried (see retry.with_source_retries)
+        raise lost_connection_error(sql_name, None, exc, attempts=1, seconds=0) from exc
     if not hasattr(exc, "diag"):  # psycopg 2 and 3 errors from the server carry diag
         raise exc
     error = _extract_error(exc, sql, sql_name, sent)
@@ -270,6 +274,8 @@ def _adbc_tables(conn: Any, sql: str, parameters: Any, sql_name: str, batch_rows
     try:
         yield from columnar.read_tables(conn, query, schema, oids, batch_rows)
     except columnar.ReadError as exc:  # holds no value; the driver's error is not chained
+        if exc.connection_lost:
+            raise lost_connection_error(sql_name, None, exc, attempts=1, seconds=0) from None
         raise _extract_error(exc, sql, sql_name) from None
 
 
