@@ -43,6 +43,7 @@ from airflow_synth.core.errors import (
     QualityGateError,
     SynthesizerConfigError,
 )
+from airflow_synth.core.extract.retry import is_connection_lost, with_source_retries
 from airflow_synth.core.extract.sql import read_sql_file
 from airflow_synth.core.extract.staging import path_from_uri, remove_staging
 from airflow_synth.core.publish.layout import DatasetLayout
@@ -302,11 +303,32 @@ def postgres_connection(postgres_conn_id: str) -> Any:
                 f"Create the Airflow connection {postgres_conn_id!r} (type 'Postgres'), e.g. "
                 f"with AIRFLOW_CONN_{postgres_conn_id.upper()}=postgresql://user:pass@host:5432/db"
             )
+        elif is_connection_lost(exc):
+            fix = (
+                "The server did not answer: it may be down or restarting (transient: an "
+                "Airflow task retry is safe), or the host and port of connection "
+                f"{postgres_conn_id!r} are wrong."
+            )
         else:
             fix = f"Check host, port, database and credentials of connection {postgres_conn_id!r}."
         raise ConnectionConfigError(
             f"Cannot connect to Postgres through connection {postgres_conn_id!r}: {exc}\n{fix}"
         ) from exc
+
+
+def with_reconnects(
+    conn: Any, postgres_conn_id: str, sql_name: str, work: Callable[[Any], Any]
+) -> Any:
+    """``work(conn)``, an extract (idempotent), run again on a new connection while the
+    source connection is lost, with backoff; then a transient error that names ``sql_name``
+    and the connection (:func:`airflow_synth.core.extract.retry.with_source_retries`)."""
+    return with_source_retries(
+        work,
+        conn,
+        lambda: postgres_connection(postgres_conn_id),
+        sql_name=sql_name,
+        connection_id=postgres_conn_id,
+    )
 
 
 def execute_extract(
@@ -351,14 +373,19 @@ def execute_extract(
         conn,
         workspace,
     ):
-        result = run_extract(
+        result = with_reconnects(
             conn,
-            sql,
-            workspace.local,
-            sql_name=str(sql_path),
-            parameters=parameters,
-            contract=contract,
-            max_rows=DRY_RUN_ROWS if dry_run else None,
+            postgres_conn_id,
+            str(sql_path),
+            lambda source: run_extract(
+                source,
+                sql,
+                workspace.local,
+                sql_name=str(sql_path),
+                parameters=parameters,
+                contract=contract,
+                max_rows=DRY_RUN_ROWS if dry_run else None,
+            ),
         )
         extract_metrics(dataset, result)
         return workspace.stage(
@@ -898,8 +925,14 @@ def execute_multitable_extract(
         conn,
         workspace,
     ):
-        result = run_multitable_extract(
-            conn, checked.pop("tables"), workspace.local, schema=schema, **checked
+        tables_value = checked.pop("tables")
+        result = with_reconnects(
+            conn,
+            postgres_conn_id,
+            f"the tables of {dataset}",
+            lambda source: run_multitable_extract(
+                source, tables_value, workspace.local, schema=schema, **checked
+            ),
         )
         return workspace.stage(
             {
@@ -1006,7 +1039,12 @@ def execute_multitable_extract_table(
     with source_and_staging(
         context, dataset, table["postgres_conn_id"], table.get("staging_dir"), table["store"]
     ) as (conn, workspace):
-        info = extract_set_table(conn, source, workspace.local)
+        info = with_reconnects(
+            conn,
+            table["postgres_conn_id"],
+            source.sql_name,
+            lambda current: extract_set_table(current, source, workspace.local),
+        )
         return workspace.stage({"table": name, **info})
 
 
