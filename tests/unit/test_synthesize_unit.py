@@ -513,6 +513,12 @@ def test_quiet_model_logs_silences_per_model_info_lines_and_restores_levels(capl
     assert chatty.level == logging.INFO
 
 
+def test_no_model_is_kept_unless_asked(second) -> None:
+    """A dry run (save_model=False) keeps no model: nothing for a publish step to upload."""
+    result, _ = second
+    assert result["model_files"] == {}
+
+
 def test_the_model_travels_with_the_publication(first, tmp_path: Path) -> None:
     """run_load uploads the saved model under the attempt, before the manifest, and the
     manifest's model_uri names it."""
