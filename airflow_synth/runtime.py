@@ -47,7 +47,7 @@ from airflow_synth.core.extract.retry import is_connection_lost, with_source_ret
 from airflow_synth.core.extract.sql import read_sql_file
 from airflow_synth.core.extract.staging import path_from_uri, remove_staging
 from airflow_synth.core.publish.layout import DatasetLayout
-from airflow_synth.hooks.object_store import S3ObjectStore, describe_s3_failure
+from airflow_synth.hooks.object_store import S3ObjectStore, is_transient_s3_failure, s3_failure
 from airflow_synth.hooks.synth import SynthHook
 from airflow_synth.metrics import extract_metrics, load_metrics, synthesis_metrics
 from airflow_synth.preflight import preflight
@@ -113,17 +113,20 @@ def checked_store(hook: SynthHook) -> S3ObjectStore:
 @contextmanager
 def s3_failures_named(hook: SynthHook) -> Iterator[None]:
     """Re-raise a failure of the object store (botocore, Airflow's AWS hook) as a
-    ``ConnectionConfigError`` that names the connection and bucket to fix; publishing
-    single tables and table sets fails the same way."""
+    ``ConnectionConfigError`` that names the connection and bucket to fix, or, when the
+    server was unreachable or throttling (after botocore's retries), a
+    ``StorageUnavailableError`` that says it is transient; publishing single tables and
+    table sets fails the same way."""
     try:
         yield
     except ConnectionConfigError:
-        raise  # already names what to fix
+        raise  # already names what to fix (an outage too: StorageUnavailableError)
     except Exception as exc:
-        if type(exc).__module__.startswith(("botocore", "airflow")):
-            raise ConnectionConfigError(
-                describe_s3_failure(hook.aws_conn_id, hook.bucket, exc)
-            ) from exc
+        # an outage (also inside the publisher's PublishError) is transient, named as such
+        if is_transient_s3_failure(exc) or type(exc).__module__.startswith(
+            ("botocore", "airflow", "boto3")
+        ):
+            raise s3_failure(hook.aws_conn_id, hook.bucket, exc) from exc
         raise
 
 

@@ -24,19 +24,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_synth.core.errors import ConnectionConfigError
+from airflow_synth.core.errors import ConnectionConfigError, StorageUnavailableError
 from airflow_synth.core.extract.staging import (
     ObjectStaging,
     StagingLocation,
+    disk_full_named,
     remove_staging,
     run_staging_dir,
 )
 from airflow_synth.core.names import safe_key_part
-from airflow_synth.hooks.object_store import describe_s3_failure
+from airflow_synth.hooks.object_store import is_transient_s3_failure, s3_failure
 from airflow_synth.hooks.synth import SynthHook
 
 log = logging.getLogger(__name__)
 
+#: A task's private working folder (object staging) is a temp dir named so: the sweeper
+#: finds the ones a killed task left behind.
+TASK_DIR_PREFIX = "airflow-synth-task-"
 _STAGING_FAILED = "Staging real rows between tasks failed."
 _STAGING_FIX = (
     "\nThe staging bucket is private and separate from the published one (README, "
@@ -67,6 +71,8 @@ class TaskWorkspace:
             return
         try:
             self.staging.store.check()
+        except StorageUnavailableError as exc:  # an outage: the settings may well be right
+            raise StorageUnavailableError(f"{_STAGING_FAILED} {exc}") from exc
         except ConnectionConfigError as exc:
             raise ConnectionConfigError(f"{_STAGING_FAILED} {exc}{_STAGING_FIX}") from exc
 
@@ -89,19 +95,25 @@ def task_workspace(
     context: Mapping[str, Any], dataset: str, hook: SynthHook, staging_dir: str | None = None
 ) -> Iterator[TaskWorkspace]:
     """The task's workspace (see the module docstring); its local folder is removed at the
-    end of the task when staging is in the object store."""
+    end of the task when staging is in the object store. A full disk met in the task fails
+    it with a :class:`~airflow_synth.core.errors.DiskFullError` that names the folder."""
     location = hook.staging(staging_dir)
     dag_id, run_id, _ = run_key(context, dataset)
     if not location.in_object_store:
-        yield TaskWorkspace(run_staging_dir(dag_id, run_id, dataset, location.local_root), location)
+        root = location.local_root or Path(tempfile.gettempdir())
+        with disk_full_named(root, "the local staging root"):
+            folder = run_staging_dir(dag_id, run_id, dataset, location.local_root)
+        with disk_full_named(folder, "the run's local staging folder"):
+            yield TaskWorkspace(folder, location)
         return
-    local = Path(tempfile.mkdtemp(prefix="airflow-synth-task-"))  # mode 0700
+    local = Path(tempfile.mkdtemp(prefix=TASK_DIR_PREFIX))  # mode 0700
     try:
         key = "/".join(safe_key_part(part) for part in (dag_id, run_id, dataset))
         staging = ObjectStaging(
             hook.staging_store(location), str(location.bucket), location.prefix, key, local
         )
-        yield TaskWorkspace(local, location, staging)
+        with disk_full_named(local, "the task's working folder in the worker's temp dir"):
+            yield TaskWorkspace(local, location, staging)
     finally:
         shutil.rmtree(local, ignore_errors=True)  # no real row stays on this worker
 
@@ -133,12 +145,14 @@ def _staging_failures_named(workspace: TaskWorkspace) -> Iterator[None]:
     except ConnectionConfigError:
         raise
     except Exception as exc:
-        if type(exc).__module__.startswith(("botocore", "airflow", "boto3")):
+        transient = is_transient_s3_failure(exc)
+        if transient or type(exc).__module__.startswith(("botocore", "airflow", "boto3")):
             store = workspace.staging.store if workspace.staging else None
             conn_id = getattr(store, "aws_conn_id", "?")
-            raise ConnectionConfigError(
-                f"{_STAGING_FAILED} "
-                + describe_s3_failure(conn_id, str(workspace.location.bucket), exc)
-                + _STAGING_FIX
-            ) from exc
+            error = s3_failure(
+                conn_id, str(workspace.location.bucket), exc, prefix=f"{_STAGING_FAILED} "
+            )
+            if not transient:
+                error.args = (f"{error.args[0]}{_STAGING_FIX}",)
+            raise error from exc
         raise

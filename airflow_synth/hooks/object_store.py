@@ -1,8 +1,17 @@
 """The S3 side of publishing, through the Amazon provider's ``S3Hook``.
 
 :class:`S3ObjectStore` implements the core's small ``ObjectStore`` protocol over an
-Airflow AWS connection, so credentials, endpoint (MinIO, SeaweedFS) and retries are
-whatever the connection says, and the core never sees a secret.
+Airflow AWS connection, so credentials and endpoint (MinIO, SeaweedFS) are whatever the
+connection says, and the core never sees a secret.
+
+**Retries.** Every client we make retries what is transient, with exponential backoff and
+jitter, before a call fails: botocore's ``standard`` retry mode, :data:`MAX_ATTEMPTS`
+attempts in all (connection refused or reset, connect and read timeouts, HTTP 5xx,
+``SlowDown``/``Throttling``), a connection attempt given :data:`CONNECT_TIMEOUT` seconds.
+The connection's extra ``config_kwargs`` wins (e.g. ``{"retries": {"mode": "adaptive",
+"max_attempts": 10}}``). What still fails is told apart by :func:`is_transient_s3_failure`:
+an outage (:class:`~airflow_synth.core.errors.StorageUnavailableError`, "transient") or the
+settings (a missing bucket, refused credentials: :class:`ConnectionConfigError`).
 """
 
 from __future__ import annotations
@@ -13,10 +22,29 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from botocore.config import Config
 
-from airflow_synth.core.errors import ConnectionConfigError, PublishError
+from airflow_synth.core.errors import (
+    ConnectionConfigError,
+    PublishError,
+    StorageUnavailableError,
+    SynthError,
+)
 
 log = logging.getLogger(__name__)
+#: botocore's retries on our S3 clients (see the module doc); the connection's
+#: ``config_kwargs`` override them.
+RETRY_MODE = "standard"
+MAX_ATTEMPTS = 5
+#: Seconds to open a connection to the endpoint (botocore's default is 60, per attempt).
+CONNECT_TIMEOUT = 10
+#: Error codes (or HTTP statuses) of a busy, throttling or failing server: transient.
+_TRANSIENT_CODES = {
+    *("500", "502", "503", "504", "429"),
+    *("InternalError", "ServiceUnavailable", "SlowDown", "Throttling", "ThrottlingException"),
+    *("RequestTimeout", "RequestTimeoutException", "RequestLimitExceeded", "TooManyRequests"),
+    *("TooManyRequestsException", "BandwidthLimitExceeded", "PriorRequestNotComplete"),
+}
 #: Error codes of a server that refuses server-side encryption headers.
 _NO_SSE = {"NotImplemented", "InvalidArgument", "InvalidRequest", "InvalidEncryptionAlgorithmError"}
 
@@ -38,7 +66,9 @@ class S3ObjectStore:
     @property
     def hook(self) -> S3Hook:
         if self._hook is None:
-            self._hook = S3Hook(aws_conn_id=self.aws_conn_id)
+            self._hook = S3Hook(
+                aws_conn_id=self.aws_conn_id, config=client_config(self.aws_conn_id)
+            )
         return self._hook
 
     def check(self) -> None:
@@ -49,9 +79,7 @@ class S3ObjectStore:
             self.hook.get_connection(self.aws_conn_id)
             self.hook.get_conn().head_bucket(Bucket=self.bucket)
         except Exception as exc:  # AirflowNotFoundException, botocore errors, ...
-            raise ConnectionConfigError(
-                describe_s3_failure(self.aws_conn_id, self.bucket, exc)
-            ) from exc
+            raise s3_failure(self.aws_conn_id, self.bucket, exc) from exc
 
     def put_file(self, path: Path, key: str) -> None:
         self._put(self.hook.load_file, str(path), key)
@@ -109,11 +137,96 @@ class S3ObjectStore:
         return Path(path)
 
 
-def describe_s3_failure(aws_conn_id: str, bucket: str, exc: Exception) -> str:
-    """An actionable message for the ways reaching a bucket fails."""
+def client_config(aws_conn_id: str | None) -> Config:
+    """The botocore config of our clients: our retries and connect timeout, overridden by
+    the connection's extra ``config_kwargs`` where it sets them."""
+    ours = Config(
+        retries={"mode": RETRY_MODE, "max_attempts": MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT,
+    )
+    try:  # the connection's own botocore settings (None without config_kwargs)
+        own = S3Hook(aws_conn_id=aws_conn_id).conn_config.botocore_config if aws_conn_id else None
+    except Exception as exc:  # noqa: BLE001 - a missing connection fails check() by name
+        log.debug("no botocore settings read from connection %s: %s", aws_conn_id, exc)
+        own = None
+    return ours.merge(own) if own is not None else ours
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from or while handling (boto3 wraps without ``from``)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in seen) and len(seen) < 8:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def is_transient_s3_failure(exc: BaseException) -> bool:
+    """Whether a failed S3 call (or what it was raised from) is an outage rather than the
+    settings: the endpoint unreachable, a connection refused, reset or timed out, HTTP 5xx,
+    throttling (``SlowDown``, 429). A missing bucket or key (404), refused credentials
+    (403) and a missing connection are the settings."""
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
+    )
+    from botocore.exceptions import (
+        HTTPClientError,
+        IncompleteReadError,
+    )
+
+    for error in _chain(exc):
+        if isinstance(error, SynthError) and not isinstance(error, PublishError):
+            return isinstance(error, StorageUnavailableError)
+        if isinstance(error, BotoConnectionError | HTTPClientError | IncompleteReadError):
+            return True
+        if isinstance(error, ConnectionError | TimeoutError):  # builtins: reset, refused
+            return True
+        if type(error).__name__ == "RetriesExceededError":  # boto3's download retries
+            return True
+        code = _error_code(error)
+        if code is not None:
+            status = _http_status(error)
+            return code in _TRANSIENT_CODES or (
+                status is not None and (status >= 500 or status == 429)
+            )
+    return False
+
+
+def _retries_of(aws_conn_id: str) -> str:
+    try:
+        retries = client_config(aws_conn_id).retries or {}
+    except Exception:  # noqa: BLE001 - wording only
+        retries = {}
+    mode = retries.get("mode", "legacy")  # botocore's default when the mode is not set
+    attempts = retries.get("max_attempts", retries.get("total_max_attempts", "default"))
+    return f"botocore {mode} mode, max_attempts={attempts}"
+
+
+def s3_failure(aws_conn_id: str, bucket: str, exc: BaseException, prefix: str = "") -> SynthError:
+    """The error to raise for a failed S3 call: :class:`StorageUnavailableError` for an
+    outage (transient: retried already, a task retry is safe), else
+    :class:`ConnectionConfigError` naming the setting to fix."""
+    text = prefix + describe_s3_failure(aws_conn_id, bucket, exc)
+    if is_transient_s3_failure(exc):
+        return StorageUnavailableError(text)
+    return ConnectionConfigError(text)
+
+
+def describe_s3_failure(aws_conn_id: str, bucket: str, exc: BaseException) -> str:
+    """An actionable message for the ways reaching a bucket fails: an outage is called
+    transient (the server, not the settings), anything else names the setting to fix."""
     text = str(exc)
-    code = _error_code(exc)
-    if type(exc).__name__ == "AirflowNotFoundException" or "isn't defined" in text:
+    code = next((c for c in map(_error_code, _chain(exc)) if c), None)
+    if is_transient_s3_failure(exc):
+        fix = (
+            "transient: the S3 server could not be reached, timed out or was throttling "
+            f"(retried with backoff: {_retries_of(aws_conn_id)}); Airflow task retries are "
+            "safe (every step is idempotent and a failed publication changes nothing readers "
+            "see). If it persists, check that the S3 server is up and reachable from the "
+            f"worker, and that the endpoint_url of connection {aws_conn_id!r} points at it."
+        )
+    elif type(exc).__name__ == "AirflowNotFoundException" or "isn't defined" in text:
         fix = (
             f"Create the Airflow connection {aws_conn_id!r} (type 'Amazon Web Services'; for "
             "MinIO/SeaweedFS set extra endpoint_url), e.g. with the environment variable "
@@ -128,8 +241,16 @@ def describe_s3_failure(aws_conn_id: str, bucket: str, exc: Exception) -> str:
     return f"Cannot use bucket {bucket!r} through connection {aws_conn_id!r}: {text}\n{fix}"
 
 
-def _error_code(exc: Exception) -> str | None:
+def _error_code(exc: BaseException) -> str | None:
     response: Any = getattr(exc, "response", None)
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code"))
+    return None
+
+
+def _http_status(exc: BaseException) -> int | None:
+    response: Any = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return int(status) if status else None
     return None

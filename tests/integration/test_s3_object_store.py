@@ -25,7 +25,11 @@ from botocore.client import BaseClient
 
 from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.engine.synthesizers import resolve_synthesizer
-from airflow_synth.core.errors import ConnectionConfigError, PublishError
+from airflow_synth.core.errors import (
+    ConnectionConfigError,
+    PublishError,
+    StorageUnavailableError,
+)
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import publish_dataset, read_latest, read_manifest
 from airflow_synth.core.steps import run_load, run_synthesize
@@ -195,7 +199,8 @@ def test_check_with_an_undefined_connection_id(monkeypatch):
 
 
 def test_check_with_nothing_listening_on_the_endpoint(local_stack, monkeypatch):
-    """A stopped server: the error names the connection and points at endpoint_url."""
+    """A stopped server: the error names the connection, says the outage is transient
+    (a task retry is safe) and still points at endpoint_url in case it is wrong."""
     query = parse_qs(urlsplit(local_stack.connection_env()[ENV]).query)
     extra = {
         "endpoint_url": f"http://127.0.0.1:{free_port()}",
@@ -204,12 +209,14 @@ def test_check_with_nothing_listening_on_the_endpoint(local_stack, monkeypatch):
     }
     uri = f"aws://minioadmin:minioadmin@/?__extra__={quote(json.dumps(extra), safe='')}"
     monkeypatch.setenv("AIRFLOW_CONN_SYNTH_S3_CLOSED", uri)
-    with pytest.raises(ConnectionConfigError) as err:
+    with pytest.raises(StorageUnavailableError) as err:
         S3ObjectStore("synth_s3_closed", BUCKET).check()
     text = str(err.value)
     assert "through connection 'synth_s3_closed'" in text
     assert extra["endpoint_url"] in text  # botocore's message names the endpoint
-    assert "Check the endpoint_url and credentials of connection 'synth_s3_closed'." in text
+    assert "transient: the S3 server could not be reached" in text
+    assert "botocore legacy mode, max_attempts=1" in text  # the connection's own retries
+    assert "the endpoint_url of connection 'synth_s3_closed' points at it" in text
 
 
 # --------------------------------------------------------------------------------------------

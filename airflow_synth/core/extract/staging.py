@@ -13,15 +13,18 @@ teardown removes them whether the run succeeded or failed. Two kinds of staging:
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from airflow_synth.core.errors import DiskFullError
 from airflow_synth.core.names import safe_key_part
 
 STAGING_ENV = "SYNTH_STAGING_DIR"
@@ -66,6 +69,55 @@ def remove_staging(path: str | Path, base: str | Path | None = None) -> bool:
         if root in parent.parents and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
     return existed
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An ``OSError`` of a full disk or an exhausted quota (pyarrow's writer says so too)."""
+    if not isinstance(exc, OSError):
+        return False
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc)
+
+
+def _space(path: Path) -> str:
+    """``"12.0 MiB free of 1.0 GiB"`` on the filesystem holding ``path`` (or its parent)."""
+    for candidate in (path, *path.parents):
+        try:
+            usage = shutil.disk_usage(candidate)
+        except OSError:
+            continue
+        return f"{_size(usage.free)} free of {_size(usage.total)}"
+    return "free space unknown"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+@contextmanager
+def disk_full_named(path: str | Path, what: str) -> Iterator[None]:
+    """Turn a full disk met in the block into a :class:`DiskFullError` that names ``path``
+    (``what`` says which folder it is), the space on its filesystem and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        path = Path(path)
+        written = f" (writing {exc.filename})" if getattr(exc, "filename", None) else ""
+        raise DiskFullError(
+            f"No space left on the device of {path}, {what}{written}: {_space(path)} now "
+            "(after the partial files were removed). Nothing was published, and the real rows "
+            "written so far were removed. Free space there or stage on a bigger disk: a local "
+            f"staging folder is staging_dir= or ${STAGING_ENV}, a task's working folder is in "
+            "the worker's temp dir ($TMPDIR); either needs room for about twice the extracted "
+            "table's Parquet size. Not transient by itself: an Airflow task retry is safe "
+            "once there is room.",
+            str(path),
+        ) from exc
 
 
 def path_from_uri(uri: str) -> Path:
