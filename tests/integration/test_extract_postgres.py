@@ -246,8 +246,8 @@ def test_rows_are_read_by_adbc_in_a_read_only_connection(conn, tmp_path, monkeyp
 
     opened: list[Any] = []
 
-    def spy(source: Any) -> Any:
-        connection = columnar_connect(source)
+    def spy(source: Any, options: str = "") -> Any:
+        connection = columnar_connect(source, options)
         opened.append(connection)
         return connection
 

@@ -26,7 +26,7 @@ from airflow_synth.core.errors import (
     ExtractError,
     SourceConnectionLostError,
 )
-from airflow_synth.core.extract import columnar
+from airflow_synth.core.extract import columnar, session
 from airflow_synth.core.extract.columnar import (
     NATIVE_OIDS,
     ReadError,
@@ -71,13 +71,19 @@ class FakeCursor:
         self.conn.cursor_closed = True
 
     def execute(self, sql: str, parameters: Any = None) -> None:
+        if sql == session.TIMEOUTS:  # every transaction's second statement: the timeouts
+            self.conn.guards.append(parameters)
+            return
         self.conn.executed.append((sql, parameters))
-        if sql == READ_ONLY:  # the row path's first statement: no result
+        if sql == READ_ONLY:  # every transaction's first statement: no result
             return
         if self.conn.execute_error is not None:
             raise self.conn.execute_error
         self.description = list(self.conn.columns)
         self._rows = list(self.conn.rows)
+
+    def fetchall(self) -> list[tuple]:  # the timeouts chosen (only the guard fetches all)
+        return [("idle_in_transaction_session_timeout", "10min", 600000)]
 
     def fetchmany(self, size: int) -> list[tuple]:
         self._fetches += 1
@@ -102,6 +108,7 @@ class FakeConnection:
         self.execute_error = execute_error
         self.fail_on_fetch = fail_on_fetch
         self.executed: list[tuple[str, Any]] = []
+        self.guards: list[Any] = []  # the timeouts statement's parameters, per transaction
         self.fetch_sizes: list[int] = []
         self.cursor_names: list[str | None] = []
         self.cursors: list[FakeCursor] = []
@@ -526,6 +533,19 @@ def test_conninfo_keeps_the_source_options_and_needs_no_password() -> None:
     assert "password" not in conninfo
 
 
+def test_the_adbc_connection_gets_the_timeouts_after_the_source_options() -> None:
+    """The timeouts the describing transaction chose come after the source's own options
+    (libpq: the later ``-c`` wins), and read-only last."""
+    options = session.adbc_options(
+        {"statement_timeout": 3_600_000, "idle_in_transaction_session_timeout": 600_000}
+    )
+    conninfo = conninfo_for({"host": "h", "options": "-c statement_timeout=5"}, None, options)
+    assert (
+        "options='-c statement_timeout=5 -c idle_in_transaction_session_timeout=600000 "
+        "-c statement_timeout=3600000 -c default_transaction_read_only=on'" in conninfo
+    )
+
+
 def _batch_of(**columns: pa.Array) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
 
@@ -605,7 +625,7 @@ def test_read_tables_cuts_adbc_batches_into_tables_of_batch_rows(monkeypatch) ->
         for start, n in zip(starts, sizes, strict=True)
     ]
     source = FakeAdbc(batches)
-    monkeypatch.setattr(columnar, "connect", lambda conn: source)
+    monkeypatch.setattr(columnar, "connect", lambda conn, options="": source)
     schema = pa.schema([("id", pa.int64())])
     tables = list(read_tables(object(), "SELECT id FROM t", schema, [20], batch_rows=5))
     assert [t.num_rows for t in tables] == [5, 5, 5]
@@ -627,7 +647,7 @@ def test_read_tables_turns_a_failure_while_streaming_into_a_read_error(monkeypat
 
     source = FakeAdbc([])
     source.batches = failing()  # type: ignore[assignment]
-    monkeypatch.setattr(columnar, "connect", lambda conn: source)
+    monkeypatch.setattr(columnar, "connect", lambda conn, options="": source)
     tables = read_tables(object(), "SELECT n FROM t", pa.schema([("n", pa.int64())]), [20], 1)
     assert next(tables).num_rows == 1
     assert next(tables).num_rows == 1

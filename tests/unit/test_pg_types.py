@@ -21,7 +21,7 @@ import pytest
 
 from airflow_synth.core.contract import LOGICAL_TYPES, logical_type, parse_contract
 from airflow_synth.core.errors import ExtractError
-from airflow_synth.core.extract import pg_types, stream
+from airflow_synth.core.extract import pg_types, session, stream
 from airflow_synth.core.extract.columnar import select_with_casts
 from airflow_synth.core.extract.pg_types import (
     ARRAY,
@@ -265,6 +265,10 @@ class FakeCursor:
         pass
 
     def execute(self, sql: str, parameters: Any = None) -> None:
+        if sql == session.TIMEOUTS:  # the guard's second statement: the timeouts chosen
+            self.conn.guards.append(parameters)
+            self._result = [("statement_timeout", "1h", 3_600_000)]
+            return
         self.conn.executed.append((self.name, sql, parameters))
         self.query = sql.encode()  # what psycopg 2 says it sent
         if sql.startswith("DECLARE") and self.conn.declare_error is not None:
@@ -291,6 +295,7 @@ class FakeConnection:
     def __init__(self, columns: list[Column], rows: list[tuple] = (), catalog=()) -> None:
         self.columns, self.rows, self.catalog = columns, list(rows), list(catalog)
         self.executed: list[tuple[str | None, str, Any]] = []
+        self.guards: list[Any] = []  # the timeouts statement's parameters
         self.rollbacks = 0
         self.fetched = 0
         self.declare_error: Exception | None = None
@@ -300,6 +305,10 @@ class FakeConnection:
 
     def rollback(self) -> None:
         self.rollbacks += 1
+
+
+#: The guard's defaults as bound to its timeouts statement: 1 h per statement, 10 min idle.
+DEFAULT_MS = {"statement": 3_600_000, "idle": 600_000}
 
 
 #: pg_type rows as the lookup returns them: oid, typname, typtype, category, schema,
@@ -321,7 +330,8 @@ def test_describe_declares_fetches_nothing_and_looks_up_unknown_types() -> None:
     )
     columns = describe_query(conn, "SELECT * FROM t WHERE x > %(x)s", {"x": 1}, "t.sql")
     statements = [sql for _, sql, _ in conn.executed]
-    assert statements[0] == stream.READ_ONLY
+    assert statements[0] == stream.READ_ONLY  # then the timeouts, in the same transaction
+    assert conn.guards == [{"explicit": list(session.EXPLICIT_SOURCES), **DEFAULT_MS}]
     assert (
         statements[1]
         == 'DECLARE "airflow_synth_describe" CURSOR FOR SELECT * FROM t WHERE x > %(x)s'

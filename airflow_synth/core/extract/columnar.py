@@ -13,7 +13,9 @@ ADBC opens its own connection. Its details are derived from the psycopg connecti
 ``PostgresHook`` made (host, port, database, user, password, SSL settings, ``options``), so
 there is one source of truth for where and as whom we connect; that connection is made
 read-only (``default_transaction_read_only``), so a SQL file can never change the source,
-and UTF-8, so Arrow strings are valid whatever the database encoding. The password is
+gets the statement and idle-in-transaction timeouts the describing transaction chose
+(:mod:`airflow_synth.core.extract.session`), and is UTF-8, so Arrow strings are valid
+whatever the database encoding. The password is
 never logged and is removed from any error text.
 
 Only types whose ADBC decoding equals our Arrow mapping are read as they are; the server
@@ -91,30 +93,35 @@ def quote_conninfo(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def conninfo_for(parameters: Mapping[str, str], password: str | None) -> str:
+def conninfo_for(parameters: Mapping[str, str], password: str | None, options: str = "") -> str:
     """The libpq connection string of the extract's read-only UTF-8 connection.
 
     ``parameters`` are the source connection's non-default settings as psycopg reports
     them (``conn.info.get_parameters()``: host, port, dbname, user, sslmode, options, ...,
-    never the password, which comes separately).
+    never the password, which comes separately). ``options`` (``-c name=value`` ...: the
+    timeouts, see :func:`airflow_synth.core.extract.session.adbc_options`) come after the
+    source's own, so they win.
     """
     settings = dict(parameters)
     settings.pop("password", None)
-    settings["options"] = f"{settings.get('options', '')} {SESSION_OPTIONS}".strip()
+    settings["options"] = " ".join(
+        part for part in (settings.get("options", ""), options, SESSION_OPTIONS) if part
+    )
     settings["client_encoding"] = "UTF8"
     if password:
         settings["password"] = password
     return " ".join(f"{key}={quote_conninfo(str(value))}" for key, value in settings.items())
 
 
-def connect(conn: Any) -> Any:
-    """An ADBC connection to the same server, database and role as the psycopg ``conn``."""
+def connect(conn: Any, options: str = "") -> Any:
+    """An ADBC connection to the same server, database and role as the psycopg ``conn``
+    (``options``: more ``-c name=value`` settings, see :func:`conninfo_for`)."""
     import adbc_driver_postgresql.dbapi as adbc
 
     info = conn.info
     password = info.password or None
     try:
-        return adbc.connect(conninfo_for(info.get_parameters(), password))
+        return adbc.connect(conninfo_for(info.get_parameters(), password, options))
     except Exception as exc:  # noqa: BLE001 - whatever the driver raises, said plainly
         where = f"{info.host}:{info.port}/{info.dbname}"
         message = _without(str(exc), password)
@@ -130,16 +137,23 @@ def _without(text: str, secret: str | None) -> str:
 
 
 def read_tables(
-    conn: Any, query: str, schema: pa.Schema, oids: Sequence[int], batch_rows: int
+    conn: Any,
+    query: str,
+    schema: pa.Schema,
+    oids: Sequence[int],
+    batch_rows: int,
+    *,
+    options: str = "",
 ) -> Iterator[pa.Table]:
     """The rows of ``query`` as tables of ``batch_rows`` rows (the last may be shorter).
 
     ``query`` must already hold its parameters (COPY takes none): the caller merges them
     with psycopg's client-side quoting. Each table has exactly ``schema`` (names from the
     described columns, types cast where ADBC's differ); memory holds one table plus one
-    ADBC batch (16 MB by default) at a time.
+    ADBC batch (16 MB by default) at a time. ``options`` go to the ADBC connection (the
+    timeouts, see :func:`connect`).
     """
-    with connect(conn) as source, source.cursor() as cursor:
+    with connect(conn, options) as source, source.cursor() as cursor:
         try:
             cursor.execute(select_with_casts(query, oids))
             batches = iter(cursor.fetch_record_batch())

@@ -540,17 +540,19 @@ def describe_query(
 ) -> list[ColumnType]:
     """The result columns of ``sql`` and their types, without reading a row.
 
-    The query is declared as a cursor in a read-only transaction (the server binds the
-    parameters and checks the SQL, errors name the file's line as the extract's do) and
+    The query is declared as a cursor in a read-only transaction with the extract's
+    timeouts (:func:`~airflow_synth.core.extract.session.guard_transaction`; the server
+    binds the parameters and checks the SQL, errors name the file's line as the extract's
+    do) and
     described with ``FETCH FORWARD 0``, which returns no row; types outside
     :data:`BUILTIN_OIDS` are looked up in ``pg_type`` (domains resolved to their base
     type). Works on psycopg 2 and 3 connections; the transaction is rolled back.
     """
-    from airflow_synth.core.extract import stream
+    from airflow_synth.core.extract import session, stream
 
     try:
         with conn.cursor() as cursor:
-            cursor.execute(stream.READ_ONLY)
+            session.guard_transaction(cursor)
             try:
                 cursor.execute(f'DECLARE "{DESCRIBE_CURSOR}" CURSOR FOR {sql}', parameters or None)
             except Exception as exc:  # driver errors differ between psycopg 2 and 3

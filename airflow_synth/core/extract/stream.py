@@ -10,6 +10,10 @@ second thread while the next batch is read, so memory stays flat however big the
 are bound by the driver (``%(name)s`` placeholders), never formatted into the SQL text by
 us. Any other DB-API connection (psycopg 2) is read through a server-side cursor a row at
 a time, the slow path.
+
+Every transaction on the source is read-only and has a statement timeout and an
+idle-in-transaction timeout (:mod:`airflow_synth.core.extract.session`); the ADBC
+connection gets the same settings.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import pyarrow.parquet as pq
 
 from airflow_synth.core.contract import schema_columns
 from airflow_synth.core.errors import EmptyExtractError, ExtractError
-from airflow_synth.core.extract import columnar
+from airflow_synth.core.extract import columnar, session
 from airflow_synth.core.extract.retry import is_connection_lost, lost_connection_error
 from airflow_synth.core.extract.sql import error_line
 from airflow_synth.core.redact import scrub_message
@@ -41,8 +45,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 50_000
 CURSOR_NAME = "airflow_synth_extract"
-#: Sent before the row path's query (going read-only is allowed at any point of a transaction).
-READ_ONLY = "SET TRANSACTION READ ONLY"
+#: Sent first in every extract transaction (see :mod:`airflow_synth.core.extract.session`).
+READ_ONLY = session.READ_ONLY
 
 # PostgreSQL built-in type OIDs (stable across versions) -> Arrow types.
 _ARROW_BY_OID: dict[int, pa.DataType] = {
@@ -142,8 +146,11 @@ def stream_query_to_parquet(
     The query is first declared as a cursor on ``conn`` with its parameters bound by the
     server, which checks the SQL and describes the columns (:func:`arrow_schema_for`)
     before any row moves; then the rows are read (ADBC on psycopg 3, see the module doc)
-    in a read-only connection. Every ``batch_rows`` rows become one Parquet row group.
-    ``conn``'s transaction is rolled back at the end.
+    in a read-only connection. Every transaction is read-only with a statement and an
+    idle-in-transaction timeout (:func:`~airflow_synth.core.extract.session.guard_transaction`).
+    Every ``batch_rows`` rows become one Parquet row group. ``conn``'s transaction is
+    rolled back at the end (on the ADBC path as soon as the query is described, so ``conn``
+    does not sit idle in a transaction while the rows are read).
 
     The file appears under its final name only once complete (written beside it, then
     renamed), so a crashed extract never leaves a truncated file that looks finished.
@@ -263,16 +270,26 @@ def _adbc_tables(conn: Any, sql: str, parameters: Any, sql_name: str, batch_rows
     COPY takes no server-side parameters, so after the ``DECLARE`` has bound and checked
     them on the server, psycopg merges them into the query with its own client-side
     quoting (``ClientCursor.mogrify``, as psycopg 2 always did), never string formatting.
+
+    The ``DECLARE`` runs in a guarded transaction (read-only, timeouts), ended before the
+    rows are read; the ADBC connection gets the timeouts that transaction chose.
     """
-    with conn.cursor(name=CURSOR_NAME) as cursor:
-        _declare(cursor, sql, parameters, sql_name)
-        description = cursor.description
+    try:
+        with conn.cursor() as setup:
+            settings = session.guard_transaction(setup)
+        with conn.cursor(name=CURSOR_NAME) as cursor:
+            _declare(cursor, sql, parameters, sql_name)
+            description = cursor.description
+    finally:  # conn must not sit idle in a transaction while ADBC reads
+        _end_transaction(conn)
     schema = arrow_schema_for(description)
     yield schema
     oids = [col.type_code for col in description]
     query = sql if parameters is None else _client_side(conn, sql, parameters)
     try:
-        yield from columnar.read_tables(conn, query, schema, oids, batch_rows)
+        yield from columnar.read_tables(
+            conn, query, schema, oids, batch_rows, options=session.adbc_options(settings)
+        )
     except columnar.ReadError as exc:  # holds no value; the driver's error is not chained
         if exc.connection_lost:
             raise lost_connection_error(sql_name, None, exc, attempts=1, seconds=0) from None
@@ -289,11 +306,12 @@ def _client_side(conn: Any, sql: str, parameters: Any) -> str:
 def _cursor_tables(conn: Any, sql: str, parameters: Any, sql_name: str, batch_rows: int) -> Tables:
     """The rows through a server-side cursor, a row at a time (psycopg 2 connections).
 
-    The query runs in the task's transaction, made read-only first (as the ADBC path's
-    connection is), so a SQL file cannot change the source; it is rolled back at the end.
+    The query runs in the task's transaction, made read-only first with the timeouts (as
+    the ADBC path's connection is), so a SQL file cannot change the source; it is rolled
+    back at the end.
     """
     with conn.cursor() as setup:
-        setup.execute(READ_ONLY)
+        session.guard_transaction(setup)
     with conn.cursor(name=CURSOR_NAME) as cursor:
         cursor.itersize = batch_rows
         _declare(cursor, sql, parameters, sql_name)
