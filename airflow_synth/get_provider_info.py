@@ -33,6 +33,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_synth.operators.sharded",
                     "airflow_synth.operators.load",
                     "airflow_synth.operators.cleanup",
+                    "airflow_synth.operators.sweep",
                     "airflow_synth.operators.health",
                 ],
             }
@@ -73,6 +74,15 @@ def get_provider_info() -> dict[str, Any]:
                     "synthesizer_params": {
                         "label": "Default synthesizer parameters (JSON)",
                         "schema": {"type": ["string", "null"]},
+                    },
+                    "sweep_after_hours": {
+                        "label": "Sweep leftovers older than (hours)",
+                        "description": (
+                            "staged real rows and unpublished run folders whose newest file "
+                            "is older than this are removed by the sweeper (each run's start, "
+                            "the maintenance DAG); default 24"
+                        ),
+                        "schema": {"type": ["number", "null"], "minimum": 0, "default": 24},
                     },
                 },
             }

@@ -49,6 +49,7 @@ from airflow_synth.core.extract.staging import path_from_uri, remove_staging
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.hooks.object_store import S3ObjectStore, is_transient_s3_failure, s3_failure
 from airflow_synth.hooks.synth import SynthHook
+from airflow_synth.maintenance import sweep_at_run_start
 from airflow_synth.metrics import extract_metrics, load_metrics, synthesis_metrics
 from airflow_synth.preflight import preflight
 from airflow_synth.workspace import TaskWorkspace, remove_run_staging, task_workspace
@@ -176,7 +177,8 @@ def source_and_staging(
     names one. The workspace is created only once the source is reached; a failed extract
     stages nothing and its local files are removed, so it leaves no real rows behind. The
     dataset's name (rendered) is checked first: a name outside the allowed set is refused
-    before the source is reached.
+    before the source is reached. Before the caller reads a row, leftovers of other runs
+    older than the sweep age are swept (:func:`airflow_synth.maintenance.sweep_at_run_start`).
     """
     from airflow_synth.core.names import check_dataset_name
 
@@ -187,6 +189,7 @@ def source_and_staging(
         task_workspace(context, dataset, hook, staging_dir) as workspace,
     ):
         workspace.check()  # the staging bucket is reachable before any row is read
+        sweep_at_run_start(context, dataset, hook, staging_dir)  # old leftovers; never fails
         try:
             yield conn, workspace
         except BaseException:

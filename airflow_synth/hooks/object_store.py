@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,15 @@ class S3ObjectStore:
 
     def list_keys(self, prefix: str) -> list[str]:
         return sorted(self.hook.list_keys(bucket_name=self.bucket, prefix=prefix))
+
+    def list_objects(self, prefix: str) -> list[tuple[str, datetime]]:
+        """(key, last modified) of every object under ``prefix`` (the sweeper's listing)."""
+        paginator = self.hook.get_conn().get_paginator("list_objects_v2")
+        return sorted(
+            (obj["Key"], obj["LastModified"])
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        )
 
     def delete_keys(self, keys: Iterable[str]) -> None:
         keys = list(keys)

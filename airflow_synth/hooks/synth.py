@@ -3,7 +3,8 @@
 A ``synth`` connection holds the defaults a platform team sets once: which AWS connection
 and bucket receive synthetic data and models, where real rows are staged between the
 tasks of a run (``staging``: ``s3://bucket/prefix``, default ``s3://<bucket>-staging/runs``,
-or a local folder for LocalExecutor), and the default synthesizer and its parameters.
+or a local folder for LocalExecutor), the default synthesizer and its parameters, and
+``sweep_after_hours`` (how old leftovers of a run must be before the sweeper removes them).
 Arguments given to an operator win over the connection, and the connection is optional:
 without it, the hook uses the explicit arguments alone.
 """
@@ -118,6 +119,27 @@ class SynthHook(BaseHook):
         requested on every upload."""
         conn_id = self.settings.get("staging_aws_conn_id") or self.aws_conn_id
         return S3ObjectStore(conn_id, str(location.bucket), encrypt=True)
+
+    @property
+    def sweep_after_hours(self) -> float:
+        """How old (hours since its newest file) a run's leftovers must be before the sweeper
+        removes them: the connection's ``sweep_after_hours``, default 24 (see
+        :mod:`airflow_synth.core.sweep`)."""
+        from airflow_synth.core.sweep import DEFAULT_SWEEP_AFTER
+
+        value = self.settings.get("sweep_after_hours")
+        if value in (None, ""):
+            return DEFAULT_SWEEP_AFTER.total_seconds() / 3600
+        try:
+            hours = float(value)
+        except (TypeError, ValueError):
+            hours = -1.0
+        if not hours >= 0:
+            raise ConnectionConfigError(
+                f"Connection {self.synth_conn_id!r}: sweep_after_hours must be a number of "
+                f"hours >= 0, got {value!r}."
+            )
+        return hours
 
     def layout(self, dataset: str, run: str) -> DatasetLayout:
         return DatasetLayout(bucket=self.bucket, dataset=dataset, run=run)

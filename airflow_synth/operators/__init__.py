@@ -20,6 +20,7 @@ from airflow_synth.operators.sharded import (
     ESLSampleShardOperator,
     ESLTrainOperator,
 )
+from airflow_synth.operators.sweep import ESLSweepOperator
 from airflow_synth.operators.synthesize import ESLSynthesizeOperator
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ESLHealthCheckOperator",
     "ESLLoadOperator",
     "ESLSampleShardOperator",
+    "ESLSweepOperator",
     "ESLSynthesizeOperator",
     "ESLTrainOperator",
     "MultiTableCollectOperator",

@@ -150,7 +150,20 @@ def test_every_ready_made_dag_imports(dagbag) -> None:
         "seed_userbookings_db",
         "seed_database_from_spec",
         "esl_airbnb_multitable",
+        "synth_maintenance",
     }
+
+
+def test_the_maintenance_dag_sweeps_daily(dagbag) -> None:
+    from airflow_synth.operators import ESLSweepOperator
+
+    dag = dagbag.dags["synth_maintenance"]
+    (task,) = dag.tasks
+    assert isinstance(task, ESLSweepOperator) and task.prune
+    assert (task.aws_conn_id, task.bucket) == ("synth_s3", "synthetic")
+    assert task.sweep_after_hours == "{{ params.sweep_after_hours }}"
+    assert dag.params["sweep_after_hours"] == 24
+    assert not dag.catchup and dag.max_active_runs == 1
 
 
 def test_multitable_dag_wires_publish_target_load_and_teardown(dagbag) -> None:

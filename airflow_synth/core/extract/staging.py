@@ -28,6 +28,9 @@ from airflow_synth.core.errors import DiskFullError
 from airflow_synth.core.names import safe_key_part
 
 STAGING_ENV = "SYNTH_STAGING_DIR"
+#: Left in every run's local staging folder: the sweeper removes only folders that hold it
+#: (a staging root set to a shared folder by mistake never loses anything else).
+RUN_MARKER = ".airflow-synth-run"
 
 
 def staging_root(base: str | Path | None = None) -> Path:
@@ -41,7 +44,8 @@ def staging_root(base: str | Path | None = None) -> Path:
 def run_staging_dir(
     dag_id: str, run_id: str, dataset: str, base: str | Path | None = None, create: bool = True
 ) -> Path:
-    """The private folder of one (dag, run, dataset); created with owner-only permissions."""
+    """The private folder of one (dag, run, dataset); created with owner-only permissions
+    and marked (:data:`RUN_MARKER`, touched on each use) for the sweeper."""
     root = staging_root(base)
     path = root / safe_key_part(dag_id) / safe_key_part(run_id) / safe_key_part(dataset)
     if create:
@@ -49,6 +53,7 @@ def run_staging_dir(
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         for part in (path, path.parent, path.parent.parent):
             os.chmod(part, 0o700)
+        (path / RUN_MARKER).touch()
     return path
 
 
