@@ -44,7 +44,7 @@ from airflow_synth.core.errors import (
     SynthesizerConfigError,
 )
 from airflow_synth.core.extract.retry import is_connection_lost, with_source_retries
-from airflow_synth.core.extract.sql import read_sql_file
+from airflow_synth.core.extract.sql import check_sql_template, read_sql_file
 from airflow_synth.core.extract.staging import path_from_uri, remove_staging
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.hooks.object_store import S3ObjectStore, is_transient_s3_failure, s3_failure
@@ -362,6 +362,13 @@ def execute_extract(
     ``validate`` holds the later steps' settings (synthesizer, checks, connection ids; see
     :func:`airflow_synth.preflight.preflight`): they, the SQL file and the contract are
     checked before the source is queried, so a typo costs no real rows.
+
+    The SQL file is rendered with the task's Jinja environment, but its template may read
+    only Airflow's own run values (``{{ ds }}``, ``{{ data_interval_start }}``, macros)
+    and the DAG's ``user_defined_macros``: anything a user types (``params``,
+    ``dag_run.conf``) is refused before the source is reached
+    (:func:`~airflow_synth.core.extract.sql.check_sql_template`); such values go in
+    ``parameters`` (``%(name)s`` in the SQL), bound by the driver.
     """
     dry_run = as_bool(dry_run)
     if dry_run:
@@ -371,7 +378,8 @@ def execute_extract(
     )
     sql_path = checked.sql_files["sql_file"]
     contract = resolve_contract(sql_path, contract_file)
-    sql = render(read_sql_file(sql_path))
+    macros = getattr(context.get("dag"), "user_defined_macros", None) or {}
+    sql = render(check_sql_template(read_sql_file(sql_path), str(sql_path), macros))
     from airflow_synth.core.steps import run_extract
 
     store = store_settings(validate, aws_conn_id, bucket, synth_conn_id)

@@ -12,16 +12,22 @@ from airflow_synth.runtime import AUTO, TABLE_EXTRACT_FIELDS, execute_extract
 class ESLExtractOperator(ExtractOperatorBase):
     """Run a SQL file through a Postgres connection and stage the rows as Parquet.
 
-    The SQL file is rendered with the DAG's Jinja environment (``{{ ds }}``, params,
-    macros); values in ``parameters`` are bound by the driver as ``%(name)s``. The rows are
-    streamed to Parquet with bounded memory, checked against the contract file beside the
-    SQL, and only the staging URI, row count and schema go to XCom.
+    The SQL file is rendered with the DAG's Jinja environment, reading only Airflow's own
+    run values (``{{ ds }}``, ``{{ data_interval_start }}``, macros) and the DAG's
+    ``user_defined_macros``: a template that reads ``params`` or ``dag_run.conf`` is
+    refused (rendered into the SQL text, a typed value would run as SQL). Such values go in
+    ``parameters`` (e.g. ``{"since": "{{ params.since }}"}``), bound by the driver to
+    ``%(since)s`` in the SQL, never formatted into it. The rows are streamed to Parquet with
+    bounded memory in a read-only transaction with statement and idle timeouts, checked
+    against the contract file beside the SQL, and only the staging URI, row count and
+    schema go to XCom.
 
     :param sql_file: path of the SQL file, absolute or relative to ``$SYNTH_SQL_DIR``, the
         DAG's ``template_searchpath`` or the DAG folder.
     :param dataset: name of the synthetic dataset (used in staging and output paths).
     :param postgres_conn_id: Airflow connection of the source database.
-    :param parameters: values bound to ``%(name)s`` placeholders (templated).
+    :param parameters: values bound to ``%(name)s`` placeholders (templated: the place for
+        Trigger-form values, ``{"since": "{{ params.since }}"}``).
     :param contract_file: ``"auto"`` (``<sql>.contract.yaml`` if present), a path, or None.
     :param staging_dir: staging root (default ``$SYNTH_STAGING_DIR`` or the temp dir).
     :param dry_run: extract at most 1,000 rows; the rest of the chain then trains on them,

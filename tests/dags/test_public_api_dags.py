@@ -43,7 +43,7 @@ def test_taskflow_tasks_render_jinja_bind_parameters_and_publish(
             "SELECT count(*) FROM (SELECT 1 FROM users WHERE signup_method <> 'google' "
             "ORDER BY id LIMIT 900) s"
         ).fetchone()[0]
-    # the Jinja LIMIT from params and the bound parameter both shaped the extract
+    # both bound parameters shaped the extract: the method and the limit from params
     assert manifest["source"]["rows_extracted"] == expected
     assert manifest["rows"] == 80
     table = _table(s3_client, published_key(manifest, "data.parquet"))

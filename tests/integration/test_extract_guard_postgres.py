@@ -164,3 +164,116 @@ def test_a_transaction_left_idle_is_ended_by_the_server(dsn):
         time.sleep(1.0)
         with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
             conn.execute("SELECT 1").fetchone()
+
+
+# --------------------------------------------------------------------------------------------
+# values only as bound parameters: a SQL file's template reads no user value
+# --------------------------------------------------------------------------------------------
+INJECTION = "x'; DROP TABLE people; --"
+
+
+@pytest.fixture
+def people(dsn: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A table with a row named like an injection, and an Airflow connection to it."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS people")
+        conn.execute("CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO people VALUES (1, 'ann'), (2, %s), (3, 'bo')", (INJECTION,))
+    monkeypatch.setenv("AIRFLOW_CONN_GUARD_SOURCE", dsn)
+    return "guard_source"
+
+
+def run_extract_task(
+    tmp_path: Path, sql: str, params: dict, parameters: dict | None = None, **context_values
+) -> dict:
+    """``execute_extract`` as the extract operator calls it: the SQL file rendered by the
+    operator's own Jinja environment with the run's context."""
+    from types import SimpleNamespace
+
+    from airflow.sdk import DAG
+
+    from airflow_synth.operators.extract import ESLExtractOperator
+    from airflow_synth.runtime import execute_extract
+
+    sql_file = tmp_path / "features" / "people.sql"
+    sql_file.parent.mkdir(parents=True, exist_ok=True)
+    sql_file.write_text(sql)
+    with DAG("guard_dag", schedule=None, user_defined_macros={"first_id": 1}) as dag:
+        operator = ESLExtractOperator(
+            task_id="extract", sql_file=str(sql_file), dataset="people", contract_file=None
+        )
+    context = {
+        "dag": SimpleNamespace(dag_id=dag.dag_id, user_defined_macros=dag.user_defined_macros),
+        "run_id": "manual__1",
+        "params": params,
+        "dag_run": SimpleNamespace(conf=params),
+        **context_values,
+    }
+    return execute_extract(
+        context,
+        sql_file=str(sql_file),
+        dataset="people",
+        postgres_conn_id="guard_source",
+        render=lambda text: operator.render_template(text, context),
+        parameters=parameters,
+        contract_file=None,
+        staging_dir=str(tmp_path / "staging"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "reads"),
+    [
+        ("SELECT id, name FROM people WHERE name = '{{ params.name }}'", "params.name"),
+        (
+            "SELECT id, name FROM people WHERE name = '{{ dag_run.conf['name'] }}'",
+            "dag_run.conf['name']",
+        ),
+        ("{% set n = params.name %}SELECT id FROM people WHERE name = '{{ n }}'", "params.name"),
+    ],
+)
+def test_a_sql_file_that_renders_a_user_value_is_refused_before_the_source(
+    people, dsn, tmp_path, monkeypatch, template, reads
+):
+    from airflow_synth import runtime
+    from airflow_synth.core.errors import SqlFileError
+
+    reached: list[str] = []
+    real_connection = runtime.postgres_connection
+    monkeypatch.setattr(
+        runtime, "postgres_connection", lambda conn_id: reached.append(conn_id) or real_connection
+    )
+    with pytest.raises(SqlFileError) as refused:
+        run_extract_task(tmp_path, template, {"name": INJECTION})
+    message = str(refused.value)
+    assert str(tmp_path / "features" / "people.sql") in message and reads in message
+    assert "%(name)s" in message and f'parameters={{"name": "{{{{ {reads} }}}}"}}' in message
+    assert INJECTION not in message  # the value is never shown
+    assert reached == [] and not (tmp_path / "staging").exists()
+    with psycopg.connect(dsn) as conn:  # the table the value would have dropped is there
+        assert conn.execute("SELECT count(*) FROM people").fetchone() == (3,)
+
+
+def test_the_fix_binds_the_trigger_form_value_as_data(people, dsn, tmp_path):
+    """The refusal's advice works: the value in ``parameters`` is bound, so the injection
+    text matches the one row that holds it and runs as nothing."""
+    sql = "SELECT id, name FROM people WHERE name = %(name)s ORDER BY id"
+    result = run_extract_task(tmp_path, sql, {"name": INJECTION}, parameters={"name": INJECTION})
+    rows = pq.read_table(result["staging_uri"].removeprefix("file://")).to_pylist()
+    assert rows == [{"id": 2, "name": INJECTION}]
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM people").fetchone() == (3,)
+
+
+def test_airflow_run_values_and_the_dags_own_macros_render(people, tmp_path):
+    sql = (
+        "SELECT id, '{{ ds }}'::date AS day, '{{ macros.ds_add(ds, 1) }}'::date AS next_day "
+        "FROM people WHERE id = {{ first_id }}"
+    )
+    from airflow.sdk.execution_time import macros
+
+    result = run_extract_task(tmp_path, sql, {}, ds="2024-05-01", macros=macros)
+    rows = pq.read_table(result["staging_uri"].removeprefix("file://")).to_pylist()
+    assert [(r["id"], str(r["day"]), str(r["next_day"])) for r in rows] == [
+        (1, "2024-05-01", "2024-05-02")
+    ]

@@ -8,6 +8,7 @@ import pytest
 
 from airflow_synth.core.errors import SqlFileError, SynthError
 from airflow_synth.core.extract.sql import (
+    check_sql_template,
     read_sql_file,
     resolve_sql_file,
     sql_hash,
@@ -176,3 +177,64 @@ def test_sql_hash_is_stable_and_sensitive_to_any_change() -> None:
     assert len({sql_hash(v) for v in variants}) == len(variants)
     assert all(len(sql_hash(v)) == 64 for v in variants)
     assert sql_hash("é") != sql_hash("e")
+
+
+# --------------------------------------------------------------------------------------------
+# the SQL file's template reads only trusted values
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT 1",
+        "SELECT * FROM t WHERE d >= '{{ ds }}' AND d < '{{ macros.ds_add(ds, 7) }}'",
+        "SELECT * FROM t WHERE at < '{{ data_interval_end }}' -- {{ ts_nodash }}",
+        "{% for i in range(2) %}SELECT {{ i }} {{ loop.index }}{% endfor %}",
+        "SELECT * FROM t WHERE id > %(min_id)s AND a LIKE 'x%%'",
+    ],
+)
+def test_a_template_of_airflow_run_values_passes_unchanged(text: str) -> None:
+    assert check_sql_template(text, "features/x.sql") == text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown", "placeholder"),
+    [
+        ("SELECT * FROM t WHERE city = '{{ params.city }}'", "{{ params.city }}", "city"),
+        ("SELECT {{ dag_run.conf['day'] }}", "{{ dag_run.conf['day'] }}", "day"),
+        ("{% set p = params %}SELECT {{ p.x }}", "{{ params }}", "value"),
+        ("SELECT '{{ var.value.region }}'", "{{ var.value.region }}", "region"),
+        ("SELECT '{{ run_id }}'", "{{ run_id }}", "run_id"),
+        ("SELECT {{ ti.xcom_pull('t') }}", "{{ ti.xcom_pull }}", "xcom_pull"),
+        ("SELECT {{ macros.ds_add(params.day, 1) }}", "{{ params.day }}", "day"),
+    ],
+)
+def test_a_template_that_reads_a_user_value_is_refused_with_the_fix(
+    text: str, shown: str, placeholder: str
+) -> None:
+    with pytest.raises(SqlFileError) as refused:
+        check_sql_template(text, "features/x.sql")
+    message = str(refused.value)
+    assert message.startswith(f"SQL file features/x.sql reads {shown}")
+    assert "SQL injection" in message
+    assert f"%({placeholder})s" in message
+    assert f'parameters={{"{placeholder}": "{shown}"}}' in message
+
+
+def test_the_dags_own_macros_are_trusted() -> None:
+    text = "SELECT * FROM t WHERE region = '{{ region }}'"
+    assert check_sql_template(text, "x.sql", trusted={"region": "eu"}) == text
+    with pytest.raises(SqlFileError, match="reads {{ region }}"):
+        check_sql_template(text, "x.sql")
+
+
+@pytest.mark.parametrize(
+    "text", ["{% include 'other.sql' %}", "{% extends 'base.sql' %}", "{% import 'm' as m %}"]
+)
+def test_a_template_that_pulls_in_another_file_is_refused(text: str) -> None:
+    with pytest.raises(SqlFileError, match="one file"):
+        check_sql_template(text, "x.sql")
+
+
+def test_a_broken_template_names_the_file_and_line() -> None:
+    with pytest.raises(SqlFileError, match=r"x.sql is not a valid Jinja template, at line 2"):
+        check_sql_template("SELECT 1\nWHERE {{ ds ", "x.sql")

@@ -25,7 +25,8 @@ with DAG(
         sql_file=str(TEST_SQL / "users_by_signup.sql"),
         dataset="taskflow_users",
         postgres_conn_id="userbookings_db",
-        parameters={"excluded_method": "google"},
+        # a Trigger-form value reaches the SQL bound, never rendered into its text
+        parameters={"excluded_method": "google", "limit_users": "{{ params.limit_users }}"},
         contract_file=None,
         **STORE,
     )
