@@ -58,12 +58,15 @@ def sweep_leftovers(
     prune: bool = False,
     local_roots: Sequence[str | Path] = (),
     temp_dirs: Sequence[str | Path] | None = None,
+    require_store: bool = True,
 ) -> Any:
     """Sweep the places of ``hook``'s settings (see :func:`airflow_synth.core.sweep.sweep`):
     the staging bucket's runs (or the local staging root), ``$SYNTH_STAGING_DIR`` and the
     default local staging root, ``local_roots``, the task folders in ``temp_dirs`` (default:
-    this worker's temp dir), and the published bucket (``datasets``, default every one).
-    The current run (``context``) is never touched."""
+    this worker's temp dir), and the published bucket (``datasets``, default every one;
+    without ``require_store``, only when its AWS connection is defined: a missing one would
+    make boto3 fall back to AWS's own endpoint). The current run (``context``) is never
+    touched."""
     from airflow_synth.core.extract.staging import staging_root
     from airflow_synth.core.sweep import sweep
 
@@ -82,11 +85,14 @@ def sweep_leftovers(
     keep_published = []
     if current is not None and datasets is not None:
         keep_published = [(dataset, current[1]) for dataset in datasets]
+    published = hook.get_conn() if require_store or _defined(hook.aws_conn_id) else None
+    if published is None:
+        log.info("No AWS connection %r: the published bucket is not swept", hook.aws_conn_id)
     return sweep(
         **staging,
         local_roots=roots,
         temp_dirs=temp_dirs,
-        published_store=hook.get_conn(),
+        published_store=published,
         published_bucket=hook.bucket,
         datasets=None if datasets is None else list(datasets),
         older_than=older_than,
@@ -94,6 +100,16 @@ def sweep_leftovers(
         keep_published=keep_published,
         prune=prune,
     )
+
+
+def _defined(conn_id: str) -> bool:
+    from airflow.sdk import BaseHook
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except Exception:  # noqa: BLE001 - AirflowNotFoundException and the like
+        return False
+    return True
 
 
 def sweep_at_run_start(
@@ -105,7 +121,12 @@ def sweep_at_run_start(
     try:
         older_than = sweep_age(hook)
         report = sweep_leftovers(
-            context, hook, older_than=older_than, staging_dir=staging_dir, datasets=[dataset]
+            context,
+            hook,
+            older_than=older_than,
+            staging_dir=staging_dir,
+            datasets=[dataset],
+            require_store=False,
         )
     except Exception as exc:  # noqa: BLE001 - sweeping is housekeeping, the run goes on
         log.warning(

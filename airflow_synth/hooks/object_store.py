@@ -150,8 +150,8 @@ class S3ObjectStore:
 def client_config(aws_conn_id: str | None) -> Config:
     """The botocore config of our clients: our retries and connect timeout, overridden by
     the connection's extra ``config_kwargs`` where it sets them."""
-    ours = Config(
-        retries={"mode": RETRY_MODE, "max_attempts": MAX_ATTEMPTS},
+    ours = Config(  # total_max_attempts counts the first try (botocore's max_attempts does not)
+        retries={"mode": RETRY_MODE, "total_max_attempts": MAX_ATTEMPTS},
         connect_timeout=CONNECT_TIMEOUT,
     )
     try:  # the connection's own botocore settings (None without config_kwargs)
@@ -209,8 +209,13 @@ def _retries_of(aws_conn_id: str) -> str:
     except Exception:  # noqa: BLE001 - wording only
         retries = {}
     mode = retries.get("mode", "legacy")  # botocore's default when the mode is not set
-    attempts = retries.get("max_attempts", retries.get("total_max_attempts", "default"))
-    return f"botocore {mode} mode, max_attempts={attempts}"
+    if "total_max_attempts" in retries:
+        attempts = str(retries["total_max_attempts"])
+    elif "max_attempts" in retries:  # retries after the first try
+        attempts = str(int(retries["max_attempts"]) + 1)
+    else:
+        attempts = "botocore's default number of"
+    return f"botocore {mode} mode, {attempts} attempts in all"
 
 
 def s3_failure(aws_conn_id: str, bucket: str, exc: BaseException, prefix: str = "") -> SynthError:

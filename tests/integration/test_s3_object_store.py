@@ -215,7 +215,7 @@ def test_check_with_nothing_listening_on_the_endpoint(local_stack, monkeypatch):
     assert "through connection 'synth_s3_closed'" in text
     assert extra["endpoint_url"] in text  # botocore's message names the endpoint
     assert "transient: the S3 server could not be reached" in text
-    assert "botocore legacy mode, max_attempts=1" in text  # the connection's own retries
+    assert "botocore legacy mode, 2 attempts in all" in text  # the connection's own retries
     assert "the endpoint_url of connection 'synth_s3_closed' points at it" in text
 
 

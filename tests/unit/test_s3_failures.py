@@ -101,7 +101,7 @@ def test_an_outage_is_transient(error: Exception) -> None:
     text = str(named)
     assert "Cannot use bucket 'synthetic' through connection 'synth_s3'" in text
     assert "transient: the S3 server could not be reached, timed out or was throttling" in text
-    assert f"botocore standard mode, max_attempts={MAX_ATTEMPTS}" in text
+    assert f"botocore standard mode, {MAX_ATTEMPTS} attempts in all" in text
     assert "Airflow task retries are safe" in text
     assert "Check the endpoint_url and credentials" not in text  # not the settings' fault
 
@@ -158,10 +158,13 @@ def test_our_clients_retry_in_standard_mode_with_a_short_connect_timeout(
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_S3_PLAIN", "aws://k:s@/?region_name=us-east-1")
     config = client_config("s3_plain")
-    assert config.retries == {"mode": "standard", "max_attempts": MAX_ATTEMPTS}
+    assert config.retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
     assert config.connect_timeout == CONNECT_TIMEOUT
     hook = S3ObjectStore("s3_plain", "synthetic").hook
-    assert hook.config.retries == {"mode": "standard", "max_attempts": MAX_ATTEMPTS}
+    assert hook.get_conn().meta.config.retries == {
+        "mode": "standard",
+        "total_max_attempts": MAX_ATTEMPTS,
+    }
 
 
 def test_the_connections_own_botocore_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -176,6 +179,6 @@ def test_the_connections_own_botocore_settings_win(monkeypatch: pytest.MonkeyPat
     assert config.retries == {"mode": "adaptive", "max_attempts": 9}
     assert config.read_timeout == 7
     assert config.connect_timeout == CONNECT_TIMEOUT  # ours, where the connection is silent
-    assert "botocore adaptive mode, max_attempts=9" in str(
+    assert "botocore adaptive mode, 10 attempts in all" in str(
         s3_failure("s3_tuned", "b", TRANSIENT["slow_down"])
     )
