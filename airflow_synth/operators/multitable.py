@@ -20,6 +20,7 @@ from airflow_synth.operators.base import (
     PublishOperatorBase,
     StoreOperatorBase,
     SynthesizeOperatorBase,
+    checked_dataset,
     keep_arguments,
     settings_of,
 )
@@ -109,7 +110,7 @@ class MultiTableExtractTableOperator(BaseOperator):
         kwargs.setdefault("map_index_template", "{{ table_label | default('') }}")
         super().__init__(**kwargs)
         self.table = table
-        self.dataset = dataset
+        self.dataset = checked_dataset(dataset)
 
     def execute(self, context: Any) -> dict[str, Any]:
         return execute_multitable_extract_table(context, table=self.table, dataset=self.dataset)
@@ -131,7 +132,7 @@ class MultiTableCollectOperator(BaseOperator):
         super().__init__(**kwargs)
         self.plan = plan
         self.tables = tables
-        self.dataset = dataset
+        self.dataset = checked_dataset(dataset)
 
     def execute(self, context: Any) -> dict[str, Any]:
         return execute_multitable_collect(
