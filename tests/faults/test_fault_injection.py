@@ -484,20 +484,51 @@ def spec(dataset: str, run_id: str, staging: str, sql_dir: Path, steps: list[str
     }
 
 
-def start_run(spec_: dict[str, Any]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(RUNNER), json.dumps(spec_)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
+class Run:
+    """One run's steps in a subprocess (``esl_run.py``), like a worker's task; its log
+    lines are read as they come."""
 
+    def __init__(self, spec_: dict[str, Any]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(RUNNER), json.dumps(spec_)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-def finish(process: subprocess.Popen[str], timeout: float = 240) -> dict[str, Any]:
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, err[-4000:]
-    return json.loads(out.strip().splitlines()[-1])
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_line(self, marker: str, timeout: float = 180) -> None:
+        wait_for(
+            lambda: marker in self.log or self.process.poll() is not None,
+            timeout,
+            f"{marker!r} in the run's log",
+        )
+        assert marker in self.log, self.log[-3000:]
+
+    def kill(self) -> None:
+        self.process.kill()  # SIGKILL: no finally, no teardown
+        self.process.wait(30)
+        self._reader.join(5)
+
+    def finish(self, timeout: float = 240) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        out = self.process.stdout.read()  # until the run ends
+        self.process.wait(timeout)
+        self._reader.join(5)
+        assert self.process.returncode == 0, self.log[-4000:]
+        return json.loads(out.strip().splitlines()[-1])
 
 
 def test_a_worker_killed_mid_fit_leaves_real_rows_that_the_sweeper_removes(
@@ -512,27 +543,11 @@ def test_a_worker_killed_mid_fit_leaves_real_rows_that_the_sweeper_removes(
     rerun succeeds."""
     dataset, prefix = "faults_fit", f"faults-{uuid.uuid4().hex[:8]}"
     staging = f"s3://synthetic-staging/{prefix}"
-    run = start_run(
-        spec(dataset, "manual__fit", staging, sql_dir, ["extract", "train"], rows=30_000)
-    )
-    seen: list[str] = []
-
-    def read() -> None:
-        assert run.stderr is not None
-        for line in run.stderr:
-            seen.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    wait_for(
-        lambda: any("Training with" in line for line in seen) or run.poll() is not None,
-        180,
-        "the fit",
-    )
-    run.kill()  # SIGKILL: no finally, no teardown
-    run.wait(30)
-    reader.join(5)
-    assert run.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    steps = ["extract", "train"]
+    run = Run(spec(dataset, "manual__fit", staging, sql_dir, steps, rows=30_000))
+    run.wait_for_line("Training with")  # the fit has begun
+    run.kill()
+    assert run.process.returncode == -signal.SIGKILL, run.log[-3000:]
     staged = keys(s3_client, "synthetic-staging", f"{prefix}/")
     assert f"{prefix}/faults/manual__fit/{dataset}/real.parquet" in staged
     left = [p for p in private_dirs.temp.glob("airflow-synth-task-*") if any(p.rglob("*.parquet"))]
@@ -547,18 +562,8 @@ def test_a_worker_killed_mid_fit_leaves_real_rows_that_the_sweeper_removes(
     assert keys(s3_client, "synthetic-staging", f"{prefix}/") == []
     assert list(private_dirs.temp.glob("airflow-synth-task-*")) == []
 
-    done = finish(
-        start_run(
-            spec(
-                dataset,
-                "manual__fit",
-                staging,
-                sql_dir,
-                ["extract", "train", "cleanup"],
-                rows=30_000,
-            )
-        )
-    )
+    steps = ["extract", "train", "cleanup"]
+    done = Run(spec(dataset, "manual__fit", staging, sql_dir, steps, rows=30_000)).finish()
     assert done["extract"]["rows"] == 30_000 and done["cleanup"] is True
     assert keys(s3_client, "synthetic-staging", f"{prefix}/") == []
 
@@ -621,9 +626,9 @@ def test_two_runs_of_one_dataset_at_once_both_publish_and_keep_each_others_stagi
     s3_client: Any,
 ) -> None:
     """Two runs (distinct run ids) extract, synthesize and publish the same dataset at the
-    same time, each sweeping leftovers at its start: both succeed, neither removes the
-    other's staged rows, latest.json ends at the newer run whatever the finishing order;
-    each cleanup removes its own run only."""
+    same time, the second sweeping leftovers at its start while the first is in flight:
+    both succeed, neither removes the other's staged rows, latest.json ends at the newer
+    run whatever the finishing order; each cleanup removes its own run only."""
     dataset, prefix = f"faults_twins_{uuid.uuid4().hex[:6]}", f"faults-{uuid.uuid4().hex[:8]}"
     staging = f"s3://synthetic-staging/{prefix}"
     steps = ["extract", "synthesize", "publish"]
@@ -631,11 +636,12 @@ def test_two_runs_of_one_dataset_at_once_both_publish_and_keep_each_others_stagi
         "manual__a": "2026-03-01T00:00:00+00:00",
         "manual__b": "2026-03-02T00:00:00+00:00",
     }
-    processes = {
-        run_id: start_run(spec(dataset, run_id, staging, sql_dir, steps, logical_date=date))
-        for run_id, date in runs.items()
-    }
-    done = {run_id: finish(process) for run_id, process in processes.items()}
+    # B starts once A has staged its real rows: B's start sweep runs while A is in flight
+    a = Run(spec(dataset, "manual__a", staging, sql_dir, steps, logical_date=runs["manual__a"]))
+    a.wait_for_line("DONE extract")
+    b = Run(spec(dataset, "manual__b", staging, sql_dir, steps, logical_date=runs["manual__b"]))
+    done = {"manual__a": a.finish(), "manual__b": b.finish()}
+    assert "Sweep of leftovers older than 24 h" in b.log
     for run_id in runs:
         published = json.loads(
             s3_client.get_object(Bucket="synthetic", Key=f"{dataset}/{run_id}/manifest.json")[
