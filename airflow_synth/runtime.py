@@ -511,13 +511,15 @@ def execute_train(
     the list of shards, each naming the staged fit: what the ``sample`` task is mapped
     over (:func:`execute_sample`), one task per shard on whatever worker is free.
     """
+    from airflow_synth.core.assess.limits import gates_reported_only
     from airflow_synth.core.steps import FIT_FILE, train_table
 
     synthesis = _table_synthesis(extract, hook, **settings)
     with task_workspace(context, dataset, hook, extract.get("staging")) as workspace:
         checked_store(hook)  # the model must be publishable before hours of training
         staged = path_from_uri(workspace.fetch(extract)["staging_uri"])
-        with task_cpu_share(context):
+        dry_run = as_bool(extract.get("dry_run"))  # its gates are reported, not enforced
+        with task_cpu_share(context), gates_reported_only(dry_run):
             fit = train_table(staged, dataset=dataset, **synthesis)
         saved = workspace.stage(
             {"fit_uri": fit.save(workspace.local / "train" / FIT_FILE).as_uri()}

@@ -9,8 +9,11 @@ working turns a test red even when another gate happens to fail too.
 Where a gate cannot catch an attack at a size, the test says so instead of hiding it: 5%
 near copies of a 100-row table are 5 rows, and one in about 100 unseen real rows sits that
 close to a training row anyway, so the near-copy limit there is 8% (privacy alone lets it
-through; the default gates refuse it because relationships cannot be measured on 100 rows
-and an unmeasured gate fails closed).
+through; the default gates refuse it because relationships cannot be measured on 100 rows).
+
+Below the rows the default gates need (375: 300 training rows for
+``dependence_preservation`` at a 20% holdout) every synthesizer is refused before it is
+trained (:mod:`airflow_synth.core.assess.limits`), with the minimum and how to waive.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import pytest
 import airflow_synth.core.steps.fit as engine_fits
 from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.engine.synthesizers import SynthesizerSpec
-from airflow_synth.core.errors import QualityGateError
+from airflow_synth.core.errors import DataError, QualityGateError
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.relations import TableShape, build_table_set
@@ -37,6 +40,8 @@ from airflow_synth.core.steps import run_multitable_synthesize, run_synthesize
 pytestmark = pytest.mark.unit
 
 SIZES = [100, 299, 1_000, 50_000]
+#: The fewest rows the default gates can be measured on (dependence: 300 training rows).
+DEFAULT_MIN_ROWS = 375
 #: name -> (fake class, params, the gate that must refuse it at each size with defaults)
 BAD = {
     "copier": ("Memoriser", {}, "exact_match_rate"),
@@ -104,9 +109,12 @@ def test_every_bad_synthesizer_is_refused_with_the_default_gates(
     real_tables, tmp_path: Path, name: str, size: int
 ) -> None:
     cls, params, gate = BAD[name]
+    if size < DEFAULT_MIN_ROWS:  # too small for the default gates: refused before training
+        with pytest.raises(DataError, match="dependence_preservation needs 300 training rows"):
+            synthesize(real_tables[("customers", size)], tmp_path, spec(cls, **params), {})
+        assert not list(tmp_path.rglob("model.pkl")) and not list(tmp_path.rglob("*.json"))
+        return
     failed = refuse(real_tables[("customers", size)], tmp_path, spec(cls, **params), {})
-    if name == "near_copier_5pct" and size == 100:
-        gate = "dependence_preservation"  # 5 rows of 100 are within chance (module doc)
     assert gate in failed, failed
 
 
@@ -159,10 +167,26 @@ def test_a_faithful_model_of_the_customer_table_passes(real_tables, tmp_path, si
 
 def test_an_unmeasurable_dependence_fails_closed_and_says_how_to_waive(real_tables, tmp_path):
     """A shuffler at 299 rows was published: relationships are not measured below 300 rows
-    and the gate counted "not measured" as a pass. Nothing else catches it here."""
+    and the gate counted "not measured" as a pass. Nothing else catches it here. The table
+    is now refused before training; the gate still fails closed where only the sample is
+    too small (200 rows asked of 1,000)."""
     path = real_tables[("customers", 299)]
-    with pytest.raises(QualityGateError) as failure:
+    with pytest.raises(DataError) as refused:
         synthesize(path, tmp_path / "default", spec("Shuffler"), {})
+    message = str(refused.value)
+    assert "table 'customers': 299 real rows; dependence_preservation needs 300" in message
+    assert "at least 375 rows" in message and "checks={'min_dependence': None}" in message
+
+    with pytest.raises(QualityGateError) as failure:
+        run_synthesize(
+            real_tables[("customers", 1_000)],
+            tmp_path / "small-sample",
+            dataset="customers",
+            spec=spec("Shuffler"),
+            num_rows=200,
+            seed=3,
+            checks=CheckSettings(),
+        )
     assert failed_gates(failure.value) == {"dependence_preservation"}
     message = str(failure.value)
     assert "could not be measured: fewer than 300 rows" in message

@@ -7,6 +7,7 @@ quality gates. GaussianCopula on the same data passes them all.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from airflow_synth.core.assess.checks import (
 from airflow_synth.core.assess.privacy import PrivacyEvaluator
 from airflow_synth.core.engine.holdout import split_holdout
 from airflow_synth.core.engine.synthesizers import SynthesizerSpec, resolve_synthesizer
-from airflow_synth.core.errors import QualityGateError, SynthesizerConfigError
+from airflow_synth.core.errors import DataError, QualityGateError, SynthesizerConfigError
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.core.publish.store import FileObjectStore
 from airflow_synth.core.steps import run_synthesize
@@ -388,14 +389,48 @@ def test_a_100_row_table_with_15pct_exact_copies_is_refused(tmp_path: Path) -> N
         )
 
 
-def test_a_one_row_table_is_refused_saying_nothing_could_be_held_out(tmp_path: Path) -> None:
+def test_a_one_row_table_is_refused_before_training_saying_nothing_could_be_held_out(
+    tmp_path: Path,
+) -> None:
+    """Not a failed gate with "n/a" and advice to train more epochs after the model was
+    fitted: the row count, the minimum and the settings, before any training."""
     path = tmp_path / "real.parquet"
     pq.write_table(pa.Table.from_pandas(customers(1, 1), preserve_index=False), path)
     faithful = SynthesizerSpec(name="faithful", class_path="fake_synthesizers.Faithful")
-    with pytest.raises(QualityGateError) as failure:
+    with pytest.raises(DataError) as refused:
         synthesize(path, tmp_path, faithful, {"min_dependence": None})
-    message = str(failure.value)
-    for gate in ("exact_match_rate", "near_copy_rate", "dcr_share"):
-        assert f"FAIL {gate} = n/a" in message
-    assert "only 1 real row(s): nothing is held out below 10 rows" in message
-    assert "checks={'max_dcr_share': None}" in message
+    message = str(refused.value)
+    assert message.startswith("Table 'users' is too small to train and hold out")
+    assert (
+        "table 'users': 1 real row; the privacy gates (exact_match_rate, near_copy_rate, "
+        "dcr_share) compare with rows the model never saw" in message
+    )
+    assert "at holdout_share=0.2 at least 10 rows are needed to hold any out" in message
+    assert "dependence" not in message  # waived: not a reason
+    assert (
+        "checks={'max_exact_match_rate': None, 'max_near_copy_rate': None, "
+        "'max_dcr_share': None}" in message
+    )
+    assert "Nothing was trained." in message and "epochs" not in message
+    assert not list(tmp_path.rglob("*.json"))  # no report: nothing ran
+
+
+@pytest.mark.parametrize(
+    ("rows", "share", "refused"),
+    [(9, 0.2, True), (10, 0.2, False), (10, 0.05, True), (11, 0.05, False), (25, 0.02, True)],
+)
+def test_the_holdout_minimum_follows_holdout_share(
+    tmp_path: Path, rows: int, share: float, refused: bool
+) -> None:
+    """10 rows at 20% (2 held out); at 5% 11 rows, at 2% 26 (the holdout's size is
+    rounded half to even: 0.5 rows is none)."""
+    path = tmp_path / "real.parquet"
+    pq.write_table(pa.Table.from_pandas(customers(rows, 1), preserve_index=False), path)
+    faithful = SynthesizerSpec(name="faithful", class_path="fake_synthesizers.Faithful")
+    checks = {"min_dependence": None, "min_quality": None, "holdout_share": share}
+    if refused:
+        with pytest.raises(DataError, match=f"{rows} real rows; the privacy gates"):
+            synthesize(path, tmp_path, faithful, checks)
+    else:
+        with contextlib.suppress(QualityGateError):  # trained and judged: a tiny table may
+            synthesize(path, tmp_path, faithful, checks)  # fail a gate, but it got that far

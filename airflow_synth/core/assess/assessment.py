@@ -64,6 +64,11 @@ PRIVACY_MIN_ROWS = 2_000
 #: Shown when exact copies cannot be told from real repeats but no limit was set.
 DEFAULT_COPY_LIMIT = 0.01
 _MEASURED_KINDS = ("numerical", "categorical", "datetime", "boolean")
+#: Removed rows per filter (per shard) whose columns are weighed (:meth:`PrivacyEvaluator.blame`)
+#: to say which columns put them far from every real row.
+BLAME_MAX_ROWS = 2_000
+#: Columns named per filter in ``privacy.json``'s ``filtered`` and in the gate's message.
+BLAME_TOP_COLUMNS = 5
 #: Figures of the published rows repeated under ``privacy.json``'s ``published`` key.
 _PUBLISHED_KEYS = (
     "rows",
@@ -154,6 +159,8 @@ class SamplingState:
     dropped: dict[str, int]
     replacements: dict[str, Any]
     raw: dict[str, np.ndarray]
+    #: per filter: rows weighed and each column's summed share of their distances
+    blame: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> Path:
         """Write the state to ``path`` (one ``.npz`` file, no pickles)."""
@@ -162,6 +169,7 @@ class SamplingState:
             "screened_rows": self.screened_rows,
             "dropped": self.dropped,
             "replacements": self.replacements,
+            "blame": self.blame,
         }
         with open(path, "wb") as handle:
             np.savez(handle, meta=np.array(json.dumps(meta)), **self.raw)
@@ -178,6 +186,7 @@ class SamplingState:
             {str(k): int(v) for k, v in meta["dropped"].items()},
             dict(meta["replacements"]),
             raw,
+            dict(meta.get("blame") or {}),
         )
 
 
@@ -203,6 +212,9 @@ class SyntheticAssessor:
         self.checks, self.seed = checks, seed
         self.kinds = column_kinds(metadata, table)
         self.dropped: Counter[str] = Counter()
+        #: per filter: removed rows weighed, and each column's summed share of their
+        #: distances to the nearest training row (see :meth:`screen`)
+        self.blame: dict[str, dict[str, Any]] = {}
         #: rows offered to :meth:`observe` (raw) and to :meth:`row_filter`
         self.sampled_rows = 0
         self.screened_rows = 0
@@ -252,6 +264,7 @@ class SyntheticAssessor:
         """
         twin = copy.copy(self)
         twin.dropped = Counter()
+        twin.blame = {}
         twin.sampled_rows = twin.screened_rows = 0
         twin.raw = MeasurementSample(PRIVACY_MAX_ROWS, seed)
         twin._pending, twin._pending_rows = [], 0
@@ -275,6 +288,7 @@ class SyntheticAssessor:
                 "rounds": int(log_.rounds),
             },
             raw=self.raw.arrays(),
+            blame=copy.deepcopy(self.blame),
         )
 
     def absorb(self, states: Sequence[SamplingState]) -> None:
@@ -291,6 +305,8 @@ class SyntheticAssessor:
                     mine[name] = mine.get(name, 0) + int(count)
             log_.extra_rows += int(got.get("extra_rows", 0))
             log_.rounds += int(got.get("rounds", 0))
+            for name, weighed in state.blame.items():
+                self._add_blame(name, int(weighed["rows"]), weighed["columns"])
             if self.privacy is not None:
                 self.raw.merge(state.raw)
 
@@ -379,7 +395,41 @@ class SyntheticAssessor:
         self.screened_rows += len(batch)
         result = self.privacy.filter(batch)
         self.dropped.update(result.dropped)
+        self._weigh_removed(batch, result)
         return result
+
+    def _weigh_removed(self, batch: pd.DataFrame, result: FilterResult) -> None:
+        """Weigh the columns of the rows the outlier filter removed (up to
+        :data:`BLAME_MAX_ROWS` per shard): which columns put them far from every real row.
+        Copies need no weighing: they agree with a training row on every measured column."""
+        assert self.privacy is not None and result.reasons is not None
+        weighed = int(self.blame.get("outlier", {}).get("rows", 0))
+        removed = np.flatnonzero(result.reasons == "outlier")[: max(BLAME_MAX_ROWS - weighed, 0)]
+        if removed.size:
+            shares = self.privacy.blame(batch.iloc[removed])
+            self._add_blame(
+                "outlier", int(removed.size), {c: v * removed.size for c, v in shares.items()}
+            )
+
+    def _add_blame(self, name: str, rows: int, columns: Mapping[str, float]) -> None:
+        entry = self.blame.setdefault(name, {"rows": 0, "columns": {}})
+        entry["rows"] += rows
+        for column, weight in columns.items():
+            entry["columns"][column] = entry["columns"].get(column, 0.0) + float(weight)
+
+    def removed_because(self, name: str) -> dict[str, Any]:
+        """What made the ``name`` filter remove rows, by column name only: for
+        ``similarity`` the columns the copies agree on with a training row
+        (``compared_on``), for ``outlier`` the columns that put the rows far from every real
+        row with their share of the distance (``far_on``, the largest first)."""
+        if name == "similarity":
+            return {"compared_on": list(self.measured_columns)}
+        columns = (self.blame.get(name) or {}).get("columns") or {}
+        total = sum(columns.values())
+        if not total:
+            return {}
+        top = sorted(columns.items(), key=lambda item: (-item[1], item[0]))[:BLAME_TOP_COLUMNS]
+        return {"far_on": [{"column": c, "share": round(w / total, 3)} for c, w in top]}
 
     def row_filter(self, batch: pd.DataFrame) -> pd.DataFrame:
         """Drop the rows the enabled filters catch from one sampled batch (counted), for a
@@ -461,7 +511,11 @@ class SyntheticAssessor:
         """``privacy.json``'s ``filtered``: per filter, the rows it removed and how the
         removed rows of the output were replaced."""
         return {
-            name: {"dropped": int(dropped), **self.replacements.to_dict(name)}
+            name: {
+                "dropped": int(dropped),
+                **self.replacements.to_dict(name),
+                **(self.removed_because(name) if dropped else {}),
+            }
             for name, dropped in filters.items()
         }
 

@@ -299,12 +299,14 @@ def evaluate_gates(
             for metric, why in zip(PRIVACY_GATES, [privacy_reason] * 3, strict=True)
         ]
     filtered = privacy.get("filtered_share")
+    too_much = filtered is not None and filtered > settings.max_filtered_share
     verdicts.append(
         verdict(
             "filtered_share",
             0.0 if filtered is None else filtered,
             settings.max_filtered_share,
             "max",
+            note=filtered_note(privacy.get("filtered"), settings) if too_much else None,
         )
     )
     rules = quality.get("rules")
@@ -321,6 +323,41 @@ def evaluate_gates(
     if pii_leak is not None:
         verdicts.append(pii_leak_verdict(pii_leak))
     return verdicts
+
+
+def filtered_note(filtered: Mapping[str, Any] | None, settings: CheckSettings) -> str:
+    """Why the privacy filters removed so many rows, by filter and column name (never a
+    value), and the settings that change it: the ``filtered_share`` gate's message."""
+    parts = []
+    for name, entry in (filtered or {}).items():
+        entry = entry if isinstance(entry, Mapping) else {"dropped": entry}
+        dropped = int(entry.get("dropped") or 0)
+        if not dropped:
+            continue
+        if name == "similarity":
+            columns = ", ".join(entry.get("compared_on") or []) or "the measured columns"
+            parts.append(
+                f"the similarity filter removed {dropped} rows that copy or nearly copy a "
+                f"training row (they agree with one on {columns})"
+            )
+        elif name == "outlier":
+            far = entry.get("far_on") or []
+            on = ", ".join(f"{f['column']} ({100 * f['share']:.0f}%)" for f in far)
+            parts.append(
+                f"the outlier filter removed {dropped} rows far from every real row"
+                + (f", mostly on {on}" if on else "")
+            )
+        else:
+            parts.append(f"the {name} filter removed {dropped} rows")
+    why = "; ".join(parts) or "the privacy filters removed the rows"
+    return (
+        f"{why}. To change it: a model that copies its training rows needs another "
+        "synthesizer or settings; checks={'similarity_filter': False} or "
+        "{'outlier_filter': False} switches a filter off (the privacy gates still judge the "
+        f"raw sample); 'max_filtered_share' (now {settings.max_filtered_share:g}) allows "
+        f"more; a larger 'holdout_share' (now {settings.holdout_share:g}) gives both filters "
+        "a steadier yardstick"
+    )
 
 
 def pii_leak_verdict(pii_leak: Mapping[str, Any]) -> GateVerdict:

@@ -299,6 +299,32 @@ class PrivacyEvaluator:
         similar, outlier = self._decide(rows, self._cached_dcr(rows.hashes), exact)
         return _result(synthetic, similar, outlier)
 
+    def blame(self, synthetic: pd.DataFrame) -> dict[str, float]:
+        """Per measured column, its share of the squared distances between the rows of
+        ``synthetic`` and their nearest training rows (shares add up to 1): which columns
+        put rows far from every real row (the outlier filter's rows). Names and numbers
+        only, never a value. Empty when every row sits on a training row (exact copies)."""
+        if not len(synthetic):
+            return {}
+        rows = self.encoder.encode(synthetic)
+        (nearest,) = self._index.query(rows, [Segment(0, self.n_train, 1)])
+        found = nearest.indices[:, 0] >= 0
+        if not found.any():
+            return {}
+        rows = rows.take(np.flatnonzero(found))
+        ref = self._index.ref.take(nearest.indices[found, 0])
+        squared = (self.encoder.dense(rows) - self.encoder.dense(ref)).astype(np.float64) ** 2
+        owners = self.encoder.continuous_columns + [
+            g.column for g in self.encoder.groups for _ in range(g.embedding.shape[1])
+        ]
+        total = float(squared.sum())
+        if total <= 0:
+            return {}
+        shares: dict[str, float] = {}
+        for column, part in zip(owners, squared.sum(axis=0), strict=True):
+            shares[column] = shares.get(column, 0.0) + float(part) / total
+        return {c: share for c, share in shares.items() if share > 0}
+
     def report(self, synthetic: pd.DataFrame) -> dict[str, Any]:
         """The privacy report (``privacy.json`` body) of ``synthetic``; keys as documented."""
         started = time.perf_counter()

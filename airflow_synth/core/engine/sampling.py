@@ -13,7 +13,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +188,12 @@ def fit_synthesizer(
     return synthesizer, seconds
 
 
+def _by_filter(counts: Mapping[str, int]) -> str:
+    """``similarity filter 290, outlier filter 10`` (the filters that removed rows)."""
+    shown = [f"{name} filter {n}" for name, n in sorted(counts.items()) if n]
+    return ", ".join(shown) or "no filter named"
+
+
 def sample_to_parquet(
     synthesizer: Any,
     num_rows: int,
@@ -232,8 +238,10 @@ def sample_to_parquet(
     started = time.monotonic()
     written = 0
     seen_keys: set[Any] = set()
-    empty_batches = 0
+    empty_batches = 0  # in a row, emptied by the primary key's uniqueness
+    emptied_by_filters = 0  # in a row, emptied by the privacy filters
     counts = {"sampled": 0, "filtered": 0}
+    by_filter: dict[str, int] = {}
     warned = False
 
     def draw(rows: int) -> pd.DataFrame:
@@ -250,11 +258,16 @@ def sample_to_parquet(
         if over and not warned:
             warned = True
             log.warning(
-                "The privacy filters removed %d of %d sampled rows (more than %.0f%%): the "
-                "model reproduces real rows; sampling stopped",
+                "The privacy filters removed %d of %d sampled rows of %r (%s; more than "
+                "max_filtered_share=%g of them): the model reproduces real rows or strays "
+                "far from them; sampling stopped. The filtered_share gate names the columns; "
+                "see the settings similarity_filter, outlier_filter, max_filtered_share and "
+                "holdout_share",
                 counts["filtered"],
                 counts["sampled"],
-                100 * max_filtered_share,
+                table_name,
+                _by_filter(by_filter),
+                max_filtered_share,
             )
         return over
 
@@ -262,6 +275,8 @@ def sample_to_parquet(
         assert screen is not None
         result = screen(frame)
         counts["filtered"] += int(len(frame) - int(result.keep.sum()))
+        for name, dropped in (result.dropped or {}).items():
+            by_filter[name] = by_filter.get(name, 0) + int(dropped)
         return result
 
     refill = None
@@ -291,8 +306,24 @@ def sample_to_parquet(
                 elif row_filter is not None:
                     kept = row_filter(frame)
                     counts["filtered"] += len(frame) - len(kept)
+                    by_filter["privacy"] = by_filter.get("privacy", 0) + len(frame) - len(kept)
                     frame = kept
                     stop = too_much()
+                filtered_now = refill is not None or row_filter is not None
+                if frame.empty and filtered_now and not stop:  # the filters removed every row
+                    emptied_by_filters += 1
+                    if emptied_by_filters > 10:
+                        log.warning(
+                            "The privacy filters removed every row of %d batches of %r in a "
+                            "row (%s): sampling stopped; the filtered_share gate names the "
+                            "columns and the settings to change",
+                            emptied_by_filters,
+                            table_name,
+                            _by_filter(by_filter),
+                        )
+                        break
+                    continue
+                emptied_by_filters = 0
                 if complete is not None:  # fresh keys and PII join the kept rows
                     frame = complete(frame)
                 if primary_key:
@@ -301,14 +332,20 @@ def sample_to_parquet(
                     seen_keys.update(frame[primary_key].tolist())
                 if frame.empty and stop:
                     break
-                if frame.empty:
+                if frame.empty:  # the primary key's uniqueness emptied it (or the model)
                     empty_batches += 1
-                    if empty_batches > 10:
+                    if empty_batches > 10 and primary_key:
                         raise RuntimeError(
                             f"Cannot sample new unique values for primary key {primary_key!r}: "
                             "its id generator is exhausted. Widen the column's regex_format."
                         )
+                    if empty_batches > 10:
+                        raise RuntimeError(
+                            f"The synthesizer returned no rows for table {table_name!r} in "
+                            f"{empty_batches} batches in a row."
+                        )
                     continue
+                empty_batches = 0
                 writer.write_table(conform_to_schema(frame, schema))
                 written += len(frame)
                 log.info("Sampled %d / %d rows", written, num_rows)

@@ -22,6 +22,7 @@ from airflow_synth.core.assess.assessment import SyntheticAssessor
 from airflow_synth.core.assess.checks import (
     CheckSettings,
 )
+from airflow_synth.core.assess.limits import check_training_sizes
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.combinations import CombinationSwitch
 from airflow_synth.core.engine.fresh import FreshColumns, reissue_keys
@@ -162,6 +163,7 @@ def prepare_per_table(
         max_orphan_share=max_orphan_share,
         standalone=standalone,
     )
+    check_training_sizes(prepared, roles, checks, single=require_model)  # before any fit
     return PerTablePrepared(table_set, roles, learned, prepared)
 
 

@@ -27,6 +27,7 @@ from airflow_synth.core.assess.assessment import SyntheticAssessor
 from airflow_synth.core.assess.checks import (
     CheckSettings,
 )
+from airflow_synth.core.assess.limits import gates_reported_only
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.combinations import CombinationSwitch
 from airflow_synth.core.engine.fresh import count_leaks
@@ -115,17 +116,18 @@ def run_synthesize(
     the run.
     """
     checks = checks or CheckSettings()
-    fit = train_table(
-        staged_path,
-        dataset=dataset,
-        spec=spec,
-        num_rows=num_rows,
-        seed=seed,
-        contract=contract,
-        checks=checks,
-        max_training_rows=max_training_rows,
-        shards=shards,
-    )
+    with gates_reported_only(not enforce_gates_):  # a table too small: logged, not refused
+        fit = train_table(
+            staged_path,
+            dataset=dataset,
+            spec=spec,
+            num_rows=num_rows,
+            seed=seed,
+            contract=contract,
+            checks=checks,
+            max_training_rows=max_training_rows,
+            shards=shards,
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     judge = fit.assessor()
@@ -332,16 +334,17 @@ def synthesize_set(
     if trained is not None:
         pass  # fitted elsewhere (mapped fit tasks)
     elif engine == PER_TABLE_ENGINE:
-        trained = _fit_per_table(
-            real_paths,
-            table_set,
-            specs,
-            dataset=dataset,
-            checks=checks,
-            max_training_rows=max_training_rows,
-            require_model=False,
-            **shared,
-        )
+        with gates_reported_only(not enforce_gates_):  # tables too small: logged, not refused
+            trained = _fit_per_table(
+                real_paths,
+                table_set,
+                specs,
+                dataset=dataset,
+                checks=checks,
+                max_training_rows=max_training_rows,
+                require_model=False,
+                **shared,
+            )
     else:
         trained = _fit_hma(
             real_paths,
