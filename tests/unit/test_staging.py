@@ -12,6 +12,7 @@ import pytest
 
 from airflow_synth.core.extract.staging import (
     STAGING_ENV,
+    UnsafeStagingError,
     path_from_uri,
     remove_staging,
     run_staging_dir,
@@ -124,6 +125,73 @@ def test_run_dir_refuses_names_that_would_escape(root: Path) -> None:
         run_staging_dir("..", RUN, "users", base=root)
     path = run_staging_dir("../../etc", RUN, "users", base=root)
     assert root.resolve() in path.parents
+
+
+# --------------------------------------------------------------------------------------------
+# the root must be this user's own
+# --------------------------------------------------------------------------------------------
+OTHER_UID = 65534  # "nobody": another local user
+needs_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="giving a folder away needs root"
+)
+
+
+@needs_root
+def test_a_root_another_user_created_first_is_refused(root: Path) -> None:
+    """Another local user pre-creates the shared default root: real rows are not staged
+    there, and nothing is created inside it."""
+    root.mkdir(mode=0o777)
+    os.chown(root, OTHER_UID, -1)
+    with pytest.raises(UnsafeStagingError) as refused:
+        run_staging_dir("dag", RUN, "users", base=root)
+    message = str(refused.value)
+    assert f"{root.resolve()} belongs to uid {OTHER_UID}" in message
+    assert STAGING_ENV in message
+    assert list(root.iterdir()) == []
+
+
+@needs_root
+def test_a_symlinked_root_is_judged_by_its_target(root: Path, tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, OTHER_UID, -1)
+    root.symlink_to(theirs)
+    with pytest.raises(UnsafeStagingError, match=f"belongs to uid {OTHER_UID}"):
+        run_staging_dir("dag", RUN, "users", base=root)
+
+
+def test_a_root_of_ours_writable_by_others_without_sticky_bit_is_refused(root: Path) -> None:
+    root.mkdir()
+    os.chmod(root, 0o777)
+    with pytest.raises(UnsafeStagingError, match=r"mode 0777\) without the sticky bit"):
+        run_staging_dir("dag", RUN, "users", base=root)
+    os.chmod(root, 0o1777)  # sticky, like /tmp: others cannot rename our folders
+    assert run_staging_dir("dag", RUN, "users", base=root).is_dir()
+
+
+@needs_root
+def test_a_folder_another_user_made_in_a_sticky_root_is_refused(root: Path) -> None:
+    """Where others may create entries (a sticky, world-writable root), each folder of the
+    run's path must still be ours and a real folder, not a link."""
+    root.mkdir()
+    os.chmod(root, 0o1777)
+    planted = root / "dag"
+    planted.mkdir()
+    os.chown(planted, OTHER_UID, -1)
+    with pytest.raises(UnsafeStagingError, match="dag in the local staging root belongs to uid"):
+        run_staging_dir("dag", RUN, "users", base=root)
+    planted.rmdir()
+    elsewhere = root.parent / "elsewhere"
+    elsewhere.mkdir()
+    planted.symlink_to(elsewhere)
+    with pytest.raises(UnsafeStagingError, match="not a folder but a link"):
+        run_staging_dir("dag", RUN, "users", base=root)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_our_own_root_is_used_as_before(root: Path) -> None:
+    path = run_staging_dir("dag", RUN, "users", base=root)
+    assert path.is_dir() and mode(root) == 0o700
 
 
 # --------------------------------------------------------------------------------------------

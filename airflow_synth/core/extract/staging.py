@@ -8,7 +8,9 @@ teardown removes them whether the run succeeded or failed. Two kinds of staging:
   removed when the task ends, and hands files on through the object store, so any worker
   (Celery, Kubernetes) can run any step (:class:`ObjectStaging`);
 - **a local folder** (an explicit choice for LocalExecutor: one machine runs every task):
-  each run gets its own folder (mode 0700) under the staging root.
+  each run gets its own folder (mode 0700) under the staging root. The root must be this
+  user's own (:func:`check_private_root`): under a shared ``/tmp`` another local user could
+  create it first and read or redirect the real rows staged there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from airflow_synth.core.errors import DiskFullError
+from airflow_synth.core.errors import DiskFullError, SynthError
 from airflow_synth.core.names import safe_key_part
 
 STAGING_ENV = "SYNTH_STAGING_DIR"
@@ -41,6 +44,62 @@ def staging_root(base: str | Path | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+class UnsafeStagingError(SynthError):
+    """The local staging root (or a folder in it) is not this user's own: real rows are
+    not staged there."""
+
+
+def _fix_staging(root: Path) -> str:
+    return (
+        f"Remove {root} (it only ever holds staging), or set {STAGING_ENV} (or the task's "
+        "staging_dir) to a folder of this user's own, e.g. under $AIRFLOW_HOME."
+    )
+
+
+def check_private_root(root: Path) -> None:
+    """Refuse a staging root another local user could read or redirect: one not owned by
+    this process's user, or writable by group or others without the sticky bit (where
+    they could rename our folders). A symlinked root is judged by the folder it points to.
+    POSIX only (elsewhere nothing is checked)."""
+    if not hasattr(os, "geteuid"):
+        return
+    me = os.geteuid()
+    info = os.stat(root)
+    if info.st_uid != me:
+        raise UnsafeStagingError(
+            f"The local staging root {root} belongs to uid {info.st_uid}, not to this "
+            f"task's user (uid {me}): another local user could read the real rows staged "
+            f"there or redirect them. {_fix_staging(root)}"
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+        raise UnsafeStagingError(
+            f"The local staging root {root} is writable by group or others (mode "
+            f"{mode:04o}) without the sticky bit: another local user could rename the run "
+            f"folders in it and redirect real rows. Make it private (chmod 700 {root}), or "
+            f"set {STAGING_ENV} (or the task's staging_dir) to a folder of this user's own."
+        )
+
+
+def _check_own_folder(path: Path, root: Path) -> None:
+    """A folder under the root must be a real folder of ours (another user may have made
+    it first where the root lets others create entries)."""
+    if not hasattr(os, "geteuid"):
+        return
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise UnsafeStagingError(
+            f"{path} in the local staging root is not a folder but a link or a file: real "
+            f"rows are not staged through it. {_fix_staging(root)}"
+        )
+    if info.st_uid != os.geteuid():
+        raise UnsafeStagingError(
+            f"{path} in the local staging root belongs to uid {info.st_uid}, not to this "
+            f"task's user (uid {os.geteuid()}): real rows are not staged there. "
+            + _fix_staging(root)
+        )
+
+
 def run_staging_dir(
     dag_id: str, run_id: str, dataset: str, base: str | Path | None = None, create: bool = True
 ) -> Path:
@@ -50,8 +109,10 @@ def run_staging_dir(
     path = root / safe_key_part(dag_id) / safe_key_part(run_id) / safe_key_part(dataset)
     if create:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for part in (path, path.parent, path.parent.parent):
+        check_private_root(root)
+        for part in (path.parent.parent, path.parent, path):  # each checked before entered
+            part.mkdir(exist_ok=True, mode=0o700)
+            _check_own_folder(part, root)
             os.chmod(part, 0o700)
         (path / RUN_MARKER).touch()
     return path
