@@ -46,6 +46,7 @@ def test_provider_registers_connection_type_and_task_decorator() -> None:
         "bucket",
         "synthesizer",
         "synthesizer_params",
+        "sweep_after_hours",
     }
     decorators = {d["name"]: d["class-name"] for d in info["task-decorators"]}
     assert decorators == {"synthesize": "airflow_synth.decorators.synthesize.synthesize_task"}
