@@ -122,10 +122,15 @@ def test_a_query_running_past_the_statement_timeout_is_cancelled(dsn, tmp_path, 
         conn = psycopg2.connect(dsn, options=options)
     started = time.monotonic()
     try:
-        with pytest.raises(ExtractError, match="canceling statement due to statement timeout"):
+        with pytest.raises(
+            ExtractError, match="canceling statement due to statement timeout"
+        ) as err:
             extract(conn, "SELECT 1 AS x, pg_sleep(5) AS slept", tmp_path)
     finally:
         conn.close()
+    assert "guard.sql" in str(err.value)  # the file, and the way out, not "fix the SQL"
+    assert '{"options": "-c statement_timeout=4h"}' in str(err.value)
+    assert "Fix the SQL file" not in str(err.value)
     assert time.monotonic() - started < 4
     assert list(tmp_path.iterdir()) == []
 

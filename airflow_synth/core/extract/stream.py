@@ -396,5 +396,13 @@ def _extract_error(exc: Any, sql: str, sql_name: str, sent: str | None = None) -
         text += f"\n  at {where} (of the rendered SQL)"
     if hint:
         text += f"\n  hint: {hint}"
+    if "statement timeout" in message:  # the guard's limit (or the source's), not a typo
+        text += (
+            "\nThe query ran longer than the statement timeout (default 1 h; see "
+            "airflow_synth.core.extract.session): make it cheaper, or give the Airflow "
+            "Postgres connection a longer one in its extra, "
+            '{"options": "-c statement_timeout=4h"}. Nothing was extracted or published.'
+        )
+        return ExtractError(text)
     text += "\nFix the SQL file and re-run; nothing was extracted or published."
     return ExtractError(text)
