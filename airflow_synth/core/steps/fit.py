@@ -9,13 +9,17 @@ identifiers are issued fresh.
 from __future__ import annotations
 
 import logging
+import math
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from airflow_synth.core.assess.assessment import SyntheticAssessor
@@ -63,8 +67,51 @@ HMA_ENGINE = "hma"
 DEFAULT_SET_SYNTHESIZER = "gaussian_copula"
 
 
-def _read_tables(paths: Mapping[str, Path]) -> dict[str, pd.DataFrame]:
-    return {name: to_training_frame(pq.read_table(path)) for name, path in paths.items()}
+def _read_tables(
+    paths: Mapping[str, Path], caps: Mapping[str, int] | None = None, seed: int = 0
+) -> dict[str, pd.DataFrame]:
+    """The staged tables as pandas; a table with a cap in ``caps`` is read as a seeded
+    uniform sample of at most that many rows, taken in Arrow row group by row group before
+    any pandas conversion (a 10M-row table costs its sample's memory, not 10M rows')."""
+    caps = caps or {}
+    return {
+        name: to_training_frame(
+            _read_capped(path, caps.get(name), seed + zlib.crc32(name.encode()))
+        )
+        for name, path in paths.items()
+    }
+
+
+def _read_capped(path: Path, cap: int | None, seed: int) -> pa.Table:
+    parquet = pq.ParquetFile(path)
+    total = parquet.metadata.num_rows
+    if not cap or total <= cap:
+        return parquet.read()
+    keep = np.sort(np.random.default_rng(seed).choice(total, cap, replace=False))
+    parts, start = [], 0
+    for index in range(parquet.num_row_groups):
+        rows = parquet.metadata.row_group(index).num_rows
+        mine = keep[(keep >= start) & (keep < start + rows)] - start
+        if mine.size:
+            parts.append(parquet.read_row_group(index).take(pa.array(mine)))
+        start += rows
+    return pa.concat_tables(parts)
+
+
+def row_caps(
+    table_set: TableSet, max_training_rows: int | None, holdout_share: float
+) -> dict[str, int]:
+    """Rows read of each table without relationships (the others need every row: keys,
+    orphans, parent contexts): enough for ``max_training_rows`` training rows after the
+    holdout, with a margin, so the bound still decides the training rows."""
+    if not max_training_rows:
+        return {}
+    cap = math.ceil(max_training_rows / max(1.0 - holdout_share, 0.05) * 1.05) + 10
+    return {
+        name: cap
+        for name in table_set.order
+        if not table_set.parents_of(name) and not table_set.children_of(name)
+    }
 
 
 @dataclass
@@ -109,10 +156,16 @@ class PerTablePrepared:
     roles: dict[str, list[ColumnRole]]
     learned: dict[str, list[str]]
     prepared: SetPrepared
+    #: rows read of the tables without relationships (:func:`row_caps`), and the seed
+    caps: dict[str, int] = field(default_factory=dict)
+    seed: int = 0
+    #: the staged row counts of the capped tables (what the manifest reports as real rows)
+    real_rows: dict[str, int] = field(default_factory=dict)
 
     def real(self, real_paths: Mapping[str, Path]) -> dict[str, pd.DataFrame]:
-        """The learned columns (keys and modelled) of the staged real tables, every row."""
-        full = _read_tables(real_paths)
+        """The learned columns (keys and modelled) of the staged real tables: every row, or
+        the same capped sample :func:`prepare_per_table` read."""
+        full = _read_tables(real_paths, self.caps, self.seed)
         return {name: full[name][self.learned[name]] for name in self.table_set.order}
 
     def frames(self, real: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -139,8 +192,24 @@ def prepare_per_table(
     max_orphan_share: float,
     require_model: bool,
 ) -> PerTablePrepared:
-    """Roles, learned columns and the engine's prepared state of a set (no fit yet)."""
-    full = _read_tables(real_paths)
+    """Roles, learned columns and the engine's prepared state of a set (no fit yet).
+
+    A table without relationships is read as a seeded sample just big enough for
+    ``max_training_rows`` training rows after the holdout (:func:`row_caps`): memory follows
+    the bound, not the table's size."""
+    caps = row_caps(table_set, max_training_rows, checks.holdout_share)
+    full = _read_tables(real_paths, caps, seed or 0)
+    totals = {name: pq.ParquetFile(real_paths[name]).metadata.num_rows for name in caps}
+    for name, cap in caps.items():
+        total = totals[name]
+        if total > cap:
+            log.info(
+                "%s: read a seeded sample of %d of %d rows (enough for max_training_rows "
+                "after the holdout); sampling still produces the full size",
+                name,
+                cap,
+                total,
+            )
     roles = classify_set(full, table_set, contracts)
     if require_model:  # a single table of keys and PII only has nothing to learn
         require_modelled(roles[table_set.order[0]], dataset)
@@ -164,7 +233,7 @@ def prepare_per_table(
         standalone=standalone,
     )
     check_training_sizes(prepared, roles, checks, single=require_model)  # before any fit
-    return PerTablePrepared(table_set, roles, learned, prepared)
+    return PerTablePrepared(table_set, roles, learned, prepared, caps, seed or 0, totals)
 
 
 def fit_prepared_table(
@@ -194,6 +263,8 @@ def trained_per_table(
         prepared.prepared, frames, roles, models, seed=seed, scale=scale, fit_seconds=fit_seconds
     )
     plans = run.synthesizer.plans
+    for name, total in prepared.real_rows.items():  # capped tables: the staged count
+        run.split["tables"][name]["real_rows"] = total
     return _Trained(
         train=run.train,
         holdout=run.holdout,
