@@ -3,12 +3,12 @@ Postgres connection leaks when creating the staging folder fails")."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from ownership import give_away
 
 pytestmark = pytest.mark.unit
 
@@ -43,13 +43,12 @@ def test_a_staging_folder_that_cannot_be_made_closes_the_connection(conn, tmp_pa
     assert conn.closed == [True]
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
-def test_an_unsafe_staging_root_closes_the_connection(conn, tmp_path: Path):
+def test_an_unsafe_staging_root_closes_the_connection(conn, tmp_path: Path, monkeypatch):
     from airflow_synth.core.extract.staging import UnsafeStagingError
 
     root = tmp_path / "staging"
     root.mkdir()
-    os.chown(root, 65534, -1)
+    give_away(root, monkeypatch)
     with pytest.raises(UnsafeStagingError):
         enter(str(root))
     assert conn.closed == [True]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ownership import OTHER_UID, give_away
 
 from airflow_synth.core.extract.staging import (
     STAGING_ENV,
@@ -130,18 +131,13 @@ def test_run_dir_refuses_names_that_would_escape(root: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # the root must be this user's own
 # --------------------------------------------------------------------------------------------
-OTHER_UID = 65534  # "nobody": another local user
-needs_root = pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="giving a folder away needs root"
-)
 
 
-@needs_root
-def test_a_root_another_user_created_first_is_refused(root: Path) -> None:
+def test_a_root_another_user_created_first_is_refused(root: Path, monkeypatch) -> None:
     """Another local user pre-creates the shared default root: real rows are not staged
     there, and nothing is created inside it."""
     root.mkdir(mode=0o777)
-    os.chown(root, OTHER_UID, -1)
+    give_away(root, monkeypatch)
     with pytest.raises(UnsafeStagingError) as refused:
         run_staging_dir("dag", RUN, "users", base=root)
     message = str(refused.value)
@@ -150,11 +146,10 @@ def test_a_root_another_user_created_first_is_refused(root: Path) -> None:
     assert list(root.iterdir()) == []
 
 
-@needs_root
-def test_a_symlinked_root_is_judged_by_its_target(root: Path, tmp_path: Path) -> None:
+def test_a_symlinked_root_is_judged_by_its_target(root: Path, tmp_path: Path, monkeypatch) -> None:
     theirs = tmp_path / "theirs"
     theirs.mkdir()
-    os.chown(theirs, OTHER_UID, -1)
+    give_away(theirs, monkeypatch)
     root.symlink_to(theirs)
     with pytest.raises(UnsafeStagingError, match=f"belongs to uid {OTHER_UID}"):
         run_staging_dir("dag", RUN, "users", base=root)
@@ -169,15 +164,14 @@ def test_a_root_of_ours_writable_by_others_without_sticky_bit_is_refused(root: P
     assert run_staging_dir("dag", RUN, "users", base=root).is_dir()
 
 
-@needs_root
-def test_a_folder_another_user_made_in_a_sticky_root_is_refused(root: Path) -> None:
+def test_a_folder_another_user_made_in_a_sticky_root_is_refused(root: Path, monkeypatch) -> None:
     """Where others may create entries (a sticky, world-writable root), each folder of the
     run's path must still be ours and a real folder, not a link."""
     root.mkdir()
     os.chmod(root, 0o1777)
     planted = root / "dag"
     planted.mkdir()
-    os.chown(planted, OTHER_UID, -1)
+    give_away(planted, monkeypatch)
     with pytest.raises(UnsafeStagingError, match="dag in the local staging root belongs to uid"):
         run_staging_dir("dag", RUN, "users", base=root)
     planted.rmdir()
