@@ -21,8 +21,9 @@ help:
 	@echo "make mutants mutation-test the gate, privacy, publish and integrity decisions (mutmut)"
 	@echo "make stack-up / stack-down / stack-env   manage the local PostgreSQL + S3 server"
 
-# PostgreSQL 15 server binaries and redis-server (the Celery broker of the CeleryExecutor
-# deployment test): installed with apt when missing (root only).
+# PostgreSQL 15 server binaries, chromium + chromium-driver (browser tests of the UI page) and
+# redis-server (the Celery broker of the CeleryExecutor deployment test): installed with apt
+# when missing (root only).
 prereqs:
 	@if [ ! -x "$(PG_BIN)/initdb" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
@@ -30,6 +31,14 @@ prereqs:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
 	  else \
 	    echo "PostgreSQL 15 binaries not found in $(PG_BIN): run 'sudo apt-get install postgresql-15' (or set PG_BIN / SYNTH_PG_BIN)."; exit 1; \
+	  fi; \
+	fi
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "Installing chromium + chromium-driver with apt (browser tests of the UI page) ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "chromium/chromedriver not found: run 'sudo apt-get install chromium chromium-driver' (the browser tests need them)."; exit 1; \
 	  fi; \
 	fi
 	@if ! command -v redis-server >/dev/null; then \
