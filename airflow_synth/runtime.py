@@ -96,6 +96,19 @@ def _dag_and_run(context: Mapping[str, Any]) -> tuple[str, str]:
     return context["dag"].dag_id, context["run_id"]
 
 
+def producer_of(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Which DAG run and task produced a publication (or a quarantine): recorded in the
+    manifest's ``source.airflow`` and in ``failed.json`` so the UI's datasets page shows a
+    dataset only to users allowed to read that DAG. Names only, no values."""
+    dag = context.get("dag")
+    ti = context.get("ti")
+    return {
+        "dag_id": getattr(dag, "dag_id", None),
+        "run_id": context.get("run_id"),
+        "task_id": getattr(ti, "task_id", None),
+    }
+
+
 def run_layout(context: Mapping[str, Any], hook: SynthHook, dataset: str) -> DatasetLayout:
     """This run's output locations, derived from (dataset, run id) so a rerun overwrites
     its own output and nothing else."""
@@ -643,7 +656,11 @@ def quarantine_gate_failure(
         return None
     try:
         uris = publish_failed_reports(
-            hook.get_conn(), layout, error.reports, failed_gates=_FAILED_GATE.findall(str(error))
+            hook.get_conn(),
+            layout,
+            error.reports,
+            failed_gates=_FAILED_GATE.findall(str(error)),
+            producer=producer_of(context),
         )
     except Exception as exc:  # noqa: BLE001 - the gate error is what the user must see
         log.warning(
@@ -703,10 +720,11 @@ def execute_publish(
     with task_workspace(context, dataset, hook, staging) as workspace:
         synthesis = workspace.fetch(synthesis)
         run_date = run_date_of(context)
+        producer = producer_of(context)
         if "table_set" in extract:
-            write = _set_writer(extract, synthesis, formats, run_date)
+            write = _set_writer(extract, synthesis, formats, run_date, producer)
         else:
-            write = _table_writer(extract, synthesis, dataset, formats, run_date)
+            write = _table_writer(extract, synthesis, dataset, formats, run_date, producer)
         return publish(context, hook, dataset, write)
 
 
@@ -721,11 +739,14 @@ def _table_writer(
     dataset: str,
     formats: Sequence[str],
     run_date: Any = None,
+    producer: Mapping[str, Any] | None = None,
 ) -> Writer:
     """How one table's synthesize output is published (see :func:`execute_publish`)."""
     from airflow_synth.core.steps import run_load
 
     source = {**_source_lineage(extract), "rows_extracted": extract.get("rows")}
+    if producer:
+        source["airflow"] = dict(producer)
 
     def write(store: S3ObjectStore, layout: DatasetLayout) -> dict[str, Any]:
         result = run_load(
@@ -756,6 +777,7 @@ def _set_writer(
     synthesis: Mapping[str, Any],
     formats: Sequence[str],
     run_date: Any = None,
+    producer: Mapping[str, Any] | None = None,
 ) -> Writer:
     """How a table set's synthesize output is published (see :func:`execute_publish`)."""
     from airflow_synth.core.steps import run_multitable_publish
@@ -768,6 +790,8 @@ def _set_writer(
             for name, t in extract["tables"].items()
         },
     }
+    if producer:
+        source["airflow"] = dict(producer)
     timings = {**step_timings(extract, synthesis), "checks": synthesis.get("checks_seconds", 0.0)}
     return lambda store, layout: run_multitable_publish(
         store,

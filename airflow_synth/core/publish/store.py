@@ -488,6 +488,7 @@ def publish_failed_reports(
     reports: Mapping[str, Path],
     *,
     failed_gates: Iterable[str] = (),
+    producer: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """Upload a failed run's reports to ``<dataset>/_failed/<run>/``; return name -> URI.
 
@@ -524,6 +525,8 @@ def publish_failed_reports(
         "reports": uris,
         "missing_reports": missing,
     }
+    if producer:  # which DAG run failed (names only): who may see it in the UI
+        index["airflow"] = dict(producer)
     index_key = layout.failed_key(FAILED_INDEX)
     store.put_bytes(json_bytes(index), index_key)
     uris[FAILED_INDEX] = layout.uri(index_key)
