@@ -24,6 +24,7 @@ def split_holdout(
     seed: int | None = None,
     *,
     columns: Sequence[str] | None = None,
+    salt: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split real rows into (train, holdout) by *distinct row*, seeded.
 
@@ -40,7 +41,7 @@ def split_holdout(
     fewer than :data:`MIN_ROWS_FOR_HOLDOUT` rows (see :func:`holdout_shortfall`).
     """
     empty = frame.iloc[0:0].reset_index(drop=True)
-    held = holdout_mask(frame, share, seed, columns=columns)
+    held = holdout_mask(frame, share, seed, columns=columns, salt=salt)
     if not held.any():
         return frame.reset_index(drop=True), empty
     return (
@@ -55,11 +56,20 @@ def holdout_mask(
     seed: int | None = None,
     *,
     columns: Sequence[str] | None = None,
+    salt: str | None = None,
 ) -> Any:
     """Which rows :func:`split_holdout` holds out (a boolean array; all False for none).
 
     One rule for every table of every run: a single feature table and each table of a set
     are split the same way (the set engine keeps row labels, so it needs the mask).
+
+    With a ``salt`` (a model that may be reused on later runs) a row is held out when the
+    keyed hash of its content (``columns``) falls below ``share``: the same row lands on
+    the same side in every run with that salt, so the rows a reused model was trained on
+    never reach a later run's holdout (memorised rows would look like "unseen" closeness
+    and weaken the privacy gates); a row new since then is unseen and may be held out.
+    Equal rows share their hash, so they stay together as with the seeded split; the
+    holdout's size is ``share`` of the rows up to chance (binomial), not exactly.
     """
     import numpy as np
     import pandas as pd
@@ -68,6 +78,8 @@ def holdout_mask(
     if share <= 0 or len(frame) < MIN_ROWS_FOR_HOLDOUT:
         return none
     keys = list(columns) if columns is not None else list(frame.columns)
+    if salt is not None:
+        return _keyed_mask(frame, keys, share, salt, none)
     if keys:
         hashes = pd.util.hash_pandas_object(frame[keys].astype(object), index=False).to_numpy()
         codes = pd.factorize(hashes)[0]
@@ -87,4 +99,22 @@ def holdout_mask(
             chosen.append(group)
             held += int(sizes[group])
     mask = np.isin(codes, np.asarray(chosen, dtype=codes.dtype))
+    return none if mask.all() else mask  # never hold out everything
+
+
+def _keyed_mask(
+    frame: pd.DataFrame, keys: Sequence[str], share: float, salt: str, none: Any
+) -> Any:
+    """Rows whose keyed hash (pandas' SipHash with ``salt`` as the 16-byte key) of the
+    ``keys`` columns falls below ``share`` of the hash range."""
+    import numpy as np
+    import pandas as pd
+
+    key = (salt * 16)[:16] if len(salt) < 16 else salt[:16]
+    if not keys:
+        return none
+    hashes = pd.util.hash_pandas_object(
+        frame[list(keys)].astype(object), index=False, hash_key=key
+    ).to_numpy(dtype=np.uint64)
+    mask = (hashes / float(2**64)) < share
     return none if mask.all() else mask  # never hold out everything

@@ -78,18 +78,20 @@ def split_per_table(
     max_training_rows: int | None,
     seed: int,
     columns: Mapping[str, Sequence[str]] | None = None,
+    salt: str | None = None,
 ) -> tuple[dict[str, pd.Index], dict[str, pd.Index]]:
     """Training and held-out row labels of each table (seeded, independent per table).
 
     The holdout follows the single rule of :func:`~airflow_synth.core.engine.holdout.holdout_mask`
     (rows equal on the table's modelled ``columns`` are held out together); the training
-    rows are then bounded to ``max_training_rows``, drawn at random.
+    rows are then bounded to ``max_training_rows``, drawn at random. With a ``salt`` the
+    holdout is the keyed, run-stable split (a model that may be reused later).
     """
     train, holdout = {}, {}
     for name, frame in frames.items():
         table_seed = seed + zlib.crc32(name.encode())
         measured = list((columns or {}).get(name, frame.columns))
-        held = holdout_mask(frame, holdout_share, table_seed, columns=measured)
+        held = holdout_mask(frame, holdout_share, table_seed, columns=measured, salt=salt)
         holdout[name] = frame.index[held]
         rest = frame.index[~held]
         if max_training_rows and len(rest) > max_training_rows:
@@ -210,6 +212,7 @@ def prepare_set_engine(
     fixed_combinations: Mapping[str, CombinationSwitch] | CombinationSwitch = True,
     max_orphan_share: float = 0.05,
     standalone: Sequence[str] = (),
+    holdout_salt: str | None = None,
 ) -> SetPrepared:
     """Check keys and orphans, plan every table, split each into training and held-out rows
     and fit the parent contexts: everything before the per-table fits."""
@@ -221,6 +224,7 @@ def prepare_set_engine(
         max_training_rows,
         seed or 0,
         {name: holdout_columns(name, frames[name], plans[name], standalone) for name in frames},
+        salt=holdout_salt,
     )
     engine = SetSynthesizer(
         table_set,

@@ -191,6 +191,7 @@ def prepare_per_table(
     fixed_combinations: CombinationSwitch | Mapping[str, CombinationSwitch],
     max_orphan_share: float,
     require_model: bool,
+    holdout_salt: str | None = None,
 ) -> PerTablePrepared:
     """Roles, learned columns and the engine's prepared state of a set (no fit yet).
 
@@ -231,6 +232,7 @@ def prepare_per_table(
         fixed_combinations=fixed_combinations,
         max_orphan_share=max_orphan_share,
         standalone=standalone,
+        holdout_salt=holdout_salt,
     )
     check_training_sizes(prepared, roles, checks, single=require_model)  # before any fit
     return PerTablePrepared(table_set, roles, learned, prepared, caps, seed or 0, totals)
