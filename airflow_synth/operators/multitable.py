@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_synth.lineage import input_names, operator_lineage, target_lineage
 from airflow_synth.operators.base import (
     ExtractOperatorBase,
     PublishOperatorBase,
@@ -24,6 +25,13 @@ from airflow_synth.operators.base import (
     keep_arguments,
     settings_of,
 )
+from airflow_synth.operators.extract import (
+    LINEAGE_INPUTS,
+    ExtractLineage,
+    lineage_of_reads,
+    lineage_source,
+)
+from airflow_synth.operators.load import PublishLineage
 from airflow_synth.runtime import (
     MULTITABLE_SYNTHESIS_FIELDS,
     SET_EXTRACT_FIELDS,
@@ -41,7 +49,18 @@ from airflow_synth.runtime import (
 TARGET_LOAD_FIELDS = ("target_conn_id", "target_schema", "enabled")
 
 
-class MultiTableExtractOperator(ExtractOperatorBase):
+def _planned_read(table: Mapping[str, Any], rows: Any = None, columns: Any = None) -> dict:
+    """What lineage needs of one planned table (an element of the plan's XCom): a catalog
+    table by name, a SQL file's table by its query (parsed for the tables it reads)."""
+    source = table["source"]
+    if source.get("catalog"):
+        read = {"table": source["name"], "schema": table.get("schema")}
+    else:
+        read = {"query": source.get("query") or ""}
+    return {**read, "rows": rows, "columns": columns}
+
+
+class MultiTableExtractOperator(ExtractLineage, ExtractOperatorBase):
     """Stage a set of related Postgres tables as Parquet and read their relationships.
 
     :param tables: table names (``SELECT *`` from ``schema``), or a mapping of table name to
@@ -79,6 +98,24 @@ class MultiTableExtractOperator(ExtractOperatorBase):
         super().__init__(**kwargs)
         keep_arguments(self, locals(), SET_EXTRACT_FIELDS)
 
+    def execute(self, context: Any) -> Any:
+        self._lineage = None
+        result = super().execute(context)
+        if not isinstance(result, dict) or "tables" not in result:
+            return result  # the plan (a list): its tables are reported by each extract_table
+        reads = [self._read_of(name, info) for name, info in result["tables"].items()]
+        self._lineage = lineage_of_reads(self.postgres_conn_id, reads, self.dataset)
+        return self.with_lineage_inputs(result)
+
+    def _read_of(self, name: str, info: Mapping[str, Any]) -> dict[str, Any]:
+        sql_file = self.tables.get(name) if isinstance(self.tables, Mapping) else None
+        read: dict[str, Any] = {"table": name, "schema": self.schema}
+        if sql_file:  # the resolved SQL file the extract read (a local file, no database)
+            from pathlib import Path
+
+            read = {"query": Path(str(info.get("source"))).read_text(encoding="utf-8")}
+        return {**read, "rows": info.get("rows"), "columns": info.get("columns")}
+
     def extract_step(self, context: Any, **arguments: Any) -> dict[str, Any]:
         return execute_multitable_extract(context, **arguments)
 
@@ -95,7 +132,7 @@ class MultiTablePlanExtractOperator(MultiTableExtractOperator):
         return execute_multitable_extract_plan(context, **arguments)
 
 
-class MultiTableExtractTableOperator(BaseOperator):
+class MultiTableExtractTableOperator(ExtractLineage, BaseOperator):
     """Stream one table of a planned set to private staging (map it over the plan's XCom),
     so the tables of a set are extracted side by side.
 
@@ -113,7 +150,11 @@ class MultiTableExtractTableOperator(BaseOperator):
         self.dataset = checked_dataset(dataset)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        return execute_multitable_extract_table(context, table=self.table, dataset=self.dataset)
+        self._lineage = None
+        result = execute_multitable_extract_table(context, table=self.table, dataset=self.dataset)
+        read = _planned_read(self.table, result.get("rows"), result.get("columns"))
+        self._lineage = lineage_of_reads(self.table["postgres_conn_id"], [read], self.dataset)
+        return result
 
 
 class MultiTableCollectOperator(BaseOperator):
@@ -135,9 +176,16 @@ class MultiTableCollectOperator(BaseOperator):
         self.dataset = checked_dataset(dataset)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        return execute_multitable_collect(
+        result = execute_multitable_collect(
             context, plan=self.plan, tables=self.tables, dataset=self.dataset
         )
+        # the source tables' names (no rows: extract_table reported those) for the publish
+        # task's lineage inputs, as the one-task extract's XCom carries them
+        plan = list(self.plan or [])
+        lineage = plan and lineage_of_reads(
+            plan[0]["postgres_conn_id"], [_planned_read(t) for t in plan], self.dataset
+        )
+        return {**result, LINEAGE_INPUTS: input_names(lineage)} if lineage else result
 
 
 class MultiTableSynthesizeOperator(SynthesizeOperatorBase):
@@ -261,7 +309,7 @@ class MultiTableFitOperator(StoreOperatorBase):
         )
 
 
-class MultiTablePublishOperator(PublishOperatorBase):
+class MultiTablePublishOperator(PublishLineage, PublishOperatorBase):
     """Publish every synthetic table and report, then one manifest naming them all.
 
     Consumers read a set through its manifest (or ``latest.json``), which is written last,
@@ -288,6 +336,7 @@ class SyntheticPostgresLoadOperator(StoreOperatorBase):
 
     template_fields: Sequence[str] = ("dataset", "target_schema", "enabled")
     ui_color = "#f3e8fd"
+    _lineage: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -301,9 +350,18 @@ class SyntheticPostgresLoadOperator(StoreOperatorBase):
         keep_arguments(self, locals(), TARGET_LOAD_FIELDS)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        return execute_target_load(
+        self._lineage = None
+        result = execute_target_load(
             context,
             dataset=self.dataset,
             hook=self.synth_hook(),
             **settings_of(self, TARGET_LOAD_FIELDS),
         )
+        target = lineage_source(self.target_conn_id)
+        if target is not None:  # the provider is there: the tables loaded are the outputs
+            self._lineage = target_lineage(target, str(self.target_schema).strip(), result)
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The target tables loaded (``OperatorLineage``); None without the provider."""
+        return operator_lineage(self._lineage)

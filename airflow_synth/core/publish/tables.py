@@ -116,6 +116,7 @@ def publish_tables(
     layout = layout if layout.attempt is not None else layout.for_attempt()
     upload = dict(files)
     tables: dict[str, Any] = {}
+    sizes: dict[str, int] = {}  # bytes of each table's Parquet file(s), for lineage
     for name in table_set.order:
         given = table_files[name]
         paths = [Path(p) for p in given] if isinstance(given, list | tuple) else [Path(given)]
@@ -129,6 +130,7 @@ def publish_tables(
                 )
             rows = pq.ParquetFile(path).metadata.num_rows
             parts.append({"uri": layout.uri(layout.key(key)), "rows": rows})
+        sizes[name] = sum(path.stat().st_size for path in paths)
         shape = table_set.tables[name]
         tables[name] = {
             "uri": parts[0]["uri"]
@@ -180,6 +182,15 @@ def publish_tables(
         **published.to_xcom(),
         "dataset_uri": layout.dataset_uri,
         "tables": {name: t["uri"] for name, t in tables.items()},
+        # names, types and counts only: what the publish task's OpenLineage output reports
+        "table_schemas": {
+            name: {
+                "rows": t["rows"],
+                "bytes": sizes[name],
+                "columns": [[c["name"], c.get("arrow_type")] for c in t["columns"]],
+            }
+            for name, t in tables.items()
+        },
         "reports": dict(manifest["reports"]),
         "model_uri": manifest["synthesis"]["model_uri"],
     }
