@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -163,21 +162,26 @@ def test_report_view_serves_the_quarantined_report_to_allowed_users_only(
     bad_dags, s3_client, monkeypatch
 ) -> None:
     """Through the FastAPI app: the quarantined report.html for the failed assess task,
-    with the CSP header; 403 for a user who may not read the DAG."""
+    with the CSP header; 403 for a user who may read the DAG but not its XComs (Airflow's
+    own XCom access check, decided by a real auth manager)."""
+    from airflow.api_fastapi import app as api_app
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from airflow.api_fastapi.core_api.security import get_user
     from fastapi.testclient import TestClient
+    from ui_auth_manager import NO_XCOM_USER, RestrictedAuthManager
 
     from airflow_synth.ui import report_view
 
     dag_run = bad_dags.dag_quality_gate.test()
     assert dag_run.state == "failed"
-    report_view.app.dependency_overrides[get_user] = lambda: SimpleNamespace(name="reader")
+    monkeypatch.setattr(api_app._AuthManagerState, "instance", RestrictedAuthManager())
+    user = {"now": SimpleAuthManagerUser(username="reader", role="viewer")}
+    report_view.app.dependency_overrides[get_user] = lambda: user["now"]
     query = {"dag_id": dag_run.dag_id, "run_id": dag_run.run_id, "task_id": "esl.assess"}
     try:
         client = TestClient(report_view.app)
-        monkeypatch.setattr(report_view, "_authorized", lambda user, dag_id: True)
         allowed = client.get("/report", params=query)
-        monkeypatch.setattr(report_view, "_authorized", lambda user, dag_id: False)
+        user["now"] = SimpleAuthManagerUser(username=NO_XCOM_USER, role="viewer")
         refused = client.get("/report", params=query)
     finally:
         report_view.app.dependency_overrides.clear()
