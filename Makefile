@@ -11,12 +11,15 @@ AIRFLOW_ARGS ?=
 # TabularARGN's engine: installed without its pins (see the argn extra in pyproject.toml)
 MOSTLYAI_ENGINE ?= 2.7.3
 
-.PHONY: help install prereqs demo test lint airflow stack-up stack-down stack-env bench mutants clean
+.PHONY: help install prereqs demo test lint airflow stack-up stack-down stack-env dev-shell dev-env bench mutants clean
 
 help:
 	@echo "make demo    install into .venv/ and run the ESL demo end to end (local PostgreSQL + S3)"
 	@echo "make test    run the whole test suite (unit, integration, DAG tests)"
 	@echo "make airflow start the Airflow UI on the local stack (login admin/admin)"
+	@echo "make dev-shell  a shell where 'python my_dag.py' and 'airflow dags test <id>' run your DAG"
+	@echo "             on the local stack (DAGS_FOLDER=dir pins the DAGs folder); make dev-env writes"
+	@echo "             only its env file .local/dev.env (for an IDE: set -a; . .local/dev.env; set +a)"
 	@echo "make bench   run the benchmarks in benchmarks/"
 	@echo "make mutants mutation-test the gate, privacy, publish and integrity decisions (mutmut)"
 	@echo "make stack-up / stack-down / stack-env   manage the local PostgreSQL + S3 server"
@@ -86,6 +89,18 @@ stack-down: install
 
 stack-env: install
 	@$(PY) -m airflow_synth.local env
+
+# Develop your own DAG (README "Develop your own DAG"): the logic is in
+# airflow_synth/local/devshell.py. DAGS_FOLDER=~/my_dags pins the DAGs folder (default: the
+# folder each command runs in); DEV_ARGS="--no-seed" leaves the demo source DB as it is.
+DAGS_FOLDER ?=
+DEV_ARGS ?=
+DEV_OPTS = $(if $(DAGS_FOLDER),--dags-folder $(DAGS_FOLDER)) $(DEV_ARGS)
+dev-shell: install
+	@$(PY) -m airflow_synth.local dev-shell $(DEV_OPTS)
+
+dev-env: install
+	@$(PY) -m airflow_synth.local dev-env $(DEV_OPTS)
 
 bench: install
 	$(PY) -m benchmarks

@@ -1,4 +1,4 @@
-"""``python -m airflow_synth.local up|down|status|env [--state-dir DIR]``.
+"""``python -m airflow_synth.local up|down|status|env|dev-env|dev-shell [--state-dir DIR]``.
 
 - ``up``: start PostgreSQL and the S3 server in the background (they keep running after this
   command exits), create database ``userbookings`` and bucket ``synthetic``; ports and pids
@@ -6,7 +6,12 @@
 - ``down``: stop both; data stays for the next ``up``.
 - ``status``: what runs where; exit code 0 if both run, 1 otherwise.
 - ``env``: ``export AIRFLOW_CONN_...=...`` lines for the shell:
-  ``eval "$(python -m airflow_synth.local env)"``.
+  ``eval "$(.venv/bin/python -m airflow_synth.local env)"``.
+- ``dev-env``: ``up``, seed the demo source DB if needed, migrate a dev Airflow home once and
+  write ``<state-dir>/dev.env`` (everything a user's DAG needs: see
+  :mod:`airflow_synth.local.devshell`); the servers keep running.
+- ``dev-shell``: the same, then ``$SHELL`` with that environment (``make dev-shell``);
+  leaving it stops the servers it started.
 
 Logs go to stderr so that ``env``'s stdout stays clean for ``eval``.
 """
@@ -29,14 +34,58 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m airflow_synth.local",
         description="Run the embedded PostgreSQL + S3 stack without Docker.",
     )
-    parser.add_argument("command", choices=("up", "down", "status", "env"))
+    parser.add_argument("command", choices=("up", "down", "status", "env", "dev-env", "dev-shell"))
     parser.add_argument(
         "--state-dir",
         type=Path,
         default=None,
         help=f"folder for data, logs and stack.json (default: {default_state_dir()})",
     )
+    dev = parser.add_argument_group("dev-env / dev-shell")
+    dev.add_argument(
+        "--dags-folder",
+        type=Path,
+        default=None,
+        help="pin AIRFLOW__CORE__DAGS_FOLDER to DIR (the shell starts there); default: the "
+        "folder each command runs in",
+    )
+    dev.add_argument(
+        "--no-seed", action="store_true", help="leave the demo source database as it is"
+    )
+    dev.add_argument("--users", type=int, default=10_000, help="demo users to seed (10000)")
+    dev.add_argument(
+        "--sessions-per-user", type=float, default=100, help="average sessions per user (100)"
+    )
     return parser
+
+
+def _dev(stack: LocalStack, args: argparse.Namespace):
+    from airflow_synth.local.devshell import prepare
+
+    return prepare(
+        stack,
+        dags_folder=args.dags_folder,
+        seed=not args.no_seed,
+        users=args.users,
+        sessions_per_user=args.sessions_per_user,
+        log=lambda text: print(text, file=sys.stderr, flush=True),
+    )
+
+
+def _dev_env(stack: LocalStack, args: argparse.Namespace) -> int:
+    dev = _dev(stack, args)
+    print(f"wrote {dev.env_file}")
+    print(f"use it:  set -a; . {shlex.quote(str(dev.env_file))}; set +a")
+    print("or as the env file of your IDE's run configuration (interpreter: .venv/bin/python)")
+    return 0
+
+
+def _dev_shell(stack: LocalStack, args: argparse.Namespace) -> int:
+    from airflow_synth.local.devshell import banner, run_shell
+
+    dev = _dev(stack, args)
+    print(banner(dev), flush=True)
+    return run_shell(dev, cwd=args.dags_folder)
 
 
 def _up(stack: LocalStack) -> int:
@@ -46,7 +95,7 @@ def _up(stack: LocalStack) -> int:
     print(f"S3          {stack.s3.endpoint_url}  bucket {stack.BUCKET}  (pid {stack.s3.pid})")
     print(f"state       {stack.state_file}")
     print(f"connections {', '.join(env)}")
-    print('load them:  eval "$(python -m airflow_synth.local env)"')
+    print('load them:  eval "$(.venv/bin/python -m airflow_synth.local env)"')
     return 0
 
 
@@ -90,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = LocalStack(args.state_dir)
     commands = {"up": _up, "down": _down, "status": _status, "env": _env}
     try:
+        if args.command == "dev-env":
+            return _dev_env(stack, args)
+        if args.command == "dev-shell":
+            return _dev_shell(stack, args)
         return commands[args.command](stack)
     except LocalStackError as exc:
         print(f"error: {exc}", file=sys.stderr)
