@@ -34,6 +34,7 @@ from airflow_synth.core.engine.reuse import (
     REUSED,
     SEEDED,
     ModelRecord,
+    ReusePlan,
     ReuseSettings,
     decide,
     model_key,
@@ -310,3 +311,73 @@ def test_keyed_holdout_depends_on_the_salt_and_keeps_equal_rows_together():
     assert (one != other).any()
     unsalted = holdout_mask(rows, 0.3, 0)
     assert unsalted.sum() == 180  # the seeded split is exact, unchanged
+
+
+# -- the train step ----------------------------------------------------------------------
+
+
+def _table(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    data = frame(rows, seed=seed, shift=shift).drop(columns=["email", "booked"])
+    data["user_id"] = np.arange(rows) + seed * 100_000  # new users each draw
+    return data
+
+
+def test_train_step_reuses_without_fitting_and_keeps_trained_rows_out_of_the_holdout(
+    tmp_path, monkeypatch
+):
+    from airflow_synth.core.engine.synthesizers import resolve_synthesizer
+    from airflow_synth.core.steps import TableFit, sharded, train_table
+    from airflow_synth.core.steps.staged import load_staged
+
+    spec = resolve_synthesizer("gaussian_copula")
+    on = ReuseSettings(enabled=True)
+    first_rows = _table(1_200, seed=1)
+    first = train_table(
+        staged(tmp_path, first_rows, "night1.parquet"),
+        dataset="bookings",
+        spec=spec,
+        seed=7,
+        reuse=ReusePlan(on, run="night-1"),
+    )
+    assert first.reuse["reason"] == "retrained: no earlier model" and first.fit_seconds > 0
+    assert first.record["holdout"]["method"] == KEYED and first.record["trained_run"] == "night-1"
+    files = sharded.save_reusable(first, tmp_path / "out1")
+    saved = load_staged(Path(files["table_model.pkl"].removeprefix("file://")))
+    previous = ModelRecord.from_dict(json.loads(Path(files["fingerprint.json"][7:]).read_text()))
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a reused model must not be fitted")
+
+    monkeypatch.setattr(sharded, "fit_prepared_table", no_fit)
+    # the next night: most users persist, 150 new ones
+    second_rows = pd.concat([first_rows.iloc[100:], _table(150, seed=2)], ignore_index=True)
+    second = train_table(
+        staged(tmp_path, second_rows, "night2.parquet"),
+        dataset="bookings",
+        spec=spec,
+        seed=7,
+        reuse=ReusePlan(on, previous, load_model=lambda: saved, run="night-2"),
+    )
+    assert isinstance(second, TableFit)
+    assert second.reuse["decision"] == REUSED and second.fit_seconds == 0.0
+    assert second.reuse["model_run"] == "night-1"
+    assert second.record["trained_run"] == "night-1" and second.record["reused_by"] == ["night-2"]
+    assert second.record["trained_at"] == first.record["trained_at"]  # age from training
+    # honest privacy checks: no row the model trained on is in today's holdout
+    columns = list(first.train.columns)
+    trained = set(map(tuple, first.train[columns].round(9).astype(str).to_numpy()))
+    held = set(map(tuple, second.holdout[columns].round(9).astype(str).to_numpy()))
+    assert len(second.holdout) > 100 and not trained & held
+    # and a drifted source retrains (the spy would fail if it fitted: lift it)
+    monkeypatch.undo()
+    shifted = _table(1_200, seed=3, shift=4.0)
+    third = train_table(
+        staged(tmp_path, shifted, "night3.parquet"),
+        dataset="bookings",
+        spec=spec,
+        seed=7,
+        reuse=ReusePlan(on, previous, load_model=lambda: saved, run="night-3"),
+    )
+    assert third.reuse["decision"] == RETRAINED and "on column nights" in third.reuse["reason"]
+    assert third.fit_seconds > 0 and third.record["trained_run"] == "night-3"
+    assert third.record["holdout"]["salt"] == previous.holdout["salt"]  # same rows, same side

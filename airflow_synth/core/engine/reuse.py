@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -255,3 +255,22 @@ def decide(
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class ReusePlan:
+    """What a train step needs to decide: the settings, the dataset's latest published
+    model's record (None: none, or one from before fingerprints), how to load that model
+    (called only when it is reused: the download is skipped otherwise), this run's name."""
+
+    settings: ReuseSettings
+    previous: ModelRecord | None = None
+    load_model: Callable[[], Any] | None = None
+    run: str | None = None
+    now: datetime | None = None
+
+    def salt(self) -> str:
+        """The salt of this run's holdout hash and category keys: the earlier model's (so
+        a row stays on its side from night to night, retrained or not), else a new one."""
+        earlier = self.previous.holdout.get("salt") if self.previous is not None else None
+        return str(earlier) if earlier else new_salt()

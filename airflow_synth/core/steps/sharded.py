@@ -43,9 +43,23 @@ from airflow_synth.core.assess.assessment import (
 from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.cpu_budget import cpu_budget, threads_for_training
+from airflow_synth.core.engine.fingerprint import fingerprint_summary, fingerprint_table
 from airflow_synth.core.engine.fresh import FreshColumns, count_leaks
 from airflow_synth.core.engine.metadata import public_metadata
-from airflow_synth.core.engine.sampling import sample_to_parquet
+from airflow_synth.core.engine.reuse import (
+    KEYED,
+    RECORD_FILE,
+    RETRAINED,
+    SEEDED,
+    TABLE_MODEL_FILE,
+    ModelRecord,
+    ReusePlan,
+    ReuseSettings,
+    decide,
+    model_key,
+    utc_now,
+)
+from airflow_synth.core.engine.sampling import library_versions, sample_to_parquet
 from airflow_synth.core.engine.set_run import DEFAULT_MAX_TRAINING_ROWS
 from airflow_synth.core.engine.shards import Shard, plan_shards
 from airflow_synth.core.engine.subset import DEFAULT_MAX_ORPHAN_SHARE
@@ -56,8 +70,13 @@ from airflow_synth.core.frames import to_training_frame
 from airflow_synth.core.names import json_bytes, safe_key_part
 from airflow_synth.core.profile.roles import ColumnRole, fresh_columns
 from airflow_synth.core.publish.tables import table_of_one
-from airflow_synth.core.steps.finish import METADATA_FILE, _gate_then_save, _Run
-from airflow_synth.core.steps.fit import _fit_per_table, _Trained
+from airflow_synth.core.steps.finish import METADATA_FILE, MODEL_DIR, _gate_then_save, _Run
+from airflow_synth.core.steps.fit import (
+    _Trained,
+    fit_prepared_table,
+    prepare_per_table,
+    trained_per_table,
+)
 from airflow_synth.core.steps.staged import dump_staged, load_staged
 
 log = logging.getLogger(__name__)
@@ -87,6 +106,12 @@ class TableFit:
     split: dict[str, Any]
     shards: list[Shard]
     fit_seconds: float
+    #: the model's record (``fingerprint.json``: published with the model for the next run)
+    record: dict[str, Any] | None = None
+    #: reused or retrained, and why (``synthesis.model_reuse`` of the manifest)
+    reuse: dict[str, Any] | None = None
+    #: today's extract's fingerprint, summarised (``synthesis.fingerprint``)
+    fingerprint: dict[str, Any] | None = None
 
     @property
     def rows(self) -> int:
@@ -177,28 +202,112 @@ def train_table(
     checks: CheckSettings | None = None,
     max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
     shards: int | None = None,
+    reuse: ReusePlan | None = None,
 ) -> TableFit:
     """Fit one feature table (a set of one through the per-table engine) and plan its
     shards: ``num_rows`` (default: as many as were extracted) in ``shards`` shards
-    (default: one per :data:`~airflow_synth.core.engine.shards.DEFAULT_MAX_SHARD_ROWS`)."""
+    (default: one per :data:`~airflow_synth.core.engine.shards.DEFAULT_MAX_SHARD_ROWS`).
+
+    ``reuse``: the dataset's earlier model and the reuse settings. Before any fit, today's
+    extract is fingerprinted and :func:`~airflow_synth.core.engine.reuse.decide` says
+    whether the earlier model is reused (no fit at all; ``fit_seconds`` 0) or a new one
+    is trained. Either way the roles, the training rows and the holdout are today's: the
+    privacy checks compare the samples with today's real rows. With reuse switched on the
+    holdout is the keyed split with the earlier model's salt, so the rows it was trained
+    on stay out of today's holdout (see :func:`~airflow_synth.core.engine.holdout.holdout_mask`).
+    """
     checks = checks or CheckSettings()
     name = safe_key_part(dataset)
-    trained = _fit_per_table(
+    plan = reuse or ReusePlan(ReuseSettings())
+    salt = plan.salt()
+    prepared = prepare_per_table(
         {name: Path(staged_path)},
         table_of_one(name, Path(staged_path)),
         {name: spec},
         dataset=dataset,
         seed=seed,
-        scale=1.0,
         checks=checks,
         contracts={name: contract} if contract is not None else {},
         max_training_rows=max_training_rows,
         fixed_combinations=True,
         max_orphan_share=DEFAULT_MAX_ORPHAN_SHARE,
         require_model=True,
+        holdout_salt=salt if plan.settings.enabled else None,  # keyed: reusable later
+    )
+    fingerprint = fingerprint_table(Path(staged_path), prepared.roles[name], salt=salt)
+    key = model_key(
+        synthesizer=spec.describe(),
+        seed=seed,
+        contract=contract,
+        holdout_share=checks.holdout_share,
+        max_training_rows=max_training_rows,
+        versions=library_versions(),
+    )
+    now = plan.now or utc_now()
+    decision = decide(plan.settings, plan.previous, fingerprint, key, now)
+    model = _reused_model(plan, decision) if decision.reused else None
+    if decision.reused and model is None:
+        decision = replace(
+            decision,
+            decision=RETRAINED,
+            reason="retrained: the earlier model could not be loaded",
+        )
+    log.info("%s: model %s", name, decision.reason)
+    real = prepared.real({name: Path(staged_path)})
+    frames = prepared.frames(real)
+    started = time.monotonic()
+    if model is not None and plan.previous is not None:
+        models = {name: model}
+        record = plan.previous.reused_in(plan.run)
+    else:
+        models = {n: fit_prepared_table(prepared, frames, n)[0] for n in prepared.to_fit}
+        record = ModelRecord(
+            fingerprint=fingerprint,
+            model_key=key,
+            trained_at=now.isoformat(),
+            trained_run=plan.run,
+            holdout={
+                "method": KEYED if plan.settings.enabled else SEEDED,
+                "share": checks.holdout_share,
+                "salt": salt,
+            },
+        )
+    trained = trained_per_table(
+        prepared,
+        real,
+        models,
+        seed=seed,
+        scale=1.0,
+        fit_seconds=0.0 if decision.reused else time.monotonic() - started,
     )
     wanted = num_rows or pq.ParquetFile(staged_path).metadata.num_rows
-    return table_fit(trained, name, dataset, checks, seed, int(wanted), shards)
+    fit = table_fit(trained, name, dataset, checks, seed, int(wanted), shards)
+    fit.record = record.to_dict()
+    fit.reuse = decision.to_dict()
+    fit.fingerprint = fingerprint_summary(fingerprint)
+    return fit
+
+
+def _reused_model(plan: ReusePlan, decision: Any) -> TableModel | None:
+    """The earlier model, loaded (None when it cannot be: the run retrains instead)."""
+    if plan.load_model is None:
+        return None
+    try:
+        model = plan.load_model()
+    except Exception as exc:  # noqa: BLE001 - a broken earlier model means: train anew
+        log.warning(
+            "The earlier model (run %s) could not be loaded (%s); training a new one",
+            decision.model_run,
+            type(exc).__name__,
+        )
+        return None
+    if not isinstance(model, TableModel):
+        log.warning(
+            "The earlier model (run %s) is not a table model; training a new one",
+            decision.model_run,
+        )
+        return None
+    return model
 
 
 def table_fit(
@@ -408,6 +517,8 @@ def finish_shards(
         {**assessment.files, METADATA_FILE: metadata_path},
         (fit.sampler(), fit.spec.describe(), out_dir),
     )
+    if model_files:  # what the next run decides on and reuses, next to model.pkl
+        model_files = {**model_files, **save_reusable(fit, out_dir)}
     uris = list(part_uris) if part_uris is not None else [p.resolve().as_uri() for p in paths]
     return {
         "synthetic_uri": uris[0] if len(uris) == 1 else None,
@@ -432,4 +543,21 @@ def finish_shards(
         "gates": [g.to_dict() for g in assessment.gates],
         "checks": run.checks.to_dict(),
         "versions": versions,
+        "model_reuse": fit.reuse,
+        "fingerprint": fit.fingerprint,
     }
+
+
+def save_reusable(fit: TableFit, out_dir: Path) -> dict[str, str]:
+    """The model's record (``fingerprint.json``) and the whole table model (profiles, rules,
+    metadata, the decode-only synthesizer: ``table_model.pkl``) beside ``model.pkl``, for
+    the next run to reuse; their ``file://`` URIs by name ({} for a fit without a record).
+    Private like ``model.pkl``: published under ``_models/`` only."""
+    if fit.record is None:
+        return {}
+    folder = Path(out_dir) / MODEL_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / RECORD_FILE
+    record.write_bytes(json_bytes(fit.record))
+    model = dump_staged(replace(fit.model, synthesizer=fit.sampler()), folder / TABLE_MODEL_FILE)
+    return {RECORD_FILE: record.resolve().as_uri(), TABLE_MODEL_FILE: model.resolve().as_uri()}

@@ -31,6 +31,7 @@ from airflow_synth.core.assess.limits import gates_reported_only
 from airflow_synth.core.contract import TableContract
 from airflow_synth.core.engine.combinations import CombinationSwitch
 from airflow_synth.core.engine.fresh import count_leaks
+from airflow_synth.core.engine.reuse import ReusePlan
 from airflow_synth.core.engine.set_engine import ENGINE_NAME as PER_TABLE_ENGINE
 from airflow_synth.core.engine.set_run import DEFAULT_MAX_TRAINING_ROWS
 from airflow_synth.core.engine.subset import DEFAULT_MAX_ORPHAN_SHARE
@@ -96,6 +97,7 @@ def run_synthesize(
     enforce_gates_: bool = True,
     max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
     shards: int | None = None,
+    reuse: ReusePlan | None = None,
 ) -> dict[str, Any]:
     """Synthesize one feature table in this process: train, sample every shard, assess.
 
@@ -127,6 +129,7 @@ def run_synthesize(
             checks=checks,
             max_training_rows=max_training_rows,
             shards=shards,
+            reuse=reuse,  # the earlier model, when it may be reused (see train_table)
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
