@@ -50,6 +50,10 @@ PUBLIC_SYNTHESIS_KEYS = (
     "filters",
     "gates",
     "checks",
+    # reused or retrained, and why (the nightly refresh); a summary of the extract's
+    # fingerprint (counts and a schema hash; the profile stays with the private model)
+    "model_reuse",
+    "fingerprint",
 )
 
 
