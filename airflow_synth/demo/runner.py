@@ -4,6 +4,12 @@ Starts (or reuses) the local PostgreSQL and S3 server, applies the source migrat
 seeds the demo data (skipped when already seeded with the same settings), runs the
 ``esl_airbnb_bookings`` DAG under ``dag.test()`` and prints a summary read back from the
 published manifest. Every step is idempotent, so a second ``make demo`` is faster.
+
+What a person sees: one line per phase as it starts and ends, then the summary (rows,
+scores, gate verdicts, time per phase), a local copy of ``report.html`` and the manifest,
+and how to browse the published bucket. Airflow's and the libraries' logs go to a file under
+``<state>/demo/logs/`` whose path is printed first and last. The servers stay up afterwards
+(so the printed ``s3://`` URIs can be opened) unless ``--stop`` is given.
 """
 
 from __future__ import annotations
@@ -11,13 +17,18 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from airflow_synth.demo.console import PhaseProgress, first_line, listening, logs_to_file
+
+logger = logging.getLogger(__name__)
 
 DAG_ID = "esl_airbnb_bookings"
 MULTITABLE_DAG_ID = "esl_airbnb_multitable"
@@ -38,7 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--state-dir", type=Path, default=None, help="default: <repo>/.local")
     parser.add_argument(
-        "--keep-running", action="store_true", help="leave PostgreSQL and S3 running afterwards"
+        "--stop",
+        action="store_true",
+        help="stop PostgreSQL and S3 at the end (default: leave them running so the "
+        "published bucket can be browsed; `make stack-down` stops them)",
+    )
+    parser.add_argument(  # the default since the servers stay up; kept for old scripts
+        "--keep-running", action="store_true", help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--min-quality",
+        type=float,
+        default=None,
+        help="quality gate threshold (0..1) for this run; e.g. 0.999 to see a failed gate",
     )
     parser.add_argument(
         "--multitable",
@@ -86,22 +109,57 @@ def load_dag(dag_file: Path, dag_id: str) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from airflow_synth.demo.environment import airflow_environment, project_dir
+    from airflow_synth.demo.environment import project_dir
     from airflow_synth.local import LocalStack
 
-    project = project_dir()
-    timings: dict[str, float] = {}
     started = time.monotonic()
+    project = project_dir()
     stack = LocalStack(args.state_dir)
-    print(f"[demo] starting local PostgreSQL and S3 server under {stack.state_dir} ...", flush=True)
-    stack.start()
-    timings["servers"] = time.monotonic() - started
-    try:
-        env = airflow_environment(
-            stack.state_dir / "airflow", stack.connection_env(), project=project
-        )
-        os.environ.update(env)  # before Airflow is imported
-        step = time.monotonic()
+    log_path = demo_dir(stack) / "logs" / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log"
+    with logs_to_file(log_path) as terminal:
+
+        def say(line: str = "") -> None:
+            print(line, file=terminal, flush=True)
+
+        say(f"[demo] Airflow's task logs and library logs go to {log_path}")
+        progress = PhaseProgress(say, started=started)
+        try:
+            code = _demo(args, project, stack, progress, say, log_path)
+        except Exception as exc:  # the traceback goes to the log; the terminal gets a line
+            logger.exception("make demo failed")
+            say(f"[demo] FAILED: {first_line(exc)}")
+            say(f"[demo] the traceback is in {log_path}")
+            code = 1
+        finally:
+            stopped = args.stop and not args.keep_running
+            if stopped:
+                stack.stop()
+        for line in after_lines(
+            stack, DATASET if not args.multitable else MULTITABLE_DATASET, running=not stopped
+        ):
+            say(line)
+        say(f"[demo] total {time.monotonic() - started:.1f}s; full log: {log_path}")
+    return code
+
+
+def _demo(
+    args: argparse.Namespace,
+    project: Path,
+    stack: Any,
+    progress: PhaseProgress,
+    say: Callable[[str], None],
+    log_path: Path,
+) -> int:
+    """Servers, seed, Airflow DB, then the DAG; the exit code."""
+    from airflow_synth.demo.environment import airflow_environment
+
+    say(f"[demo] local PostgreSQL and S3 server under {stack.state_dir}")
+    with progress.timed("servers"):
+        stack.start()
+    env = airflow_environment(stack.state_dir / "airflow", stack.connection_env(), project=project)
+    os.environ.update(env)  # before Airflow is imported
+    say(f"[demo] source data: {args.users} users x ~{args.sessions_per_user:g} sessions")
+    with progress.timed("seed"):
         seed = seed_source(
             stack,
             project,
@@ -109,31 +167,68 @@ def main(argv: Sequence[str] | None = None) -> int:
             sessions_per_user=args.sessions_per_user,
             seed=args.seed,
         )
-        timings["seed"] = time.monotonic() - step
-        step = time.monotonic()
+    with progress.timed("airflow db"):
         ensure_airflow_db(env)
-        timings["airflow_db"] = time.monotonic() - step
-        step = time.monotonic()
-        if args.multitable:
-            return run_multitable(stack, project, args, seed, timings, step)
-        conf = {
-            "rows": args.rows,
-            "synthesizer": args.synthesizer,
-            "epochs": args.epochs,
-            "seed": args.seed,
-        }
-        manifest = run_dag(stack, project, DAG_ID, DATASET, conf, timings, step)
-        if manifest is None:
-            return 1
-        print(summary(manifest, seed, timings))
-        return 0
-    finally:
-        if not args.keep_running:
-            stack.stop()
+    if args.multitable:
+        return run_multitable(stack, project, args, seed, progress, say, log_path)
+    conf: dict[str, Any] = {
+        "rows": args.rows,
+        "synthesizer": args.synthesizer,
+        "epochs": args.epochs,
+        "seed": args.seed,
+    }
+    if args.min_quality is not None:
+        conf["min_quality"] = args.min_quality
+    return run_single(stack, project, conf, seed, progress, say, log_path)
+
+
+def demo_dir(stack: Any) -> Path:
+    """Where the demo keeps its logs and local copies: ``<state>/demo``."""
+    return Path(stack.state_dir) / "demo"
+
+
+def run_single(
+    stack: Any,
+    project: Path,
+    conf: dict[str, Any],
+    seed: Any,
+    progress: PhaseProgress,
+    say: Callable[[str], None],
+    log_path: Path,
+    *,
+    dag_id: str = DAG_ID,
+    dataset: str = DATASET,
+) -> int:
+    """Run the single-table DAG with progress lines, copy its report and manifest, print
+    the summary (or what failed and where its report is); the exit code."""
+    dag_run = run_dag(project, dag_id, conf, progress, say)
+    if str(getattr(dag_run, "state", "unknown")) != "success":
+        say(failure_text(dag_run, progress, stack, dataset, log_path))
+        return 1
+    manifest = _read_manifest(stack, dag_run.run_id, dataset)
+    local = demo_dir(stack) / "reports" / dataset / str(manifest.get("run") or "run")
+    copies = copy_published(stack, manifest, local)
+    say(
+        summary(
+            manifest,
+            seed,
+            progress.durations,
+            copies=copies,
+            log_path=log_path,
+            total=progress.clock() - progress.started,
+        )
+    )
+    return 0
 
 
 def run_multitable(
-    stack: Any, project: Path, args: argparse.Namespace, seed: Any, timings: dict, step: float
+    stack: Any,
+    project: Path,
+    args: argparse.Namespace,
+    seed: Any,
+    progress: PhaseProgress,
+    say: Callable[[str], None],
+    log_path: Path,
 ) -> int:
     """``--multitable``: run the multi-table DAG, load the set into synthetic_staging."""
     conf = {
@@ -143,32 +238,118 @@ def run_multitable(
         "load_to_target": True,
         "target_schema": MULTITABLE_SCHEMA,
     }
-    manifest = run_dag(stack, project, MULTITABLE_DAG_ID, MULTITABLE_DATASET, conf, timings, step)
-    if manifest is None:
+    dag_run = run_dag(project, MULTITABLE_DAG_ID, conf, progress, say)
+    if str(getattr(dag_run, "state", "unknown")) != "success":
+        say(failure_text(dag_run, progress, stack, MULTITABLE_DATASET, log_path))
         return 1
-    print(multitable_summary(manifest, seed, timings, stack.connection_env()))
+    manifest = _read_manifest(stack, dag_run.run_id, MULTITABLE_DATASET)
+    say(multitable_summary(manifest, seed, progress.durations, stack.connection_env()))
     return 0
 
 
 def run_dag(
-    stack: Any,
     project: Path,
     dag_id: str,
-    dataset: str,
     conf: dict[str, Any],
-    timings: dict[str, float],
-    step: float,
-) -> dict[str, Any] | None:
-    """Run a ready-made DAG with ``dag.test()``; its published manifest, or None if it failed."""
+    progress: PhaseProgress,
+    say: Callable[[str], None],
+) -> Any:
+    """Run a ready-made DAG with ``dag.test()``, a progress line per task start and end;
+    the finished DAG run (``dag.test()`` does not raise when a task fails)."""
+    say(f"[demo] running DAG {dag_id} with {conf}")
+    progress.begin("dag start", until_next=True)  # parse, serialize, first task's start-up
     dag = load_dag(project / "dags" / f"{dag_id}.py", dag_id)
-    print(f"[demo] running DAG {dag_id} with {conf} ...", flush=True)
-    dag_run = dag.test(run_conf=conf)
-    timings["dag"] = time.monotonic() - step
+    with listening(progress):
+        return dag.test(run_conf=conf)
+
+
+def failure_text(
+    dag_run: Any, progress: PhaseProgress, stack: Any, dataset: str, log_path: Path
+) -> str:
+    """What failed, why (the error's own text: names, counts and scores, never a cell
+    value) and where to read more: the failed gate's report, copied locally, and the log."""
+    from airflow_synth.runtime import quarantined_report_uri
+
     state = str(getattr(dag_run, "state", "unknown"))
-    if state != "success":
-        print(f"[demo] DAG run ended in state {state!r}: see the task logs above.")
-        return None
-    return _read_manifest(stack, dag_run.run_id, dataset)
+    lines = ["", "=" * 72, f"airflow-synth demo: the DAG run ended in state {state!r}", "=" * 72]
+    for failure in progress.failures:
+        lines.append(f"failed phase         : {failure.phase}")
+        text = str(failure.error or "").strip().splitlines()
+        name = type(failure.error).__name__ if failure.error is not None else "error"
+        lines += [f"  {name}: {text[0] if text else ''}", *(f"  {t}" for t in text[1:20])]
+        report = quarantined_report_uri(failure.error) if failure.error is not None else None
+        if report:
+            from airflow_synth.core.names import safe_key_part
+
+            run = safe_key_part(str(getattr(dag_run, "run_id", "run")))
+            dest = demo_dir(stack) / "reports" / dataset / "_failed" / run
+            try:
+                copy = download_uri(stack, report, dest / "report.html")
+                lines.append(f"report (local copy)  : {copy.as_uri()}")
+            except Exception as exc:  # noqa: BLE001 - the S3 URI below still says where
+                logger.warning("could not copy the failed gate's report: %s", exc)
+            lines.append(f"report               : {report}")
+    if not progress.failures:
+        lines.append("no task reported a failure; the log says why")
+    lines += [f"full log             : {log_path}", "=" * 72]
+    return "\n".join(lines)
+
+
+def download_uri(stack: Any, uri: str, dest: Path) -> Path:
+    """Copy ``s3://bucket/key`` from the local S3 server to ``dest``."""
+    from airflow_synth.demo.browse import split_uri
+
+    bucket, key = split_uri(uri, stack.BUCKET)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stack.s3.client().download_file(bucket, key, str(dest))
+    return dest
+
+
+def copy_published(stack: Any, manifest: dict[str, Any], dest: Path) -> dict[str, Path]:
+    """Local copies of the run's ``report.html`` and manifest (they open without the
+    servers, e.g. in a browser from a ``file://`` URI)."""
+    copies: dict[str, Path] = {}
+    report = (manifest.get("reports") or {}).get("report.html")
+    if report:
+        copies["report.html"] = download_uri(stack, report, dest / "report.html")
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    copies["manifest.json"] = path
+    return copies
+
+
+def after_lines(stack: Any, dataset: str, *, running: bool) -> list[str]:
+    """How to look into the published bucket, and how to stop (or restart) the servers;
+    commands name the state folder when it is not the default one."""
+    from airflow_synth.demo.browse import filer_port, filer_url
+    from airflow_synth.local.stack import default_state_dir
+
+    state = Path(stack.state_dir)
+    custom = state.resolve() != default_state_dir().expanduser().resolve()
+    flag = f" --state-dir {state}" if custom else ""
+    python = _venv_python()
+    browse = f"{python} -m airflow_synth.demo.browse{flag} s3://{stack.BUCKET}/{dataset}/"
+    down = f"{python} -m airflow_synth.local down{flag}" if custom else "make stack-down"
+    up = f"{python} -m airflow_synth.local up{flag}" if custom else "make stack-up"
+    lines = ["[demo] browse the published bucket:", f"         {browse}"]
+    port = filer_port(state) if running else None
+    if port:
+        lines.append(f"         or open {filer_url(port, stack.BUCKET, dataset + '/')}")
+    if running:
+        lines.append(f"[demo] PostgreSQL and the S3 server are still running; stop them: {down}")
+    else:
+        lines.append(f"[demo] the servers are stopped; to browse, start them again: {up}")
+    return lines
+
+
+def _venv_python() -> str:
+    """This interpreter as a person would type it: relative to the repository if inside."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
 
 
 def seed_source(
@@ -214,6 +395,25 @@ def manifest_uri_of(manifest: dict[str, Any]) -> str | None:
     return manifest.get("run_manifest_uri") or manifest.get("manifest_uri")
 
 
+def gate_verdict(gates: Sequence[dict[str, Any]]) -> str:
+    """``8 of 8 passed``, or which failed with value and threshold (scores, no cell value)."""
+    if not gates:
+        return "none"
+    failed = [g for g in gates if not g.get("passed")]
+    text = f"{len(gates) - len(failed)} of {len(gates)} passed"
+    if failed:
+
+        def one(g: dict[str, Any]) -> str:
+            value, threshold = g.get("value"), g.get("threshold")
+            sign = ">=" if g.get("kind") == "min" else "<="
+            shown = "n/a" if value is None else f"{value:.3f}"
+            limit = "" if threshold is None else f" (needs {sign} {threshold:g})"
+            return f"{g.get('metric')} {shown}{limit}"
+
+        text += "; FAILED: " + ", ".join(one(g) for g in failed)
+    return text
+
+
 def score_lines(synthesis: dict[str, Any]) -> list[str]:
     """Fidelity, privacy, filter and gate lines of the summary."""
     scores = synthesis.get("scores") or {}
@@ -224,7 +424,6 @@ def score_lines(synthesis: dict[str, Any]) -> list[str]:
 
     filters = synthesis.get("filters") or {}
     gates = synthesis.get("gates") or []
-    verdicts = ", ".join(f"{g['metric']} {'PASS' if g['passed'] else 'FAIL'}" for g in gates)
     return [
         f"fidelity             : quality {fmt('quality_score')} (shapes {fmt('column_shapes')}, "
         f"pair trends {fmt('column_pair_trends')}), dependence {fmt('dependence_preservation')}"
@@ -233,16 +432,31 @@ def score_lines(synthesis: dict[str, Any]) -> list[str]:
         f"{fmt('dcr_share')}, NNDR median {fmt('nndr_median')}",
         f"filters (rows drop.) : similarity {filters.get('similarity', 0)}, outlier "
         f"{filters.get('outlier', 0)}",
-        f"gates                : {verdicts or 'none'}",
+        f"gates                : {gate_verdict(gates)}",
     ]
 
 
-def summary(manifest: dict[str, Any], seed: Any, timings: dict[str, float]) -> str:
-    """The closing summary of ``make demo``."""
-    phases = manifest.get("timings_seconds", {})
+def _seconds(items: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in items.items()) or "n/a"
+
+
+def summary(
+    manifest: dict[str, Any],
+    seed: Any,
+    phases: dict[str, float],
+    *,
+    copies: dict[str, Path] | None = None,
+    log_path: Path | None = None,
+    total: float | None = None,
+) -> str:
+    """The closing summary of ``make demo``: what came out, how good, how long, and where
+    to look (local copies first: they open without the servers)."""
+    work = manifest.get("timings_seconds", {})
     synthesis = manifest.get("synthesis", {})
     table = (manifest.get("tables") or {}).get((manifest.get("load_order") or [None])[0]) or {}
     seeded = "loaded now" if getattr(seed, "loaded", False) else "already loaded"
+    copies = copies or {}
+    report_copy = copies.get("report.html")
     lines = [
         "",
         "=" * 72,
@@ -254,12 +468,21 @@ def summary(manifest: dict[str, Any], seed: Any, timings: dict[str, float]) -> s
         f"{synthesis.get('synthesizer', {}).get('params') or ''} seed={synthesis.get('seed')}",
         f"rows published       : {manifest['rows']} ({len(manifest['columns'])} columns)",
         *score_lines(synthesis),
-        "time per phase (s)   : " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()),
-        "demo overhead (s)    : " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
+        f"time per phase (s)   : {_seconds(phases)}",
+        f"work in the tasks (s): {_seconds(work)}",
+        *([f"total                : {total:.1f} s"] if total is not None else []),
+        "-" * 72,
+        *([f"report (local copy)  : {report_copy.resolve().as_uri()}"] if report_copy else []),
+        *(
+            [f"manifest (local copy): {copies['manifest.json']}"]
+            if "manifest.json" in copies
+            else []
+        ),
         f"dataset              : {table.get('uri')}",
         f"manifest             : {manifest_uri_of(manifest)}",
         f"model                : {synthesis.get('model_uri')}",
         f"report               : {manifest.get('reports', {}).get('report.html')}",
+        *([f"full log             : {log_path}"] if log_path else []),
         "=" * 72,
     ]
     return "\n".join(lines)
@@ -273,7 +496,6 @@ def multitable_summary(
     scores = synthesis.get("scores") or {}
     subset = (synthesis.get("subset") or {}).get("tables", {})
     gates = synthesis.get("gates") or []
-    failed = [g["metric"] for g in gates if not g["passed"]]
     target = env.get("AIRFLOW_CONN_SYNTH_TARGET_DB", "synth_target_db")
     lines = [
         "",
@@ -300,10 +522,9 @@ def multitable_summary(
             )
             if scores.get(k) is not None
         ),
-        f"gates                : {len(gates) - len(failed)} of {len(gates)} passed",
-        "time per phase (s)   : "
-        + ", ".join(f"{k} {v:.1f}" for k, v in manifest.get("timings_seconds", {}).items()),
-        "demo overhead (s)    : " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
+        f"gates                : {gate_verdict(gates)}",
+        f"time per phase (s)   : {_seconds(timings)}",
+        f"work in the tasks (s): {_seconds(manifest.get('timings_seconds', {}))}",
         f"manifest             : {manifest_uri_of(manifest)}",
         f"loaded into          : schema {MULTITABLE_SCHEMA} of {target}",
         "=" * 72,
