@@ -13,6 +13,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from airflow_synth.core.assess.checks import CheckSettings
+from airflow_synth.core.engine.reuse import DEFAULT_MAX_DRIFT, DEFAULT_MAX_MODEL_AGE_HOURS
 from airflow_synth.core.engine.synthesizers import AUTO, DEFAULT_SYNTHESIZER, SYNTHESIZERS
 from airflow_synth.task_groups.esl import ESLConfig
 
@@ -53,6 +54,9 @@ def esl_params(
     max_dcr_share: float | None = CheckSettings.max_dcr_share,
     max_near_copy_rate: float | None = CheckSettings.max_near_copy_rate,
     min_rules_held: float | None = CheckSettings.min_rules_held,
+    reuse_model: bool = False,
+    max_drift: float = DEFAULT_MAX_DRIFT,
+    max_model_age_hours: float = DEFAULT_MAX_MODEL_AGE_HOURS,
 ) -> dict[str, Param]:
     """Params for the Trigger form: what to generate, then the privacy and quality checks."""
     return {
@@ -100,6 +104,32 @@ def esl_params(
             description="Sample in this many shards, each a task of its own that any worker "
             "can run. Empty or 0 = one shard per million rows. The same seed and shard count "
             "give the same rows.",
+        ),
+        "reuse_model": Param(
+            reuse_model,
+            type="boolean",
+            title="Reuse the last model",
+            description="Skip training while the source has not drifted: reuse the model "
+            "this dataset published last if it is younger than the maximum age and the data "
+            "moved less than the maximum drift since it was trained. The run's manifest says "
+            "reused or retrained, and why.",
+        ),
+        "max_drift": Param(
+            max_drift,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Maximum drift for reuse",
+            description="0..1: the largest change since the model was trained of the row "
+            "count, a column's NULL share, a number's distribution (Kolmogorov-Smirnov) or a "
+            "category's shares (total variation). More: retrain.",
+        ),
+        "max_model_age_hours": Param(
+            max_model_age_hours,
+            type="number",
+            minimum=0,
+            title="Maximum model age (hours)",
+            description="A model trained longer ago than this is retrained (168 = a week).",
         ),
         "seed": Param(
             seed,
@@ -182,6 +212,9 @@ def config_from_params(dataset: str, sql_file: str, **settings: Any) -> ESLConfi
         "epochs": "{{ params.epochs }}",
         "max_training_rows": "{{ params.max_training_rows }}",
         "shards": "{{ params.shards }}",
+        "reuse_model": "{{ params.reuse_model }}",
+        "max_drift": "{{ params.max_drift }}",
+        "max_model_age_hours": "{{ params.max_model_age_hours }}",
         "formats": "{{ ['parquet', 'csv'] if params.csv else ['parquet'] }}",
         "checks": {name: "{{ params." + name + " }}" for name in CHECK_PARAMS},
         "dry_run": "{{ params.dry_run }}",

@@ -68,6 +68,9 @@ SYNTHESIS_FIELDS = (
     "checks",
     "max_training_rows",
     "shards",
+    "reuse_model",
+    "max_drift",
+    "max_model_age_hours",
 )
 #: The multi-table synthesis settings that the extract checks up front (``validate=``) and
 #: the synthesize task passes on as they are (besides ``main_table``).
@@ -451,9 +454,14 @@ def _table_synthesis(
     checks: Mapping[str, Any] | str | None = None,
     max_training_rows: Any = None,
     shards: Any = None,
+    reuse_model: Any = None,
+    max_drift: Any = None,
+    max_model_age_hours: Any = None,
 ) -> dict[str, Any]:
     """A table's synthesis settings, checked and coerced (cheap, before any row is read),
-    as the core's ``train_table``/``run_synthesize`` take them."""
+    as the core's ``train_table``/``run_synthesize`` take them (``reuse``: the settings
+    only; :func:`reuse_plan` adds the earlier model once the task has its workspace)."""
+    from airflow_synth.core.engine.reuse import reuse_settings_from
     from airflow_synth.core.settings_check import synthesizer_spec_for
 
     spec = synthesizer_spec_for(synthesizer, synthesizer_params, epochs, hook.synthesizer_spec)
@@ -472,7 +480,28 @@ def _table_synthesis(
         "checks": CheckSettings.from_mapping(as_dict(checks, "checks")),
         "max_training_rows": training_rows_bound(max_training_rows),
         "shards": as_int(shards, "shards") or None,  # empty or 0: one per million rows
+        "reuse": reuse_settings_from(reuse_model, max_drift, max_model_age_hours),
     }
+
+
+def reuse_plan(
+    context: Mapping[str, Any],
+    hook: SynthHook,
+    dataset: str,
+    synthesis: dict[str, Any],
+    work_dir: Path,
+    dry_run: bool,
+) -> None:
+    """Replace ``synthesis["reuse"]`` (the settings) by the plan the train step decides on:
+    the dataset's latest published model and how to load it (a dry run never reuses: it
+    trains on at most 1,000 rows and publishes nothing)."""
+    from dataclasses import replace
+
+    settings = synthesis["reuse"]
+    if dry_run and settings.enabled:
+        settings = replace(settings, enabled=False)
+    run = context.get("run_id")
+    synthesis["reuse"] = hook.reuse_plan(dataset, settings, run, work_dir)
 
 
 def execute_synthesize(
@@ -496,6 +525,7 @@ def execute_synthesize(
         training(context, hook, dataset) as (store, layout),
     ):
         staged = path_from_uri(workspace.fetch(extract)["staging_uri"])
+        reuse_plan(context, hook, dataset, synthesis, workspace.local, dry_run)
         with task_cpu_share(context):
             result = run_synthesize(
                 staged,
@@ -532,13 +562,15 @@ def execute_train(
         checked_store(hook)  # the model must be publishable before hours of training
         staged = path_from_uri(workspace.fetch(extract)["staging_uri"])
         dry_run = as_bool(extract.get("dry_run"))  # its gates are reported, not enforced
+        reuse_plan(context, hook, dataset, synthesis, workspace.local, dry_run)
         with task_cpu_share(context), gates_reported_only(dry_run):
             fit = train_table(staged, dataset=dataset, **synthesis)
         saved = workspace.stage(
             {"fit_uri": fit.save(workspace.local / "train" / FIT_FILE).as_uri()}
         )
         log.info(
-            "Trained on %d rows in %.1f s; %d rows to sample in %d shard(s)",
+            "%s on %d rows in %.1f s; %d rows to sample in %d shard(s)",
+            "Reused the model" if (fit.reuse or {}).get("decision") == "reused" else "Trained",
             len(fit.train),
             fit.fit_seconds,
             fit.rows,

@@ -2,7 +2,10 @@
 
 ``esl_airbnb_bookings``: press Trigger, pick rows / synthesizer / epochs / seed.
 ``esl_airbnb_bookings_nightly``: the same chain at 02:00 UTC, no catch-up; each night
-publishes a new run and moves ``s3://synthetic/airbnb_bookings/latest.json`` to it.
+publishes a new run and moves ``s3://synthetic/airbnb_bookings/latest.json`` to it. It
+reuses the last published model (no training) while the source drifted at most
+``max_drift`` (0.1) since the model was trained and the model is younger than
+``max_model_age_hours`` (168); the manifest's ``synthesis.model_reuse`` says which and why.
 
 Both extract ``sql/features/session_features_by_user.sql`` through the ``userbookings_db``
 connection, train a local SDV synthesizer, and publish to ``s3://synthetic/airbnb_bookings/``
@@ -46,6 +49,9 @@ nightly_dag = esl_dag(
     AIRBNB_BOOKINGS,
     schedule="0 2 * * *",
     sql_dirs=[SQL_DIR],
+    # a night whose source has not drifted reuses the last model (no training): the run
+    # is extract + sample + checks; retrained on drift > 0.1 or after a week
+    params={"reuse_model": True},
     max_active_runs=1,
     default_args={"retries": 1, "retry_delay": timedelta(minutes=5)},
     description="Nightly synthetic refresh of the Airbnb bookings feature table",

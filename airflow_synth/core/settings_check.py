@@ -25,6 +25,7 @@ from typing import Any
 
 from airflow_synth.core.assess.checks import CheckSettings
 from airflow_synth.core.coerce import as_bool, as_dict, as_float, as_int, as_text
+from airflow_synth.core.engine.reuse import reuse_settings_from
 from airflow_synth.core.engine.shards import shard_count
 from airflow_synth.core.engine.synthesizers import SynthesizerSpec, resolve_synthesizer
 from airflow_synth.core.errors import SynthesizerConfigError
@@ -48,6 +49,8 @@ MULTITABLE_KEYS = (
 )
 #: The multi-table engines (see :mod:`airflow_synth.core.steps`).
 MULTITABLE_ENGINES = ("per_table", "hma")
+#: The nightly refresh's model reuse (see :mod:`airflow_synth.core.engine.reuse`).
+REUSE_KEYS = ("reuse_model", "max_drift", "max_model_age_hours")
 #: Where the later steps write: looked up by the task, not here.
 STORE_KEYS = ("aws_conn_id", "bucket", "synth_conn_id")
 TARGET_KEYS = ("target_conn_id", "target_schema", "load_to_target")
@@ -56,6 +59,7 @@ KNOWN_KEYS = (
     "num_rows",
     "shards",
     "seed",
+    *REUSE_KEYS,
     "checks",
     *MULTITABLE_KEYS,
     *STORE_KEYS,
@@ -151,6 +155,8 @@ def validate_run_settings(
             numbers[key] = as_int(values[key], key)
     if numbers.get("shards"):
         shard_count(numbers.get("num_rows") or 1, int(numbers["shards"]))  # in range?
+    if any(key in values for key in REUSE_KEYS):  # in range? (no store is read here)
+        reuse_settings_from(*(values.get(key) for key in REUSE_KEYS))
     for key in ("scale", "max_orphan_share"):
         if key in values:
             numbers[key] = as_float(values[key], key, default=1.0)

@@ -12,6 +12,7 @@ without it, the hook uses the explicit arguments alone.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +29,8 @@ from airflow_synth.core.errors import ConnectionConfigError
 from airflow_synth.core.extract.staging import STAGING_ENV, StagingLocation
 from airflow_synth.core.publish.layout import DatasetLayout
 from airflow_synth.hooks.object_store import S3ObjectStore
+
+log = logging.getLogger(__name__)
 
 DEFAULT_AWS_CONN_ID = "aws_default"
 DEFAULT_BUCKET = "synthetic"
@@ -161,12 +164,21 @@ class SynthHook(BaseHook):
         without a model (a dry run), has none.
         """
         from airflow_synth.core.engine.profile_codec import load_model
+
+        store = self.get_conn()
+        local = store.download(self._model_key(dataset, run), Path(work_dir) / "model.pkl")
+        try:
+            return load_model(local)
+        finally:
+            local.unlink(missing_ok=True)
+
+    def _model_key(self, dataset: str, run: str) -> str:
+        """The key of the model a published run's manifest names (raises when none)."""
         from airflow_synth.core.errors import PublishError
         from airflow_synth.core.publish.store import read_manifest
 
         layout = self.layout(dataset, run)
-        store = self.get_conn()
-        manifest = read_manifest(store, layout)
+        manifest = read_manifest(self.get_conn(), layout)
         if manifest is None:
             raise PublishError(
                 f"No manifest at {layout.uri(layout.manifest_key)}: run {run!r} of dataset "
@@ -178,11 +190,56 @@ class SynthHook(BaseHook):
                 f"{layout.uri(layout.manifest_key)} names no model: run {run!r} of dataset "
                 f"{dataset!r} was published without one."
             )
-        local = store.download(layout.key_of(model_uri), Path(work_dir) / "model.pkl")
+        return layout.key_of(model_uri)
+
+    def reuse_plan(self, dataset: str, settings: Any, run: str | None, work_dir: Path) -> Any:
+        """What a train step decides on: the dataset's latest published model (``latest.json``
+        -> its run's manifest -> the model folder's ``fingerprint.json``) and how to load it
+        (``table_model.pkl``, downloaded only if the model is reused). No earlier model, one
+        published before fingerprints, or reuse switched off: a plan without one (retrain).
+        A record that cannot be read is logged and treated as none: never a failed run."""
+        from airflow_synth.core.engine.reuse import (
+            RECORD_FILE,
+            TABLE_MODEL_FILE,
+            ModelRecord,
+            ReusePlan,
+        )
+        from airflow_synth.core.publish.store import read_latest
+        from airflow_synth.core.steps.staged import load_staged
+
+        plan = ReusePlan(settings, run=run)
+        if not settings.enabled:
+            return plan
+        store = self.get_conn()
         try:
-            return load_model(local)
-        finally:
-            local.unlink(missing_ok=True)
+            latest = read_latest(store, dataset)
+            if not latest or not latest.get("run"):
+                return plan
+            folder = self._model_key(dataset, str(latest["run"])).rsplit("/", 1)[0]
+            raw = store.get_bytes(f"{folder}/{RECORD_FILE}")
+            if raw is None:  # a model from before fingerprints were stored
+                log.info("The latest model of %r has no %s: retraining", dataset, RECORD_FILE)
+                return plan
+            record = ModelRecord.from_dict(json.loads(raw))
+        except Exception as exc:  # noqa: BLE001 - no reusable model: train, as before
+            log.warning(
+                "No reusable model found for %r (%s: %s); training a new one",
+                dataset,
+                type(exc).__name__,
+                exc,
+            )
+            return plan
+
+        def load() -> Any:
+            local = store.download(
+                f"{folder}/{TABLE_MODEL_FILE}", Path(work_dir) / TABLE_MODEL_FILE
+            )
+            try:
+                return load_staged(local)
+            finally:
+                local.unlink(missing_ok=True)
+
+        return ReusePlan(settings, record, load_model=load, run=run)
 
     def test_connection(self) -> tuple[bool, str]:
         """Used by the UI's *Test* button: can the bucket be reached?"""

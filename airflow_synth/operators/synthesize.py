@@ -38,6 +38,15 @@ class ESLSynthesizeOperator(SynthesisSettings, SynthesizeOperatorBase):
         default: one per million rows. The ready-made chain runs each shard as a mapped
         task (``ESLTrainOperator``, ``ESLSampleShardOperator``, ``ESLAssessOperator``);
         here they run one after the other.
+    :param reuse_model: reuse the model the dataset published last instead of training,
+        while the source has not drifted and the model is young enough (the nightly
+        refresh); the decision and why are logged and in the manifest
+        (``synthesis.model_reuse``). Default off.
+    :param max_drift: the most drift (0..1: the largest change of the row count, a column's
+        NULL share, a number's distribution (KS) or a category's shares (total variation)
+        since the model was trained) at which the model is still reused; default 0.1.
+    :param max_model_age_hours: a model older than this (counted from its training) is
+        retrained; default 168 (a week).
     :param checks: holdout, filters and gate thresholds (see ``CheckSettings``), e.g.
         ``{"min_quality": 0.8, "max_dcr_share": 0.55, "outlier_filter": False}``.
     :param aws_conn_id: AWS connection of the bucket (default from ``synth_conn_id``).
@@ -61,6 +70,9 @@ class ESLSynthesizeOperator(SynthesisSettings, SynthesizeOperatorBase):
         checks: Mapping[str, Any] | str | None = None,
         max_training_rows: int | str | None = None,
         shards: int | str | None = None,
+        reuse_model: bool | str | None = None,
+        max_drift: float | str | None = None,
+        max_model_age_hours: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -53,6 +53,12 @@ class ESLConfig(ChainConfig):
     max_training_rows: int | str | None = None
     #: shards to sample in, each a mapped ``sample`` task (default: one per million rows)
     shards: int | str | None = None
+    #: reuse the dataset's latest model while the source has not drifted (nightly refresh)
+    reuse_model: bool | str | None = None
+    #: most drift (0..1) since the model's training at which it is reused (default 0.1)
+    max_drift: float | str | None = None
+    #: a model older than this many hours is retrained (default 168)
+    max_model_age_hours: float | str | None = None
     parameters: Mapping[str, Any] | Sequence[Any] | None = None
     contract_file: str | None = AUTO
     dry_run: bool | str = False

@@ -74,6 +74,9 @@ def synthesize_table(
     checks: Mapping[str, Any] | str | None = None,
     max_training_rows: int | str | None = None,
     shards: int | str | None = None,
+    reuse_model: bool | str | None = None,
+    max_drift: float | str | None = None,
+    max_model_age_hours: float | str | None = None,
     aws_conn_id: str | None = None,
     bucket: str | None = None,
     synth_conn_id: str | None = None,
@@ -92,6 +95,9 @@ def synthesize_table(
         checks=checks,
         max_training_rows=max_training_rows,
         shards=shards,
+        reuse_model=reuse_model,
+        max_drift=max_drift,
+        max_model_age_hours=max_model_age_hours,
     )
 
 

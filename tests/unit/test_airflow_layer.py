@@ -226,12 +226,18 @@ def test_esl_dags_wire_the_chain_with_a_teardown_and_an_asset(dagbag, dag_id: st
         "epochs",
         "max_training_rows",
         "shards",
+        "reuse_model",
+        "max_drift",
+        "max_model_age_hours",
         "seed",
         "csv",
         "dry_run",
         *CHECK_PARAMS,
     }
     assert set(CHECK_PARAMS) <= {f.name for f in fields(CheckSettings)}
+    # the nightly refresh reuses its model while the source holds still; on demand: trains
+    assert dag.params["reuse_model"] is (dag_id == "esl_airbnb_bookings_nightly")
+    assert tasks["esl.train"].reuse_model == "{{ params.reuse_model }}"
     assert dag.params.get_param("synthesizer").schema["enum"] == [
         "auto",
         "gaussian_copula",

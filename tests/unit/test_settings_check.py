@@ -347,12 +347,29 @@ def test_esl_task_group_gives_extract_the_synthesis_and_store_settings() -> None
         "checks": {"min_quality": 0.5},
         "max_training_rows": None,
         "shards": None,
+        "reuse_model": None,
+        "max_drift": None,
+        "max_model_age_hours": None,
         "aws_conn_id": "synth_s3",
         "bucket": "b",
         "synth_conn_id": None,
     }
     assert "validate" in extract.template_fields
     validate_run_settings(extract.validate | {"synthesizer": "ctgan"})  # all keys are known
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"max_drift": 1.5}, "max_drift"),
+        ({"max_drift": "lots"}, "max_drift"),
+        ({"max_model_age_hours": -1}, "max_model_age_hours"),
+    ],
+)
+def test_reuse_settings_are_checked_up_front(settings, named) -> None:
+    with pytest.raises(SynthesizerConfigError, match=named):
+        validate_run_settings({"reuse_model": True, **settings})
+    validate_run_settings({"reuse_model": "True", "max_drift": "0.2", "max_model_age_hours": 24})
 
 
 @pytest.mark.parametrize("target_conn_id", [None, "staging_db"])

@@ -32,8 +32,6 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_synth.core.engine.fingerprint import measure_drift, schema_changes
-
 #: The file next to ``model.pkl`` that holds the :class:`ModelRecord` (private: the salt).
 RECORD_FILE = "fingerprint.json"
 #: The reusable model (profiles, rules, metadata and the decode-only synthesizer).
@@ -64,6 +62,34 @@ class ReuseSettings:
             raise ValueError(
                 f"max_model_age_hours must be >= 0 hours, got {self.max_model_age_hours!r}."
             )
+
+
+def reuse_settings_from(
+    reuse_model: Any = None, max_drift: Any = None, max_model_age_hours: Any = None
+) -> ReuseSettings:
+    """The three settings as operators, Params and templates give them (text included;
+    empty = default), checked: a bad value fails before the first row is read."""
+    from airflow_synth.core.coerce import as_bool
+    from airflow_synth.core.errors import SynthesizerConfigError
+
+    def number(value: Any, name: str, default: float) -> float:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return default
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise SynthesizerConfigError(f"{name} must be a number, got {value!r}.") from exc
+
+    try:
+        return ReuseSettings(
+            enabled=as_bool(reuse_model),
+            max_drift=number(max_drift, "max_drift", DEFAULT_MAX_DRIFT),
+            max_model_age_hours=number(
+                max_model_age_hours, "max_model_age_hours", DEFAULT_MAX_MODEL_AGE_HOURS
+            ),
+        )
+    except ValueError as exc:
+        raise SynthesizerConfigError(str(exc)) from exc
 
 
 def new_salt() -> str:
@@ -193,6 +219,7 @@ def decide(
     """Reuse ``previous`` (the dataset's latest published model) or retrain; see the module
     docstring for the order of the conditions. ``fingerprint`` is today's extract's,
     computed with ``previous``'s salt; ``key`` today's :func:`model_key`."""
+    from airflow_synth.core.engine.fingerprint import measure_drift, schema_changes
 
     def verdict(decision: str, reason: str, age: float | None, drift: float | None) -> Any:
         return ReuseDecision(
