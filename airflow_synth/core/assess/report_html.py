@@ -8,7 +8,8 @@ to fetch anything even if a value slipped through. It is a few hundred kB at mos
 What the page may show about the real data (it sits beside data meant to be shared):
 
 * **Aggregates only.** Histogram shares, category shares, correlations, scores. No real row,
-  no real id or PII value (id/PII columns are listed as "generated fresh, not compared").
+  no real id or PII value (key, foreign key and PII columns are listed as "not compared",
+  each with its role).
 * **Rare categories are suppressed.** A category value appears as a bar label only when at
   least ``min_count`` (default 5) real rows hold it, in the rows the page is computed from;
   rarer values are pooled into "other (rare)" (k-anonymity style), together with synthetic
@@ -28,7 +29,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,8 @@ SYNTH_COLOR = "#f58518"
 CORRELATED_KINDS = ("numerical", "datetime", "boolean")
 
 _NONE = object()  # a missing value's key (a category could literally be "(missing)")
+# the pools' keys: distinct from every category, whatever the categories are called
+_OTHER_POOL, _RARE_POOL, _MISSING_POOL = object(), object(), object()
 
 
 def render_report(
@@ -67,6 +70,7 @@ def render_report(
     seed: int = 0,
     min_count: int = MIN_CATEGORY_COUNT,
     roles: Sequence[Mapping[str, Any]] | None = None,
+    model_reuse: Mapping[str, Any] | None = None,
 ) -> str:
     """The report page as one HTML string (write it with UTF-8).
 
@@ -76,8 +80,13 @@ def render_report(
     :func:`airflow_synth.core.assess.fidelity.column_kinds`). ``settings`` is shown as a table;
     its keys ``dataset``, ``run``, ``synthesizer``, ``parameters``, ``seed`` and ``rows``
     (when present) also make the header. ``filters`` (``{name: rows dropped}``) defaults to
-    the privacy report's ``filtered``.
+    the privacy report's ``filtered``. ``model_reuse`` (the manifest's
+    ``synthesis.model_reuse``: ``decision`` "reused" or "retrained", ``reason``,
+    ``model_run``...; defaults to ``settings["model_reuse"]``) adds a line to the header
+    saying whether the model was trained for this run or reused from an earlier one.
     """
+    if model_reuse is None and isinstance(settings.get("model_reuse"), Mapping):
+        model_reuse = settings["model_reuse"]
     unknown = {k for k in kinds.values() if k not in KINDS}
     if unknown:
         raise ValueError(f"unknown column kinds {sorted(unknown)}; use one of {KINDS}")
@@ -86,15 +95,15 @@ def render_report(
     real_s = subsample(real, max_rows, seed)
     synth_s = subsample(synthetic, max_rows, seed)
     body = [
-        _header(title, settings, quality, real, synthetic),
+        _header(title, settings, quality, real, synthetic, model_reuse),
         _verdict(gates),
         _roles(roles, quality.get("pii_leak")),
         _rules(quality.get("rules")),
-        _fidelity(quality, kinds),
-        _distributions(real_s, synth_s, kinds, quality, min_count),
+        _fidelity(quality, kinds, real_s, synth_s, min_count, roles),
+        _distributions(real_s, synth_s, kinds, quality, min_count, roles),
         _dependence(quality.get("dependence")),
         _correlations(real_s, synth_s, kinds, min_count),
-        _privacy(privacy, filters),
+        _privacy(privacy, filters, gates),
         _settings(settings),
         "<footer>Made by airflow-synth. This page is self-contained (nothing is loaded from "
         "the network) and shows only aggregates of the real data: no real row, no id or "
@@ -186,30 +195,72 @@ def category_shares(
 
     Only categories held by at least ``min_count`` real rows are named; the rest of the top
     ``top`` are pooled into "other", rare ones (and values the real rows lack) into
-    "other (rare)"; missing values are "(missing)".
+    "other (rare)"; missing values are "(missing)". A pool's label never equals a named
+    category's: where the data holds a category literally called "other" (Airbnb's
+    ``country_destination`` does), the pool becomes "other (pooled)", so no label is
+    listed twice and no real category is merged into a pool.
     """
-    r_keys, s_keys = _category_keys(real), _category_keys(synthetic)
-    counts = r_keys.value_counts(dropna=False)
+    return [(label, r, s) for label, r, s, _ in _category_rows(real, synthetic, top, min_count)]
+
+
+def _shown_categories(keys: pd.Series, top: int, min_count: int) -> list[str]:
+    """The category keys named on the page: held by >= ``min_count`` real rows, top ``top``."""
+    counts = keys.value_counts(dropna=False)
     eligible = [(k, int(n)) for k, n in counts.items() if k is not _NONE and n >= min_count]
     eligible.sort(key=lambda kv: (-kv[1], str(kv[0])))
-    shown = [k for k, _ in eligible[:top]]
-    shown_set, others = set(shown), {k for k, _ in eligible[top:]}
+    return [k for k, _ in eligible]
 
-    def label_of(key: Any) -> str:
+
+def _category_rows(
+    real: pd.Series, synthetic: pd.Series, top: int, min_count: int
+) -> list[tuple[str, float, float, bool]]:
+    """:func:`category_shares`' rows with a fourth field: True for a pool (other, rare,
+    missing), which the plot sets in italics.
+
+    Rows are keyed by the category itself or by a pool's own marker, never by the printed
+    label: keying by label made a real category "other" and the pool "other" one key, so
+    the row was listed twice (once as the category, once as the pool) and, with more than
+    ``top`` categories, the pool's share was added to the real category's.
+    """
+    r_keys, s_keys = _category_keys(real), _category_keys(synthetic)
+    eligible = _shown_categories(r_keys, top, min_count)
+    shown = eligible[:top]
+    shown_set, others = set(shown), set(eligible[top:])
+
+    def key_of(key: Any) -> Any:
         if key is _NONE:
-            return MISSING
+            return _MISSING_POOL
         if key in shown_set:
             return key
-        return OTHER if key in others else OTHER_RARE
+        return _OTHER_POOL if key in others else _RARE_POOL
 
-    r_share = _label_shares(r_keys, label_of)
-    s_share = _label_shares(s_keys, label_of)
+    r_share = _label_shares(r_keys, key_of)
+    s_share = _label_shares(s_keys, key_of)
+    # every category named or pooled as "other" (never a rare one: that it exists is hidden)
+    taken = set(eligible)
+    labels = {}
+    for pool, name in ((_OTHER_POOL, OTHER), (_RARE_POOL, OTHER_RARE), (_MISSING_POOL, MISSING)):
+        labels[pool] = _free_label(name, taken)
+        taken.add(labels[pool])
     rows = []
-    for label in [*shown, OTHER, OTHER_RARE, MISSING]:
-        rs, ss = float(r_share.get(label, 0.0)), float(s_share.get(label, 0.0))
-        if label in shown_set or rs > 0 or ss > 0:
-            rows.append((label, rs, ss))
+    for key in [*shown, _OTHER_POOL, _RARE_POOL, _MISSING_POOL]:
+        rs, ss = float(r_share.get(key, 0.0)), float(s_share.get(key, 0.0))
+        if key in shown_set:
+            rows.append((key, rs, ss, False))
+        elif rs > 0 or ss > 0:
+            rows.append((labels[key], rs, ss, True))
     return rows
+
+
+def _free_label(name: str, taken: set[str]) -> str:
+    """``name``, or ``name (pooled)``, ``name (pooled 2)``... whichever no category holds."""
+    if name not in taken:
+        return name
+    label, n = f"{name} (pooled)", 1
+    while label in taken:
+        n += 1
+        label = f"{name} (pooled {n})"
+    return label
 
 
 def correlation_matrices(
@@ -241,12 +292,10 @@ def cramers_v_matrices(
         return pd.DataFrame(), pd.DataFrame()
     r_codes, s_codes = {}, {}
     for column in columns:
-        labels = [
-            label
-            for label, _, _ in category_shares(real[column], synthetic[column], min_count=min_count)
-        ]
-        r_codes[column] = _codes(real[column], labels)
-        s_codes[column] = _codes(synthetic[column], labels)
+        named = _shown_categories(_category_keys(real[column]), TOP_CATEGORIES, min_count)
+        named = named[:TOP_CATEGORIES]
+        r_codes[column] = _codes(real[column], named)
+        s_codes[column] = _codes(synthetic[column], named)
     r_m = pd.DataFrame(np.eye(len(columns)), index=columns, columns=columns)
     s_m = r_m.copy()
     for i, a in enumerate(columns):
@@ -254,6 +303,85 @@ def cramers_v_matrices(
             r_m.loc[a, b] = r_m.loc[b, a] = _cramers_v(r_codes[a], r_codes[b])
             s_m.loc[a, b] = s_m.loc[b, a] = _cramers_v(s_codes[a], s_codes[b])
     return r_m, s_m
+
+
+def pair_association(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    kinds: Mapping[str, str],
+    pair: Mapping[str, Any],
+    min_count: int = MIN_CATEGORY_COUNT,
+) -> dict[str, Any]:
+    """How strongly the two columns of a quality-report ``pair`` go together, per side.
+
+    ``{"measure": "r" | "V", "real": x | None, "synthetic": x | None, "why": {side: reason}}``:
+    Pearson r for the pairs SDV scores by correlation (two numbers or dates; SDV's own r
+    when it gave one), Cramér's V of the contingency table SDV compares for the others
+    (numbers and dates cut into 10 equal-width bins over the real range, categories as on
+    the page, rare ones pooled). SDV reports no correlation for contingency pairs, which is
+    why the page used to show "–" for most pairs. ``None`` only where the measure is
+    undefined, with the reason (a column holding one value on that side, no rows).
+    """
+    first, second = str(pair.get("column_1")), str(pair.get("column_2"))
+    correlation = pair.get("metric") == "CorrelationSimilarity"
+    out: dict[str, Any] = {"measure": "r" if correlation else "V", "why": {}}
+    absent = [c for c in (first, second) if c not in real or c not in synthetic or c not in kinds]
+    for side, frame in (("real", real), ("synthetic", synthetic)):
+        given = pair.get(f"{side}_correlation") if correlation else None
+        if _num(given) is not None:
+            out[side] = float(given)
+            continue
+        if absent:
+            out[side], out["why"][side] = None, f"{', '.join(absent)} not in the data"
+            continue
+        if correlation:
+            out[side], out["why"][side] = _pearson(frame, kinds, first, second, side)
+        else:
+            codes = [_pair_codes(real[c], frame[c], kinds[c], min_count) for c in (first, second)]
+            out[side], out["why"][side] = _association(codes, (first, second), side)
+        if out["why"][side] is None:
+            del out["why"][side]
+    return out
+
+
+def _pearson(
+    frame: pd.DataFrame, kinds: Mapping[str, str], first: str, second: str, side: str
+) -> tuple[float | None, str | None]:
+    a, b = _as_float(frame[first], kinds[first]), _as_float(frame[second], kinds[second])
+    both = ~(np.isnan(a) | np.isnan(b))
+    if both.sum() < 2:
+        return None, f"fewer than 2 {side} rows hold both values"
+    for name, values in ((first, a[both]), (second, b[both])):
+        if np.all(values == values[0]):
+            return None, f"{name} holds a single value in the {side} rows"
+    return float(np.corrcoef(a[both], b[both])[0, 1]), None
+
+
+def _pair_codes(real: pd.Series, side: pd.Series, kind: str, min_count: int) -> np.ndarray:
+    """One side's column as integer codes: SDV's 10 bins (on the real range) for numbers
+    and dates, the page's named categories for the rest; missing values their own code."""
+    if kind in ("numerical", "datetime"):
+        reference = _as_float(real, kind)
+        reference = reference[~np.isnan(reference)]
+        values = _as_float(side, kind)
+        edges = np.histogram_bin_edges(reference) if len(reference) else np.array([0.0, 1.0])
+        codes = np.digitize(values, edges)
+        codes[np.isnan(values)] = len(edges) + 1
+        return codes.astype(np.int64)
+    named = _shown_categories(_category_keys(real), TOP_CATEGORIES, min_count)
+    return _codes(side, named[:TOP_CATEGORIES])
+
+
+def _association(
+    codes: Sequence[np.ndarray], names: Sequence[str], side: str
+) -> tuple[float | None, str | None]:
+    if len(codes[0]) == 0:
+        return None, f"no {side} rows"
+    for name, values in zip(names, codes, strict=True):
+        if len(np.unique(values)) < 2:
+            return None, f"{name} holds a single value in the {side} rows"
+    value = _cramers_v(codes[0], codes[1])
+    return (None, f"undefined on the {side} rows") if math.isnan(value) else (value, None)
 
 
 def _as_float(series: pd.Series, kind: str) -> np.ndarray:
@@ -305,9 +433,9 @@ def _category_keys(series: pd.Series) -> pd.Series:
     return pd.Series(table[codes], index=series.index, dtype=object)
 
 
-def _label_shares(keys: pd.Series, label_of: Any) -> dict[str, float]:
-    """Share of rows per label, mapping each distinct key once."""
-    shares: dict[str, float] = {}
+def _label_shares(keys: pd.Series, label_of: Any) -> dict[Any, float]:
+    """Share of rows per label (or pool), mapping each distinct key once."""
+    shares: dict[Any, float] = {}
     if len(keys) == 0:
         return shares
     for key, count in keys.value_counts(dropna=False).items():
@@ -316,12 +444,14 @@ def _label_shares(keys: pd.Series, label_of: Any) -> dict[str, float]:
     return shares
 
 
-def _codes(series: pd.Series, labels: list[str]) -> np.ndarray:
-    """Integer codes: one per named category, one for every unnamed value, one for missing."""
-    named = {
-        label: i for i, label in enumerate(labels) if label not in (OTHER, OTHER_RARE, MISSING)
-    }
-    unnamed, missing = len(labels), len(labels) + 1
+def _codes(series: pd.Series, categories: list[str]) -> np.ndarray:
+    """Integer codes: one per named category, one for every unnamed value, one for missing.
+
+    ``categories`` are the named category keys (a real category "other" is one of them,
+    not the pool of unnamed values).
+    """
+    named = {key: i for i, key in enumerate(categories)}
+    unnamed, missing = len(categories), len(categories) + 1
     codes, uniques = pd.factorize(_category_keys(series))
     lookup = [missing if k is _NONE else named.get(k, unnamed) for k in uniques]
     return np.asarray(lookup, dtype=np.int64)[codes]
@@ -355,6 +485,7 @@ def _header(
     quality: Mapping[str, Any],
     real: pd.DataFrame,
     synthetic: pd.DataFrame,
+    model_reuse: Mapping[str, Any] | None = None,
 ) -> str:
     synthesizer = settings.get("synthesizer")
     params = settings.get("parameters", settings.get("synthesizer_params"))
@@ -381,7 +512,28 @@ def _header(
             f'<p class="note">Scores and plots use a uniform sample of {_e(rows.get("real"))} '
             f"real and {_e(rows.get('synthetic'))} synthetic rows.</p>"
         )
-    return f'<header><h1>{_e(title)}</h1><dl class="facts">{items}</dl>{note}</header>'
+    model = _model_line(model_reuse)
+    return f'<header><h1>{_e(title)}</h1><dl class="facts">{items}</dl>{model}{note}</header>'
+
+
+def _model_line(reuse: Mapping[str, Any] | None) -> str:
+    """ "Model: reused from run X (reason)" / "Model: retrained (reason)", or nothing.
+
+    A nightly run may reuse the model of an earlier run when its training data has barely
+    changed; a reader of the report must see that the model did not learn from this run's
+    rows, and why.
+    """
+    if not reuse or not reuse.get("decision"):
+        return ""
+    decision, reason = str(reuse["decision"]), reuse.get("reason")
+    if decision == "reused":
+        source = reuse.get("model_run")
+        text = f"reused from run {source}" if source else "reused from an earlier run"
+    else:
+        text = decision
+    if reason:
+        text += f" ({reason})"
+    return f'<p class="model"><b>Model:</b> {_e(text)}</p>'
 
 
 def _verdict(gates: Sequence[Mapping[str, Any]] | None) -> str:
@@ -428,10 +580,55 @@ def _gate_row(gate: Mapping[str, Any]) -> str:
 
 _ROLE_LABELS = {
     "key": "key: fresh values",
-    "foreign_key": "foreign key: its parent's fresh key",
+    "foreign_key": "foreign key: its synthetic parent's key",
     "pii": "PII: generated fresh",
+    "sequence": "sequence: numbered 1..n within its parent",
     "modelled": "learned by the synthesizer",
 }
+#: why a column is not compared, by role (short, for the lists under the plots)
+_ROLE_SHORT = {
+    "key": "key, fresh values",
+    "foreign_key": "foreign key, its synthetic parent's key",
+    "pii": "PII, generated fresh",
+    "sequence": "sequence, numbered 1..n within its parent",
+    "modelled": "learned, but not compared",
+}
+
+
+#: roles whose values are issued by us, never learned: never plotted
+_ISSUED_ROLES = ("key", "foreign_key", "pii")
+_NO_ROLES = (
+    " (id / PII columns: a key gets fresh values, a foreign key its synthetic parent's key, "
+    "PII is generated fresh)"
+)
+
+
+def _role_label(role: Mapping[str, Any]) -> str:
+    """A role as the table shows it: a foreign key names the key it references."""
+    name = role.get("role")
+    label = _ROLE_LABELS.get(name, str(name))
+    if name == "foreign_key" and role.get("references"):
+        label = f"foreign key to {role['references']}: its synthetic parent's key"
+    return label
+
+
+def _not_compared(columns: Sequence[Any], roles: Sequence[Mapping[str, Any]] | None) -> str:
+    """Columns left out of the comparison, each with its role as it is.
+
+    Without roles, only the column's kind is known (``id``: a key or a foreign key; ``pii``):
+    the text then says what each can be instead of calling a foreign key "generated fresh"
+    (it takes its synthetic parent's key; nothing is generated for it).
+    """
+    by_name = {str(r.get("name")): r for r in roles or ()}
+    named = []
+    for column in columns:
+        role = by_name.get(str(column))
+        if role is None:
+            named.append(str(column))
+        else:
+            why = _ROLE_SHORT.get(role.get("role"), str(role.get("role")))
+            named.append(f"{column} ({why})")
+    return ", ".join(named)
 
 
 def _roles(roles: Sequence[Mapping[str, Any]] | None, leak: Mapping[str, Any] | None) -> str:
@@ -440,7 +637,7 @@ def _roles(roles: Sequence[Mapping[str, Any]] | None, leak: Mapping[str, Any] | 
         return ""
     leaks = (leak or {}).get("columns") or {}
     rows = "".join(
-        f"<tr><td>{_e(r.get('name'))}</td><td>{_e(_ROLE_LABELS.get(r.get('role'), r.get('role')))}"
+        f"<tr><td>{_e(r.get('name'))}</td><td>{_e(_role_label(r))}"
         f"</td><td>{_e(r.get('kind'))}</td><td>{_e(r.get('reason'))}</td>"
         f'<td class="num">{_e(leaks.get(r.get("name"), "") if r.get("role") != "modelled" else "")}'
         "</td></tr>"
@@ -455,9 +652,10 @@ def _roles(roles: Sequence[Mapping[str, Any]] | None, leak: Mapping[str, Any] | 
         else f"{total} published value(s) equal a real value: the run is refused."
     )
     return (
-        '<section id="roles"><h2>Columns and their roles</h2><p>Keys and PII are never '
-        "shown to the synthesizer: fresh values are issued for them and every published "
-        f"value is checked against the real ones. {_e(summary)}</p><table><thead><tr>"
+        '<section id="roles"><h2>Columns and their roles</h2><p>Keys, foreign keys and PII '
+        "are never shown to the synthesizer: a key gets fresh values, a foreign key its "
+        "synthetic parent's key, PII fresh values, and every published value is checked "
+        f"against the real ones. {_e(summary)}</p><table><thead><tr>"
         "<th>column</th><th>role</th><th>kind</th><th>why</th><th>equal to a real value</th>"
         f"</tr></thead><tbody>{rows}</tbody></table></section>"
     )
@@ -490,11 +688,27 @@ def _rules(rules: Mapping[str, Any] | None) -> str:
     )
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None else f"{100 * float(value):.1f}%"
+def _association_cells(assoc: Mapping[str, Any]) -> str:
+    cells = []
+    for side in ("real", "synthetic"):
+        value = _num(assoc.get(side))
+        if value is None:
+            why = assoc["why"].get(side, "undefined")
+            cells.append(f'<td class="num na" title="undefined: {_e(why)}">–</td>')
+        else:
+            text = f"{assoc['measure']} {value + 0.0:.2f}".replace("-0.00", "0.00")
+            cells.append(f'<td class="num">{_e(text)}</td>')
+    return "".join(cells)
 
 
-def _fidelity(quality: Mapping[str, Any], kinds: Mapping[str, str]) -> str:
+def _fidelity(
+    quality: Mapping[str, Any],
+    kinds: Mapping[str, str],
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    min_count: int,
+    roles: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
     props = quality.get("properties") or {}
     diag = quality.get("diagnostic") or {}
     cards = [
@@ -518,14 +732,14 @@ def _fidelity(quality: Mapping[str, Any], kinds: Mapping[str, str]) -> str:
     pair_rows = "".join(
         f"<tr><td>{_e(p.get('column_1'))} × {_e(p.get('column_2'))}</td>"
         f"<td>{_e(p.get('metric'))}</td>{_score_cell(p.get('score'))}"
-        f'<td class="num">{_e(_fmt(p.get("real_correlation"), 2, "–"))}</td>'
-        f'<td class="num">{_e(_fmt(p.get("synthetic_correlation"), 2, "–"))}</td></tr>'
+        + _association_cells(pair_association(real, synthetic, kinds, p, min_count))
+        + "</tr>"
         for p in pairs
     )
     not_scored = quality.get("columns_not_scored") or []
     skipped = (
-        f"<p>Not scored (ids and PII are generated fresh): {_e(', '.join(map(str, not_scored)))}"
-        "</p>"
+        f"<p>Not scored: {_e(_not_compared(not_scored, roles))}{_e(_NO_ROLES if not roles else '')}"
+        ".</p>"
         if not_scored
         else ""
     )
@@ -545,8 +759,12 @@ def _fidelity(quality: Mapping[str, Any], kinds: Mapping[str, str]) -> str:
         '<div class="cols"><div><h3>Columns, worst first</h3><table><thead><tr><th>column</th>'
         f"<th>kind</th><th>metric</th><th>score</th></tr></thead><tbody>{rows}</tbody></table>"
         "</div><div><h3>Weakest column pairs</h3><table><thead><tr><th>pair</th><th>metric</th>"
-        "<th>score</th><th>real r</th><th>synth. r</th></tr></thead>"
-        f"<tbody>{pair_rows}</tbody></table></div></div></section>"
+        "<th>score</th><th>real</th><th>synth.</th></tr></thead>"
+        f'<tbody>{pair_rows}</tbody></table><p class="note">real / synth.: how strongly the '
+        "two columns go together on each side: <b>r</b> Pearson correlation (two numbers or "
+        "dates), <b>V</b> Cramér's V of the contingency table SDV compares (numbers and dates "
+        "in 10 bins). – where it is undefined (hover for why): a column holding a single "
+        "value on that side.</p></div></div></section>"
     )
 
 
@@ -556,11 +774,13 @@ def _distributions(
     kinds: Mapping[str, str],
     quality: Mapping[str, Any],
     min_count: int,
+    roles: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     scores = {c.get("column"): c.get("score") for c in quality.get("columns") or []}
+    issued = {str(r.get("name")) for r in roles or () if r.get("role") in _ISSUED_ROLES}
     cards, fresh, absent = [], [], []
     for column, kind in kinds.items():
-        if kind in ("id", "pii"):
+        if kind in ("id", "pii") or str(column) in issued:  # never plot a key's or PII's values
             fresh.append(column)
             continue
         if column not in real.columns or column not in synthetic.columns:
@@ -571,8 +791,12 @@ def _distributions(
             svg = _histogram_svg(agg, kind, column)
             missing = agg["missing"]
         else:
-            rows = category_shares(real[column], synthetic[column], min_count=min_count)
-            svg = _bars_svg(rows, column)
+            table = _category_rows(real[column], synthetic[column], TOP_CATEGORIES, min_count)
+            svg = _bars_svg(
+                [(label, r, s) for label, r, s, _ in table],
+                column,
+                pooled=[i for i, row in enumerate(table) if row[3]],
+            )
             missing = None
         extra = ""
         if missing and (missing["real"] or missing["synthetic"]):
@@ -589,7 +813,8 @@ def _distributions(
     notes = ""
     if fresh:
         notes += (
-            f"<p>Generated fresh, not compared (id / PII): {_e(', '.join(map(str, fresh)))}.</p>"
+            f"<p>Not compared: {_e(_not_compared(fresh, roles))}"
+            f"{_e(_NO_ROLES if not roles else '')}.</p>"
         )
     if absent:
         notes += f"<p>Missing from the data, not plotted: {_e(', '.join(map(str, absent)))}.</p>"
@@ -650,17 +875,9 @@ def _dependence(dependence: Mapping[str, Any] | None) -> str:
     )
 
 
-def _fmt(value: Any) -> str:
-    number = _num(value)
-    return "n/a" if number is None else f"{number:.3f}"
-
-
 _PRIVACY_TEXT = {
-    "exact_match_rate": (
-        "exact-match rate",
-        "Share of synthetic rows identical to a real training row; the target is 0, "
-        "because a copied row may be a real person's record.",
-    ),
+    "exact_match_rate": ("exact-match rate", ""),  # the sentence: _exact_match_text
+    "near_copy_rate": ("near-copy rate", ""),  # the sentence: _near_copy_text
     "dcr_share": (
         "DCR share",
         "Share of synthetic rows closer to a training row than to a held-out real row; "
@@ -686,17 +903,112 @@ _REPLACED_TEXT = (
 )
 
 
-def _privacy(privacy: Mapping[str, Any] | None, filters: Mapping[str, Any] | None) -> str:
+def _gate(gates: Sequence[Mapping[str, Any]] | None, metric: str) -> Mapping[str, Any] | None:
+    return next((g for g in gates or () if g.get("metric") == metric), None)
+
+
+def _rate(value: Any) -> str:
+    """A small rate with two decimals (1 decimal hid 0.96% <= 1%: "1.0% <= 1.0%")."""
+    number = _num(value)
+    return "n/a" if number is None else f"{number * 100:.2f}%"
+
+
+def _limit_text(gate: Mapping[str, Any] | None, setting: str, gated: bool, fmt: Any = None) -> str:
+    """What the gate compared the value with, and its verdict, in words."""
+    if gate is None:
+        return (
+            "No gate was evaluated for this run."
+            if gated
+            else f"Its gate's limit is {setting}, or the data's baseline plus noise if higher."
+        )
+    if gate.get("waived"):
+        return f"Its gate was waived by this run's settings ({setting}=None): not checked."
+    fmt = fmt or _rate
+    limit, value = fmt(gate.get("threshold")), gate.get("value")
+    source = gate.get("reason") if value is not None else None
+    how = f"({source})" if source else f"(the setting {setting})"
+    if value is None:
+        return (
+            f"Its gate (limit {limit}) failed: it could not be measured: "
+            f"{gate.get('reason') or 'no value'}."
+        )
+    verdict = "met" if gate.get("passed") else "missed"
+    return f"The gate compares {fmt(value)} with the limit {limit} {how}: {verdict}."
+
+
+def _exact_match_text(
+    privacy: Mapping[str, Any], gate: Mapping[str, Any] | None, gated: bool
+) -> str:
+    """The exact-match rate's meaning, its baseline and what the gate really compares.
+
+    The old sentence said "the target is 0" while the gate allows, on tables whose real
+    rows repeat each other, that repeat rate plus noise (see
+    :func:`airflow_synth.core.assess.checks.exact_match_limit`).
+    """
+    text = (
+        "Share of synthetic rows (sampled, before the filters) identical to a training row "
+        "on the modelled columns; a copied row may be a real person's record."
+    )
+    repeats = _num(privacy.get("exact_match_rate_real_repeats"))
+    if repeats is not None:
+        text += (
+            f" Baseline: {_rate(repeats)} of the real training rows equal another training "
+            "row; a model drawing from the true distribution matches training rows at "
+            "about that rate, so "
+            + (
+                "copies at that rate plus the 99.9% noise margin of two rates at these "
+                "sizes are expected (the limit is that, or max_exact_match_rate if higher)."
+                if repeats > 0
+                else "any copy here is a sign of memorising (the limit is max_exact_match_rate)."
+            )
+        )
+    holdout = _num(privacy.get("exact_match_rate_holdout"))
+    if holdout is not None:
+        text += f" For reference, {_rate(holdout)} equal a held-out real row."
+    return f"{text} {_limit_text(gate, 'max_exact_match_rate', gated)}"
+
+
+def _near_copy_text(privacy: Mapping[str, Any], gate: Mapping[str, Any] | None, gated: bool) -> str:
+    text = (
+        "Share of synthetic rows, not exact copies, closer to a training row than any real "
+        "row is to another real row."
+    )
+    expected = _num(privacy.get("near_copy_rate_expected"))
+    if expected is not None:
+        text += (
+            f" Baseline: an unseen real row lands there with probability {_rate(expected)}; "
+            "the limit is max_near_copy_rate, or the 99.9% quantile of what a model that "
+            "does not copy scores at this size if higher."
+        )
+    elif privacy.get("near_copy_reason"):
+        text += f" Not measured: {privacy['near_copy_reason']}."
+    return f"{text} {_limit_text(gate, 'max_near_copy_rate', gated)}"
+
+
+def _privacy(
+    privacy: Mapping[str, Any] | None,
+    filters: Mapping[str, Any] | None,
+    gates: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
     rows = []
     if privacy:
         for key, (name, sentence) in _PRIVACY_TEXT.items():
             value = privacy.get(key)
             if isinstance(value, Mapping):
                 value = value.get("median")
+            if key == "exact_match_rate":
+                sentence = _exact_match_text(privacy, _gate(gates, key), bool(gates))
+            elif key == "near_copy_rate":
+                if key not in privacy:
+                    continue
+                sentence = _near_copy_text(privacy, _gate(gates, key), bool(gates))
+            elif key == "dcr_share":
+                limit = _limit_text(
+                    _gate(gates, key), "max_dcr_share", bool(gates), lambda v: _fmt(v, 3)
+                )
+                sentence = f"{sentence} {limit}"
             shown = (
-                _pct(value)
-                if key == "exact_match_rate" and _num(value) is not None
-                else (_fmt(value, 3))
+                _rate(value) if key in ("exact_match_rate", "near_copy_rate") else _fmt(value, 3)
             )
             rows.append((name, shown, sentence))
     for name, dropped in filter_counts(filters).items():
@@ -751,7 +1063,7 @@ def _histogram_svg(agg: Mapping[str, Any], kind: str, column: str) -> str:
     if not edges:
         return _svg_message(f"{column}: no real values to compare")
     n = len(real)
-    top = max([*real, *synth, 1e-9]) * 1.1
+    top, tick = share_axis(max([*real, *synth]))
     plot_w, plot_h = _W - _L - _R, _H - _T - _B
     bw = plot_w / n
     base = _T + plot_h
@@ -759,7 +1071,15 @@ def _histogram_svg(agg: Mapping[str, Any], kind: str, column: str) -> str:
     def y(share: float) -> float:
         return base - share / top * plot_h
 
-    parts = [f'<line x1="{_L}" y1="{base}" x2="{_W - _R}" y2="{base}" class="axis"/>']
+    parts = []
+    for k in range(1, round(top / tick) + 1):  # faint lines and labels at each nice tick
+        at = y(k * tick)
+        parts.append(
+            f'<line x1="{_L}" y1="{at:.1f}" x2="{_W - _R}" y2="{at:.1f}" class="grid"/>'
+            f'<text x="{_L - 4}" y="{at + 4:.1f}" class="t" text-anchor="end">'
+            f"{_tick_label(k * tick)}</text>"
+        )
+    parts.append(f'<line x1="{_L}" y1="{base}" x2="{_W - _R}" y2="{base}" class="axis"/>')
     for i, (rs, ss) in enumerate(zip(real, synth, strict=True)):
         x = _L + i * bw
         label = _bin_label(edges, i, kind, agg["step"], agg["date_only"])
@@ -773,7 +1093,6 @@ def _histogram_svg(agg: Mapping[str, Any], kind: str, column: str) -> str:
         step.append(f"L{_L + i * bw:.1f},{y(ss):.1f}L{_L + (i + 1) * bw:.1f},{y(ss):.1f}")
     step.append(f"L{_W - _R},{base}")
     parts.append(f'<path d="{"".join(step)}" fill="none" stroke="{SYNTH_COLOR}" stroke-width="2"/>')
-    parts.append(f'<text x="{_L - 4}" y="{_T + 8}" class="t" text-anchor="end">{_pct(top)}</text>')
     parts.append(f'<text x="{_L - 4}" y="{base}" class="t" text-anchor="end">0</text>')
     date_only = agg["date_only"]
     if agg["step"]:
@@ -797,7 +1116,37 @@ def _histogram_svg(agg: Mapping[str, Any], kind: str, column: str) -> str:
     return _svg(_W, _H, column, "".join(parts))
 
 
-def _bars_svg(rows: list[tuple[str, float, float]], column: str) -> str:
+#: tick steps of a share axis (fractions of 1), smallest first: 1-2-2.5-5 per decade
+_TICK_STEPS = tuple(m * 10.0**e for e in range(-4, 0) for m in (1, 2, 2.5, 5)) + (1.0,)
+
+
+def share_axis(largest: float, ticks: int = 4) -> tuple[float, float]:
+    """(axis maximum, tick step) of a plot of shares whose largest value is ``largest``.
+
+    The step is the smallest "nice" one (1, 2, 2.5, 5 times a power of ten) that needs
+    at most ``ticks`` ticks; the maximum is the first tick at or above ``largest``, and
+    never above 100%: a share cannot exceed it (the old axis was the largest share plus
+    10%, so a bin holding 93.5% of the rows drew an axis to 102.9%).
+    """
+    largest = min(max(float(largest), 0.0), 1.0)
+    if largest == 0:
+        return _TICK_STEPS[0], _TICK_STEPS[0]
+    for step in _TICK_STEPS:
+        count = math.ceil(largest / step - 1e-9)
+        if count <= ticks:
+            return min(1.0, round(count * step, 10)), step
+    return 1.0, 0.25
+
+
+def _tick_label(share: float) -> str:
+    return f"{round(share * 100, 4):g}%"
+
+
+def _bars_svg(
+    rows: Sequence[tuple[str, float, float]], column: str, pooled: Collection[int] = ()
+) -> str:
+    """Paired horizontal bars per label; rows at the indexes in ``pooled`` (pools of
+    values, not one value) get an italic label."""
     if not rows:
         return _svg_message(f"{column}: no values to compare")
     label_w, text_w, row_h, bar_h = 150, 96, 22, 8
@@ -808,7 +1157,7 @@ def _bars_svg(rows: list[tuple[str, float, float]], column: str) -> str:
     for i, (label, rs, ss) in enumerate(rows):
         y0 = 3 + i * row_h
         short = label if len(label) <= 22 else label[:21] + "…"
-        cls = ' class="t pooled"' if label in (OTHER, OTHER_RARE, MISSING) else ' class="t"'
+        cls = ' class="t pooled"' if i in pooled else ' class="t"'
         parts.append(
             f"<g><title>{_e(label)}: real {_pct(rs)}, synthetic {_pct(ss)}</title>"
             f'<text x="{label_w - 6}" y="{y0 + 13}" text-anchor="end"{cls}>{_e(short)}</text>'
@@ -1014,7 +1363,8 @@ border:1px solid #d5d9e0;border-radius:4px;padding:0 4px}.score{float:right;font
 .legend i{display:inline-block;width:12px;height:12px;border-radius:2px;margin:0 4px 0 10px;
 vertical-align:-1px}.legend i:first-child{margin-left:0}
 svg .t{font-size:11px;fill:#374151}svg .pooled{font-style:italic;fill:#6b7280}
-svg .axis{stroke:#9ca3af}.mats{display:flex;flex-wrap:wrap;gap:16px;overflow-x:auto}
+svg .axis{stroke:#9ca3af}svg .grid{stroke:#eceef2}
+.mats{display:flex;flex-wrap:wrap;gap:16px;overflow-x:auto}
 table.mat td{width:38px;text-align:center;font-size:11px;padding:3px 2px;border:1px solid #fff}
 table.mat th{font-size:11px;font-weight:600;white-space:nowrap;max-width:140px;overflow:hidden;
 text-overflow:ellipsis}table.mat th.v{vertical-align:bottom;padding:2px}
