@@ -46,6 +46,9 @@ def airflow_environment(
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "SYNTH_SQL_DIR": str(project / "sql"),
+        # the UI's "Synthetic datasets" page: the bucket the ready-made DAGs publish to
+        "AIRFLOW__SYNTH__AWS_CONN_ID": "synth_s3",
+        "AIRFLOW__SYNTH__BUCKET": "synthetic",
         # staging: the stack's private bucket (SynthHook's default), as on a real deployment;
         # a local folder only when asked for (LocalExecutor)
         **({"SYNTH_STAGING_DIR": str(Path(staging_dir).resolve())} if staging_dir else {}),
