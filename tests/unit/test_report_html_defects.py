@@ -230,6 +230,10 @@ def test_histogram_ticks_stop_at_100_percent(page: str) -> None:
         assert ticks == pytest.approx([step * (k + 1) for k in range(len(ticks))])
         assert step / 10 ** np.floor(np.log10(step)) in (1, 2, 2.5, 5), (column, ticks)
     assert re.findall(r'text-anchor="end">([\d.]+)%</text>', card(page, "secs"))[-1] == "100"
+    # a constant column: one bin, named once by its value (its edges read "≤ 1" and "≤ 1")
+    constant = card(page, "const")
+    assert "≤" not in constant and "≥" not in constant
+    assert '"middle">1</text>' in constant
 
 
 # --------------------------------------------------------------------------------------------

@@ -1101,6 +1101,8 @@ def _histogram_svg(agg: Mapping[str, Any], kind: str, column: str) -> str:
             _bin_label(edges, n - 1, kind, agg["step"]),
         )
         mid = _fmt_value(round((edges[0] + edges[-1]) / 2), kind)
+        if n == 1:  # one value fills the real central range: it read "≤ 1 … ≤ 1"
+            left = right = ""
     else:
         left = "≤ " + _fmt_value(edges[0], kind, date_only)
         right = "≥ " + _fmt_value(edges[-1], kind, date_only)
@@ -1110,6 +1112,8 @@ def _histogram_svg(agg: Mapping[str, Any], kind: str, column: str) -> str:
         ((_L + _W - _R) / 2, "middle", mid),
         (_W - _R, "end", right),
     ):
+        if not text:
+            continue
         parts.append(
             f'<text x="{x:.1f}" y="{base + 16}" class="t" text-anchor="{anchor}">{_e(text)}</text>'
         )
@@ -1304,6 +1308,8 @@ def _bin_label(
 ) -> str:
     if step:
         first, last = _fmt_value(edges[i] + 0.5, kind), _fmt_value(edges[i + 1] - 0.5, kind)
+        if len(edges) == 2:  # the only bin holds every value (the axis label names it)
+            return "all values"
         if i == 0:
             return f"≤ {last}"
         if i == len(edges) - 2:
