@@ -119,8 +119,12 @@ def user_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run_as_user(env_file: Path, folder: Path, *command: str) -> subprocess.CompletedProcess:
-    bare = {"PATH": "/usr/bin:/bin", "HOME": str(folder), "LANG": "C.UTF-8"}
-    return subprocess.run(
+    """``command`` in ``folder`` with the env file on top of a bare environment; the user's
+    home must stay untouched (without ``AIRFLOW_HOME`` Airflow would make ``~/airflow``)."""
+    home = folder.parent / f"{folder.name}_home"
+    home.mkdir(exist_ok=True)
+    bare = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
+    result = subprocess.run(
         ["bash", "-c", SOURCE_AND_RUN, "bash", str(env_file), *command],
         cwd=folder,
         env=bare,
@@ -128,6 +132,8 @@ def _run_as_user(env_file: Path, folder: Path, *command: str) -> subprocess.Comp
         text=True,
         timeout=600,
     )
+    assert not (home / "airflow").exists(), "Airflow used ~/airflow, not the dev home"
+    return result
 
 
 def _check_published(s3_client: Any, dataset: str, before: dict, result) -> None:
