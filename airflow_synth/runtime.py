@@ -500,7 +500,7 @@ def reuse_plan(
     settings = synthesis["reuse"]
     if dry_run and settings.enabled:
         settings = replace(settings, enabled=False)
-    run = context.get("run_id")
+    run = run_layout(context, hook, dataset).run  # as the manifest and latest.json name it
     synthesis["reuse"] = hook.reuse_plan(dataset, settings, run, work_dir)
 
 

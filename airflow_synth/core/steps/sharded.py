@@ -252,7 +252,7 @@ def train_table(
             decision=RETRAINED,
             reason="retrained: the earlier model could not be loaded",
         )
-    log.info("%s: model %s", name, decision.reason)
+    log.info("%s: %s", name, decision.reason)
     real = prepared.real({name: Path(staged_path)})
     frames = prepared.frames(real)
     started = time.monotonic()
