@@ -1,14 +1,23 @@
 """Run the benchmarks: ``python -m benchmarks [NAME] [ARGS]``.
 
-``python -m benchmarks extract|privacy|multitable|fidelity|filters|big_table|shards [ARGS]`` runs
-one of them with its own arguments (``python -m benchmarks multitable --help``). Without a
-name every benchmark runs: the extract benchmark first with the arguments (``--rows``:
-rows extracted), then privacy and multi-table at their own defaults.
+``python -m benchmarks extract|privacy|multitable|fidelity|filters|big_table|shards|nightly
+[ARGS]`` runs one of them with its own arguments (``python -m benchmarks multitable
+--help``). Without a name every benchmark runs: the extract benchmark first with the
+arguments (``--rows``: rows extracted), then privacy and multi-table at their own defaults.
 """
 
 import sys
 
-from benchmarks import big_table, extract, fidelity, filters, multitable, privacy, shards
+from benchmarks import (
+    big_table,
+    extract,
+    fidelity,
+    filters,
+    multitable,
+    nightly,
+    privacy,
+    shards,
+)
 
 BENCHMARKS = {
     "extract": extract,
@@ -18,6 +27,7 @@ BENCHMARKS = {
     "filters": filters,
     "big_table": big_table,
     "shards": shards,
+    "nightly": nightly,
 }
 
 
