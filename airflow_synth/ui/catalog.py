@@ -270,6 +270,7 @@ h1{font-size:1.3rem}h2{font-size:1.1rem}
 table{border-collapse:collapse;font-size:.85rem}
 th,td{border:1px solid #d1d5db;padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:#f3f4f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.nowrap{white-space:nowrap}td.gates{max-width:22rem}
 .pass{color:#047857}.fail{color:#b91c1c;font-weight:600}.waived{color:#6b7280}
 .failed td{background:#fef2f2}.muted{color:#6b7280}
 """
@@ -299,8 +300,16 @@ def age_text(at: datetime | None, now: datetime) -> str:
 
 
 def _gates_html(gates: Iterable[Gate]) -> str:
-    cells = [f'<span class="{g.outcome}">{_e(g.metric)}: {g.outcome}</span>' for g in gates]
-    return "<br>".join(cells) or '<span class="muted">–</span>'
+    """Failed gates one per line (they matter), then the passed and waived ones, grouped."""
+    by_outcome: dict[str, list[str]] = {"fail": [], "pass": [], "waived": []}
+    for gate in gates:
+        by_outcome.setdefault(gate.outcome, []).append(gate.metric)
+    lines = [f'<span class="fail">FAIL {_e(metric)}</span>' for metric in by_outcome["fail"]]
+    for outcome in ("pass", "waived"):
+        if by_outcome[outcome]:
+            names = ", ".join(_e(metric) for metric in by_outcome[outcome])
+            lines.append(f'<span class="{outcome}">{outcome}: {names}</span>')
+    return "<br>".join(lines) or '<span class="muted">–</span>'
 
 
 def _model_html(row: RunRow) -> str:
@@ -355,6 +364,7 @@ def _run_cells(row: RunRow, now: datetime, base: str) -> list[str]:
 
 
 _NUMERIC = {"rows", "quality", "dependence"}
+_CELL_CLASS = {"age": "nowrap", "run": "nowrap", "gates": "gates"}
 
 
 def _table(header: Iterable[str], rows: Iterable[tuple[list[str], str]]) -> str:
@@ -363,7 +373,8 @@ def _table(header: Iterable[str], rows: Iterable[tuple[list[str], str]]) -> str:
     for cells, css in rows:
         out.append(f'<tr class="{css}">' if css else "<tr>")
         for name, cell in zip(head, cells, strict=True):
-            out.append(f'<td class="num">{cell}</td>' if name in _NUMERIC else f"<td>{cell}</td>")
+            css = "num nowrap" if name in _NUMERIC else _CELL_CLASS.get(name, "")
+            out.append(f'<td class="{css}">{cell}</td>' if css else f"<td>{cell}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
     return "".join(out)

@@ -171,6 +171,9 @@ def test_pages_escape_whatever_the_manifests_say() -> None:
     assert 'href="/synth/datasets/bookings/runs/r2/manifest.json"' in page
     assert 'href="/synth/datasets/bookings/failed/r3/report"' in history
     assert "2 h" in page and "0.871" in page and "1,500" in page
+    assert 'class="pass">pass: &lt;script&gt;alert(1)&lt;/script&gt;, dcr_share</span>' in page
+    assert "waived: dependence_preservation" in page
+    assert '<span class="fail">FAIL quality_score</span>' in history  # the refused run
 
 
 def test_names_that_are_not_one_key_segment_are_refused() -> None:
