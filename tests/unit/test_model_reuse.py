@@ -115,6 +115,9 @@ def test_fingerprint_holds_numbers_only_and_no_value_of_keys_or_pii(tmp_path):
     assert set(columns["email"]) == {"kind", "null_share", "distinct"}
     assert columns["user_id"]["distinct"] == len(data)
     assert len(columns["nights"]["quantiles"]) == QUANTILES
+    nights = data["nights"]
+    assert nights.min() < min(columns["nights"]["quantiles"])  # no extreme is stored
+    assert max(columns["nights"]["quantiles"]) < nights.max()
     assert len(columns["booked"]["quantiles"]) == QUANTILES  # dates are numbers here
     assert set(columns["country"]["shares"].values()) and len(columns["country"]["shares"]) <= 3
     text = json.dumps(print_)
@@ -381,3 +384,28 @@ def test_train_step_reuses_without_fitting_and_keeps_trained_rows_out_of_the_hol
     assert third.reuse["decision"] == RETRAINED and "on column nights" in third.reuse["reason"]
     assert third.fit_seconds > 0 and third.record["trained_run"] == "night-3"
     assert third.record["holdout"]["salt"] == previous.holdout["salt"]  # same rows, same side
+
+
+def test_an_earlier_model_that_cannot_be_loaded_means_retraining(tmp_path):
+    from airflow_synth.core.engine.synthesizers import resolve_synthesizer
+    from airflow_synth.core.steps import train_table
+
+    spec = resolve_synthesizer("gaussian_copula")
+    on = ReuseSettings(enabled=True)
+    path = staged(tmp_path, _table(1_000, seed=1))
+    first = train_table(path, dataset="bookings", spec=spec, seed=7, reuse=ReusePlan(on, run="1"))
+
+    def broken():
+        raise OSError("the download failed")
+
+    previous = ModelRecord.from_dict(first.record)
+    again = train_table(
+        path,
+        dataset="bookings",
+        spec=spec,
+        seed=7,
+        reuse=ReusePlan(on, previous, load_model=broken, run="2"),
+    )
+    assert again.reuse["decision"] == RETRAINED
+    assert again.reuse["reason"] == "retrained: the earlier model could not be loaded"
+    assert again.fit_seconds > 0 and again.record["trained_run"] == "2"

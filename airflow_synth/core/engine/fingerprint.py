@@ -9,8 +9,9 @@ What a fingerprint holds (numbers and names only, kept small: ~1 KB per column):
 
 * the schema (column names and Arrow types), the row count and the modelled columns;
 * per column: the share of NULLs and the number of distinct values;
-* a modelled number or date: mean, standard deviation and 101 quantiles (0%, 1%, .. 100%)
-  of its non-NULL values, what the drift's KS-like distance is estimated from;
+* a modelled number or date: mean, standard deviation and 99 quantiles (1%, 2%, .. 99%)
+  of its non-NULL values, what the drift's KS-like distance is estimated from (the
+  minimum and maximum are left out: a table's extremes are its most identifying values);
 * a modelled category (text, boolean): the shares of its :data:`TOP_CATEGORIES` commonest
   values, keyed by a salted hash of the value (no label is written), and the rest's share.
 
@@ -24,7 +25,7 @@ Drift (:func:`measure_drift`) is one number in [0, 1]: the largest of
 * the relative change of the row count, ``|n1 - n0| / max(n0, n1)``;
 * per column, the change of its NULL share, ``|z1 - z0|``;
 * per modelled number, the Kolmogorov-Smirnov distance between the two distributions,
-  estimated from their quantiles (each quantile list read as a sample of 101 values);
+  estimated from their quantiles (each quantile list read as a sample of 99 values);
 * per modelled category, the total variation distance of the category shares
   (``0.5 * sum |s1 - s0|`` over the top categories of either side plus "the rest").
 
@@ -45,8 +46,8 @@ import numpy as np
 from airflow_synth.core.profile.roles import MODELLED, ColumnRole
 
 FINGERPRINT_VERSION = 1
-#: Quantiles stored per modelled number: 0%, 1%, ..., 100%.
-QUANTILES = 101
+#: Quantiles stored per modelled number: 1%, 2%, ..., 99% (no minimum, no maximum).
+QUANTILES = 99
 #: Category shares stored per modelled category column (the rest is one share).
 TOP_CATEGORIES = 20
 NUMERIC = "numeric"
@@ -119,7 +120,7 @@ def column_profile(column: Any, kind: str, salt: str) -> dict[str, Any]:
         values = _as_floats(column)
         values = values[np.isfinite(values)]
         if values.size:
-            grid = np.linspace(0.0, 1.0, QUANTILES)
+            grid = np.linspace(0.01, 0.99, QUANTILES)
             profile["mean"] = _round(values.mean())
             profile["std"] = _round(values.std())
             profile["quantiles"] = [
