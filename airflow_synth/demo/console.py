@@ -160,7 +160,10 @@ def listening(progress: PhaseProgress) -> Iterator[TaskStateListener]:
 
 
 def _stream_handlers(streams: list[Any]) -> list[logging.StreamHandler]:
-    """Logging handlers (on any logger) that write to one of ``streams``."""
+    """Logging handlers (on any logger) that write to a console: plain ``StreamHandler``s
+    (Airflow's root handler, wherever its stream pointed when it was configured) and any
+    stream handler on one of ``streams``; file handlers and other subclasses (a test
+    runner's capture) are left alone."""
     loggers = [logging.getLogger()] + [
         lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)
     ]
@@ -168,12 +171,26 @@ def _stream_handlers(streams: list[Any]) -> list[logging.StreamHandler]:
     for lg in loggers:
         for handler in lg.handlers:
             if (
-                isinstance(handler, logging.StreamHandler)
-                and not isinstance(handler, logging.FileHandler)
-                and any(handler.stream is s for s in streams)
+                isinstance(handler, logging.FileHandler)
+                or not isinstance(handler, logging.StreamHandler)
+                # logging.lastResort: its stream is always the current sys.stderr
+                or isinstance(getattr(type(handler), "stream", None), property)
             ):
+                continue
+            if type(handler) is logging.StreamHandler or any(handler.stream is s for s in streams):
                 found.append(handler)
     return found
+
+
+def _swap_stream(handler: logging.StreamHandler, stream: Any) -> Any:
+    """Point ``handler`` at ``stream``; its old stream. Unlike ``setStream`` no flush of the
+    old one, which may be closed already (a test runner's capture from an earlier test)."""
+    handler.acquire()
+    try:
+        old, handler.stream = handler.stream, stream
+    finally:
+        handler.release()
+    return old
 
 
 @contextlib.contextmanager
@@ -184,7 +201,8 @@ def logs_to_file(log_path: Path) -> Iterator[TextIO]:
     libraries), ``sys.stdout``/``sys.stderr`` (Python code, structlog loggers created from
     now on) and logging handlers already bound to the old streams (Airflow's root handler
     when Airflow was imported before). The yielded stream writes to the original stdout.
-    Everything is restored on exit.
+    Everything is restored on exit. Handlers and loggers configured inside the block
+    (Airflow, torch imported there) keep writing to the file, which is therefore left open.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     for stream in (sys.stdout, sys.stderr):
@@ -205,12 +223,12 @@ def logs_to_file(log_path: Path) -> Iterator[TextIO]:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         sys.stdout = sys.stderr = log
-        previous = [(h, h.setStream(log)) for h in handlers]
+        previous = [(h, _swap_stream(h, log)) for h in handlers]
         try:
             yield terminal
         finally:
             for handler, stream in previous:
-                handler.setStream(stream)
+                _swap_stream(handler, stream)
     finally:
         sys.stdout, sys.stderr = old_sys
         with contextlib.suppress(Exception):
@@ -218,5 +236,4 @@ def logs_to_file(log_path: Path) -> Iterator[TextIO]:
         for fd, saved in saved_fds.items():
             os.dup2(saved, fd)
             os.close(saved)
-        log.close()
         terminal.close()

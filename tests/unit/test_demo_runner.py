@@ -253,10 +253,13 @@ def test_logs_to_file_sends_every_layer_to_the_file_and_only_the_terminal_to_std
             os.write(2, b"fd 2 write\n")
             subprocess.run(["echo", "child process"], check=True)
             bound.warning("bound handler")
+            late = logging.StreamHandler(sys.stdout)  # configured inside (Airflow imported)
+            bound.addHandler(late)
             terminal.write("[demo] for the person\n")
         bound.warning("after: back on the terminal")
     finally:
         bound.removeHandler(handler)
+        bound.removeHandler(late)
     out, err = capfd.readouterr()
     logged = log_path.read_text()
 
@@ -265,6 +268,9 @@ def test_logs_to_file_sends_every_layer_to_the_file_and_only_the_terminal_to_std
     assert "bound handler" in logged and "bound handler" not in out + err
     assert "[demo] for the person" in out and "[demo]" not in logged
     assert handler.stream is sys.stdout  # restored
+    assert "after: back on the terminal" in out  # the restored handler
+    assert late.stream.name == str(log_path)  # configured inside: stays on the file
+    assert "after: back on the terminal" in log_path.read_text()
 
 
 def test_after_lines_name_the_state_folder_and_what_to_run(tmp_path: Path) -> None:
