@@ -236,7 +236,7 @@ def banner(dev: DevEnvironment) -> str:
             "",
             "  python my_dag.py                 run a DAG file ending in dag.test()",
             "  airflow dags test <dag_id>       run a DAG of the current folder",
-            "  airflow dags list                the DAGs found in the current folder",
+            "  airflow dags list --local        the DAGs (and import errors) of the current folder",
             "  python -m airflow_synth.local status   the servers",
             f"  env file    {dev.env_file}  (IDE / other shells: set -a; . FILE; set +a)",
             f"  {leave}",
