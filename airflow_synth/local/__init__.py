@@ -4,7 +4,9 @@
     with LocalStack(tmp_dir) as stack:
         stack.pg.dsn("userbookings"); stack.s3.client(); stack.connection_env()
 
-Command line: ``python -m airflow_synth.local up|down|status|env [--state-dir DIR]``.
+Command line: ``python -m airflow_synth.local up|down|status|env [--state-dir DIR]``, and
+``dev-env|dev-shell`` (``make dev-shell``: run your own DAG files on the stack; see
+:mod:`airflow_synth.local.devshell`).
 Imports no Airflow, so it serves tests and scripts alike.
 """
 
