@@ -163,11 +163,21 @@ def dag_reader(request: Request, user: Annotated[Any, Depends(get_user)]) -> cat
 
     def allowed(dag_id: str | None) -> bool:
         if dag_id not in seen:
-            try:
-                requires_access_dag(method="GET", param_dag_id=dag_id)(request, user)
-                seen[dag_id] = True
-            except HTTPException:
-                seen[dag_id] = False
+            if dag_id is None:
+                # what requires_access_dag asks when no DAG is named (access to all DAGs);
+                # called directly, since without a DAG id it would read one from the query
+                # string (``?dag_id=``), which the user chooses
+                from airflow.api_fastapi.app import get_auth_manager
+
+                seen[None] = get_auth_manager().is_authorized_dag(
+                    method="GET", user=user, details=None
+                )
+            else:
+                try:
+                    requires_access_dag(method="GET", param_dag_id=dag_id)(request, user)
+                    seen[dag_id] = True
+                except HTTPException:
+                    seen[dag_id] = False
         return seen[dag_id]
 
     return allowed

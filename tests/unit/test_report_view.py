@@ -290,3 +290,33 @@ def test_a_slow_s3_read_does_not_stall_other_requests(open_app, monkeypatch) -> 
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_query_string_dag_id_does_not_unlock_datasets_that_name_no_dag(monkeypatch) -> None:
+    """A manifest that records no DAG needs access to every DAG. Airflow's DAG check, asked
+    without a DAG id, falls back to ``?dag_id=`` of the request: a user who may read one
+    DAG must not see such a dataset by adding that DAG to the URL."""
+    from airflow.api_fastapi import app as api_app
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.testclient import TestClient
+
+    class OneDagOnly(SimpleAuthManager):
+        def is_authorized_dag(self, *, method, user, access_entity=None, details=None):
+            return getattr(details, "id", None) == "mine"
+
+    objects = {k: v for k, v in bucket_objects().items() if k.startswith("legacy/")}
+    store = DictStore(objects)
+    monkeypatch.setattr(api_app._AuthManagerState, "instance", OneDagOnly())
+    overrides = report_view.app.dependency_overrides
+    overrides[get_user] = lambda: SimpleAuthManagerUser(username="u", role="viewer")
+    overrides[report_view.catalog_store] = lambda: store
+    try:
+        client = TestClient(report_view.app)
+        for query in ("", "?dag_id=mine"):
+            page = client.get(f"/datasets{query}")
+            assert page.status_code == 200 and "legacy" not in page.text, query
+            assert client.get(f"/datasets/legacy/runs/r0/manifest.json{query}").status_code == 404
+    finally:
+        overrides.clear()
