@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from airflow_synth.demo.browse import main as browse_main
 from airflow_synth.demo.browse import split_uri
 from airflow_synth.demo.console import PhaseProgress, TaskStateListener, logs_to_file, phase_name
 from airflow_synth.demo.runner import (
@@ -316,3 +317,10 @@ def test_stop_flag_and_min_quality_parse() -> None:
     args = _parser().parse_args(["--stop", "--min-quality", "0.999"])
     assert args.stop is True and args.min_quality == 0.999
     assert _parser().parse_args([]).stop is False
+
+
+def test_browse_says_how_to_start_the_servers_when_they_are_down(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert browse_main(["--state-dir", str(tmp_path), "s3://synthetic/x/"]) == 2
+    assert "is not running: start it with `make stack-up`" in capsys.readouterr().out
