@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -126,17 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             code = _demo(args, project, stack, progress, say, log_path)
         except Exception as exc:  # the traceback goes to the log; the terminal gets a line
-            logger.exception("make demo failed")
+            traceback.print_exc()  # sys.stderr is the log file here
             say(f"[demo] FAILED: {first_line(exc)}")
             say(f"[demo] the traceback is in {log_path}")
             code = 1
         finally:
-            stopped = args.stop and not args.keep_running
-            if stopped:
+            if args.stop and not args.keep_running:
                 stack.stop()
-        for line in after_lines(
-            stack, DATASET if not args.multitable else MULTITABLE_DATASET, running=not stopped
-        ):
+        running = stack.is_running()  # after a failed start, too: say what is true
+        dataset = MULTITABLE_DATASET if args.multitable else DATASET
+        for line in after_lines(stack, dataset, running=running):
             say(line)
         say(f"[demo] total {time.monotonic() - started:.1f}s; full log: {log_path}")
     return code

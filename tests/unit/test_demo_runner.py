@@ -21,6 +21,7 @@ from airflow_synth.demo.runner import (
     _venv_python,
     after_lines,
     gate_verdict,
+    main,
     multitable_summary,
     summary,
 )
@@ -324,3 +325,35 @@ def test_browse_says_how_to_start_the_servers_when_they_are_down(
 ) -> None:
     assert browse_main(["--state-dir", str(tmp_path), "s3://synthetic/x/"]) == 2
     assert "is not running: start it with `make stack-up`" in capsys.readouterr().out
+
+
+class UnstartableStack:
+    """A stack whose servers cannot start (a port taken, a binary missing)."""
+
+    BUCKET = "synthetic"
+
+    def __init__(self, state_dir: Path | None) -> None:
+        self.state_dir = Path(state_dir)
+
+    def start(self) -> None:
+        raise OSError("S3 server exited with code 1 while starting")
+
+    def is_running(self) -> bool:
+        return False
+
+
+def test_a_failed_step_prints_one_clear_line_and_exits_non_zero(
+    monkeypatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import airflow_synth.local
+
+    monkeypatch.setattr(airflow_synth.local, "LocalStack", UnstartableStack)
+    code = main(["--state-dir", str(tmp_path)])
+    out, err = capfd.readouterr()
+    (log_path,) = (tmp_path / "demo" / "logs").glob("*.log")
+
+    assert code == 1
+    assert "FAILED after 0.0s: OSError: S3 server exited with code 1" in out
+    assert f"[demo] the traceback is in {log_path}" in out
+    assert "start them again: " in out and "still running" not in out
+    assert "Traceback" not in out + err and "Traceback" in log_path.read_text()
