@@ -109,6 +109,10 @@ def load_dag(dag_file: Path, dag_id: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``make demo``; the exit code (1 when a step or the DAG run failed, 130 on Ctrl-C).
+
+    Everything but the ``[demo]`` lines and the summary goes to the log file, from before
+    Airflow is imported, so its handlers are set up on the file."""
     args = _parser().parse_args(argv)
     from airflow_synth.demo.environment import project_dir
     from airflow_synth.local import LocalStack
@@ -131,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"[demo] FAILED: {first_line(exc)}")
             say(f"[demo] the traceback is in {log_path}")
             code = 1
+        except KeyboardInterrupt:
+            say("[demo] interrupted")
+            code = 130
         finally:
             if args.stop and not args.keep_running:
                 stack.stop()
