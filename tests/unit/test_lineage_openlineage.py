@@ -224,3 +224,28 @@ def test_without_the_provider_nothing_breaks(monkeypatch) -> None:
     task = extract_module.ESLExtractOperator(task_id="x", sql_file="q.sql", dataset="ds")
     task._lineage = {"inputs": [{"namespace": "n", "name": "t"}]}
     assert task.get_openlineage_facets_on_complete(None) is None
+
+
+def test_a_sets_reads_catalog_tables_by_name_sql_files_by_query(tmp_path) -> None:
+    from airflow_synth.operators.multitable import MultiTableExtractOperator, _planned_read
+
+    sql = tmp_path / "features.sql"
+    sql.write_text("SELECT u.id FROM crm.users u JOIN orders o ON o.user_id = u.id")
+    task = MultiTableExtractOperator(
+        task_id="x", dataset="ds", tables={"users": None, "features": str(sql)}, schema="crm"
+    )
+    assert task._read_of("users", {"rows": 3, "columns": [["id", "int4"]]}) == {
+        "table": "users",
+        "schema": "crm",
+        "rows": 3,
+        "columns": [["id", "int4"]],
+    }
+    read = task._read_of("features", {"source": str(sql), "rows": 2})
+    assert extract_lineage(SOURCE, [read], "ds")["inputs"] == [
+        {"namespace": SOURCE["namespace"], "name": "shop.crm.users", "rows": None},
+        {"namespace": SOURCE["namespace"], "name": "shop.public.orders", "rows": None},
+    ]
+    planned = {"schema": "crm", "source": {"name": "users", "query": "x", "catalog": True}}
+    assert _planned_read(planned, 4)["table"] == "users"
+    planned = {"schema": "crm", "source": {"name": "f", "query": "SELECT 1 FROM t"}}
+    assert _planned_read(planned, 4) == {"query": "SELECT 1 FROM t", "rows": 4, "columns": None}
