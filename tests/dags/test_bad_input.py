@@ -192,6 +192,17 @@ def test_report_view_serves_the_quarantined_report_to_allowed_users_only(
     assert allowed.text == stored
     assert refused.status_code == 403
 
+    # the Synthetic datasets page lists the refused run (read from the real bucket), by DAG
+    from airflow_synth.ui import catalog
+
+    store = report_view.S3Catalog("synth_s3", BUCKET)
+    rows = catalog.run_history(store, "bad_quality_gate", lambda dag_id: True)
+    run = safe_key_part(dag_run.run_id)
+    (row,) = [r for r in rows if r.run == run]
+    assert (row.status, row.dag_id, row.has_report) == ("failed", dag_run.dag_id, True)
+    assert "quality_score" in [g.metric for g in row.gates if g.outcome == "fail"]
+    assert catalog.run_history(store, "bad_quality_gate", lambda dag_id: False) == []
+
 
 @pytest.fixture(scope="module")
 def gate_dags(seeded_source, dags_folder: Path):
