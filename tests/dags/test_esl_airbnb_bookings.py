@@ -132,7 +132,16 @@ def test_manifest_is_complete_and_latest_points_at_it(bookings_run, s3_client) -
     model_info = s3_json(s3_client, published_key(manifest, "model.json"))
     assert model_info["versions"]["sdv"] == manifest["versions"]["sdv"]
     assert manifest["synthesis"]["model_uri"] == layout.uri(attempt.model_key)
-    assert {f["name"] for f in manifest["model"]["files"]} == {"model.pkl", "model.json"}
+    # the model, its record for the next run's reuse decision and the reusable table model
+    assert {f["name"] for f in manifest["model"]["files"]} == {
+        "model.pkl",
+        "model.json",
+        "fingerprint.json",
+        "table_model.pkl",
+    }
+    # an on-demand run trains: reuse is the nightly DAG's
+    assert manifest["synthesis"]["model_reuse"]["decision"] == "retrained"
+    assert manifest["synthesis"]["model_reuse"]["reason"] == "retrained: reuse_model is off"
 
 
 def test_csv_copy_matches_the_parquet(bookings_run, s3_client) -> None:
@@ -171,7 +180,12 @@ def test_tasks_hand_rows_on_through_the_private_staging_bucket(bookings_run) -> 
     assert synthesis["synthetic_uri"].startswith(prefix)
     assert all(uri.startswith(prefix) for uri in synthesis["report_uris"].values())
     # the model waits for the publish step in private staging too, never in the bucket
-    assert set(synthesis["model_files"]) == {"model.pkl", "model.json"}
+    assert set(synthesis["model_files"]) == {
+        "model.pkl",
+        "model.json",
+        "fingerprint.json",
+        "table_model.pkl",
+    }
     assert all(uri.startswith(prefix) for uri in synthesis["model_files"].values())
     assert "file://" not in json.dumps([extract, synthesis])
 
