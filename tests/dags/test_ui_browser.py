@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,8 +44,9 @@ DATASET = "airbnb_bookings"
 BUCKET = "synthetic"
 LOAD_TASK = "esl.load"
 USERS = {"admin": "admin", NO_XCOM_USER: "viewer", STRANGER_USER: "viewer"}
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+#: Debian's chromium + chromium-driver (``make prereqs`` installs them), else from PATH
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def artifacts_dir() -> Path:
@@ -148,8 +150,17 @@ def report_path(dag_run: Any) -> str:
     )
 
 
-def test_browser_access_is_airflows_dag_and_xcom_check(api_server: str, published_run) -> None:
+def test_browser_access_is_airflows_dag_and_xcom_check(
+    api_server: str, published_run, s3_client
+) -> None:
     base = api_server
+    # the manifest names the DAG run and task that published it: the page's access check
+    manifest = run_manifest(s3_client, BUCKET, DATASET, published_run.run_id)
+    assert manifest["source"]["airflow"] == {
+        "dag_id": DAG_ID,
+        "run_id": published_run.run_id,
+        "task_id": LOAD_TASK,
+    }
     path = report_path(published_run)
     assert get(base, path, None).status_code == 401
     assert get(base, path, "admin").status_code == 200
