@@ -11,6 +11,7 @@ runs four times under ``dag.test()`` on the session's real PostgreSQL and S3 ser
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -121,6 +122,19 @@ def test_the_second_night_reuses_the_model_without_fitting(nights, s3_client) ->
     assert again["trained_at"] == first["trained_at"]
     assert again["trained_run"] == nights[0]["run"] and again["reused_by"] == [nights[1]["run"]]
     assert _model_file(s3_client, nights[1], "table_model.pkl")
+
+
+def test_the_reports_say_whether_the_model_was_reused(nights, s3_client) -> None:
+    """report.html's header names the decision: a reader must see the model did not learn
+    from this night's rows."""
+    import html
+
+    def report(night: dict[str, Any]) -> str:
+        page = _model_file(s3_client, night, "report.html").decode()
+        return html.unescape(re.sub(r"<[^>]+>", "", page))  # the text a reader sees
+
+    assert f"Model: reused from run {nights[0]['run']} (reused model of run" in report(nights[1])
+    assert "Model: retrained (retrained: no earlier model)" in report(nights[0])
 
 
 def test_a_model_older_than_the_limit_is_retrained(nights) -> None:

@@ -493,6 +493,7 @@ def finish_shards(
         "shards": len(samples),
         "training_rows": len(fit.train),
         "holdout_rows": len(fit.holdout),
+        "model_reuse": fit.reuse,  # the report's header says reused/retrained and why
     }
     assessment = judge.assess(
         synthetic,
