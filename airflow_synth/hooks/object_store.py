@@ -16,6 +16,7 @@ settings (a missing bucket, refused credentials: :class:`ConnectionConfigError`)
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterable
 from datetime import datetime
@@ -83,20 +84,36 @@ class S3ObjectStore:
             raise s3_failure(self.aws_conn_id, self.bucket, exc) from exc
 
     def put_file(self, path: Path, key: str) -> None:
-        self._put(self.hook.load_file, str(path), key)
+        self._put(str(path), key)
 
     def put_bytes(self, data: bytes, key: str) -> None:
-        self._put(self.hook.load_bytes, data, key)
+        self._put(data, key)
 
-    def _put(self, load: Any, body: Any, key: str) -> None:
-        """Upload (multipart for big files: memory stays bounded), encrypted if asked."""
-        if not self.encrypt:
-            load(body, key=key, bucket_name=self.bucket, replace=True)
-            return
+    def _put(self, body: str | bytes, key: str, *, encrypt: bool | None = None) -> None:
+        """Upload a file (by path: multipart for big files, memory stays bounded) or bytes,
+        encrypted if asked.
+
+        Through the boto3 client of ``S3Hook`` (its connection, endpoint, retries, extra
+        args and transfer config), not ``S3Hook.load_file``: those report every object they
+        write to OpenLineage's hook-level lineage, and most of what we write is private
+        staging (real rows in flight) or a task's scratch file, never a dataset a lineage
+        backend should name. The operators report the real inputs and outputs themselves.
+        """
+        encrypt = self.encrypt if encrypt is None else encrypt
+        extra_args = dict(self.hook.extra_args)
+        if encrypt:
+            extra_args["ServerSideEncryption"] = "AES256"
+        client = self.hook.get_conn()
+        config = self.hook.transfer_config
         try:
-            load(body, key=key, bucket_name=self.bucket, replace=True, encrypt=True)
+            if isinstance(body, bytes):
+                client.upload_fileobj(
+                    io.BytesIO(body), self.bucket, key, ExtraArgs=extra_args, Config=config
+                )
+            else:
+                client.upload_file(body, self.bucket, key, ExtraArgs=extra_args, Config=config)
         except Exception as exc:
-            if _error_code(exc) not in _NO_SSE:
+            if not encrypt or _error_code(exc) not in _NO_SSE:
                 raise
             log.warning(
                 "Bucket %s does not support server-side encryption (%s): uploading without it. "
@@ -105,7 +122,7 @@ class S3ObjectStore:
                 _error_code(exc),
             )
             self.encrypt = False
-            load(body, key=key, bucket_name=self.bucket, replace=True)
+            self._put(body, key, encrypt=False)
 
     def get_bytes(self, key: str) -> bytes | None:
         client = self.hook.get_conn()

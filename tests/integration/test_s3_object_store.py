@@ -24,6 +24,7 @@ import pytest
 from botocore.client import BaseClient
 
 from airflow_synth.core.assess.checks import CheckSettings
+from airflow_synth.core.engine.reuse import RECORD_FILE, TABLE_MODEL_FILE
 from airflow_synth.core.engine.synthesizers import resolve_synthesizer
 from airflow_synth.core.errors import (
     ConnectionConfigError,
@@ -397,8 +398,16 @@ def test_synth_hook_loads_the_model_published_with_the_run(good_conn, dataset, s
     )
     attempt = layout.for_attempt(published["attempt"])
     assert published["model_uri"] == f"s3://{BUCKET}/{attempt.model_key}"
+    model_folder = attempt.model_key.rsplit("/", 1)[0]
     assert keys_under(s3_client, f"_models/{dataset}/") == sorted(
-        [attempt.model_key, attempt.model_info_key]
+        [
+            attempt.model_key,
+            attempt.model_info_key,
+            # what a later run needs to reuse the model (nightly reuse): its record, and
+            # the table model with its rules
+            f"{model_folder}/{RECORD_FILE}",
+            f"{model_folder}/{TABLE_MODEL_FILE}",
+        ]
     )
     info = json.loads(
         s3_client.get_object(Bucket=BUCKET, Key=attempt.model_info_key)["Body"].read()
