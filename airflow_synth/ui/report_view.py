@@ -156,34 +156,49 @@ def catalog_store() -> S3Catalog:
 StoreDep = Annotated[S3Catalog, Depends(catalog_store)]
 
 
-def dag_reader(request: Request, user: Annotated[Any, Depends(get_user)]) -> catalog.Allowed:
-    """``allowed(dag_id)``: Airflow's own "may read this DAG" check for this user (None: a
-    manifest that names no DAG, which needs access to every DAG). Cached per request."""
-    seen: dict[str | None, bool] = {}
+def _may_read(request: Request, user: Any, dag_id: str | None, entity: Any) -> bool:
+    """Airflow's own check: may ``user`` read DAG ``dag_id`` (its ``entity``: XComs, task
+    instances; None = the DAG itself). ``dag_id`` None (a manifest that names no DAG) needs
+    access to every DAG, asked of the auth manager directly: requires_access_dag without a
+    DAG id would read one from the query string (``?dag_id=``), which the user chooses."""
+    if dag_id is None:
+        from airflow.api_fastapi.app import get_auth_manager
 
-    def allowed(dag_id: str | None) -> bool:
-        if dag_id not in seen:
-            if dag_id is None:
-                # what requires_access_dag asks when no DAG is named (access to all DAGs);
-                # called directly, since without a DAG id it would read one from the query
-                # string (``?dag_id=``), which the user chooses
-                from airflow.api_fastapi.app import get_auth_manager
+        return get_auth_manager().is_authorized_dag(
+            method="GET", access_entity=entity, user=user, details=None
+        )
+    try:
+        requires_access_dag(method="GET", access_entity=entity, param_dag_id=dag_id)(request, user)
+    except HTTPException:
+        return False
+    return True
 
-                seen[None] = get_auth_manager().is_authorized_dag(
-                    method="GET", user=user, details=None
-                )
-            else:
-                try:
-                    requires_access_dag(method="GET", param_dag_id=dag_id)(request, user)
-                    seen[dag_id] = True
-                except HTTPException:
-                    seen[dag_id] = False
-        return seen[dag_id]
 
-    return allowed
+def _dag_access(*entities: Any) -> Any:
+    """A dependency giving ``allowed(dag_id)``: all of ``entities`` of that DAG readable by
+    this user (cached per request)."""
 
+    def dependency(request: Request, user: Annotated[Any, Depends(get_user)]) -> catalog.Allowed:
+        seen: dict[str | None, bool] = {}
+
+        def allowed(dag_id: str | None) -> bool:
+            if dag_id not in seen:
+                seen[dag_id] = all(_may_read(request, user, dag_id, e) for e in entities)
+            return seen[dag_id]
+
+        return allowed
+
+    return dependency
+
+
+#: The datasets page, histories, manifests: readers of the DAG that produced the dataset.
+dag_reader = _dag_access(None)
+#: A report through the page: what /synth/report asks (the DAG's XComs and task instances),
+#: so the page is no way around that check.
+report_reader = _dag_access(None, DagAccessEntity.XCOM, DagAccessEntity.TASK_INSTANCE)
 
 AllowedDep = Annotated[catalog.Allowed, Depends(dag_reader)]
+ReportAllowedDep = Annotated[catalog.Allowed, Depends(report_reader)]
 
 
 def _base(request: Request) -> str:
@@ -233,7 +248,7 @@ def _report(store: S3Catalog, key: str | None) -> HTMLResponse:
 
 
 @app.get("/datasets/{dataset}/runs/{run}/report", response_class=HTMLResponse)
-def run_report(dataset: str, run: str, store: StoreDep, allowed: AllowedDep) -> HTMLResponse:
+def run_report(dataset: str, run: str, store: StoreDep, allowed: ReportAllowedDep) -> HTMLResponse:
     """A published run's report.html, as its manifest names it."""
     _check_names(dataset, run)
     manifest = catalog.run_manifest(store, dataset, run)
@@ -253,7 +268,9 @@ def run_manifest(dataset: str, run: str, store: StoreDep, allowed: AllowedDep) -
 
 
 @app.get("/datasets/{dataset}/failed/{run}/report", response_class=HTMLResponse)
-def failed_report(dataset: str, run: str, store: StoreDep, allowed: AllowedDep) -> HTMLResponse:
+def failed_report(
+    dataset: str, run: str, store: StoreDep, allowed: ReportAllowedDep
+) -> HTMLResponse:
     """The report of a run a gate refused (``_failed/<run>/``)."""
     _check_names(dataset, run)
     index = catalog.failed_index(store, dataset, run)

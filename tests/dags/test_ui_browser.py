@@ -167,6 +167,12 @@ def test_browser_access_is_airflows_dag_and_xcom_check(
     # may read the DAG, not its XComs: the report (found through the XCom) is refused
     assert get(base, f"/api/v2/dags/{DAG_ID}", NO_XCOM_USER).status_code == 200
     assert get(base, path, NO_XCOM_USER).status_code == 403
+    # ... also through the datasets page, which still lists the run and its manifest to them
+    page_run = f"/synth/datasets/{DATASET}/runs/{manifest['run']}"
+    assert get(base, f"{page_run}/report", "admin").status_code == 200
+    assert get(base, f"{page_run}/report", NO_XCOM_USER).status_code == 404
+    assert get(base, f"{page_run}/manifest.json", NO_XCOM_USER).status_code == 200
+    assert f">{DATASET}</a>" in get(base, "/synth/datasets", NO_XCOM_USER).text
     # the datasets page shows a dataset only to readers of the DAG that produced it
     assert f">{DATASET}</a>" in get(base, "/synth/datasets", "admin").text
     hidden = get(base, "/synth/datasets", STRANGER_USER)

@@ -196,6 +196,7 @@ def open_app() -> Iterator[Any]:
     overrides[report_view.READ_TASK_INSTANCE] = lambda: None
     overrides[report_view.catalog_store] = lambda: store
     overrides[report_view.dag_reader] = lambda: only("esl_bookings")
+    overrides[report_view.report_reader] = lambda: only("esl_bookings")
     try:
         yield store
     finally:
