@@ -180,3 +180,19 @@ def test_a_long_tailed_count_is_learned_on_a_log_scale_without_spikes() -> None:
     low = frame["secs"].min()
     below = codec.decode(encoded.assign(secs=-3.0))["secs"]
     assert (below >= low).all() and (below == low).mean() < 0.9
+
+
+def test_redrawing_an_integer_column_beyond_its_range_warns_nothing() -> None:
+    """A sampled integer column with draws beyond the real range is redrawn from the real
+    tail without pandas' "incompatible dtype" FutureWarning, whose message printed the
+    drawn values into the task log (and which a future pandas raises)."""
+    import warnings
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"age": rng.integers(18, 90, 2_000).astype("int64")})
+    codec = ProfileCodec(profile_columns(frame), frame, seed=3, states=False)
+    sampled = pd.Series(np.r_[rng.integers(18, 90, 50), [5, 7, 120, 140]].astype("int64"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        redrawn = codec._into_range("age", sampled, 18, 89)
+    assert redrawn.between(18, 89).all() and len(redrawn) == len(sampled)

@@ -118,7 +118,11 @@ class ProfileCodec:
         below, above = values < float(low) - slack, values > float(high) + slack
         if grid is None or not (below.any() or above.any()):
             return values.clip(lower=low, upper=high)
-        out = values.copy()
+        # a redrawn value is fractional until decode makes it whole: widen a NumPy integer
+        # column first (what the assignment did implicitly, with a FutureWarning that
+        # printed the drawn values into the task log)
+        widen = isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu"
+        out = values.astype(float) if widen else values.copy()
         tail = max(2, len(grid) // 20)
         for mask, part in ((below, grid[:tail]), (above, grid[-tail:])):
             n = int(mask.sum())
