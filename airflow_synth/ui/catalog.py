@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from airflow_synth.core.engine.reuse import decision_text
 from airflow_synth.core.publish.layout import FAILED_DIR, LATEST_FILE, MANIFEST_FILE
 
 FAILED_INDEX = "failed.json"
@@ -169,7 +170,7 @@ def run_from_manifest(manifest: Mapping[str, Any], *, latest: bool = False) -> R
         dcr_share=_number(scores.get("dcr_share")),
         gates=_gates(synthesis.get("gates")),
         model_decision=str(reuse["decision"]) if reuse.get("decision") else None,
-        model_reason=str(reuse["reason"]) if reuse.get("reason") else None,
+        model_reason=decision_text(reuse),
         dag_id=producer.get("dag_id"),
         has_report=bool(manifest.get("reports") or {}),
         synthesizer=str(synthesizer) if synthesizer else None,
@@ -315,8 +316,8 @@ def _gates_html(gates: Iterable[Gate]) -> str:
 def _model_html(row: RunRow) -> str:
     if not row.model_decision:
         return '<span class="muted">–</span>'
-    reason = f"<br><span class=muted>{_e(row.model_reason)}</span>" if row.model_reason else ""
-    return f"{_e(row.model_decision)}{reason}"
+    # the line names the decision itself ("reused from run X (...)", "retrained: ...")
+    return _e(row.model_reason or row.model_decision)
 
 
 def _links_html(row: RunRow, base: str) -> str:

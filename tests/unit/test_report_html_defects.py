@@ -378,7 +378,7 @@ def test_header_says_whether_the_model_was_reused(
 
     reused = {
         "decision": "reused",
-        "reason": "drift 0.031 <= 0.1, age 22.0 h",
+        "reason": "reused model of run scheduled__2026-12-04 (age 22.0 h, drift 0.031 <= 0.1)",
         "model_run": "scheduled__2026-12-04",
         "model_age_hours": 22.0,
         "drift": 0.031,
@@ -386,17 +386,17 @@ def test_header_says_whether_the_model_was_reused(
         "max_model_age_hours": 168.0,
     }
     assert (
-        "Model: reused from run scheduled__2026-12-04 (drift 0.031 <= 0.1, age 22.0 h)"
+        "Model: reused from run scheduled__2026-12-04 (age 22.0 h, drift 0.031 <= 0.1)"
         in header(settings={}, model_reuse=reused)
     )
     retrained = {
         **reused,
         "decision": "retrained",
-        "reason": "drift 0.24 > 0.1 on age",
+        "reason": "retrained: drift 0.240 > 0.1 on column age",
         "model_run": None,
     }
     # from the settings (the manifest's synthesis summary) when not passed on its own
-    assert "Model: retrained (drift 0.24 > 0.1 on age)" in header(
+    assert "Model: retrained: drift 0.240 > 0.1 on column age" in header(
         settings={"model_reuse": retrained}
     )
     assert "Model:" not in header(settings={})

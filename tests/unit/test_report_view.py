@@ -87,7 +87,11 @@ def bucket_objects() -> dict[str, Any]:
             "r2",
             2,
             "esl_bookings",
-            model_reuse={"decision": "reused", "reason": "no drift", "model_run": "r1"},
+            model_reuse={
+                "decision": "reused",
+                "reason": "reused model of run r1 (age 3.0 h, drift 0.010 <= 0.1)",
+                "model_run": "r1",
+            },
         ),
         "bookings/r2/attempt-x/report.html": "<html>report</html>",
         "bookings/latest.json": {"dataset": "bookings", "run": "r2"},
@@ -128,7 +132,11 @@ def test_the_catalog_lists_datasets_with_their_latest_run_to_allowed_users() -> 
         ("dcr_share", "pass"),
         ("dependence_preservation", "waived"),
     ]
-    assert (row.model_decision, row.model_reason) == ("reused", "no drift")
+    # the decision said once: "reused from run r1 (...)", not "reused / reused model of ..."
+    assert (row.model_decision, row.model_reason) == (
+        "reused",
+        "reused from run r1 (age 3.0 h, drift 0.010 <= 0.1)",
+    )
     assert entries[0].failed_runs == 1
 
     # a manifest that names no DAG: only for whoever may read every DAG (callback gets None)

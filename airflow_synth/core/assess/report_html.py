@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_synth.core.assess.fidelity import filter_counts, subsample
+from airflow_synth.core.engine.reuse import decision_text
 
 KINDS = ("numerical", "categorical", "datetime", "boolean", "id", "pii")
 #: categories held by fewer real rows than this are never named on the page
@@ -517,22 +518,15 @@ def _header(
 
 
 def _model_line(reuse: Mapping[str, Any] | None) -> str:
-    """ "Model: reused from run X (reason)" / "Model: retrained (reason)", or nothing.
+    """ "Model: reused from run X (age, drift)" / "Model: retrained: <why>", or nothing.
 
     A nightly run may reuse the model of an earlier run when its training data has barely
     changed; a reader of the report must see that the model did not learn from this run's
     rows, and why.
     """
-    if not reuse or not reuse.get("decision"):
+    text = decision_text(reuse)
+    if not text:
         return ""
-    decision, reason = str(reuse["decision"]), reuse.get("reason")
-    if decision == "reused":
-        source = reuse.get("model_run")
-        text = f"reused from run {source}" if source else "reused from an earlier run"
-    else:
-        text = decision
-    if reason:
-        text += f" ({reason})"
     return f'<p class="model"><b>Model:</b> {_e(text)}</p>'
 
 

@@ -280,6 +280,25 @@ def decide(
     )
 
 
+def decision_text(reuse: Mapping[str, Any] | None) -> str | None:
+    """One line for people: "reused from run X (age 22.0 h, drift 0.031 <= 0.1)" or
+    "retrained: drift 0.240 > 0.1 on nights"; None without a decision.
+
+    The manifest's ``reason`` already starts with the decision (it is read alone in logs),
+    so a display that shows decision and reason side by side said it twice.
+    """
+    if not reuse or not reuse.get("decision"):
+        return None
+    decision, reason = str(reuse["decision"]), str(reuse.get("reason") or "")
+    if decision == REUSED:
+        source = reuse.get("model_run")
+        prefix = f"reused model of run {source} "
+        detail = reason.removeprefix(prefix) if source and reason.startswith(prefix) else ""
+        head = f"reused from run {source}" if source else "reused from an earlier run"
+        return f"{head} {detail}".strip() if detail else (reason or head)
+    return reason if reason.startswith(f"{decision}: ") else f"{decision}: {reason}".rstrip(": ")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
